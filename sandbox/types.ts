@@ -1,0 +1,74 @@
+/**
+ * One interface for running one action hermetically. A backend stages the
+ * action's declared inputs (by digest, from the CAS) into a fresh folder, runs
+ * the command there, and stores the declared outputs back into the CAS.
+ *
+ * A backend decides nothing about where an action runs; it only runs it.
+ */
+import { BldrError, ExitCode } from '../src/errors.js'
+import type { Capabilities } from '../src/graph/action.js'
+import type { Digest } from '../src/cas/hasher.js'
+import type { OutputRecord } from '../src/cas/action-cache.js'
+
+export type SandboxName = 'local' | 'bwrap' | 'docker'
+
+export interface SandboxInput {
+  /** Project-relative path where the action sees the file. */
+  path: string
+  digest: Digest
+  executable: boolean
+}
+
+export interface SandboxSpec {
+  actionId: string
+  argv: readonly string[]
+  env: Readonly<Record<string, string>>
+  inputs: readonly SandboxInput[]
+  /** Project-relative paths the action must create. Their folders exist when it starts. */
+  outputs: readonly string[]
+  timeoutMs: number
+  capabilities: Readonly<Capabilities>
+}
+
+export interface SandboxResult {
+  /** The exit code; null when the process was ended by a signal. */
+  exitCode: number | null
+  /** The signal that ended the process, e.g. `SIGKILL`. */
+  signal: NodeJS.Signals | null
+  /** Killed because it ran past `timeoutMs`. */
+  timedOut: boolean
+  stdout: Buffer
+  stderr: Buffer
+  /** Declared outputs found after a zero exit, stored in the CAS. Empty otherwise. */
+  outputs: OutputRecord[]
+  /** Declared outputs the action did not create (after a zero exit). */
+  missingOutputs: string[]
+  /** Wall time of the command itself, excluding staging. */
+  durationMs: number
+}
+
+/**
+ * The sandbox itself failed (could not stage inputs, could not start), as
+ * opposed to the action failing. An infrastructure failure: may be retried.
+ */
+export class SandboxError extends BldrError {
+  override readonly name = 'SandboxError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly sandbox: SandboxName,
+    readonly actionId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`sandbox ${sandbox} could not run ${actionId}: ${reason}`, options)
+  }
+}
+
+export interface Sandbox {
+  readonly name: SandboxName
+  /** One line for the user about what this backend isolates, or does not. */
+  readonly isolationNote: string
+  run(spec: SandboxSpec, opts?: { signal?: AbortSignal }): Promise<SandboxResult>
+  /** Release what the backend holds (containers, folders). */
+  close(): Promise<void>
+}

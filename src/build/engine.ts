@@ -1,0 +1,301 @@
+/**
+ * The build engine: walks the action graph from its ready set, and for each
+ * action either restores it from the action cache or runs it through an
+ * executor, then releases its dependants.
+ *
+ * Design notes.
+ * - Keys are computed when an action becomes ready, because a generated input's
+ *   digest is known only once its producer has finished (or been restored).
+ * - Cache checks are I/O only and run with their own, wider limit, so a warm
+ *   build is bound by the disk, not by `-j`; `-j` bounds executions.
+ * - A failed action stops its dependants (recorded as skipped). Without
+ *   keep-going, nothing new starts after the first failure; what runs finishes.
+ * - Outputs reach the project folder from the CAS (verified), written
+ *   atomically, and only when they differ, so an unchanged output keeps its
+ *   mtime (which tools like make rely on).
+ * - The executor is an interface: the local one runs the sandbox on this
+ *   machine; the mesh supplies another. The engine does not know which.
+ */
+import { lstat } from 'node:fs/promises'
+import { join } from 'node:path'
+import pLimit from 'p-limit'
+import type { Logger } from 'pino'
+import { computeActionKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
+import { isErrnoException } from '../cas/fs-util.js'
+import type { Digest } from '../cas/hasher.js'
+import type { CasStore } from '../cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import type { Action } from '../graph/action.js'
+import type { BuildGraph } from '../graph/dag.js'
+import type { SandboxResult } from '../../sandbox/types.js'
+
+/** Runs one action whose inputs are in the CAS; returns what happened. */
+export interface Executor {
+  readonly sandboxName: string
+  /** Most actions it runs at once. */
+  readonly slots: number
+  execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal }): Promise<SandboxResult>
+}
+
+export type ActionStatus = 'executed' | 'cached' | 'failed' | 'skipped' | 'not-started'
+
+export type BuildEvent =
+  | { type: 'build-start'; total: number }
+  | { type: 'action-start'; action: Action; running: number }
+  | { type: 'action-done'; action: Action; status: 'executed' | 'cached'; durationMs: number; result?: SandboxResult }
+  | { type: 'action-failed'; action: Action; failure: ActionFailure }
+  | { type: 'action-skipped'; action: Action; because: string }
+
+export interface ActionFailure {
+  /** One line: `exit 1`, `timed out after 600 s`, `missing output x.o`, `sandbox error: …`. */
+  reason: string
+  /** The command and its output, when it ran. */
+  argv: readonly string[]
+  stderr?: Buffer
+  stdout?: Buffer
+  exitCode?: number | null
+}
+
+export interface BuildOptions {
+  graph: BuildGraph
+  /** Action ids the user asked for; their whole closure is built. */
+  roots: Iterable<string>
+  /** Project root: sources are read from here and outputs written here. */
+  root: string
+  cas: CasStore
+  actionCache: ActionCache
+  executor: Executor
+  platform: string
+  keepGoing?: boolean
+  signal?: AbortSignal
+  onEvent?: (e: BuildEvent) => void
+  log?: Logger
+}
+
+export interface BuildSummary {
+  ok: boolean
+  total: number
+  executed: number
+  cached: number
+  failed: string[]
+  skipped: number
+  notStarted: number
+  wallTimeMs: number
+  criticalPath: { totalMs: number; actions: string[] }
+  actions: Map<string, { status: ActionStatus; durationMs: number; key?: Digest }>
+}
+
+/** I/O-bound cache checks in flight at once. */
+const CACHE_CHECK_CONCURRENCY = 64
+
+export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
+  const started = performance.now()
+  const { graph, cas, actionCache, executor, log } = opts
+  const emit = opts.onEvent ?? (() => {})
+  const ids = graph.closure(opts.roots)
+  const abort = new AbortController()
+  const onOuterAbort = (): void => abort.abort(opts.signal?.reason)
+  opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
+
+  const state = new Map<string, { status: ActionStatus; durationMs: number; key?: Digest }>()
+  for (const id of ids) state.set(id, { status: 'not-started', durationMs: 0 })
+  const waiting = new Map<string, number>()
+  for (const id of ids) waiting.set(id, graph.depsOf(id).filter((d) => ids.has(d)).length)
+
+  /** Digest and mode of every generated file known so far. */
+  const generated = new Map<string, { digest: Digest; executable: boolean }>()
+  /** Source file digests, hashed once per build. */
+  const sources = new Map<string, Promise<{ digest: Digest; executable: boolean }>>()
+  const checkLimit = pLimit(CACHE_CHECK_CONCURRENCY)
+  const execLimit = pLimit(executor.slots)
+  let stopping = false
+  let running = 0
+  const failed: string[] = []
+
+  emit({ type: 'build-start', total: ids.size })
+
+  const sourceDigest = (path: string): Promise<{ digest: Digest; executable: boolean }> => {
+    let p = sources.get(path)
+    if (!p) {
+      p = (async () => {
+        const abs = join(opts.root, path)
+        const st = await lstat(abs)
+        return { digest: await cas.hashFile(abs, st.size), executable: (st.mode & 0o111) !== 0 }
+      })()
+      sources.set(path, p)
+    }
+    return p
+  }
+
+  const inputsOf = async (action: Action): Promise<KeyedInput[]> =>
+    Promise.all(
+      action.inputs.map(async (path) => {
+        const g = graph.producerOf(path) ? generated.get(path) : undefined
+        if (graph.producerOf(path)) {
+          if (!g) throw new Error(`internal: ${action.id} is ready but its input ${path} has no digest`)
+          return { path, ...g }
+        }
+        return { path, ...(await sourceDigest(path)) }
+      }),
+    )
+
+  const finish = (action: Action, status: 'executed' | 'cached', outputs: OutputRecord[], durationMs: number, result?: SandboxResult): void => {
+    for (const o of outputs) generated.set(o.path, { digest: o.digest, executable: o.executable })
+    const s = state.get(action.id)!
+    s.status = status
+    s.durationMs = status === 'executed' ? durationMs : 0
+    emit({ type: 'action-done', action, status, durationMs, ...(result ? { result } : {}) })
+    for (const r of graph.dependantsOf(action.id)) {
+      const n = waiting.get(r)
+      if (n === undefined) continue
+      waiting.set(r, n - 1)
+      if (n === 1) schedule(r)
+    }
+  }
+
+  const fail = (action: Action, failure: ActionFailure): void => {
+    state.get(action.id)!.status = 'failed'
+    failed.push(action.id)
+    emit({ type: 'action-failed', action, failure })
+    if (!opts.keepGoing) stopping = true
+    // Everything downstream can no longer be built.
+    const stack = [...graph.dependantsOf(action.id)]
+    while (stack.length > 0) {
+      const id = stack.pop() as string
+      const s = state.get(id)
+      if (!s || s.status !== 'not-started') continue
+      s.status = 'skipped'
+      emit({ type: 'action-skipped', action: graph.get(id), because: action.id })
+      stack.push(...graph.dependantsOf(id))
+    }
+  }
+
+  /** Restore a cached result: every output blob must be present and verify, else it is a miss. */
+  const restore = async (action: Action, cached: ActionResult): Promise<boolean> => {
+    try {
+      for (const o of cached.outputs) await materializeOutput(cas, opts.root, o)
+      return true
+    } catch (err) {
+      if (err instanceof DigestMismatchError || err instanceof BlobNotFoundError) {
+        log?.warn({ err, action: action.id }, 'cached output unusable; running the action again')
+        if (err instanceof DigestMismatchError) await cas.remove(err.expected)
+        return false
+      }
+      throw err
+    }
+  }
+
+  const execute = async (action: Action, inputs: KeyedInput[], key: Digest): Promise<void> => {
+    if (stopping || abort.signal.aborted) return
+    running++
+    emit({ type: 'action-start', action, running })
+    const t0 = performance.now()
+    let result: SandboxResult
+    try {
+      // Sources enter the CAS only when an action that reads them actually runs.
+      for (const i of inputs) {
+        if (graph.producerOf(i.path) || (await cas.has(i.digest))) continue
+        const ref = await cas.putFile(join(opts.root, i.path))
+        if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+      }
+      result = await executor.execute(action, inputs, { signal: abort.signal })
+    } catch (err) {
+      running--
+      log?.error({ err, action: action.id }, 'action could not run')
+      fail(action, { reason: (err as Error).message, argv: action.argv })
+      return
+    }
+    running--
+    const durationMs = performance.now() - t0
+    if (result.exitCode !== 0 || result.missingOutputs.length > 0) {
+      fail(action, { reason: describeFailure(action, result), argv: action.argv, stderr: result.stderr, stdout: result.stdout, exitCode: result.exitCode })
+      return
+    }
+    const [stdout, stderr] = await Promise.all([cas.putBytes(result.stdout), cas.putBytes(result.stderr)])
+    await actionCache.put(key, { v: 1, exitCode: 0, outputs: result.outputs, stdout, stderr, durationMs: result.durationMs, sandbox: executor.sandboxName })
+    for (const o of result.outputs) await materializeOutput(cas, opts.root, o)
+    state.get(action.id)!.key = key
+    finish(action, 'executed', result.outputs, durationMs, result)
+  }
+
+  const process1 = async (id: string): Promise<void> => {
+    if (stopping || abort.signal.aborted) return
+    const action = graph.get(id)
+    const inputs = await inputsOf(action)
+    const key = computeActionKey(cas.hasher, {
+      argv: action.argv,
+      env: action.env,
+      inputs,
+      outputs: action.outputs,
+      sandbox: executor.sandboxName,
+      platform: opts.platform,
+    })
+    state.get(id)!.key = key
+    const cached = await actionCache.get(key)
+    if (cached && (await restore(action, cached))) {
+      finish(action, 'cached', cached.outputs, 0)
+      return
+    }
+    await execLimit(() => execute(action, inputs, key))
+  }
+
+  const inFlight = new Set<Promise<void>>()
+  let firstError: unknown
+  function schedule(id: string): void {
+    const p = checkLimit(() => process1(id))
+      .catch((err: unknown) => {
+        // Anything unexpected in the engine itself: fail this action and stop.
+        firstError ??= err
+        const action = graph.get(id)
+        if (state.get(id)?.status === 'not-started') fail(action, { reason: `internal error: ${(err as Error).message}`, argv: action.argv })
+        stopping = true
+      })
+      .finally(() => inFlight.delete(p))
+    inFlight.add(p)
+  }
+
+  for (const id of ids) if (waiting.get(id) === 0) schedule(id)
+  while (inFlight.size > 0) await Promise.race(inFlight)
+  opts.signal?.removeEventListener('abort', onOuterAbort)
+  if (firstError) log?.error({ err: firstError }, 'build engine error')
+
+  const counts = { executed: 0, cached: 0, skipped: 0, notStarted: 0 }
+  for (const s of state.values()) {
+    if (s.status === 'executed') counts.executed++
+    else if (s.status === 'cached') counts.cached++
+    else if (s.status === 'skipped') counts.skipped++
+    else if (s.status === 'not-started') counts.notStarted++
+  }
+  return {
+    ok: failed.length === 0 && counts.notStarted === 0 && counts.skipped === 0,
+    total: ids.size,
+    ...counts,
+    failed,
+    wallTimeMs: performance.now() - started,
+    criticalPath: graph.criticalPath(ids, (id) => state.get(id)?.durationMs ?? 0),
+    actions: state,
+  }
+}
+
+function describeFailure(action: Action, r: SandboxResult): string {
+  if (r.timedOut) return `timed out after ${(action.timeoutMs / 1000).toFixed(1)} s`
+  if (r.exitCode === null) return `killed by ${r.signal ?? 'a signal'}`
+  if (r.exitCode !== 0) return `exit ${r.exitCode}`
+  return `did not create declared output${r.missingOutputs.length > 1 ? 's' : ''} ${r.missingOutputs.join(', ')}`
+}
+
+/**
+ * Put an output into the project folder from the CAS, unless the file there
+ * already has these bytes and this mode (then it is left alone, mtime and all).
+ */
+export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
+  const dest = join(root, o.path)
+  try {
+    const st = await lstat(dest)
+    if (st.isFile() && st.size === o.size && ((st.mode & 0o111) !== 0) === o.executable && (await cas.hashFile(dest, st.size)) === o.digest) return
+    if (st.isDirectory()) throw new Error(`cannot write output ${o.path}: a folder is in the way`)
+  } catch (err) {
+    if (!isErrnoException(err, 'ENOENT')) throw err
+  }
+  await cas.materialize(o.digest, dest, { executable: o.executable })
+}

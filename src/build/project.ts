@@ -1,0 +1,112 @@
+/**
+ * A project on disk: its BUILD file, graph, store and cache, and a local build
+ * of it. The CLI is a thin layer over this; tests use it directly.
+ */
+import { readFile } from 'node:fs/promises'
+import { dirname, join, resolve, relative } from 'node:path'
+import type { Logger } from 'pino'
+import { ActionCache } from '../cas/action-cache.js'
+import { isErrnoException } from '../cas/fs-util.js'
+import { createBlake3Hasher } from '../cas/hasher.js'
+import { openCasStore, type CasStore } from '../cas/store.js'
+import { UsageError } from '../errors.js'
+import { didYouMean, parseBuildFile } from '../graph/build-file.js'
+import type { BuildGraph } from '../graph/dag.js'
+import { loadBuildGraph } from '../graph/load.js'
+import { STATE_DIR } from '../graph/paths.js'
+import { createLocalSandbox } from '../../sandbox/local.js'
+import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
+import { createFsSourceTree } from './fs-source-tree.js'
+import { createSandboxExecutor } from './sandbox-executor.js'
+
+export const DEFAULT_BUILD_FILE = 'BUILD.yaml'
+
+export interface Project {
+  /** Absolute project root: the folder of the BUILD file. */
+  root: string
+  buildFile: string
+  graph: BuildGraph
+  cas: CasStore
+  actionCache: ActionCache
+  /** bldr's state folder, `<root>/.bldr`. */
+  stateDir: string
+}
+
+export interface OpenProjectOptions {
+  /** Folder to start in (`-C`). Default: the current folder. */
+  dir?: string
+  /** BUILD file, relative to `dir` (`-f`). Default: BUILD.yaml. */
+  file?: string
+  log?: Logger
+}
+
+export async function openProject(opts: OpenProjectOptions = {}): Promise<Project> {
+  const dir = resolve(opts.dir ?? '.')
+  const buildFile = resolve(dir, opts.file ?? DEFAULT_BUILD_FILE)
+  let text: string
+  try {
+    text = await readFile(buildFile, 'utf8')
+  } catch (err) {
+    if (isErrnoException(err, 'ENOENT')) {
+      throw new UsageError(`no build file at ${buildFile} (run in a folder with ${DEFAULT_BUILD_FILE}, or pass -C DIR or -f FILE)`)
+    }
+    if (isErrnoException(err, 'EISDIR')) throw new UsageError(`${buildFile} is a folder, not a build file`)
+    throw err
+  }
+  const root = dirname(buildFile)
+  const shownName = relative(process.cwd(), buildFile) || buildFile
+  const spec = parseBuildFile(text, shownName.startsWith('..') ? buildFile : shownName)
+  const graph = await loadBuildGraph(spec, createFsSourceTree(root))
+  const stateDir = join(root, STATE_DIR)
+  const cas = await openCasStore(join(stateDir, 'cas'), await createBlake3Hasher())
+  return { root, buildFile, graph, cas, actionCache: new ActionCache(join(stateDir, 'ac'), opts.log), stateDir }
+}
+
+/** The action ids that make the named targets (all targets when none are named). */
+export function resolveTargets(graph: BuildGraph, names: readonly string[]): string[] {
+  if (names.length === 0) return [...graph.actions.keys()]
+  const roots: string[] = []
+  for (const name of names) {
+    const ids = graph.targets.get(name) ?? (graph.actions.has(name) ? [name] : undefined)
+    if (!ids) {
+      const known = [...graph.targets.keys()]
+      throw new UsageError(`unknown target "${name}"${didYouMean(name, known)}; targets: ${known.sort().join(', ') || '(none)'}`)
+    }
+    roots.push(...ids)
+  }
+  return roots
+}
+
+export interface LocalBuildOptions {
+  targets?: readonly string[]
+  jobs: number
+  keepGoing?: boolean
+  /** Keep scratch folders of failed actions under .bldr/scratch. */
+  keepFailed?: boolean
+  signal?: AbortSignal
+  onEvent?: (e: BuildEvent) => void
+  log?: Logger
+}
+
+export const PLATFORM = `${process.platform}-${process.arch}`
+
+export async function buildLocally(project: Project, opts: LocalBuildOptions): Promise<BuildSummary> {
+  const sandbox = createLocalSandbox({ cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), keepFailed: opts.keepFailed ?? false })
+  try {
+    return await runBuild({
+      graph: project.graph,
+      roots: resolveTargets(project.graph, opts.targets ?? []),
+      root: project.root,
+      cas: project.cas,
+      actionCache: project.actionCache,
+      executor: createSandboxExecutor(sandbox, opts.jobs),
+      platform: PLATFORM,
+      keepGoing: opts.keepGoing ?? false,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    })
+  } finally {
+    await sandbox.close()
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The action cache: action key → the recorded result of running that action.
+ *
+ * The key is the BLAKE3 of a canonical encoding of everything that can change
+ * what the action produces: argv, environment, each input path with its digest
+ * and executable bit, the output paths, and the sandbox and platform it runs on.
+ * The value names every output by digest; the blobs live in the CAS.
+ *
+ * Only successful results are recorded, so a failed action runs again next time.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { z } from 'zod'
+import type { Logger } from 'pino'
+import { writeFileAtomic, isErrnoException } from './fs-util.js'
+import type { Digest, Hasher } from './hasher.js'
+
+const ENCODING_VERSION = 'bldr-action-key-v1'
+
+/** One input as it enters the key. */
+export interface KeyedInput {
+  path: string
+  digest: Digest
+  executable: boolean
+}
+
+export interface ActionKeyParts {
+  argv: readonly string[]
+  env: Readonly<Record<string, string>>
+  inputs: readonly KeyedInput[]
+  outputs: readonly string[]
+  /** Sandbox backend name, e.g. `local`, `docker`. */
+  sandbox: string
+  /** `os-arch`, e.g. `linux-x64`. */
+  platform: string
+}
+
+/**
+ * The canonical encoding: a JSON array (arrays keep order; object key order is
+ * never relied on), with env entries and inputs sorted by name.
+ */
+export function encodeActionKey(parts: ActionKeyParts): string {
+  const env = Object.keys(parts.env)
+    .sort()
+    .map((k) => [k, parts.env[k]])
+  const inputs = [...parts.inputs]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((i) => [i.path, i.digest, i.executable ? 1 : 0])
+  const outputs = [...parts.outputs].sort()
+  return JSON.stringify([ENCODING_VERSION, parts.argv, env, inputs, outputs, parts.sandbox, parts.platform])
+}
+
+export function computeActionKey(hasher: Hasher, parts: ActionKeyParts): Digest {
+  return hasher.hash(encodeActionKey(parts))
+}
+
+const digestSchema = z.string().regex(/^[0-9a-f]{64}$/)
+const blobRefSchema = z.object({ digest: digestSchema, size: z.number().int().nonnegative() })
+
+export const outputRecordSchema = z.object({
+  path: z.string().min(1),
+  digest: digestSchema,
+  size: z.number().int().nonnegative(),
+  executable: z.boolean(),
+})
+export type OutputRecord = z.infer<typeof outputRecordSchema>
+
+export const actionResultSchema = z.object({
+  v: z.literal(1),
+  exitCode: z.number().int(),
+  outputs: z.array(outputRecordSchema),
+  stdout: blobRefSchema,
+  stderr: blobRefSchema,
+  /** How long the action ran when it was executed. */
+  durationMs: z.number().nonnegative(),
+  sandbox: z.string(),
+})
+export type ActionResult = z.infer<typeof actionResultSchema>
+
+export class ActionCache {
+  constructor(
+    /** Folder of entries, normally `<project>/.bldr/ac`. */
+    readonly root: string,
+    private readonly log?: Logger,
+  ) {}
+
+  private pathOf(key: Digest): string {
+    return join(this.root, key.slice(0, 2), `${key}.json`)
+  }
+
+  /** The recorded result, or null on a miss. An unreadable entry is logged and treated as a miss. */
+  async get(key: Digest): Promise<ActionResult | null> {
+    let text: string
+    try {
+      text = await readFile(this.pathOf(key), 'utf8')
+    } catch (err) {
+      if (isErrnoException(err, 'ENOENT')) return null
+      throw err
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (err) {
+      this.log?.warn({ err, key }, 'action cache entry is not valid JSON; treating as a miss')
+      return null
+    }
+    const parsed = actionResultSchema.safeParse(json)
+    if (!parsed.success) {
+      this.log?.warn({ key, issues: parsed.error.issues }, 'action cache entry fails its schema; treating as a miss')
+      return null
+    }
+    return parsed.data
+  }
+
+  async put(key: Digest, result: ActionResult): Promise<void> {
+    await writeFileAtomic(this.pathOf(key), JSON.stringify(result))
+  }
+}

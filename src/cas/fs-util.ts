@@ -1,0 +1,31 @@
+/** Small file-system helpers shared by the store, the action cache and the build engine. */
+import { randomBytes } from 'node:crypto'
+import { mkdir, rename, rm, writeFile, chmod } from 'node:fs/promises'
+import { dirname, join, basename } from 'node:path'
+
+/** A name for a temporary file next to `dest`, unique across processes and calls. */
+export function tempNameFor(dest: string): string {
+  return join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+}
+
+/**
+ * Write `data` to `dest` so that a reader sees either the old file or the whole
+ * new one, never a part: write a temporary file in the same folder, then rename.
+ */
+export async function writeFileAtomic(dest: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true })
+  const tmp = tempNameFor(dest)
+  try {
+    await writeFile(tmp, data, { mode })
+    // writeFile's mode is filtered by the umask; set it exactly.
+    await chmod(tmp, mode)
+    await rename(tmp, dest)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+export function isErrnoException(err: unknown, code?: string): err is NodeJS.ErrnoException {
+  return err instanceof Error && 'code' in err && (code === undefined || (err as NodeJS.ErrnoException).code === code)
+}

@@ -1,0 +1,203 @@
+/**
+ * The on-disk content-addressed store.
+ *
+ * Layout under the store root (normally `<project>/.bldr/cas`):
+ *   `<d0d1>/<digest>`   one file per blob, sharded by the first two hex digits
+ *   `tmp/`              partial writes; a blob appears under its name only by rename
+ *
+ * Rules: a blob is written once under its own name and never changed; a blob is
+ * never handed out without hashing it again (a mismatch is a `DigestMismatchError`
+ * naming both digests); every write is atomic (temporary file + rename).
+ */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { chmod, mkdir, readFile, rename, rm, stat, copyFile, constants, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import { tempNameFor, isErrnoException } from './fs-util.js'
+import type { Digest, Hasher } from './hasher.js'
+
+/** A blob's name and size. */
+export interface BlobRef {
+  digest: Digest
+  size: number
+}
+
+/** Files larger than this are hashed and copied in chunks instead of read whole. */
+const STREAM_THRESHOLD_BYTES = 32 * 1024 * 1024
+
+/** Stored blobs are read-only, so a slip (an editor, a stray `>`) cannot change one in place. */
+const BLOB_MODE = 0o444
+
+export class CasStore {
+  private readonly tmpDir: string
+
+  constructor(
+    /** The store's root folder. */
+    readonly root: string,
+    /** The hasher that names blobs; shared so callers hash the same way. */
+    readonly hasher: Hasher,
+  ) {
+    this.tmpDir = join(root, 'tmp')
+  }
+
+  /** The file that holds (or would hold) a blob. */
+  pathOf(digest: Digest): string {
+    return join(this.root, digest.slice(0, 2), digest)
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      await stat(this.pathOf(digest))
+      return true
+    } catch (err) {
+      if (isErrnoException(err, 'ENOENT')) return false
+      throw err
+    }
+  }
+
+  /** Store bytes; returns their name. Storing a blob that exists is a no-op. */
+  async putBytes(data: Uint8Array | string): Promise<BlobRef> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data
+    const digest = this.hasher.hash(bytes)
+    if (!(await this.has(digest))) {
+      const tmp = await this.newTemp()
+      try {
+        await writeFile(tmp, bytes)
+        await this.publish(tmp, digest)
+      } finally {
+        await rm(tmp, { force: true })
+      }
+    }
+    return { digest, size: bytes.byteLength }
+  }
+
+  /**
+   * Store the contents of a file. With `move`, the file is renamed into the store
+   * when possible instead of copied (the caller gives it up: use it for outputs
+   * in a scratch folder that is about to be deleted).
+   */
+  async putFile(path: string, opts: { move?: boolean } = {}): Promise<BlobRef> {
+    const { size } = await stat(path)
+    if (opts.move) {
+      const digest = await this.hashFile(path, size)
+      if (await this.has(digest)) {
+        await rm(path, { force: true })
+      } else {
+        await this.publish(path, digest)
+      }
+      return { digest, size }
+    }
+    // Copy first, then hash the copy: what is hashed is exactly what is stored,
+    // even if the source changes while we read it.
+    const tmp = await this.newTemp()
+    try {
+      await copyFile(path, tmp, constants.COPYFILE_FICLONE)
+      const digest = await this.hashFile(tmp, size)
+      if (!(await this.has(digest))) await this.publish(tmp, digest)
+      return { digest, size }
+    } finally {
+      await rm(tmp, { force: true })
+    }
+  }
+
+  /** The bytes of a blob, verified against its digest. */
+  async getBytes(digest: Digest): Promise<Buffer> {
+    const path = this.pathOf(digest)
+    let bytes: Buffer
+    try {
+      bytes = await readFile(path)
+    } catch (err) {
+      if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
+      throw err
+    }
+    const actual = this.hasher.hash(bytes)
+    if (actual !== digest) throw new DigestMismatchError(digest, actual, path)
+    return bytes
+  }
+
+  /**
+   * Write a blob to `dest` (atomically, creating folders), verifying it on the
+   * way. `dest` gets mode 0755 when `executable`, else 0644.
+   */
+  async materialize(digest: Digest, dest: string, opts: { executable?: boolean } = {}): Promise<void> {
+    const mode = opts.executable ? 0o755 : 0o644
+    const src = this.pathOf(digest)
+    await mkdir(dirname(dest), { recursive: true })
+    const tmp = tempNameFor(dest)
+    try {
+      let size: number
+      try {
+        size = (await stat(src)).size
+      } catch (err) {
+        if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
+        throw err
+      }
+      if (size <= STREAM_THRESHOLD_BYTES) {
+        const bytes = await this.getBytes(digest)
+        await writeFile(tmp, bytes, { mode })
+      } else {
+        const stream = await this.hasher.createStream()
+        await pipeline(
+          createReadStream(src),
+          async function* (source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              stream.update(chunk)
+              yield chunk
+            }
+          },
+          createWriteStream(tmp, { mode }),
+        )
+        const actual = stream.digest()
+        if (actual !== digest) throw new DigestMismatchError(digest, actual, src)
+      }
+      await chmod(tmp, mode)
+      await rename(tmp, dest)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+  }
+
+  /** Hash a file on disk (any file, not only blobs). */
+  async hashFile(path: string, knownSize?: number): Promise<Digest> {
+    const size = knownSize ?? (await stat(path)).size
+    if (size <= STREAM_THRESHOLD_BYTES) return this.hasher.hash(await readFile(path))
+    const stream = await this.hasher.createStream()
+    for await (const chunk of createReadStream(path)) stream.update(chunk as Buffer)
+    return stream.digest()
+  }
+
+  /** Remove a blob (used to drop one found corrupt, so it is fetched or rebuilt). */
+  async remove(digest: Digest): Promise<void> {
+    await rm(this.pathOf(digest), { force: true })
+  }
+
+  private async newTemp(): Promise<string> {
+    await mkdir(this.tmpDir, { recursive: true })
+    return tempNameFor(join(this.tmpDir, 'blob'))
+  }
+
+  /** Give a finished temporary file its name. Rename is atomic; a racing writer of the same blob is harmless. */
+  private async publish(tmp: string, digest: Digest): Promise<void> {
+    const dest = this.pathOf(digest)
+    await mkdir(dirname(dest), { recursive: true })
+    await chmod(tmp, BLOB_MODE)
+    try {
+      await rename(tmp, dest)
+    } catch (err) {
+      // Scratch folders live beside the store, but a caller may pass a file on another device.
+      if (!isErrnoException(err, 'EXDEV')) throw err
+      const copy = await this.newTemp()
+      await copyFile(tmp, copy)
+      await chmod(copy, BLOB_MODE)
+      await rename(copy, dest)
+      await rm(tmp, { force: true })
+    }
+  }
+}
+
+export async function openCasStore(root: string, hasher: Hasher): Promise<CasStore> {
+  await mkdir(root, { recursive: true })
+  return new CasStore(root, hasher)
+}

@@ -1,0 +1,52 @@
+/** The `bldr` command: dispatch to a subcommand; expected errors as one line, bugs with a stack. */
+import { readFileSync } from 'node:fs'
+import { ExitCode, isBldrError, UsageError } from '../errors.js'
+import { didYouMean } from '../graph/build-file.js'
+import { buildCommand } from './build-command.js'
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  build: { summary: 'build targets of the BUILD file in this folder', run: buildCommand },
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+const HELP = `Usage: bldr <command> [options]
+
+A hermetic, content-addressed, parallel build tool.
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`)
+  .join('\n')}
+
+Run 'bldr <command> --help' for a command's options.
+  -h, --help     show this help
+  -V, --version  print the version`
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  try {
+    if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+      if (first === 'help' && rest[0] && COMMANDS[rest[0]]) return await COMMANDS[rest[0]]!.run(['--help'])
+      process.stdout.write(`${HELP}\n`)
+      return ExitCode.ok
+    }
+    if (first === '-V' || first === '--version') {
+      process.stdout.write(`bldr ${version()}\n`)
+      return ExitCode.ok
+    }
+    const command = COMMANDS[first]
+    if (!command) throw new UsageError(`unknown command "${first}"${didYouMean(first, Object.keys(COMMANDS))}; see bldr --help`)
+    return await command.run(rest)
+  } catch (err) {
+    if (isBldrError(err)) {
+      process.stderr.write(`bldr: ${err.message.split('\n').join('\nbldr: ')}\n`)
+      return err.exitCode
+    }
+    process.stderr.write(`bldr: unexpected error, please report:\n${(err as Error)?.stack ?? String(err)}\n`)
+    return ExitCode.internal
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Every error bldr expects to happen, one class per condition.
+ *
+ * An expected error carries a message that says what went wrong, where, and
+ * (when there is one) how to fix it; the CLI prints it as one line and exits
+ * with `exitCode`. Anything that is not a `BldrError` is a bug and is printed
+ * with its stack as "unexpected error, please report".
+ */
+
+/** Exit codes of the `bldr` command. */
+export const ExitCode = {
+  ok: 0,
+  /** The build ran and at least one action failed. */
+  buildFailed: 1,
+  /** Bad input: BUILD file, command line flags, config. Nothing was built. */
+  badInput: 2,
+  /** A bug in bldr (sysexits EX_SOFTWARE). */
+  internal: 70,
+} as const
+
+export abstract class BldrError extends Error {
+  abstract readonly exitCode: number
+}
+
+/** Where in a BUILD file something was written. */
+export interface SourceLocation {
+  file: string
+  /** 1-based; undefined when the problem has no single line (e.g. a cycle across files). */
+  line?: number
+  column?: number
+  /** Dotted key path, e.g. `targets.app.srcs[1]`. */
+  keyPath?: string
+}
+
+export function formatLocation(loc: SourceLocation): string {
+  let s = loc.file
+  if (loc.line !== undefined) s += `:${loc.line}`
+  if (loc.line !== undefined && loc.column !== undefined) s += `:${loc.column}`
+  if (loc.keyPath) s += ` (${loc.keyPath})`
+  return s
+}
+
+/** A BUILD file breaks a rule: the message names the file, line or key, and the rule. */
+export class BuildFileError extends BldrError {
+  override readonly name = 'BuildFileError'
+  readonly exitCode = ExitCode.badInput
+  constructor(
+    readonly location: SourceLocation,
+    readonly rule: string,
+  ) {
+    super(`${formatLocation(location)}: ${rule}`)
+  }
+}
+
+/** Several BUILD file problems found in one pass, reported together. */
+export class BuildFileErrors extends BldrError {
+  override readonly name = 'BuildFileErrors'
+  readonly exitCode = ExitCode.badInput
+  constructor(readonly errors: BuildFileError[]) {
+    super(errors.map((e) => e.message).join('\n'))
+  }
+}
+
+/** A command line flag or argument is invalid. */
+export class UsageError extends BldrError {
+  override readonly name = 'UsageError'
+  readonly exitCode = ExitCode.badInput
+}
+
+/** Bytes do not match the digest they are named by. */
+export class DigestMismatchError extends BldrError {
+  override readonly name = 'DigestMismatchError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    readonly where: string,
+  ) {
+    super(`digest mismatch for ${where}: expected blake3 ${expected}, got blake3 ${actual}`)
+  }
+}
+
+/** A blob that should be in the content-addressed store is not. */
+export class BlobNotFoundError extends BldrError {
+  override readonly name = 'BlobNotFoundError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly digest: string,
+    readonly where: string,
+  ) {
+    super(`blob blake3 ${digest} not found in ${where}`)
+  }
+}
+
+/** The build ran and some actions failed; details were already reported per action. */
+export class BuildFailedError extends BldrError {
+  override readonly name = 'BuildFailedError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(readonly failed: string[]) {
+    super(`build failed: ${failed.length} action(s) failed: ${failed.slice(0, 5).join(', ')}${failed.length > 5 ? ', …' : ''}`)
+  }
+}
+
+export function isBldrError(err: unknown): err is BldrError {
+  return err instanceof BldrError
+}

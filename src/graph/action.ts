@@ -1,0 +1,71 @@
+/**
+ * An action: one command with declared inputs and outputs, the unit that is
+ * cached, scheduled and (later) stolen between workers.
+ */
+import type { SourceLocation } from '../errors.js'
+
+/**
+ * What an action is allowed to do and use, as in the Builder seed's Capabilities.
+ * A backend that cannot enforce one it is asked for must refuse the action.
+ */
+export interface Capabilities {
+  /** Network access. Default false. */
+  network: boolean
+  /** May write under $HOME. Default false. */
+  writeHome: boolean
+  /** Has a private writable /tmp. Default true. */
+  writeTmp: boolean
+  /** Extra absolute paths visible read-only (besides the toolchain). */
+  readPaths: string[]
+  /** Extra absolute paths writable. */
+  writePaths: string[]
+  /** CPU cores the action may use; undefined: no limit. */
+  maxCpu?: number
+  /** Memory limit in bytes; undefined: no limit. */
+  maxMemoryBytes?: number
+}
+
+export const DEFAULT_CAPABILITIES: Readonly<Capabilities> = Object.freeze({
+  network: false,
+  writeHome: false,
+  writeTmp: true,
+  readPaths: [],
+  writePaths: [],
+})
+
+/** The default time limit of one action (the Builder seed's 600 s). */
+export const DEFAULT_ACTION_TIMEOUT_MS = 600_000
+
+/** What kind of work an action does; shown in progress lines. */
+export type Mnemonic = 'Action' | 'CcCompile' | 'CcArchive' | 'CcLink'
+
+export interface Action {
+  /** Unique name: a generic action's key, or `<target>/<role>[/<src>]` for rule expansions. */
+  readonly id: string
+  /** The `actions` or `targets` entry this action came from. */
+  readonly owner: string
+  readonly mnemonic: Mnemonic
+  /** One short line for progress output, e.g. `CC src/main.c`. */
+  readonly description: string
+  /** The command; argv[0] is looked up on the action's PATH. */
+  readonly argv: readonly string[]
+  /** The whole environment the command sees (bldr's hermetic defaults plus the BUILD file's `env`). */
+  readonly env: Readonly<Record<string, string>>
+  /** Declared input files, relative to the project root, sorted, unique. */
+  readonly inputs: readonly string[]
+  /** Declared output files, relative to the project root, sorted, unique. */
+  readonly outputs: readonly string[]
+  readonly timeoutMs: number
+  readonly capabilities: Readonly<Capabilities>
+  /** Where the action was declared, for error messages. */
+  readonly origin: SourceLocation
+}
+
+/** The environment every action starts from: fixed, so the user's shell does not leak into results. */
+export const HERMETIC_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  LANG: 'C',
+  LC_ALL: 'C',
+  TZ: 'UTC',
+  SOURCE_DATE_EPOCH: '0',
+})

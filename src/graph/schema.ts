@@ -1,0 +1,111 @@
+/**
+ * The shape of BUILD.yaml, as zod schemas (which also give the TypeScript types).
+ *
+ *   actions:   generic actions, name → { command, inputs, outputs, env, timeout, capabilities, description }
+ *   targets:   rules, name → { kind: cc_library | cc_binary, srcs, hdrs, copts, includes, linkopts, deps, … }
+ *   toolchain: { cc, cxx, ar } commands used by the C/C++ rules
+ *
+ * Messages here are the rule part of an error; the file, line and key path are
+ * added by the caller.
+ */
+import { z } from 'zod'
+
+/** Names of actions and targets: they appear in action ids (which use `/`) and on the command line. */
+export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/
+const name = z.string().regex(NAME_RE, { error: 'must be letters, digits, and . _ + - (not starting with . + -)' })
+
+const nonEmpty = z.string().min(1, { error: 'must not be empty' })
+
+/** A duration: a number of seconds, or a string like `500ms`, `30s`, `10m`, `1h`. */
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/
+const duration = z.union([z.number().positive(), z.string().regex(DURATION_RE)], {
+  error: 'must be a positive number of seconds or a duration like "500ms", "30s", "10m", "1h"',
+})
+
+/** A size: a number of bytes, or a string like `512MiB`, `2G`, `64k`. */
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i
+const byteSize = z.union([z.number().int().positive(), z.string().regex(SIZE_RE)], {
+  error: 'must be a positive number of bytes or a size like "512MiB", "2G", "64k"',
+})
+
+const absolutePath = z.string().regex(/^\//, { error: 'must be an absolute path' })
+
+export const capabilitiesSchema = z.strictObject({
+  network: z.boolean().optional(),
+  writeHome: z.boolean().optional(),
+  writeTmp: z.boolean().optional(),
+  readPaths: z.array(absolutePath).optional(),
+  writePaths: z.array(absolutePath).optional(),
+  maxCpu: z.number().positive({ error: 'must be a positive number of cores' }).optional(),
+  maxMemory: byteSize.optional(),
+})
+
+const commonFields = {
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be a valid environment variable name' }), z.string()).optional(),
+  timeout: duration.optional(),
+  capabilities: capabilitiesSchema.optional(),
+}
+
+export const actionSchema = z.strictObject({
+  command: z.array(z.string()).min(1, { error: 'must have at least the program to run' }),
+  inputs: z.array(nonEmpty).optional(),
+  outputs: z.array(nonEmpty).optional(),
+  description: z.string().optional(),
+  ...commonFields,
+})
+
+const ccCommon = {
+  srcs: z.array(nonEmpty).min(1, { error: 'must list at least one source file' }),
+  hdrs: z.array(nonEmpty).optional(),
+  copts: z.array(z.string()).optional(),
+  includes: z.array(nonEmpty).optional(),
+  linkopts: z.array(z.string()).optional(),
+  deps: z.array(name).optional(),
+  ...commonFields,
+}
+
+export const ccLibrarySchema = z.strictObject({ kind: z.literal('cc_library'), ...ccCommon })
+export const ccBinarySchema = z.strictObject({ kind: z.literal('cc_binary'), ...ccCommon })
+
+export const RULE_KINDS = ['cc_library', 'cc_binary'] as const
+export type RuleKind = (typeof RULE_KINDS)[number]
+export const ruleSchemas = { cc_library: ccLibrarySchema, cc_binary: ccBinarySchema } as const
+
+export const toolchainSchema = z.strictObject({
+  cc: nonEmpty.optional(),
+  cxx: nonEmpty.optional(),
+  ar: nonEmpty.optional(),
+})
+
+/** The file as a whole; targets are checked per kind afterwards (see build-file.ts). */
+export const buildFileSchema = z.strictObject({
+  actions: z.record(name, actionSchema).optional(),
+  targets: z.record(name, z.unknown()).optional(),
+  toolchain: toolchainSchema.optional(),
+})
+
+export type ActionSpec = z.infer<typeof actionSchema>
+export type CcRuleSpec = z.infer<typeof ccLibrarySchema> | z.infer<typeof ccBinarySchema>
+export type ToolchainSpec = z.infer<typeof toolchainSchema>
+export type CapabilitiesSpec = z.infer<typeof capabilitiesSchema>
+
+/** Parse a duration as written in a BUILD file into milliseconds. */
+export function durationToMs(value: number | string): number {
+  if (typeof value === 'number') return value * 1000
+  const m = DURATION_RE.exec(value)
+  if (!m) throw new Error(`not a duration: ${value}`)
+  const n = Number(m[1])
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  return n * unit
+}
+
+/** Parse a size as written in a BUILD file into bytes (`k` = 1000, `Ki` = 1024). */
+export function sizeToBytes(value: number | string): number {
+  if (typeof value === 'number') return value
+  const m = SIZE_RE.exec(value)
+  if (!m) throw new Error(`not a size: ${value}`)
+  const n = Number(m[1])
+  const power = ' kmgt'.indexOf((m[2] || ' ').toLowerCase())
+  const base = m[3] ? 1024 : 1000
+  return Math.round(n * base ** power)
+}
