@@ -185,6 +185,26 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     }
   }
 
+  /** Sources enter the CAS only when an action that reads them actually runs. */
+  const storeSources = async (inputs: KeyedInput[]): Promise<void> => {
+    for (const i of inputs) {
+      if (graph.producerOf(i.path) || (await cas.has(i.digest))) continue
+      const ref = await cas.putFile(join(opts.root, i.path))
+      if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+    }
+  }
+
+  /** Replace a corrupt blob from a project file that still has its bytes. True if repaired. */
+  const repairBlob = async (digest: Digest, inputs: KeyedInput[]): Promise<boolean> => {
+    await cas.remove(digest)
+    for (const i of inputs) {
+      if (i.digest !== digest) continue
+      const ref = await cas.putFile(join(opts.root, i.path)).catch(() => undefined)
+      if (ref?.digest === digest) return true
+    }
+    return false
+  }
+
   const execute = async (action: Action, inputs: KeyedInput[], key: Digest): Promise<void> => {
     if (stopping || abort.signal.aborted) return
     running++
@@ -192,13 +212,18 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     const t0 = performance.now()
     let result: SandboxResult
     try {
-      // Sources enter the CAS only when an action that reads them actually runs.
-      for (const i of inputs) {
-        if (graph.producerOf(i.path) || (await cas.has(i.digest))) continue
-        const ref = await cas.putFile(join(opts.root, i.path))
-        if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+      await storeSources(inputs)
+      try {
+        result = await executor.execute(action, inputs, { signal: abort.signal })
+      } catch (err) {
+        // A stored input that no longer matches its digest is never used: drop it,
+        // store it again from the project folder if the file there still has those
+        // bytes, and try once more. Anything else is a failure of this action.
+        const mismatch = causeOf(err, DigestMismatchError)
+        if (!mismatch || !(await repairBlob(mismatch.expected, inputs))) throw err
+        log?.warn({ action: action.id, digest: mismatch.expected }, 'repaired a corrupt stored input; running the action again')
+        result = await executor.execute(action, inputs, { signal: abort.signal })
       }
-      result = await executor.execute(action, inputs, { signal: abort.signal })
     } catch (err) {
       running--
       log?.error({ err, action: action.id }, 'action could not run')
@@ -298,4 +323,10 @@ export async function materializeOutput(cas: CasStore, root: string, o: OutputRe
     if (!isErrnoException(err, 'ENOENT')) throw err
   }
   await cas.materialize(o.digest, dest, { executable: o.executable })
+}
+
+/** The first error of class `cls` in `err`'s cause chain. */
+function causeOf<T extends Error>(err: unknown, cls: new (...args: never[]) => T): T | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof cls) return e
+  return undefined
 }

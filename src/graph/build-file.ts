@@ -114,7 +114,8 @@ function issuesToErrors(source: YamlSource, schema: z.ZodType, issues: Issue[], 
           const key = path[path.length - 1]
           errors.push(source.error(path.slice(0, -1), `missing required key "${String(key)}"`, { key: path.length > 1 }))
         } else {
-          errors.push(source.error(path, `wrong type: expected ${article(issue.expected)}, got ${describe(value)}`))
+          const hint = issue.expected === 'string' && (typeof value === 'boolean' || typeof value === 'number' || value === null) ? ` (quote it: "${String(value)}")` : ''
+          errors.push(source.error(path, `wrong type: expected ${article(issue.expected)}, got ${describe(value)}${hint}`))
         }
         break
       }

@@ -18,15 +18,13 @@ const nonEmpty = z.string().min(1, { error: 'must not be empty' })
 
 /** A duration: a number of seconds, or a string like `500ms`, `30s`, `10m`, `1h`. */
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/
-const duration = z.union([z.number().positive(), z.string().regex(DURATION_RE)], {
-  error: 'must be a positive number of seconds or a duration like "500ms", "30s", "10m", "1h"',
-})
+const DURATION_RULE = 'must be a positive number of seconds or a duration like "500ms", "30s", "10m", "1h"'
+const duration = z.union([z.number().positive({ error: DURATION_RULE }), z.string().regex(DURATION_RE, { error: DURATION_RULE })], { error: DURATION_RULE })
 
 /** A size: a number of bytes, or a string like `512MiB`, `2G`, `64k`. */
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i
-const byteSize = z.union([z.number().int().positive(), z.string().regex(SIZE_RE)], {
-  error: 'must be a positive number of bytes or a size like "512MiB", "2G", "64k"',
-})
+const SIZE_RULE = 'must be a positive number of bytes or a size like "512MiB", "2G", "64k"'
+const byteSize = z.union([z.number().int({ error: SIZE_RULE }).positive({ error: SIZE_RULE }), z.string().regex(SIZE_RE, { error: SIZE_RULE })], { error: SIZE_RULE })
 
 const absolutePath = z.string().regex(/^\//, { error: 'must be an absolute path' })
 

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict'
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import type { BuildEvent, BuildSummary } from '../../src/build/engine.js'
+import { buildLocally, openProject } from '../../src/build/project.js'
+import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { copyExample, makeProject, mtimeMs, snapshotFiles } from '../helpers.js'
+
+async function build(dir: string, opts: { targets?: string[]; keepGoing?: boolean; jobs?: number } = {}) {
+  const project = await openProject({ dir })
+  const events: BuildEvent[] = []
+  const summary = await buildLocally(project, { jobs: opts.jobs ?? 2, keepGoing: opts.keepGoing ?? false, targets: opts.targets ?? [], onEvent: (e) => events.push(e) })
+  return { summary, events, project }
+}
+
+function withStatus(s: BuildSummary, status: string): string[] {
+  return [...s.actions].filter(([, a]) => a.status === status).map(([id]) => id).sort()
+}
+
+const LIB_COMPILES = ['ast', 'error', 'eval', 'format', 'funcs', 'lexer', 'parser', 'strbuf', 'vars'].map((n) => `calc_core/compile/src/lib/${n}.c`)
+const APP_COMPILES = ['calc/compile/src/app/main.c', 'calc/compile/src/app/selftest.c']
+
+describe('local build of the example', { timeout: 120_000 }, () => {
+  it('builds everything, then a rebuild with nothing changed runs nothing', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      const first = await build(dir)
+      assert.equal(first.summary.ok, true)
+      assert.equal(first.summary.total, 15)
+      assert.equal(first.summary.executed, 15)
+      assert.match(await readFile(join(dir, 'bldr-out/selftest.txt'), 'utf8'), /20 checks, 0 failed/)
+      const mtime = await mtimeMs(join(dir, 'bldr-out/bin/calc'))
+
+      const second = await build(dir)
+      assert.equal(second.summary.executed, 0)
+      assert.equal(second.summary.cached, 15)
+      assert.equal(await mtimeMs(join(dir, 'bldr-out/bin/calc')), mtime, 'an unchanged output is not rewritten')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('reruns exactly the dependants of a changed source', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      await build(dir)
+      const lexer = join(dir, 'src/lib/lexer.c')
+      await writeFile(lexer, (await readFile(lexer, 'utf8')).replace('"name too long"', '"identifier too long"'))
+      const { summary } = await build(dir)
+      assert.deepEqual(withStatus(summary, 'executed'), ['calc/link', 'calc_core/archive', 'calc_core/compile/src/lib/lexer.c', 'selftest'])
+      assert.equal(summary.cached, 11)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('stops at unchanged outputs: a comment in the shared header recompiles, nothing more', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      await build(dir)
+      const header = join(dir, 'include/calc.h')
+      await writeFile(header, `/* a comment changes no object file */\n${await readFile(header, 'utf8')}`)
+      const { summary } = await build(dir)
+      assert.deepEqual(withStatus(summary, 'executed'), [...APP_COMPILES, ...LIB_COMPILES].sort())
+      assert.deepEqual(withStatus(summary, 'cached'), ['calc/link', 'calc_core/archive', 'selftest', 'version'])
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('a changed generated header reruns its consumers', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      await build(dir)
+      await writeFile(join(dir, 'VERSION'), '2.0.0\n')
+      const { summary } = await build(dir)
+      // Every compile of `calc` declares all of the target's headers, version.h among them.
+      assert.deepEqual(withStatus(summary, 'executed'), [...APP_COMPILES, 'calc/link', 'selftest', 'version'])
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('produces byte-identical outputs across clean rebuilds', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      await build(dir)
+      const before = await snapshotFiles(dir, 'bldr-out')
+      assert.ok(before.size >= 15)
+      await rm(join(dir, '.bldr'), { recursive: true })
+      await rm(join(dir, 'bldr-out'), { recursive: true })
+      const { summary } = await build(dir)
+      assert.equal(summary.executed, 15, 'the rebuild ran everything again')
+      const after = await snapshotFiles(dir, 'bldr-out')
+      assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort())
+      for (const [path, bytes] of before) assert.ok(after.get(path)?.equals(bytes), `${path} differs between clean builds`)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('restores a deleted output from the cache without running anything', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      await build(dir)
+      const bin = join(dir, 'bldr-out/bin/calc')
+      const bytes = await readFile(bin)
+      await rm(bin)
+      const { summary } = await build(dir)
+      assert.equal(summary.executed, 0)
+      assert.ok((await readFile(bin)).equals(bytes))
+      assert.equal((await stat(bin)).mode & 0o111, 0o111, 'the binary is executable again')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('never uses a corrupted cached output: the action runs again', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      const { project } = await build(dir)
+      const bin = join(dir, 'bldr-out/bin/calc')
+      const bytes = await readFile(bin)
+      const digest = (await createBlake3Hasher()).hash(bytes)
+      const blob = project.cas.pathOf(digest)
+      await chmod(blob, 0o644)
+      const corrupt = Buffer.from(bytes)
+      corrupt[100] = (corrupt[100] ?? 0) ^ 0xff
+      await writeFile(blob, corrupt)
+      await rm(bin)
+      const { summary } = await build(dir)
+      assert.deepEqual(withStatus(summary, 'executed'), ['calc/link'])
+      assert.ok((await readFile(bin)).equals(bytes), 'the rebuilt binary has the right bytes')
+      assert.ok((await readFile(blob)).equals(bytes), 'the store holds the right bytes again')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('repairs a corrupted stored source from the project folder', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      const { project } = await build(dir)
+      const src = await readFile(join(dir, 'src/lib/vars.c'))
+      const blob = project.cas.pathOf((await createBlake3Hasher()).hash(src))
+      await chmod(blob, 0o644)
+      await writeFile(blob, 'int broken;')
+      await rm(join(dir, '.bldr/ac'), { recursive: true })
+      const { summary } = await build(dir)
+      assert.equal(summary.ok, true)
+      assert.equal(summary.executed, 15)
+      assert.ok((await readFile(blob)).equals(src))
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('builds only the closure of the named target', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      const { summary } = await build(dir, { targets: ['calc_core'] })
+      assert.equal(summary.total, 10)
+      assert.deepEqual(withStatus(summary, 'executed'), ['calc_core/archive', ...LIB_COMPILES].sort())
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
+describe('hermetic execution and failures', { timeout: 60_000 }, () => {
+  it('an undeclared input is not visible to the action', async () => {
+    const { dir, cleanup } = await makeProject({
+      'secret.txt': 'not declared',
+      'declared.txt': 'declared',
+      'BUILD.yaml': `
+actions:
+  reads-declared:
+    command: [sh, -c, "cat declared.txt > a.txt"]
+    inputs: [declared.txt]
+    outputs: [a.txt]
+  reads-undeclared:
+    command: [sh, -c, "cat secret.txt > b.txt"]
+    inputs: [declared.txt]
+    outputs: [b.txt]
+`,
+    })
+    try {
+      const { summary, events } = await build(dir, { keepGoing: true })
+      assert.deepEqual(summary.failed, ['reads-undeclared'])
+      assert.equal(summary.executed, 1)
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure && failure.type === 'action-failed')
+      assert.equal(failure.failure.reason, 'exit 1')
+      assert.match(failure.failure.stderr?.toString() ?? '', /secret\.txt: No such file/)
+      assert.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'declared')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('the environment is fixed, not inherited', async () => {
+    process.env['BLDR_TEST_LEAK'] = 'leaked'
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  env:\n    command: [sh, -c, "env | sort | grep -v -e ^PWD= -e ^HOME= -e ^TMPDIR= -e ^SHLVL= -e ^_= > env.txt"]\n    outputs: [env.txt]\n    env: { EXTRA: "1" }\n',
+    })
+    try {
+      await build(dir)
+      assert.equal(await readFile(join(dir, 'env.txt'), 'utf8'), 'EXTRA=1\nLANG=C\nLC_ALL=C\nPATH=/usr/local/bin:/usr/bin:/bin\nSOURCE_DATE_EPOCH=0\nTZ=UTC\n')
+    } finally {
+      delete process.env['BLDR_TEST_LEAK']
+      await cleanup()
+    }
+  })
+
+  it('a failure skips its dependants; keep-going builds the rest', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': `
+actions:
+  bad:
+    command: [sh, -c, "echo compiling >&2; echo 'error: it broke' >&2; exit 3"]
+    outputs: [bad.out]
+  after-bad:
+    command: [cp, bad.out, after.out]
+    inputs: [bad.out]
+    outputs: [after.out]
+  after-after:
+    command: [cp, after.out, after2.out]
+    inputs: [after.out]
+    outputs: [after2.out]
+  fine:
+    command: [sh, -c, "echo ok > fine.out"]
+    outputs: [fine.out]
+`,
+    })
+    try {
+      const { summary, events } = await build(dir, { keepGoing: true })
+      assert.equal(summary.ok, false)
+      assert.deepEqual(summary.failed, ['bad'])
+      assert.deepEqual(withStatus(summary, 'skipped'), ['after-after', 'after-bad'])
+      assert.deepEqual(withStatus(summary, 'executed'), ['fine'])
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.equal(failure.failure.exitCode, 3)
+      assert.match(failure.failure.stderr?.toString() ?? '', /error: it broke/)
+
+      // A failure is not cached: the next build runs it again.
+      const again = await build(dir, { keepGoing: true })
+      assert.deepEqual(again.summary.failed, ['bad'])
+      assert.deepEqual(withStatus(again.summary, 'cached'), ['fine'])
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('without keep-going, nothing new starts after a failure', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': `
+actions:
+  bad:
+    command: [sh, -c, "exit 1"]
+    outputs: [bad.out]
+  c1:
+    command: [sh, -c, "echo 1 > c1.out"]
+    outputs: [c1.out]
+  c2:
+    command: [cp, c1.out, c2.out]
+    inputs: [c1.out]
+    outputs: [c2.out]
+  c3:
+    command: [cp, c2.out, c3.out]
+    inputs: [c2.out]
+    outputs: [c3.out]
+`,
+    })
+    try {
+      const { summary } = await build(dir, { jobs: 1 })
+      assert.deepEqual(summary.failed, ['bad'])
+      assert.equal(summary.actions.get('c3')?.status, 'not-started')
+      assert.ok(summary.notStarted >= 1)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('a missing declared output fails the action', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  lazy:\n    command: [sh, -c, "echo hi > other.txt"]\n    outputs: [promised.txt]\n',
+    })
+    try {
+      const { summary, events } = await build(dir)
+      assert.deepEqual(summary.failed, ['lazy'])
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.equal(failure.failure.reason, 'did not create declared output promised.txt')
+      await assert.rejects(stat(join(dir, 'other.txt')), /ENOENT/, 'undeclared outputs stay in the scratch folder')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('the timeout kills the action and its children', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  slow:\n    command: [sh, -c, "sleep 30 & sleep 30; echo done > out.txt"]\n    outputs: [out.txt]\n    timeout: 300ms\n',
+    })
+    try {
+      const started = performance.now()
+      const { summary, events } = await build(dir)
+      assert.ok(performance.now() - started < 10_000, 'the build did not wait for the sleeps')
+      assert.deepEqual(summary.failed, ['slow'])
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.equal(failure.failure.reason, 'timed out after 0.3 s')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('a command that does not exist fails with a clear message', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  nope:\n    command: [no-such-tool-xyz, --flag]\n    outputs: [x]\n',
+    })
+    try {
+      const { events } = await build(dir)
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.equal(failure.failure.exitCode, 127)
+      assert.match(failure.failure.stderr?.toString() ?? '', /cannot run "no-such-tool-xyz": not found \(PATH=\/usr\/local\/bin:\/usr\/bin:\/bin\)/)
+    } finally {
+      await cleanup()
+    }
+  })
+})

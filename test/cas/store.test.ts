@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { createBlake3Hasher, type Hasher } from '../../src/cas/hasher.js'
+import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../../src/errors.js'
+
+/** Official BLAKE3 test vectors (BLAKE3-team/BLAKE3 test_vectors, hash of the empty input and of "abc"). */
+const EMPTY = 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262'
+const ABC = '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85'
+
+/** Flip one byte of a file that is read-only in the store. */
+async function corrupt(path: string, offset = 0): Promise<void> {
+  await chmod(path, 0o644)
+  const bytes = await readFile(path)
+  bytes[offset] = (bytes[offset] ?? 0) ^ 0xff
+  await writeFile(path, bytes)
+}
+
+describe('BLAKE3 hasher', () => {
+  let hasher: Hasher
+  before(async () => {
+    hasher = await createBlake3Hasher()
+  })
+  it('matches the reference vectors', () => {
+    assert.equal(hasher.hash(''), EMPTY)
+    assert.equal(hasher.hash(Buffer.from('abc')), ABC)
+  })
+  it('streams to the same digest as one shot, across independent streams', async () => {
+    const data = randomBytes(1 << 20)
+    const a = await hasher.createStream()
+    const b = await hasher.createStream()
+    for (let i = 0; i < data.length; i += 4096) {
+      a.update(data.subarray(i, i + 4096))
+      b.update(Buffer.from('x'))
+    }
+    assert.equal(a.digest(), hasher.hash(data))
+    assert.equal(b.digest(), hasher.hash('x'.repeat(256)))
+  })
+})
+
+describe('CAS store', () => {
+  let dir: string
+  let cas: CasStore
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bldr-cas-'))
+    cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('stores bytes under their BLAKE3 digest in a sharded folder, read-only', async () => {
+    const ref = await cas.putBytes('abc')
+    assert.deepEqual(ref, { digest: ABC, size: 3 })
+    assert.equal(cas.pathOf(ABC), join(dir, 'cas', '64', ABC))
+    assert.equal((await stat(cas.pathOf(ABC))).mode & 0o777, 0o444)
+    assert.equal((await cas.getBytes(ABC)).toString(), 'abc')
+    assert.equal(await cas.has(ABC), true)
+    assert.equal(await cas.has(EMPTY), false)
+  })
+
+  it('leaves no temporary files behind', async () => {
+    await cas.putBytes('one')
+    await cas.putBytes('one')
+    const src = join(dir, 'src.txt')
+    await writeFile(src, 'two')
+    await cas.putFile(src)
+    assert.deepEqual(await readdir(join(dir, 'cas', 'tmp')), [])
+    assert.equal(await readFile(src, 'utf8'), 'two', 'putFile without move keeps the source')
+  })
+
+  it('moves a file into the store when asked', async () => {
+    const src = join(dir, 'moved.txt')
+    await writeFile(src, 'moved contents')
+    const ref = await cas.putFile(src, { move: true })
+    await assert.rejects(stat(src), /ENOENT/)
+    assert.equal((await cas.getBytes(ref.digest)).toString(), 'moved contents')
+  })
+
+  it('detects a corrupted blob on read, naming both digests', async () => {
+    const ref = await cas.putBytes('precious bytes')
+    await corrupt(cas.pathOf(ref.digest))
+    const actual = (await createBlake3Hasher()).hash(await readFile(cas.pathOf(ref.digest)))
+    await assert.rejects(cas.getBytes(ref.digest), (err: unknown) => {
+      assert.ok(err instanceof DigestMismatchError)
+      assert.equal(err.expected, ref.digest)
+      assert.equal(err.actual, actual)
+      assert.match(err.message, new RegExp(`expected blake3 ${ref.digest}, got blake3 ${actual}`))
+      return true
+    })
+  })
+
+  it('refuses to materialize a corrupted blob and writes nothing', async () => {
+    const ref = await cas.putBytes('to be copied out')
+    await corrupt(cas.pathOf(ref.digest), 3)
+    const dest = join(dir, 'out', 'copy.txt')
+    await assert.rejects(cas.materialize(ref.digest, dest), DigestMismatchError)
+    await assert.rejects(stat(dest), /ENOENT/)
+  })
+
+  it('materializes a blob with the requested mode', async () => {
+    const ref = await cas.putBytes('#!/bin/sh\necho hi\n')
+    const dest = join(dir, 'bin', 'script')
+    await cas.materialize(ref.digest, dest, { executable: true })
+    assert.equal((await stat(dest)).mode & 0o777, 0o755)
+    assert.equal(await readFile(dest, 'utf8'), '#!/bin/sh\necho hi\n')
+  })
+
+  it('verifies large blobs while streaming them out', async () => {
+    const big = randomBytes(33 * 1024 * 1024)
+    const src = join(dir, 'big.bin')
+    await writeFile(src, big)
+    const ref = await cas.putFile(src)
+    const dest = join(dir, 'big-copy.bin')
+    await cas.materialize(ref.digest, dest)
+    assert.ok((await readFile(dest)).equals(big))
+    await corrupt(cas.pathOf(ref.digest), 20 * 1024 * 1024)
+    await assert.rejects(cas.materialize(ref.digest, join(dir, 'big-bad.bin')), DigestMismatchError)
+    await assert.rejects(stat(join(dir, 'big-bad.bin')), /ENOENT/)
+  })
+
+  it('reports a missing blob by digest', async () => {
+    await assert.rejects(cas.getBytes(EMPTY), BlobNotFoundError)
+    await assert.rejects(cas.materialize(EMPTY, join(dir, 'nope')), BlobNotFoundError)
+  })
+})

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { makeProject, runCli } from '../helpers.js'
+
+describe('bldr build (as a process)', { timeout: 60_000 }, () => {
+  it('refuses a bad BUILD file with one line per problem and exit 2', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  gen:\n    command: ["true"]\n    inputs: [missing.txt]\n  other:\n    command: ["true"]\n    outputs: [../x]\n',
+    })
+    try {
+      const r = await runCli(['build'], { cwd: dir })
+      assert.equal(r.code, 2)
+      assert.deepEqual(r.stderr.trim().split('\n'), [
+        'bldr: BUILD.yaml:7:15 (actions.other.outputs[0]): output path "../x" contains ".."; paths must stay inside the project root',
+        'bldr: BUILD.yaml:4:14 (actions.gen.inputs[0]): input file "missing.txt" does not exist and no action produces it',
+      ])
+      assert.equal(r.stdout, '')
+
+      await writeFile(join(dir, 'BUILD.yaml'), 'actions:\n  gen:\n    command: ["true"]\n    ouputs: [x.txt]\n')
+      const typo = await runCli(['build'], { cwd: dir })
+      assert.equal(typo.code, 2)
+      assert.equal(
+        typo.stderr.trim(),
+        'bldr: BUILD.yaml:4:5 (actions.gen.ouputs): unknown key "ouputs" (did you mean "outputs"?); allowed keys: command, inputs, outputs, description, env, timeout, capabilities',
+      )
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('reports a failed action with its command, exit code and output tail; exit 1', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  broken:\n    command: [sh, -c, "echo the compiler said no >&2; exit 4"]\n    outputs: [x]\n',
+    })
+    try {
+      const r = await runCli(['build', '-C', dir])
+      assert.equal(r.code, 1)
+      assert.match(r.stdout, /^FAILED: broken: exit 4\n {2}\$ sh -c 'echo the compiler said no >&2; exit 4'\n {2}the compiler said no\n/m)
+      assert.match(r.stdout, /^bldr: build FAILED after [\d.]+ s: 0 executed, 0 cached, 1 failed/m)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('prints plain progress lines off a terminal, a summary, and --stats JSON', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': `
+actions:
+  one:
+    command: [sh, -c, "echo 1 > one.txt"]
+    outputs: [one.txt]
+  two:
+    description: make two from one
+    command: [sh, -c, "cat one.txt one.txt > two.txt"]
+    inputs: [one.txt]
+    outputs: [two.txt]
+`,
+    })
+    try {
+      const r = await runCli(['build', '-C', dir, '--stats', join(dir, 'stats.json')])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /^\[1\/2\] one \([\d.]+ s\)\n\[2\/2\] make two from one \([\d.]+ s\)\n/)
+      assert.match(r.stdout, /bldr: built 2 actions in [\d.]+ s: 2 executed, 0 cached, 0 failed; critical path [\d.]+ s over 2 actions \(one → two\)/)
+      const stats = JSON.parse(await readFile(join(dir, 'stats.json'), 'utf8'))
+      assert.equal(stats.ok, true)
+      assert.equal(stats.executed, 2)
+      assert.equal(stats.cached, 0)
+      assert.equal(stats.failed, 0)
+      assert.ok(stats.wallTimeMs > 0)
+      assert.deepEqual(stats.criticalPath.actions, ['one', 'two'])
+      assert.equal(stats.actions.length, 2)
+
+      const again = await runCli(['build', '-C', dir, '--stats', join(dir, 'stats.json')])
+      assert.equal(again.code, 0)
+      const stats2 = JSON.parse(await readFile(join(dir, 'stats.json'), 'utf8'))
+      assert.equal(stats2.executed, 0)
+      assert.equal(stats2.cached, 2)
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('builds only the named target and rejects an unknown one with a suggestion', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': 'actions:\n  alpha:\n    command: [sh, -c, "echo a > a"]\n    outputs: [a]\n  beta:\n    command: [sh, -c, "echo b > b"]\n    outputs: [b]\n',
+    })
+    try {
+      const r = await runCli(['build', 'alpha'], { cwd: dir })
+      assert.equal(r.code, 0)
+      assert.match(r.stdout, /built 1 actions/)
+      const bad = await runCli(['build', 'alpah'], { cwd: dir })
+      assert.equal(bad.code, 2)
+      assert.equal(bad.stderr.trim().split('\n').pop(), 'bldr: unknown target "alpah" (did you mean "alpha"?); targets: alpha, beta')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  const usageCases: [string, string[], RegExp][] = [
+    ['an unknown flag', ['build', '--keep-goign'], /^bldr: bldr build: unknown option --keep-goign \(did you mean "--keep-going"\?\); see bldr build --help$/],
+    ['a bad --jobs', ['build', '-j', '0'], /^bldr: invalid --jobs: must be an integer >= 1 \(got "0"\)$/],
+    ['a bad --sandbox', ['build', '--sandbox', 'lokal'], /^bldr: invalid --sandbox: must be one of local \(got "lokal"\) \(did you mean "local"\?\)$/],
+    ['an unknown command', ['biuld'], /^bldr: unknown command "biuld" \(did you mean "build"\?\); see bldr --help$/],
+    ['no BUILD file', ['build', '-C', '/'], /^bldr: no build file at \/BUILD\.yaml \(run in a folder with BUILD\.yaml, or pass -C DIR or -f FILE\)$/],
+  ]
+  for (const [what, args, re] of usageCases) {
+    it(`exits 2 on ${what}`, async () => {
+      const r = await runCli(args)
+      assert.equal(r.code, 2)
+      assert.match(r.stderr.trim(), re)
+    })
+  }
+
+  it('--help lists every build option', async () => {
+    const r = await runCli(['build', '--help'])
+    assert.equal(r.code, 0)
+    for (const flag of ['--directory', '--file', '--jobs', '--keep-going', '--sandbox', '--stats', '--keep-failed', '--log-level']) {
+      assert.ok(r.stdout.includes(flag), `--help does not mention ${flag}`)
+    }
+    const top = await runCli(['--help'])
+    assert.equal(top.code, 0)
+    assert.match(top.stdout, /^Usage: bldr <command>/)
+    assert.match((await runCli(['--version'])).stdout, /^bldr \d+\.\d+\.\d+\n$/)
+  })
+})

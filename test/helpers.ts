@@ -1,0 +1,92 @@
+/** Shared test helpers: temporary projects on disk, an in-memory source tree, running the CLI. */
+import { spawn } from 'node:child_process'
+import { mkdtemp, mkdir, rm, writeFile, readFile, readdir, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { glob } from 'tinyglobby'
+import type { SourceTree } from '../src/graph/source-tree.js'
+
+/** The repository root (tests run from dist/test/…). */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const BLDR_BIN = join(REPO_ROOT, 'bin', 'bldr')
+export const EXAMPLE_DIR = join(REPO_ROOT, 'examples', 'calc')
+
+/** A fresh temporary folder holding `files`; removed by the returned cleanup. */
+export async function makeProject(files: Record<string, string>): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'bldr-test-'))
+  await writeFiles(dir, files)
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) }
+}
+
+export async function writeFiles(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true })
+    await writeFile(join(dir, path), text)
+  }
+}
+
+/** A copy of the example project (sources only) in a temporary folder. */
+export async function copyExample(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const files: Record<string, string> = {}
+  for (const path of await glob('**/*', { cwd: EXAMPLE_DIR, ignore: ['.bldr/**', 'bldr-out/**'] })) {
+    files[path] = await readFile(join(EXAMPLE_DIR, path), 'utf8')
+  }
+  return makeProject(files)
+}
+
+/** A source tree over a fixed list of files, for graph unit tests. */
+export function memoryTree(paths: string[]): SourceTree {
+  const set = new Set(paths)
+  return {
+    isFile: async (p) => set.has(p),
+    glob: async (pattern) => {
+      const { default: picomatch } = await import('picomatch')
+      const m = picomatch(pattern)
+      return paths.filter((p) => m(p)).sort()
+    },
+  }
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Run `bldr` as a separate process, as a user would. */
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BLDR_BIN, ...args], {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** Every file under `dir` (excluding bldr's state) → its bytes, for byte-for-byte comparisons. */
+export async function snapshotFiles(dir: string, under = '.'): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>()
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const abs = join(d, entry.name)
+      const rel = relative(dir, abs)
+      if (rel === '.bldr' || rel.startsWith('.bldr/')) continue
+      if (entry.isDirectory()) await walk(abs)
+      else out.set(rel, await readFile(abs))
+    }
+  }
+  await walk(join(dir, under))
+  return out
+}
+
+export async function mtimeMs(path: string): Promise<number> {
+  return (await stat(path)).mtimeMs
+}
