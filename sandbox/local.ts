@@ -8,18 +8,16 @@
  * machine by absolute path and reach the network. Use bwrap or docker for that.
  */
 import { spawn } from 'node:child_process'
-import { lstat, mkdir, rm } from 'node:fs/promises'
+import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { lstat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import pLimit from 'p-limit'
-import type { CasStore } from '../src/cas/store.js'
+import { blobIdentity, type CasStore } from '../src/cas/store.js'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import { isErrnoException } from '../src/cas/fs-util.js'
-import { SandboxError, type Sandbox, type SandboxResult, type SandboxSpec } from './types.js'
+import { SandboxError, type Sandbox, type SandboxInput, type SandboxResult, type SandboxSpec } from './types.js'
 
 /** Most bytes of stdout (and of stderr) kept per action; the rest is dropped with a note. */
 const MAX_CAPTURE_BYTES = 4 * 1024 * 1024
-/** Inputs staged at once per action (bounded to stay clear of EMFILE on wide actions). */
-const STAGE_CONCURRENCY = 32
 
 export interface LocalSandboxInit {
   cas: CasStore
@@ -47,14 +45,17 @@ async function runLocal(init: LocalSandboxInit, spec: SandboxSpec, signal?: Abor
   const tmp = join(dir, 'tmp')
   const home = join(dir, 'home')
   let failed = true
+  /** Inputs staged as hard links to stored blobs: checked after the run for writes. */
+  const linked: SandboxInput[] = []
   try {
     try {
-      await mkdir(execRoot, { recursive: true })
-      await mkdir(tmp, { recursive: true })
-      await mkdir(home, { recursive: true })
-      const limit = pLimit(STAGE_CONCURRENCY)
-      await Promise.all(spec.inputs.map((i) => limit(() => init.cas.materialize(i.digest, join(execRoot, i.path), { executable: i.executable }))))
-      for (const out of spec.outputs) await mkdir(dirname(join(execRoot, out)), { recursive: true })
+      // Each folder once, parents first; then every input (see stageInputs).
+      const dirs = new Set<string>([execRoot, tmp, home])
+      for (const p of [...spec.inputs.map((i) => i.path), ...spec.outputs]) dirs.add(dirname(join(execRoot, p)))
+      for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true })
+      for (const i of spec.inputs) {
+        if ((await init.cas.stage(i.digest, join(execRoot, i.path), { executable: i.executable })) === 'link') linked.push(i)
+      }
     } catch (err) {
       throw new SandboxError('local', spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
     }
@@ -62,6 +63,10 @@ async function runLocal(init: LocalSandboxInit, spec: SandboxSpec, signal?: Abor
     const env: Record<string, string> = { ...spec.env, HOME: home, PWD: execRoot }
     if (spec.capabilities.writeTmp) env['TMPDIR'] = tmp
     const proc = await runProcess(spec, execRoot, env, signal)
+    const written = inputsWrittenTo(init.cas, linked)
+    if (written.length > 0) {
+      throw new SandboxError('local', spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)
+    }
     if (proc.exitCode !== 0) return { ...proc, outputs: [], missingOutputs: [] }
 
     const outputs: OutputRecord[] = []
@@ -89,8 +94,26 @@ async function runLocal(init: LocalSandboxInit, spec: SandboxSpec, signal?: Abor
     failed = missingOutputs.length > 0
     return { ...proc, outputs, missingOutputs }
   } finally {
-    if (!(failed && init.keepFailed)) await rm(dir, { recursive: true, force: true })
+    // Synchronous for the same reason as staging: many tiny metadata calls.
+    if (!(failed && init.keepFailed)) rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Inputs the action changed in place. A hard-linked input is the stored blob
+ * itself, so a write to it would change the store: the blob is marked for a
+ * fresh check (which will fail, so it is repaired or rebuilt) and the action fails.
+ */
+function inputsWrittenTo(cas: CasStore, linked: SandboxInput[]): string[] {
+  const written: string[] = []
+  for (const i of linked) {
+    const st = statSync(cas.pathOf(i.digest), { bigint: true, throwIfNoEntry: false })
+    if (!st || blobIdentity(st) !== cas.verifiedIdentity(i.digest)) {
+      cas.forget(i.digest)
+      written.push(i.path)
+    }
+  }
+  return written
 }
 
 type ProcessResult = Omit<SandboxResult, 'outputs' | 'missingOutputs'>

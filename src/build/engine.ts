@@ -185,18 +185,25 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     }
   }
 
+  /** Source blobs known to be in the CAS in this build (a wide action would otherwise stat each header every time). */
+  const storedSources = new Set<Digest>()
+
   /** Sources enter the CAS only when an action that reads them actually runs. */
   const storeSources = async (inputs: KeyedInput[]): Promise<void> => {
     for (const i of inputs) {
-      if (graph.producerOf(i.path) || (await cas.has(i.digest))) continue
-      const ref = await cas.putFile(join(opts.root, i.path))
-      if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+      if (storedSources.has(i.digest) || graph.producerOf(i.path)) continue
+      if (!(await cas.has(i.digest))) {
+        const ref = await cas.putFile(join(opts.root, i.path))
+        if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+      }
+      storedSources.add(i.digest)
     }
   }
 
   /** Replace a corrupt blob from a project file that still has its bytes. True if repaired. */
   const repairBlob = async (digest: Digest, inputs: KeyedInput[]): Promise<boolean> => {
     await cas.remove(digest)
+    storedSources.delete(digest)
     for (const i of inputs) {
       if (i.digest !== digest) continue
       const ref = await cas.putFile(join(opts.root, i.path)).catch(() => undefined)

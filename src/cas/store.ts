@@ -9,7 +9,7 @@
  * never handed out without hashing it again (a mismatch is a `DigestMismatchError`
  * naming both digests); every write is atomic (temporary file + rename).
  */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, linkSync, statSync } from 'node:fs'
 import { chmod, mkdir, readFile, rename, rm, stat, copyFile, constants, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -31,6 +31,12 @@ const BLOB_MODE = 0o444
 
 export class CasStore {
   private readonly tmpDir: string
+  /**
+   * Blobs hashed in this process → the identity of the file when its hash
+   * matched (inode, size, mtime). A blob whose file still has that identity is
+   * not hashed again; any write to it changes the identity and forces a new check.
+   */
+  private readonly verified = new Map<Digest, string>()
 
   constructor(
     /** The store's root folder. */
@@ -112,7 +118,10 @@ export class CasStore {
       throw err
     }
     const actual = this.hasher.hash(bytes)
-    if (actual !== digest) throw new DigestMismatchError(digest, actual, path)
+    if (actual !== digest) {
+      this.verified.delete(digest)
+      throw new DigestMismatchError(digest, actual, path)
+    }
     return bytes
   }
 
@@ -134,8 +143,8 @@ export class CasStore {
         throw err
       }
       if (size <= STREAM_THRESHOLD_BYTES) {
-        const bytes = await this.getBytes(digest)
-        await writeFile(tmp, bytes, { mode })
+        await this.verify(digest)
+        await copyFile(src, tmp, constants.COPYFILE_FICLONE)
       } else {
         const stream = await this.hasher.createStream()
         await pipeline(
@@ -157,6 +166,75 @@ export class CasStore {
       await rm(tmp, { force: true })
       throw err
     }
+  }
+
+  /**
+   * Check a stored blob against its name, hashing it only if it changed since
+   * it last matched in this process. Throws DigestMismatchError or BlobNotFoundError.
+   */
+  async verify(digest: Digest): Promise<void> {
+    const path = this.pathOf(digest)
+    let id: string
+    let size: number
+    try {
+      const st = await stat(path, { bigint: true })
+      id = blobIdentity(st)
+      size = Number(st.size)
+    } catch (err) {
+      if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
+      throw err
+    }
+    if (this.verified.get(digest) === id) return
+    const actual = await this.hashFile(path, size)
+    if (actual !== digest) {
+      this.verified.delete(digest)
+      throw new DigestMismatchError(digest, actual, path)
+    }
+    this.verified.set(digest, id)
+  }
+
+  /** Forget that a blob was verified (it may have been written to); the next use hashes it again. */
+  forget(digest: Digest): void {
+    this.verified.delete(digest)
+  }
+
+  /** The identity of a blob's file as it was when last verified, if it was. */
+  verifiedIdentity(digest: Digest): string | undefined {
+    return this.verified.get(digest)
+  }
+
+  /**
+   * Is the blob's file unchanged since it last matched its digest in this
+   * process? Synchronous (one stat): staging calls this for every input, and a
+   * round trip through the thread pool would cost ten times the stat itself.
+   */
+  isVerified(digest: Digest): boolean {
+    const known = this.verified.get(digest)
+    if (known === undefined) return false
+    const st = statSync(this.pathOf(digest), { bigint: true, throwIfNoEntry: false })
+    return st !== undefined && blobIdentity(st) === known
+  }
+
+  /**
+   * Make a verified blob appear at `dest` as cheaply as possible: a hard link
+   * (read-only, shares the stored inode) when the blob need not be executable
+   * and the file system allows it, else a verified copy. The folder of `dest`
+   * must exist. Returns how it was done. A caller that links must check
+   * afterwards that the file was not written to (see `verifiedIdentity`),
+   * since a hard link is the stored blob itself.
+   */
+  async stage(digest: Digest, dest: string, opts: { executable?: boolean } = {}): Promise<'link' | 'copy'> {
+    if (!opts.executable) {
+      if (!this.isVerified(digest)) await this.verify(digest)
+      try {
+        linkSync(this.pathOf(digest), dest)
+        return 'link'
+      } catch (err) {
+        if (!isErrnoException(err, 'EXDEV') && !isErrnoException(err, 'EMLINK') && !isErrnoException(err, 'EPERM')) throw err
+      }
+    }
+    await this.materialize(digest, dest, opts)
+    return 'copy'
   }
 
   /** Hash a file on disk (any file, not only blobs). */
@@ -200,4 +278,9 @@ export class CasStore {
 export async function openCasStore(root: string, hasher: Hasher): Promise<CasStore> {
   await mkdir(root, { recursive: true })
   return new CasStore(root, hasher)
+}
+
+/** What identifies one version of a file's contents without reading it. */
+export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}`
 }

@@ -283,6 +283,28 @@ actions:
     }
   })
 
+  it('an action that writes to an input in place fails, and the store is not left corrupt', async () => {
+    const { dir, cleanup } = await makeProject({
+      'data.txt': 'original\n',
+      'BUILD.yaml': 'actions:\n  vandal:\n    command: [sh, -c, "echo extra >> data.txt; cp data.txt out.txt"]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
+    })
+    try {
+      const first = await build(dir)
+      assert.deepEqual(first.summary.failed, ['vandal'])
+      const failure = first.events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.match(failure.failure.reason, /wrote to its input data\.txt \(inputs are read-only\)/)
+      assert.equal(await readFile(join(dir, 'data.txt'), 'utf8'), 'original\n', 'the project file is untouched')
+
+      await writeFile(join(dir, 'BUILD.yaml'), 'actions:\n  reader:\n    command: [cp, data.txt, out.txt]\n    inputs: [data.txt]\n    outputs: [out.txt]\n')
+      const second = await build(dir)
+      assert.equal(second.summary.ok, true)
+      assert.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'original\n', 'the damaged blob was repaired, not used')
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('a missing declared output fails the action', async () => {
     const { dir, cleanup } = await makeProject({
       'BUILD.yaml': 'actions:\n  lazy:\n    command: [sh, -c, "echo hi > other.txt"]\n    outputs: [promised.txt]\n',

@@ -1,0 +1,124 @@
+/**
+ * bench/local-build: `make -j2` against `bldr build -j2` on a generated C project,
+ * side by side in one run (the two alternate within each round, so machine
+ * drift hits both), whole processes timed from spawn to exit.
+ *
+ *   node dist/bench/local-build.js [--files 200] [--rounds 3] [--jobs 2] [--quick]
+ *
+ * Scenarios: cold build (no outputs, empty cache), no-op rebuild, one source
+ * changed. Prints a table of medians with the bldr/make ratio and writes JSON to
+ * bench/results/local-build.json.
+ * Targets (issue 2): cold within 1.15x of make; no-op under 0.5 s.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { generateCProject } from './gen-c-project.js'
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const BLDR = join(REPO, 'bin', 'bldr')
+
+const { values } = parseArgs({
+  options: {
+    files: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '3' },
+    jobs: { type: 'string', default: '2' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: join(REPO, 'bench', 'results', 'local-build.json') },
+  },
+})
+const files = Number(values.files)
+const rounds = values.quick ? 1 : Number(values.rounds)
+const jobs = Number(values.jobs)
+
+function run(cmd: string, args: string[], cwd: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const ms = performance.now() - t0
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr}`))
+      else resolve(ms)
+    })
+  })
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
+async function changeOneSource(dir: string, round: number): Promise<void> {
+  const path = join(dir, 'src', 'lib', 'mod_0007.c')
+  const text = await readFile(path, 'utf8')
+  await writeFile(path, text.replace(/double total = \d+;/, `double total = ${round + 1};`))
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'bldr-bench-local-'))
+  const makeDir = join(root, 'make')
+  const bldrDir = join(root, 'bldr')
+  await generateCProject(makeDir, files)
+  await generateCProject(bldrDir, files)
+  console.log(`bench/local-build: ${files} C files, -j${jobs}, ${rounds} round(s); make and bldr alternate within each round`)
+
+  const t = { makeCold: [] as number[], bldrCold: [] as number[], makeNoop: [] as number[], bldrNoop: [] as number[], makeOne: [] as number[], bldrOne: [] as number[] }
+  try {
+    for (let r = 0; r < rounds; r++) {
+      await rm(join(makeDir, 'out'), { recursive: true, force: true })
+      await rm(join(bldrDir, '.bldr'), { recursive: true, force: true })
+      await rm(join(bldrDir, 'bldr-out'), { recursive: true, force: true })
+      // Alternate which goes first, so neither always gets the warmer page cache.
+      const order = r % 2 === 0 ? (['make', 'bldr'] as const) : (['bldr', 'make'] as const)
+      for (const who of order) {
+        if (who === 'make') t.makeCold.push(await run('make', [`-j${jobs}`], makeDir))
+        else t.bldrCold.push(await run(BLDR, ['build', `-j${jobs}`], bldrDir))
+      }
+      for (const who of order) {
+        if (who === 'make') t.makeNoop.push(await run('make', [`-j${jobs}`], makeDir))
+        else t.bldrNoop.push(await run(BLDR, ['build', `-j${jobs}`], bldrDir))
+      }
+      await changeOneSource(makeDir, r)
+      await changeOneSource(bldrDir, r)
+      for (const who of order) {
+        if (who === 'make') t.makeOne.push(await run('make', [`-j${jobs}`], makeDir))
+        else t.bldrOne.push(await run(BLDR, ['build', `-j${jobs}`], bldrDir))
+      }
+      process.stderr.write(`  round ${r + 1}/${rounds}: cold make ${(t.makeCold.at(-1)! / 1000).toFixed(2)} s, bldr ${(t.bldrCold.at(-1)! / 1000).toFixed(2)} s\n`)
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true })
+  }
+
+  const rows = [
+    { scenario: 'cold build', make: median(t.makeCold), bldr: median(t.bldrCold), target: 'bldr/make <= 1.15', pass: median(t.bldrCold) / median(t.makeCold) <= 1.15 },
+    { scenario: 'no-op rebuild', make: median(t.makeNoop), bldr: median(t.bldrNoop), target: 'bldr < 500 ms', pass: median(t.bldrNoop) < 500 },
+    { scenario: 'one source changed', make: median(t.makeOne), bldr: median(t.bldrOne), target: '-', pass: true },
+  ]
+  console.log('')
+  console.log('| scenario           |   make -j2 |   bldr -j2 | bldr/make | target            | met |')
+  console.log('|--------------------|-----------:|-----------:|----------:|-------------------|-----|')
+  for (const row of rows) {
+    console.log(
+      `| ${row.scenario.padEnd(18)} | ${(row.make / 1000).toFixed(3).padStart(8)} s | ${(row.bldr / 1000).toFixed(3).padStart(8)} s | ${(row.bldr / row.make).toFixed(2).padStart(8)}x | ${row.target.padEnd(17)} | ${row.target === '-' ? ' - ' : row.pass ? 'yes' : 'NO '} |`,
+    )
+  }
+  await mkdir(dirname(values.out), { recursive: true })
+  await writeFile(
+    values.out,
+    `${JSON.stringify({ bench: 'local-build', files, jobs, rounds, node: process.version, samplesMs: t, rows: rows.map((r) => ({ ...r, ratio: r.bldr / r.make })) }, null, 2)}\n`,
+  )
+  console.log(`\nwrote ${values.out}`)
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})
