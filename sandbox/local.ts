@@ -1,6 +1,6 @@
 /**
- * The local backend: each action runs in a fresh scratch folder that holds only
- * its declared inputs (copied from the CAS and verified), with a fixed
+ * The local backend: each action runs in a scratch folder that holds only its
+ * declared inputs (verified blobs from the CAS, see scratch.ts), with a fixed
  * environment and its own TMPDIR and HOME. An action that reads an undeclared
  * project file fails here the same way it would on a remote worker.
  *
@@ -8,80 +8,71 @@
  * machine by absolute path and reach the network. Use bwrap or docker for that.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, rmSync, statSync } from 'node:fs'
-import { lstat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { blobIdentity, type CasStore } from '../src/cas/store.js'
+import { join } from 'node:path'
+import { lstatSync } from 'node:fs'
+import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
-import { isErrnoException } from '../src/cas/fs-util.js'
-import { SandboxError, type Sandbox, type SandboxInput, type SandboxResult, type SandboxSpec } from './types.js'
+import type { CasStore } from '../src/cas/store.js'
+import { ScratchPool, type Scratch } from './scratch.js'
+import { SandboxError, type RunOptions, type Sandbox, type SandboxResult, type SandboxSpec } from './types.js'
 
 /** Most bytes of stdout (and of stderr) kept per action; the rest is dropped with a note. */
 const MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 
+export const LOCAL_ISOLATION_NOTE =
+  'sandbox local: actions see only their declared inputs, but are not isolated from the machine or the network (bwrap and docker isolate)'
+
 export interface LocalSandboxInit {
   cas: CasStore
-  /** Folder for scratch folders; each action gets its own below it, removed afterwards. */
+  /** Folder for scratch folders, e.g. `<project>/.bldr/scratch`. */
   scratchRoot: string
   /** Keep scratch folders of failed actions for inspection. Default false. */
   keepFailed?: boolean
+  log?: Logger
 }
 
-let scratchCounter = 0
-
 export function createLocalSandbox(init: LocalSandboxInit): Sandbox {
+  const pool = new ScratchPool(init.cas, init.scratchRoot, init.log)
   return {
     name: 'local',
-    isolationNote:
-      'sandbox local: actions see only their declared inputs in a scratch folder, but are not isolated from the rest of the machine or the network (use --sandbox bwrap or docker for that)',
-    run: (spec, opts) => runLocal(init, spec, opts?.signal),
-    close: async () => {},
+    isolationNote: LOCAL_ISOLATION_NOTE,
+    run: (spec, opts) => runLocal(init, pool, spec, opts ?? {}),
+    close: async () => pool.close(),
   }
 }
 
-async function runLocal(init: LocalSandboxInit, spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxResult> {
-  const dir = join(init.scratchRoot, `${process.pid}-${++scratchCounter}-${spec.actionId.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(-80)}`)
-  const execRoot = join(dir, 'root')
-  const tmp = join(dir, 'tmp')
-  const home = join(dir, 'home')
-  let failed = true
-  /** Inputs staged as hard links to stored blobs: checked after the run for writes. */
-  const linked: SandboxInput[] = []
+async function runLocal(init: LocalSandboxInit, pool: ScratchPool, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
+  let scratch: Scratch
   try {
-    try {
-      // Each folder once, parents first; then every input (see stageInputs).
-      const dirs = new Set<string>([execRoot, tmp, home])
-      for (const p of [...spec.inputs.map((i) => i.path), ...spec.outputs]) dirs.add(dirname(join(execRoot, p)))
-      for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true })
-      for (const i of spec.inputs) {
-        if ((await init.cas.stage(i.digest, join(execRoot, i.path), { executable: i.executable })) === 'link') linked.push(i)
-      }
-    } catch (err) {
-      throw new SandboxError('local', spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
-    }
-
-    const env: Record<string, string> = { ...spec.env, HOME: home, PWD: execRoot }
-    if (spec.capabilities.writeTmp) env['TMPDIR'] = tmp
-    const proc = await runProcess(spec, execRoot, env, signal)
-    const written = inputsWrittenTo(init.cas, linked)
+    scratch = await pool.acquire(spec)
+  } catch (err) {
+    throw new SandboxError('local', spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
+  }
+  let keep = false
+  try {
+    const env: Record<string, string> = { ...spec.env, HOME: scratch.home, PWD: scratch.execRoot }
+    if (spec.capabilities.writeTmp) env['TMPDIR'] = scratch.tmp
+    const slot = opts.slot ?? (<T>(run: () => Promise<T>) => run())
+    const proc = await slot(() => {
+      opts.onStart?.()
+      return runProcess(spec, scratch.execRoot, env, opts.signal)
+    })
+    const written = pool.inputsWrittenTo(scratch)
     if (written.length > 0) {
       throw new SandboxError('local', spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)
     }
-    if (proc.exitCode !== 0) return { ...proc, outputs: [], missingOutputs: [] }
-
+    if (proc.exitCode !== 0) {
+      keep = init.keepFailed ?? false
+      return { ...proc, outputs: [], missingOutputs: [] }
+    }
     const outputs: OutputRecord[] = []
     const missingOutputs: string[] = []
     for (const path of spec.outputs) {
-      const abs = join(execRoot, path)
-      let st
-      try {
-        st = await lstat(abs)
-      } catch (err) {
-        if (isErrnoException(err, 'ENOENT') || isErrnoException(err, 'ENOTDIR')) {
-          missingOutputs.push(path)
-          continue
-        }
-        throw err
+      const abs = join(scratch.execRoot, path)
+      const st = lstatSync(abs, { throwIfNoEntry: false })
+      if (!st) {
+        missingOutputs.push(path)
+        continue
       }
       if (!st.isFile()) {
         missingOutputs.push(path)
@@ -91,29 +82,11 @@ async function runLocal(init: LocalSandboxInit, spec: SandboxSpec, signal?: Abor
       const ref = await init.cas.putFile(abs, { move: true })
       outputs.push({ path, digest: ref.digest, size: ref.size, executable: (st.mode & 0o111) !== 0 })
     }
-    failed = missingOutputs.length > 0
+    keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
     return { ...proc, outputs, missingOutputs }
   } finally {
-    // Synchronous for the same reason as staging: many tiny metadata calls.
-    if (!(failed && init.keepFailed)) rmSync(dir, { recursive: true, force: true })
+    pool.release(scratch, { keep })
   }
-}
-
-/**
- * Inputs the action changed in place. A hard-linked input is the stored blob
- * itself, so a write to it would change the store: the blob is marked for a
- * fresh check (which will fail, so it is repaired or rebuilt) and the action fails.
- */
-function inputsWrittenTo(cas: CasStore, linked: SandboxInput[]): string[] {
-  const written: string[] = []
-  for (const i of linked) {
-    const st = statSync(cas.pathOf(i.digest), { bigint: true, throwIfNoEntry: false })
-    if (!st || blobIdentity(st) !== cas.verifiedIdentity(i.digest)) {
-      cas.forget(i.digest)
-      written.push(i.path)
-    }
-  }
-  return written
 }
 
 type ProcessResult = Omit<SandboxResult, 'outputs' | 'missingOutputs'>
@@ -168,11 +141,11 @@ class Capture {
   private size = 0
   private dropped = 0
   push(b: Buffer): void {
-    if (this.size + b.length > MAX_CAPTURE_BYTES) {
-      const room = MAX_CAPTURE_BYTES - this.size
+    const room = Math.max(0, MAX_CAPTURE_BYTES - this.size)
+    if (b.length > room) {
       if (room > 0) this.chunks.push(b.subarray(0, room))
-      this.size += Math.max(0, room)
-      this.dropped += b.length - Math.max(0, room)
+      this.size += room
+      this.dropped += b.length - room
       return
     }
     this.chunks.push(b)

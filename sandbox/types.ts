@@ -64,11 +64,23 @@ export class SandboxError extends BldrError {
   }
 }
 
+export interface RunOptions {
+  signal?: AbortSignal
+  /**
+   * Runs the command itself (not staging or collecting outputs) inside a slot,
+   * so the caller can bound running commands while the next action's inputs
+   * are staged. Default: no limit.
+   */
+  slot?: <T>(run: () => Promise<T>) => Promise<T>
+  /** Called when the command starts. */
+  onStart?: () => void
+}
+
 export interface Sandbox {
   readonly name: SandboxName
   /** One line for the user about what this backend isolates, or does not. */
   readonly isolationNote: string
-  run(spec: SandboxSpec, opts?: { signal?: AbortSignal }): Promise<SandboxResult>
+  run(spec: SandboxSpec, opts?: RunOptions): Promise<SandboxResult>
   /** Release what the backend holds (containers, folders). */
   close(): Promise<void>
 }

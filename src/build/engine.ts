@@ -16,12 +16,11 @@
  * - The executor is an interface: the local one runs the sandbox on this
  *   machine; the mesh supplies another. The engine does not know which.
  */
-import { lstat } from 'node:fs/promises'
+import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import type { Logger } from 'pino'
 import { computeActionKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
-import { isErrnoException } from '../cas/fs-util.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
@@ -32,9 +31,12 @@ import type { SandboxResult } from '../../sandbox/types.js'
 /** Runs one action whose inputs are in the CAS; returns what happened. */
 export interface Executor {
   readonly sandboxName: string
-  /** Most actions it runs at once. */
+  /** Most commands it runs at once (`-j`). */
   readonly slots: number
-  execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal }): Promise<SandboxResult>
+  /** Most actions the engine hands it at once (slots plus those being staged or collected). */
+  readonly maxInFlight: number
+  /** Run one action; `onStart` is called when its command starts. */
+  execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal; onStart: () => void }): Promise<SandboxResult>
 }
 
 export type ActionStatus = 'executed' | 'cached' | 'failed' | 'skipped' | 'not-started'
@@ -107,7 +109,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   /** Source file digests, hashed once per build. */
   const sources = new Map<string, Promise<{ digest: Digest; executable: boolean }>>()
   const checkLimit = pLimit(CACHE_CHECK_CONCURRENCY)
-  const execLimit = pLimit(executor.slots)
+  const execLimit = pLimit(executor.maxInFlight)
   let stopping = false
   let running = 0
   const failed: string[] = []
@@ -119,7 +121,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (!p) {
       p = (async () => {
         const abs = join(opts.root, path)
-        const st = await lstat(abs)
+        const st = lstatSync(abs)
         return { digest: await cas.hashFile(abs, st.size), executable: (st.mode & 0o111) !== 0 }
       })()
       sources.set(path, p)
@@ -214,14 +216,20 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   const execute = async (action: Action, inputs: KeyedInput[], key: Digest): Promise<void> => {
     if (stopping || abort.signal.aborted) return
-    running++
-    emit({ type: 'action-start', action, running })
-    const t0 = performance.now()
+    /** When the command first started (staging before it is not counted as running). */
+    let startedAt: number | undefined
+    const onStart = (): void => {
+      if (startedAt !== undefined) return
+      startedAt = performance.now()
+      running++
+      emit({ type: 'action-start', action, running })
+    }
+    const run = () => executor.execute(action, inputs, { signal: abort.signal, onStart })
     let result: SandboxResult
     try {
       await storeSources(inputs)
       try {
-        result = await executor.execute(action, inputs, { signal: abort.signal })
+        result = await run()
       } catch (err) {
         // A stored input that no longer matches its digest is never used: drop it,
         // store it again from the project folder if the file there still has those
@@ -229,16 +237,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         const mismatch = causeOf(err, DigestMismatchError)
         if (!mismatch || !(await repairBlob(mismatch.expected, inputs))) throw err
         log?.warn({ action: action.id, digest: mismatch.expected }, 'repaired a corrupt stored input; running the action again')
-        result = await executor.execute(action, inputs, { signal: abort.signal })
+        result = await run()
       }
     } catch (err) {
-      running--
+      if (startedAt !== undefined) running--
       log?.error({ err, action: action.id }, 'action could not run')
       fail(action, { reason: (err as Error).message, argv: action.argv })
       return
     }
-    running--
-    const durationMs = performance.now() - t0
+    if (startedAt !== undefined) running--
+    const durationMs = startedAt === undefined ? result.durationMs : performance.now() - startedAt
     if (result.exitCode !== 0 || result.missingOutputs.length > 0) {
       fail(action, { reason: describeFailure(action, result), argv: action.argv, stderr: result.stderr, stdout: result.stdout, exitCode: result.exitCode })
       return
@@ -322,13 +330,9 @@ function describeFailure(action: Action, r: SandboxResult): string {
  */
 export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
   const dest = join(root, o.path)
-  try {
-    const st = await lstat(dest)
-    if (st.isFile() && st.size === o.size && ((st.mode & 0o111) !== 0) === o.executable && (await cas.hashFile(dest, st.size)) === o.digest) return
-    if (st.isDirectory()) throw new Error(`cannot write output ${o.path}: a folder is in the way`)
-  } catch (err) {
-    if (!isErrnoException(err, 'ENOENT')) throw err
-  }
+  const st = lstatSync(dest, { throwIfNoEntry: false })
+  if (st?.isFile() && st.size === o.size && ((st.mode & 0o111) !== 0) === o.executable && (await cas.hashFile(dest, st.size)) === o.digest) return
+  if (st?.isDirectory()) throw new Error(`cannot write output ${o.path}: a folder is in the way`)
   await cas.materialize(o.digest, dest, { executable: o.executable })
 }
 

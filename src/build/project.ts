@@ -91,7 +91,7 @@ export interface LocalBuildOptions {
 export const PLATFORM = `${process.platform}-${process.arch}`
 
 export async function buildLocally(project: Project, opts: LocalBuildOptions): Promise<BuildSummary> {
-  const sandbox = createLocalSandbox({ cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), keepFailed: opts.keepFailed ?? false })
+  const sandbox = createLocalSandbox({ cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), keepFailed: opts.keepFailed ?? false, ...(opts.log ? { log: opts.log } : {}) })
   try {
     return await runBuild({
       graph: project.graph,

@@ -8,7 +8,7 @@
  *
  * Only successful results are recorded, so a failed action runs again next time.
  */
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import type { Logger } from 'pino'
@@ -92,7 +92,7 @@ export class ActionCache {
   async get(key: Digest): Promise<ActionResult | null> {
     let text: string
     try {
-      text = await readFile(this.pathOf(key), 'utf8')
+      text = readFileSync(this.pathOf(key), 'utf8')
     } catch (err) {
       if (isErrnoException(err, 'ENOENT')) return null
       throw err
@@ -113,6 +113,6 @@ export class ActionCache {
   }
 
   async put(key: Digest, result: ActionResult): Promise<void> {
-    await writeFileAtomic(this.pathOf(key), JSON.stringify(result))
+    writeFileAtomic(this.pathOf(key), JSON.stringify(result))
   }
 }

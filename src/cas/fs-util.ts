@@ -1,6 +1,6 @@
 /** Small file-system helpers shared by the store, the action cache and the build engine. */
 import { randomBytes } from 'node:crypto'
-import { mkdir, rename, rm, writeFile, chmod } from 'node:fs/promises'
+import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, basename } from 'node:path'
 
 /** A name for a temporary file next to `dest`, unique across processes and calls. */
@@ -11,17 +11,19 @@ export function tempNameFor(dest: string): string {
 /**
  * Write `data` to `dest` so that a reader sees either the old file or the whole
  * new one, never a part: write a temporary file in the same folder, then rename.
+ * Synchronous: meant for small files (cache entries, stats), where a
+ * thread-pool round trip per call costs more than the call.
  */
-export async function writeFileAtomic(dest: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(dest), { recursive: true })
+export function writeFileAtomic(dest: string, data: Uint8Array | string, mode = 0o644): void {
+  mkdirSync(dirname(dest), { recursive: true })
   const tmp = tempNameFor(dest)
   try {
-    await writeFile(tmp, data, { mode })
-    // writeFile's mode is filtered by the umask; set it exactly.
-    await chmod(tmp, mode)
-    await rename(tmp, dest)
+    writeFileSync(tmp, data, { mode })
+    // The mode given to writeFileSync is filtered by the umask; set it exactly.
+    chmodSync(tmp, mode)
+    renameSync(tmp, dest)
   } catch (err) {
-    await rm(tmp, { force: true })
+    rmSync(tmp, { force: true })
     throw err
   }
 }

@@ -6,11 +6,33 @@
  *   `tmp/`              partial writes; a blob appears under its name only by rename
  *
  * Rules: a blob is written once under its own name and never changed; a blob is
- * never handed out without hashing it again (a mismatch is a `DigestMismatchError`
- * naming both digests); every write is atomic (temporary file + rename).
+ * never handed out without checking it against its name (a mismatch is a
+ * `DigestMismatchError` naming both digests); every write is atomic (temporary
+ * file + rename).
+ *
+ * Small files (most of a build: sources, headers, objects) are read and written
+ * with synchronous calls. A build makes tens of thousands of them, and one
+ * promise-based call costs several thread-pool round trips (open, fstat, read,
+ * close, each a futex handoff and a wake-up of the event loop): about ten times
+ * the work of the call itself. Files over SYNC_MAX_BYTES go through the thread
+ * pool, and over STREAM_MIN_BYTES are streamed, so the event loop never stalls long.
  */
-import { createReadStream, createWriteStream, linkSync, statSync } from 'node:fs'
-import { chmod, mkdir, readFile, rename, rm, stat, copyFile, constants, writeFile } from 'node:fs/promises'
+import {
+  chmodSync,
+  copyFileSync,
+  createReadStream,
+  createWriteStream,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  constants,
+} from 'node:fs'
+import { copyFile, readFile, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
@@ -23,11 +45,18 @@ export interface BlobRef {
   size: number
 }
 
+/** Files up to this size are handled with synchronous calls. */
+const SYNC_MAX_BYTES = 1024 * 1024
 /** Files larger than this are hashed and copied in chunks instead of read whole. */
-const STREAM_THRESHOLD_BYTES = 32 * 1024 * 1024
+const STREAM_MIN_BYTES = 32 * 1024 * 1024
 
 /** Stored blobs are read-only, so a slip (an editor, a stray `>`) cannot change one in place. */
 const BLOB_MODE = 0o444
+
+/** What identifies one version of a file's contents without reading it. */
+export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}`
+}
 
 export class CasStore {
   private readonly tmpDir: string
@@ -37,6 +66,8 @@ export class CasStore {
    * not hashed again; any write to it changes the identity and forces a new check.
    */
   private readonly verified = new Map<Digest, string>()
+  /** Shard folders known to exist. */
+  private readonly shards = new Set<string>()
 
   constructor(
     /** The store's root folder. */
@@ -45,6 +76,7 @@ export class CasStore {
     readonly hasher: Hasher,
   ) {
     this.tmpDir = join(root, 'tmp')
+    mkdirSync(this.tmpDir, { recursive: true })
   }
 
   /** The file that holds (or would hold) a blob. */
@@ -53,13 +85,7 @@ export class CasStore {
   }
 
   async has(digest: Digest): Promise<boolean> {
-    try {
-      await stat(this.pathOf(digest))
-      return true
-    } catch (err) {
-      if (isErrnoException(err, 'ENOENT')) return false
-      throw err
-    }
+    return statSync(this.pathOf(digest), { throwIfNoEntry: false }) !== undefined
   }
 
   /** Store bytes; returns their name. Storing a blob that exists is a no-op. */
@@ -67,12 +93,12 @@ export class CasStore {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
     const digest = this.hasher.hash(bytes)
     if (!(await this.has(digest))) {
-      const tmp = await this.newTemp()
+      const tmp = this.newTemp()
       try {
-        await writeFile(tmp, bytes)
-        await this.publish(tmp, digest)
+        writeFileSync(tmp, bytes)
+        this.publish(tmp, digest)
       } finally {
-        await rm(tmp, { force: true })
+        rmSync(tmp, { force: true })
       }
     }
     return { digest, size: bytes.byteLength }
@@ -81,26 +107,36 @@ export class CasStore {
   /**
    * Store the contents of a file. With `move`, the file is renamed into the store
    * when possible instead of copied (the caller gives it up: use it for outputs
-   * in a scratch folder that is about to be deleted).
+   * in a scratch folder that is about to be cleaned).
    */
   async putFile(path: string, opts: { move?: boolean } = {}): Promise<BlobRef> {
-    const { size } = await stat(path)
+    const size = statSync(path).size
     if (opts.move) {
       const digest = await this.hashFile(path, size)
-      if (await this.has(digest)) {
-        await rm(path, { force: true })
-      } else {
-        await this.publish(path, digest)
-      }
+      if (await this.has(digest)) unlinkSync(path)
+      else this.publish(path, digest)
       return { digest, size }
     }
-    // Copy first, then hash the copy: what is hashed is exactly what is stored,
-    // even if the source changes while we read it.
-    const tmp = await this.newTemp()
+    if (size <= SYNC_MAX_BYTES) {
+      // Hash exactly the bytes that are stored, even if the source changes meanwhile.
+      const bytes = readFileSync(path)
+      const digest = this.hasher.hash(bytes)
+      if (!(await this.has(digest))) {
+        const tmp = this.newTemp()
+        try {
+          writeFileSync(tmp, bytes)
+          this.publish(tmp, digest)
+        } finally {
+          rmSync(tmp, { force: true })
+        }
+      }
+      return { digest, size: bytes.byteLength }
+    }
+    const tmp = this.newTemp()
     try {
       await copyFile(path, tmp, constants.COPYFILE_FICLONE)
       const digest = await this.hashFile(tmp, size)
-      if (!(await this.has(digest))) await this.publish(tmp, digest)
+      if (!(await this.has(digest))) this.publish(tmp, digest)
       return { digest, size }
     } finally {
       await rm(tmp, { force: true })
@@ -110,13 +146,9 @@ export class CasStore {
   /** The bytes of a blob, verified against its digest. */
   async getBytes(digest: Digest): Promise<Buffer> {
     const path = this.pathOf(digest)
-    let bytes: Buffer
-    try {
-      bytes = await readFile(path)
-    } catch (err) {
-      if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
-      throw err
-    }
+    const st = statSync(path, { throwIfNoEntry: false })
+    if (!st) throw new BlobNotFoundError(digest, this.root)
+    const bytes = st.size <= SYNC_MAX_BYTES ? readFileSync(path) : await readFile(path)
     const actual = this.hasher.hash(bytes)
     if (actual !== digest) {
       this.verified.delete(digest)
@@ -132,19 +164,15 @@ export class CasStore {
   async materialize(digest: Digest, dest: string, opts: { executable?: boolean } = {}): Promise<void> {
     const mode = opts.executable ? 0o755 : 0o644
     const src = this.pathOf(digest)
-    await mkdir(dirname(dest), { recursive: true })
+    const st = statSync(src, { throwIfNoEntry: false })
+    if (!st) throw new BlobNotFoundError(digest, this.root)
+    mkdirSync(dirname(dest), { recursive: true })
     const tmp = tempNameFor(dest)
     try {
-      let size: number
-      try {
-        size = (await stat(src)).size
-      } catch (err) {
-        if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
-        throw err
-      }
-      if (size <= STREAM_THRESHOLD_BYTES) {
+      if (st.size <= STREAM_MIN_BYTES) {
         await this.verify(digest)
-        await copyFile(src, tmp, constants.COPYFILE_FICLONE)
+        if (st.size <= SYNC_MAX_BYTES) copyFileSync(src, tmp, constants.COPYFILE_FICLONE)
+        else await copyFile(src, tmp, constants.COPYFILE_FICLONE)
       } else {
         const stream = await this.hasher.createStream()
         await pipeline(
@@ -155,15 +183,15 @@ export class CasStore {
               yield chunk
             }
           },
-          createWriteStream(tmp, { mode }),
+          createWriteStream(tmp),
         )
         const actual = stream.digest()
         if (actual !== digest) throw new DigestMismatchError(digest, actual, src)
       }
-      await chmod(tmp, mode)
-      await rename(tmp, dest)
+      chmodSync(tmp, mode)
+      renameSync(tmp, dest)
     } catch (err) {
-      await rm(tmp, { force: true })
+      rmSync(tmp, { force: true })
       throw err
     }
   }
@@ -174,18 +202,11 @@ export class CasStore {
    */
   async verify(digest: Digest): Promise<void> {
     const path = this.pathOf(digest)
-    let id: string
-    let size: number
-    try {
-      const st = await stat(path, { bigint: true })
-      id = blobIdentity(st)
-      size = Number(st.size)
-    } catch (err) {
-      if (isErrnoException(err, 'ENOENT')) throw new BlobNotFoundError(digest, this.root)
-      throw err
-    }
+    const st = statSync(path, { bigint: true, throwIfNoEntry: false })
+    if (!st) throw new BlobNotFoundError(digest, this.root)
+    const id = blobIdentity(st)
     if (this.verified.get(digest) === id) return
-    const actual = await this.hashFile(path, size)
+    const actual = await this.hashFile(path, Number(st.size))
     if (actual !== digest) {
       this.verified.delete(digest)
       throw new DigestMismatchError(digest, actual, path)
@@ -198,15 +219,9 @@ export class CasStore {
     this.verified.delete(digest)
   }
 
-  /** The identity of a blob's file as it was when last verified, if it was. */
-  verifiedIdentity(digest: Digest): string | undefined {
-    return this.verified.get(digest)
-  }
-
   /**
    * Is the blob's file unchanged since it last matched its digest in this
-   * process? Synchronous (one stat): staging calls this for every input, and a
-   * round trip through the thread pool would cost ten times the stat itself.
+   * process? One stat.
    */
   isVerified(digest: Digest): boolean {
     const known = this.verified.get(digest)
@@ -220,8 +235,8 @@ export class CasStore {
    * (read-only, shares the stored inode) when the blob need not be executable
    * and the file system allows it, else a verified copy. The folder of `dest`
    * must exist. Returns how it was done. A caller that links must check
-   * afterwards that the file was not written to (see `verifiedIdentity`),
-   * since a hard link is the stored blob itself.
+   * afterwards that the file was not written to (its `blobIdentity` is
+   * unchanged), since a hard link is the stored blob itself.
    */
   async stage(digest: Digest, dest: string, opts: { executable?: boolean } = {}): Promise<'link' | 'copy'> {
     if (!opts.executable) {
@@ -239,8 +254,9 @@ export class CasStore {
 
   /** Hash a file on disk (any file, not only blobs). */
   async hashFile(path: string, knownSize?: number): Promise<Digest> {
-    const size = knownSize ?? (await stat(path)).size
-    if (size <= STREAM_THRESHOLD_BYTES) return this.hasher.hash(await readFile(path))
+    const size = knownSize ?? statSync(path).size
+    if (size <= SYNC_MAX_BYTES) return this.hasher.hash(readFileSync(path))
+    if (size <= STREAM_MIN_BYTES) return this.hasher.hash(await readFile(path))
     const stream = await this.hasher.createStream()
     for await (const chunk of createReadStream(path)) stream.update(chunk as Buffer)
     return stream.digest()
@@ -248,39 +264,38 @@ export class CasStore {
 
   /** Remove a blob (used to drop one found corrupt, so it is fetched or rebuilt). */
   async remove(digest: Digest): Promise<void> {
-    await rm(this.pathOf(digest), { force: true })
+    this.verified.delete(digest)
+    rmSync(this.pathOf(digest), { force: true })
   }
 
-  private async newTemp(): Promise<string> {
-    await mkdir(this.tmpDir, { recursive: true })
+  private newTemp(): string {
     return tempNameFor(join(this.tmpDir, 'blob'))
   }
 
-  /** Give a finished temporary file its name. Rename is atomic; a racing writer of the same blob is harmless. */
-  private async publish(tmp: string, digest: Digest): Promise<void> {
+  /** Give a finished file its name. Rename is atomic; a racing writer of the same blob is harmless. */
+  private publish(file: string, digest: Digest): void {
     const dest = this.pathOf(digest)
-    await mkdir(dirname(dest), { recursive: true })
-    await chmod(tmp, BLOB_MODE)
+    const shard = dirname(dest)
+    if (!this.shards.has(shard)) {
+      mkdirSync(shard, { recursive: true })
+      this.shards.add(shard)
+    }
+    chmodSync(file, BLOB_MODE)
     try {
-      await rename(tmp, dest)
+      renameSync(file, dest)
     } catch (err) {
       // Scratch folders live beside the store, but a caller may pass a file on another device.
       if (!isErrnoException(err, 'EXDEV')) throw err
-      const copy = await this.newTemp()
-      await copyFile(tmp, copy)
-      await chmod(copy, BLOB_MODE)
-      await rename(copy, dest)
-      await rm(tmp, { force: true })
+      const copy = this.newTemp()
+      copyFileSync(file, copy)
+      chmodSync(copy, BLOB_MODE)
+      renameSync(copy, dest)
+      rmSync(file, { force: true })
     }
   }
 }
 
 export async function openCasStore(root: string, hasher: Hasher): Promise<CasStore> {
-  await mkdir(root, { recursive: true })
   return new CasStore(root, hasher)
 }
 
-/** What identifies one version of a file's contents without reading it. */
-export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
-  return `${st.ino}:${st.size}:${st.mtimeNs}`
-}

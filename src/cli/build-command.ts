@@ -8,6 +8,7 @@ import { ExitCode } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
 import { ProgressReporter } from './progress.js'
+import { LOCAL_ISOLATION_NOTE } from '../../sandbox/local.js'
 
 export const SANDBOXES = ['local'] as const
 
@@ -56,9 +57,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const project = await openProject({ dir: values.directory, file: values.file, log })
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)
-  process.stderr.write(
-    'bldr: sandbox local: actions see only their declared inputs, but are not isolated from the machine or the network\n',
-  )
+  process.stderr.write(`bldr: ${LOCAL_ISOLATION_NOTE}\n`)
 
   const interrupt = new AbortController()
   const onSigint = (): void => interrupt.abort(new Error('interrupted'))
@@ -80,7 +79,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSigint)
   }
   progress.finish(summary)
-  if (statsFile) await writeFileAtomic(statsFile, `${JSON.stringify(statsJson(summary, jobs), null, 2)}\n`)
+  if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify(statsJson(summary, jobs), null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
 }

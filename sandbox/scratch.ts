@@ -1,0 +1,245 @@
+/**
+ * Scratch folders for sandboxes that run actions on this machine's file system,
+ * reused from one action to the next.
+ *
+ * Every action must start in a folder that holds exactly its declared inputs
+ * (and the empty folders its inputs and outputs live in), nothing else. Making
+ * that folder from nothing each time costs one hard link per input plus about
+ * ten folder creations, and removing it one unlink per input plus the folders:
+ * for compiles that declare hundreds of headers this dominated a build. Most
+ * actions that run one after another declare nearly the same inputs (the
+ * compiles of one target differ by one source file), so a used scratch folder
+ * is instead reconciled to the next action's input set: files not wanted (or
+ * with another digest) are removed, missing ones are linked, folders added or
+ * removed. The result is indistinguishable to the action from a fresh staging:
+ * the same paths, the same bytes (the same verified blobs), the same modes.
+ *
+ * That holds only if nothing of the previous action survives, so after each
+ * action the folder is walked: a staged file whose inode, size or mtime changed
+ * is removed (and reported when the stored blob itself was written to), every
+ * other file or folder the action made is removed, and tmp and home are
+ * emptied. If anything goes wrong while cleaning or preparing, the folder is
+ * thrown away and a new one made.
+ *
+ * Rejected alternative: one shared read-only tree per set of headers behind a
+ * symlink. Cheaper still, but `..` inside a symlinked folder resolves from the
+ * shared tree, so `#include "../other/x.h"` would break.
+ */
+import { lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { Logger } from 'pino'
+import type { Digest } from '../src/cas/hasher.js'
+import { blobIdentity, type CasStore } from '../src/cas/store.js'
+import type { SandboxInput } from './types.js'
+
+interface StagedFile {
+  digest: Digest
+  executable: boolean
+  /** `blobIdentity` of the staged file right after staging. */
+  identity: string
+  /** A hard link to the stored blob (else a private copy). */
+  linked: boolean
+}
+
+export class Scratch {
+  /** Project-relative path → what is staged there. */
+  readonly files = new Map<string, StagedFile>()
+  /** Project-relative folders that exist under the exec root. */
+  readonly dirs = new Set<string>()
+  /** Staged files found unchanged right after the last run (see `inputsWrittenTo`). */
+  readonly intact = new Set<string>()
+  readonly execRoot: string
+  readonly tmp: string
+  readonly home: string
+
+  constructor(readonly dir: string) {
+    this.execRoot = join(dir, 'root')
+    this.tmp = join(dir, 'tmp')
+    this.home = join(dir, 'home')
+  }
+}
+
+export interface ScratchLayout {
+  inputs: readonly SandboxInput[]
+  outputs: readonly string[]
+}
+
+let scratchCounter = 0
+
+export class ScratchPool {
+  private readonly free: Scratch[] = []
+  private readonly all = new Set<Scratch>()
+  private sweptStale = false
+
+  constructor(
+    private readonly cas: CasStore,
+    /** Folder that holds the scratch folders, e.g. `<project>/.bldr/scratch`. */
+    readonly root: string,
+    private readonly log?: Logger,
+  ) {}
+
+  /** A scratch folder holding exactly `layout`'s inputs and the folders of its outputs. */
+  async acquire(layout: ScratchLayout): Promise<Scratch> {
+    if (!this.sweptStale) await this.sweepStale()
+    const scratch = this.free.pop() ?? this.create()
+    try {
+      await this.prepare(scratch, layout)
+    } catch (err) {
+      this.discard(scratch)
+      throw err
+    }
+    return scratch
+  }
+
+  /**
+   * Inputs whose stored blob was written through a hard link during the run.
+   * Each is marked for a fresh check, so it is repaired or rebuilt, never used.
+   */
+  inputsWrittenTo(scratch: Scratch): string[] {
+    const written: string[] = []
+    scratch.intact.clear()
+    for (const [path, f] of scratch.files) {
+      // One lstat answers the common case: a hard link shares the blob's inode,
+      // so an unchanged identity means both the staged file and the blob are intact.
+      const st = lstatSync(join(scratch.execRoot, path), { bigint: true, throwIfNoEntry: false })
+      if (st && blobIdentity(st) === f.identity) {
+        scratch.intact.add(path)
+        continue
+      }
+      if (!f.linked) continue
+      // Replaced or changed: was the stored blob itself written to?
+      const blob = statSync(this.cas.pathOf(f.digest), { bigint: true, throwIfNoEntry: false })
+      if (!blob || blobIdentity(blob) !== f.identity) {
+        this.cas.forget(f.digest)
+        written.push(path)
+      }
+    }
+    return written
+  }
+
+  /** Give a folder back after its action. With `keep`, it is left on disk as it is, for inspection. */
+  release(scratch: Scratch, opts: { keep?: boolean } = {}): void {
+    if (opts.keep) {
+      this.all.delete(scratch)
+      return
+    }
+    try {
+      this.clean(scratch)
+      this.free.push(scratch)
+    } catch (err) {
+      this.log?.warn({ err, dir: scratch.dir }, 'could not clean a scratch folder; removing it')
+      this.discard(scratch)
+    }
+  }
+
+  /** Remove every scratch folder this pool made (kept ones excepted). */
+  close(): void {
+    for (const s of this.all) rmSync(s.dir, { recursive: true, force: true })
+    this.all.clear()
+    this.free.length = 0
+  }
+
+  private create(): Scratch {
+    const s = new Scratch(join(this.root, `${process.pid}-${++scratchCounter}`))
+    rmSync(s.dir, { recursive: true, force: true })
+    for (const d of [s.execRoot, s.tmp, s.home]) mkdirSync(d, { recursive: true })
+    this.all.add(s)
+    return s
+  }
+
+  private discard(s: Scratch): void {
+    this.all.delete(s)
+    rmSync(s.dir, { recursive: true, force: true })
+  }
+
+  /** Remove scratch folders left by bldr processes that no longer run. */
+  private async sweepStale(): Promise<void> {
+    this.sweptStale = true
+    const entries = await readdir(this.root).catch(() => [] as string[])
+    for (const name of entries) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1])
+      if (!pid || pid === process.pid || isAlive(pid)) continue
+      rmSync(join(this.root, name), { recursive: true, force: true })
+    }
+  }
+
+  private async prepare(s: Scratch, layout: ScratchLayout): Promise<void> {
+    const wanted = new Map<string, SandboxInput>()
+    for (const i of layout.inputs) wanted.set(i.path, i)
+    const wantedDirs = new Set<string>()
+    for (const p of [...wanted.keys(), ...layout.outputs]) {
+      for (let d = dirname(p); d !== '.' && !wantedDirs.has(d); d = dirname(d)) wantedDirs.add(d)
+    }
+
+    for (const [path, f] of s.files) {
+      const w = wanted.get(path)
+      if (w && w.digest === f.digest && w.executable === f.executable) continue
+      unlinkSync(join(s.execRoot, path))
+      s.files.delete(path)
+    }
+    // Deepest first, so a folder is empty when its turn comes.
+    for (const d of [...s.dirs].filter((d) => !wantedDirs.has(d)).sort((a, b) => b.length - a.length)) {
+      rmdirSync(join(s.execRoot, d))
+      s.dirs.delete(d)
+    }
+    for (const d of [...wantedDirs].filter((d) => !s.dirs.has(d)).sort()) {
+      mkdirSync(join(s.execRoot, d), { recursive: true })
+      s.dirs.add(d)
+    }
+    for (const i of wanted.values()) {
+      if (s.files.has(i.path)) continue
+      const abs = join(s.execRoot, i.path)
+      const how = await this.cas.stage(i.digest, abs, { executable: i.executable })
+      s.files.set(i.path, {
+        digest: i.digest,
+        executable: i.executable,
+        identity: blobIdentity(lstatSync(abs, { bigint: true })),
+        linked: how === 'link',
+      })
+    }
+  }
+
+  /** Back to exactly the staged inputs: everything else the action left is removed. */
+  private clean(s: Scratch): void {
+    const seenFiles = new Set<string>()
+    const seenDirs = new Set<string>()
+    const visit = (rel: string): void => {
+      for (const e of readdirSync(rel ? join(s.execRoot, rel) : s.execRoot, { withFileTypes: true })) {
+        const path = rel ? `${rel}/${e.name}` : e.name
+        const abs = join(s.execRoot, path)
+        if (e.isDirectory()) {
+          if (s.dirs.has(path)) {
+            seenDirs.add(path)
+            visit(path)
+          } else {
+            rmSync(abs, { recursive: true, force: true })
+          }
+          continue
+        }
+        const staged = s.files.get(path)
+        if (staged && e.isFile() && (s.intact.has(path) || blobIdentity(lstatSync(abs, { bigint: true })) === staged.identity)) {
+          seenFiles.add(path)
+        } else {
+          unlinkSync(abs)
+        }
+      }
+    }
+    visit('')
+    s.intact.clear()
+    for (const path of s.files.keys()) if (!seenFiles.has(path)) s.files.delete(path)
+    for (const d of s.dirs) if (!seenDirs.has(d)) s.dirs.delete(d)
+    for (const d of [s.tmp, s.home]) {
+      for (const e of readdirSync(d)) rmSync(join(d, e), { recursive: true, force: true })
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
