@@ -7,17 +7,14 @@
  * It does not isolate the process: the action can still read the rest of the
  * machine by absolute path and reach the network. Use bwrap or docker for that.
  */
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { lstatSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
+import { ProcessRunner } from './process-runner.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { SandboxError, type RunOptions, type Sandbox, type SandboxResult, type SandboxSpec } from './types.js'
-
-/** Most bytes of stdout (and of stderr) kept per action; the rest is dropped with a note. */
-const MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 
 export const LOCAL_ISOLATION_NOTE =
   'sandbox local: actions see only their declared inputs, but are not isolated from the machine or the network (bwrap and docker isolate)'
@@ -33,15 +30,19 @@ export interface LocalSandboxInit {
 
 export function createLocalSandbox(init: LocalSandboxInit): Sandbox {
   const pool = new ScratchPool(init.cas, init.scratchRoot, init.log)
+  const runner = new ProcessRunner()
   return {
     name: 'local',
     isolationNote: LOCAL_ISOLATION_NOTE,
-    run: (spec, opts) => runLocal(init, pool, spec, opts ?? {}),
-    close: async () => pool.close(),
+    run: (spec, opts) => runLocal(init, pool, runner, spec, opts ?? {}),
+    close: async () => {
+      runner.close()
+      pool.close()
+    },
   }
 }
 
-async function runLocal(init: LocalSandboxInit, pool: ScratchPool, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
+async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: ProcessRunner, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
   let scratch: Scratch
   try {
     scratch = await pool.acquire(spec)
@@ -53,9 +54,13 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, spec: Sandbox
     const env: Record<string, string> = { ...spec.env, HOME: scratch.home, PWD: scratch.execRoot }
     if (spec.capabilities.writeTmp) env['TMPDIR'] = scratch.tmp
     const slot = opts.slot ?? (<T>(run: () => Promise<T>) => run())
-    const proc = await slot(() => {
+    const proc = await slot(async () => {
       opts.onStart?.()
-      return runProcess(spec, scratch.execRoot, env, opts.signal)
+      try {
+        return await runner.run({ argv: spec.argv, env, cwd: scratch.execRoot, timeoutMs: spec.timeoutMs }, opts.signal)
+      } catch (err) {
+        throw new SandboxError('local', spec.actionId, (err as Error).message, { cause: err })
+      }
     })
     const written = pool.inputsWrittenTo(scratch)
     if (written.length > 0) {
@@ -86,73 +91,5 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, spec: Sandbox
     return { ...proc, outputs, missingOutputs }
   } finally {
     pool.release(scratch, { keep })
-  }
-}
-
-type ProcessResult = Omit<SandboxResult, 'outputs' | 'missingOutputs'>
-
-function runProcess(spec: SandboxSpec, cwd: string, env: Record<string, string>, signal?: AbortSignal): Promise<ProcessResult> {
-  return new Promise((resolve) => {
-    const started = performance.now()
-    const out = new Capture()
-    const err = new Capture()
-    let timedOut = false
-    const [cmd, ...args] = spec.argv as [string, ...string[]]
-    // detached: the action gets its own process group, so a timeout or abort ends everything it started.
-    const child = spawn(cmd, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    const killGroup = (): void => {
-      if (child.pid === undefined) return
-      try {
-        process.kill(-child.pid, 'SIGKILL')
-      } catch {
-        // Already gone.
-      }
-    }
-    const timer = setTimeout(() => {
-      timedOut = true
-      killGroup()
-    }, spec.timeoutMs)
-    const onAbort = (): void => killGroup()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    let spawnError: NodeJS.ErrnoException | undefined
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      spawnError = e
-    })
-    child.on('close', (code, sig) => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      killGroup() // anything the action left running in its group
-      const durationMs = performance.now() - started
-      if (spawnError) {
-        const why = spawnError.code === 'ENOENT' ? `not found (PATH=${env['PATH'] ?? ''})` : spawnError.message
-        resolve({ exitCode: 127, signal: null, timedOut: false, stdout: out.bytes(), stderr: Buffer.from(`bldr: cannot run ${JSON.stringify(cmd)}: ${why}\n`), durationMs })
-        return
-      }
-      resolve({ exitCode: code, signal: sig, timedOut, stdout: out.bytes(), stderr: err.bytes(), durationMs })
-    })
-  })
-}
-
-/** Collects a stream's bytes up to MAX_CAPTURE_BYTES. */
-class Capture {
-  private chunks: Buffer[] = []
-  private size = 0
-  private dropped = 0
-  push(b: Buffer): void {
-    const room = Math.max(0, MAX_CAPTURE_BYTES - this.size)
-    if (b.length > room) {
-      if (room > 0) this.chunks.push(b.subarray(0, room))
-      this.size += room
-      this.dropped += b.length - room
-      return
-    }
-    this.chunks.push(b)
-    this.size += b.length
-  }
-  bytes(): Buffer {
-    const all = Buffer.concat(this.chunks)
-    return this.dropped > 0 ? Buffer.concat([all, Buffer.from(`\n[bldr: ${this.dropped} more bytes not kept]\n`)]) : all
   }
 }

@@ -1,13 +1,42 @@
 /**
  * Logging: pino, JSON lines to stderr. A child logger per component carries
  * `{ component }` (and `workerId` where there is one); errors go under `err`.
+ *
+ * pino is loaded on the first record that passes the level: it costs ~25 ms to
+ * load, and a build at the default level usually logs nothing.
  */
-import { pino, type Logger, type Level } from 'pino'
+import { createRequire } from 'node:module'
+import type { Level, Logger } from 'pino'
 
 export type { Logger }
 
 export const LOG_LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace']
 
+const require = createRequire(import.meta.url)
+
 export function createLogger(level: Level | 'silent' = 'warn'): Logger {
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }))
+  let real: Logger | undefined
+  const load = (): Logger => {
+    if (!real) {
+      const { pino } = require('pino') as typeof import('pino')
+      real = pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }))
+    }
+    return real
+  }
+  const threshold = level === 'silent' ? Infinity : LOG_LEVELS.length - LOG_LEVELS.indexOf(level)
+  const enabled = (l: string): boolean => {
+    const i = LOG_LEVELS.indexOf(l as Level)
+    return i >= 0 && LOG_LEVELS.length - i >= threshold
+  }
+  const noop = (): void => {}
+  return new Proxy({} as Logger, {
+    get(_target, prop) {
+      if (prop === 'level') return level
+      if (prop === 'isLevelEnabled') return enabled
+      if (typeof prop === 'string' && LOG_LEVELS.includes(prop as Level) && !enabled(prop)) return noop
+      const logger = load()
+      const value = (logger as unknown as Record<string | symbol, unknown>)[prop]
+      return typeof value === 'function' ? value.bind(logger) : value
+    },
+  })
 }

@@ -104,10 +104,10 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const waiting = new Map<string, number>()
   for (const id of ids) waiting.set(id, graph.depsOf(id).filter((d) => ids.has(d)).length)
 
-  /** Digest and mode of every generated file known so far. */
-  const generated = new Map<string, { digest: Digest; executable: boolean }>()
-  /** Source file digests, hashed once per build. */
-  const sources = new Map<string, Promise<{ digest: Digest; executable: boolean }>>()
+  /** Every generated file known so far, as it enters action keys. */
+  const generated = new Map<string, KeyedInput>()
+  /** Source files, hashed once per build. One object per path: action keys reuse its encoding. */
+  const sources = new Map<string, Promise<KeyedInput>>()
   const checkLimit = pLimit(CACHE_CHECK_CONCURRENCY)
   const execLimit = pLimit(executor.maxInFlight)
   let stopping = false
@@ -116,13 +116,13 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   emit({ type: 'build-start', total: ids.size })
 
-  const sourceDigest = (path: string): Promise<{ digest: Digest; executable: boolean }> => {
+  const sourceInput = (path: string): Promise<KeyedInput> => {
     let p = sources.get(path)
     if (!p) {
       p = (async () => {
         const abs = join(opts.root, path)
         const st = lstatSync(abs)
-        return { digest: await cas.hashFile(abs, st.size), executable: (st.mode & 0o111) !== 0 }
+        return { path, digest: await cas.hashFile(abs, st.size), executable: (st.mode & 0o111) !== 0 }
       })()
       sources.set(path, p)
     }
@@ -131,18 +131,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   const inputsOf = async (action: Action): Promise<KeyedInput[]> =>
     Promise.all(
-      action.inputs.map(async (path) => {
-        const g = graph.producerOf(path) ? generated.get(path) : undefined
-        if (graph.producerOf(path)) {
-          if (!g) throw new Error(`internal: ${action.id} is ready but its input ${path} has no digest`)
-          return { path, ...g }
-        }
-        return { path, ...(await sourceDigest(path)) }
+      action.inputs.map((path) => {
+        if (!graph.producerOf(path)) return sourceInput(path)
+        const g = generated.get(path)
+        if (!g) throw new Error(`internal: ${action.id} is ready but its input ${path} has no digest`)
+        return g
       }),
     )
 
   const finish = (action: Action, status: 'executed' | 'cached', outputs: OutputRecord[], durationMs: number, result?: SandboxResult): void => {
-    for (const o of outputs) generated.set(o.path, { digest: o.digest, executable: o.executable })
+    for (const o of outputs) generated.set(o.path, { path: o.path, digest: o.digest, executable: o.executable })
     const s = state.get(action.id)!
     s.status = status
     s.durationMs = status === 'executed' ? durationMs : 0

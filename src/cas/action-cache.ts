@@ -37,17 +37,36 @@ export interface ActionKeyParts {
 
 /**
  * The canonical encoding: a JSON array (arrays keep order; object key order is
- * never relied on), with env entries and inputs sorted by name.
+ * never relied on), with env entries and inputs sorted by name. Exactly
+ * `JSON.stringify([version, argv, env, inputs, outputs, sandbox, platform])`,
+ * assembled from per-input fragments that are computed once per input object:
+ * a compile declaring hundreds of headers would otherwise rebuild the same
+ * arrays for every action.
  */
 export function encodeActionKey(parts: ActionKeyParts): string {
   const env = Object.keys(parts.env)
     .sort()
     .map((k) => [k, parts.env[k]])
-  const inputs = [...parts.inputs]
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    .map((i) => [i.path, i.digest, i.executable ? 1 : 0])
+  const inputs = isSortedByPath(parts.inputs) ? parts.inputs : [...parts.inputs].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  let encodedInputs = ''
+  for (const i of inputs) {
+    let f = fragments.get(i)
+    if (f === undefined) {
+      f = JSON.stringify([i.path, i.digest, i.executable ? 1 : 0])
+      fragments.set(i, f)
+    }
+    encodedInputs += encodedInputs ? `,${f}` : f
+  }
   const outputs = [...parts.outputs].sort()
-  return JSON.stringify([ENCODING_VERSION, parts.argv, env, inputs, outputs, parts.sandbox, parts.platform])
+  return `[${JSON.stringify(ENCODING_VERSION)},${JSON.stringify(parts.argv)},${JSON.stringify(env)},[${encodedInputs}],${JSON.stringify(outputs)},${JSON.stringify(parts.sandbox)},${JSON.stringify(parts.platform)}]`
+}
+
+/** Encoded `[path, digest, executable]` per input object (inputs are treated as immutable). */
+const fragments = new WeakMap<KeyedInput, string>()
+
+function isSortedByPath(inputs: readonly KeyedInput[]): boolean {
+  for (let i = 1; i < inputs.length; i++) if ((inputs[i - 1] as KeyedInput).path >= (inputs[i] as KeyedInput).path) return false
+  return true
 }
 
 export function computeActionKey(hasher: Hasher, parts: ActionKeyParts): Digest {

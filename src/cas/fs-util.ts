@@ -15,10 +15,9 @@ export function tempNameFor(dest: string): string {
  * thread-pool round trip per call costs more than the call.
  */
 export function writeFileAtomic(dest: string, data: Uint8Array | string, mode = 0o644): void {
-  mkdirSync(dirname(dest), { recursive: true })
   const tmp = tempNameFor(dest)
   try {
-    writeFileSync(tmp, data, { mode })
+    withParentDir(tmp, () => writeFileSync(tmp, data, { mode }))
     // The mode given to writeFileSync is filtered by the umask; set it exactly.
     chmodSync(tmp, mode)
     renameSync(tmp, dest)
@@ -30,4 +29,19 @@ export function writeFileAtomic(dest: string, data: Uint8Array | string, mode = 
 
 export function isErrnoException(err: unknown, code?: string): err is NodeJS.ErrnoException {
   return err instanceof Error && 'code' in err && (code === undefined || (err as NodeJS.ErrnoException).code === code)
+}
+
+/**
+ * Run a file operation that creates `path`; if its folder is missing, make it
+ * and try once more. Cheaper than a mkdir before every write when the folder
+ * almost always exists.
+ */
+export function withParentDir<T>(path: string, op: () => T): T {
+  try {
+    return op()
+  } catch (err) {
+    if (!isErrnoException(err, 'ENOENT')) throw err
+    mkdirSync(dirname(path), { recursive: true })
+    return op()
+  }
 }

@@ -33,10 +33,10 @@ import {
   constants,
 } from 'node:fs'
 import { copyFile, readFile, rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
-import { tempNameFor, isErrnoException } from './fs-util.js'
+import { tempNameFor, isErrnoException, withParentDir } from './fs-util.js'
 import type { Digest, Hasher } from './hasher.js'
 
 /** A blob's name and size. */
@@ -66,8 +66,6 @@ export class CasStore {
    * not hashed again; any write to it changes the identity and forces a new check.
    */
   private readonly verified = new Map<Digest, string>()
-  /** Shard folders known to exist. */
-  private readonly shards = new Set<string>()
 
   constructor(
     /** The store's root folder. */
@@ -166,15 +164,18 @@ export class CasStore {
     const src = this.pathOf(digest)
     const st = statSync(src, { throwIfNoEntry: false })
     if (!st) throw new BlobNotFoundError(digest, this.root)
-    mkdirSync(dirname(dest), { recursive: true })
     const tmp = tempNameFor(dest)
     try {
       if (st.size <= STREAM_MIN_BYTES) {
         await this.verify(digest)
-        if (st.size <= SYNC_MAX_BYTES) copyFileSync(src, tmp, constants.COPYFILE_FICLONE)
-        else await copyFile(src, tmp, constants.COPYFILE_FICLONE)
+        if (st.size <= SYNC_MAX_BYTES) withParentDir(tmp, () => copyFileSync(src, tmp, constants.COPYFILE_FICLONE))
+        else {
+          withParentDir(tmp, () => writeFileSync(tmp, ''))
+          await copyFile(src, tmp, constants.COPYFILE_FICLONE)
+        }
       } else {
         const stream = await this.hasher.createStream()
+        withParentDir(tmp, () => writeFileSync(tmp, ''))
         await pipeline(
           createReadStream(src),
           async function* (source: AsyncIterable<Buffer>) {
@@ -275,14 +276,9 @@ export class CasStore {
   /** Give a finished file its name. Rename is atomic; a racing writer of the same blob is harmless. */
   private publish(file: string, digest: Digest): void {
     const dest = this.pathOf(digest)
-    const shard = dirname(dest)
-    if (!this.shards.has(shard)) {
-      mkdirSync(shard, { recursive: true })
-      this.shards.add(shard)
-    }
     chmodSync(file, BLOB_MODE)
     try {
-      renameSync(file, dest)
+      withParentDir(dest, () => renameSync(file, dest))
     } catch (err) {
       // Scratch folders live beside the store, but a caller may pass a file on another device.
       if (!isErrnoException(err, 'EXDEV')) throw err

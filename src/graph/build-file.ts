@@ -3,10 +3,11 @@
  * naming the file, the line and key path, and the rule broken.
  */
 import { distance } from 'fastest-levenshtein'
-import type { z } from 'zod'
+import { ZodArray, ZodDefault, ZodNullable, ZodObject, ZodOptional, ZodRecord, type z } from 'zod'
 import { BuildFileError, BuildFileErrors } from '../errors.js'
 import {
   buildFileSchema,
+  KEY_RULE_PREFIX,
   RULE_KINDS,
   ruleSchemas,
   type ActionSpec,
@@ -94,9 +95,9 @@ export function parseBuildFile(text: string, file: string): BuildFileSpec {
   }
 }
 
-type Issue = z.core.$ZodIssue
+type Issue = z.ZodIssue
 
-function issuesToErrors(source: YamlSource, schema: z.ZodType, issues: Issue[], base: KeyPath): BuildFileError[] {
+function issuesToErrors(source: YamlSource, schema: z.ZodTypeAny, issues: Issue[], base: KeyPath): BuildFileError[] {
   const errors: BuildFileError[] = []
   for (const issue of issues) {
     const path: KeyPath = [...base, ...(issue.path as (string | number)[])]
@@ -110,7 +111,7 @@ function issuesToErrors(source: YamlSource, schema: z.ZodType, issues: Issue[], 
       }
       case 'invalid_type': {
         const value = valueAt(source.data, path)
-        if (value === undefined) {
+        if (issue.received === 'undefined') {
           const key = path[path.length - 1]
           errors.push(source.error(path.slice(0, -1), `missing required key "${String(key)}"`, { key: path.length > 1 }))
         } else {
@@ -119,40 +120,37 @@ function issuesToErrors(source: YamlSource, schema: z.ZodType, issues: Issue[], 
         }
         break
       }
-      case 'invalid_key': {
-        const key = path[path.length - 1]
-        const inner = issue.issues[0]?.message ?? issue.message
-        errors.push(source.error(path, `invalid name ${JSON.stringify(key)}: ${inner}`, { key: true }))
-        break
-      }
       default:
-        errors.push(source.error(path, `${issue.message} (got ${describe(valueAt(source.data, path))})`))
+        if (issue.message.startsWith(KEY_RULE_PREFIX)) {
+          // A rule on a mapping key: the path ends at the entry, the message names the rule.
+          const key = path[path.length - 1]
+          errors.push(source.error(path, `invalid name ${JSON.stringify(key)}: ${issue.message.slice(KEY_RULE_PREFIX.length)}`, { key: true }))
+        } else {
+          errors.push(source.error(path, `${issue.message} (got ${describe(valueAt(source.data, path))})`))
+        }
     }
   }
   return errors
 }
 
 /** The keys the object schema at `path` inside `schema` allows. */
-function knownKeys(schema: z.ZodType, path: (string | number)[]): string[] {
-  let node: unknown = schema
-  const unwrap = (n: unknown): unknown => {
-    let cur = n as { _zod?: { def: Record<string, unknown> } }
-    for (;;) {
-      const def = cur?._zod?.def
-      if (!def) return cur
-      if (def['type'] === 'optional' || def['type'] === 'default' || def['type'] === 'nullable') cur = def['innerType'] as typeof cur
-      else return cur
-    }
+function knownKeys(schema: z.ZodTypeAny, path: (string | number)[]): string[] {
+  const unwrap = (n: z.ZodTypeAny): z.ZodTypeAny => {
+    let cur = n
+    while (cur instanceof ZodOptional || cur instanceof ZodDefault || cur instanceof ZodNullable) cur = cur._def.innerType as z.ZodTypeAny
+    return cur
   }
+  let node: z.ZodTypeAny | undefined = schema
   for (const seg of path) {
-    const def = (unwrap(node) as { _zod: { def: Record<string, unknown> } })._zod.def
-    if (def['type'] === 'object') node = (def['shape'] as Record<string, unknown>)[String(seg)]
-    else if (def['type'] === 'record') node = def['valueType']
-    else if (def['type'] === 'array') node = def['element']
+    const cur: z.ZodTypeAny = unwrap(node)
+    if (cur instanceof ZodObject) node = (cur.shape as Record<string, z.ZodTypeAny>)[String(seg)]
+    else if (cur instanceof ZodRecord) node = cur._def.valueType as z.ZodTypeAny
+    else if (cur instanceof ZodArray) node = cur._def.type as z.ZodTypeAny
     else return []
+    if (!node) return []
   }
-  const def = (unwrap(node) as { _zod?: { def: Record<string, unknown> } })._zod?.def
-  return def?.['type'] === 'object' ? Object.keys(def['shape'] as object) : []
+  const last = unwrap(node)
+  return last instanceof ZodObject ? Object.keys(last.shape as object) : []
 }
 
 function valueAt(data: unknown, path: KeyPath): unknown {

@@ -12,21 +12,29 @@ import { z } from 'zod'
 
 /** Names of actions and targets: they appear in action ids (which use `/`) and on the command line. */
 export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/
-const name = z.string().regex(NAME_RE, { error: 'must be letters, digits, and . _ + - (not starting with . + -)' })
+/** Messages of rules on mapping keys start with this, so errors can point at the key. */
+export const KEY_RULE_PREFIX = 'invalid name: '
+const name = z.string().regex(NAME_RE, { message: 'must be letters, digits, and . _ + - (not starting with . + -)' })
+const nameKey = z.string().regex(NAME_RE, { message: `${KEY_RULE_PREFIX}must be letters, digits, and . _ + - (not starting with . + -)` })
 
-const nonEmpty = z.string().min(1, { error: 'must not be empty' })
+const nonEmpty = z.string().min(1, { message: 'must not be empty' })
 
 /** A duration: a number of seconds, or a string like `500ms`, `30s`, `10m`, `1h`. */
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/
 const DURATION_RULE = 'must be a positive number of seconds or a duration like "500ms", "30s", "10m", "1h"'
-const duration = z.union([z.number().positive({ error: DURATION_RULE }), z.string().regex(DURATION_RE, { error: DURATION_RULE })], { error: DURATION_RULE })
+const duration = z.union([z.number().positive({ message: DURATION_RULE }), z.string().regex(DURATION_RE, { message: DURATION_RULE })], {
+  errorMap: () => ({ message: DURATION_RULE }),
+})
 
 /** A size: a number of bytes, or a string like `512MiB`, `2G`, `64k`. */
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i
 const SIZE_RULE = 'must be a positive number of bytes or a size like "512MiB", "2G", "64k"'
-const byteSize = z.union([z.number().int({ error: SIZE_RULE }).positive({ error: SIZE_RULE }), z.string().regex(SIZE_RE, { error: SIZE_RULE })], { error: SIZE_RULE })
+const byteSize = z.union(
+  [z.number().int({ message: SIZE_RULE }).positive({ message: SIZE_RULE }), z.string().regex(SIZE_RE, { message: SIZE_RULE })],
+  { errorMap: () => ({ message: SIZE_RULE }) },
+)
 
-const absolutePath = z.string().regex(/^\//, { error: 'must be an absolute path' })
+const absolutePath = z.string().regex(/^\//, { message: 'must be an absolute path' })
 
 export const capabilitiesSchema = z.strictObject({
   network: z.boolean().optional(),
@@ -34,18 +42,18 @@ export const capabilitiesSchema = z.strictObject({
   writeTmp: z.boolean().optional(),
   readPaths: z.array(absolutePath).optional(),
   writePaths: z.array(absolutePath).optional(),
-  maxCpu: z.number().positive({ error: 'must be a positive number of cores' }).optional(),
+  maxCpu: z.number().positive({ message: 'must be a positive number of cores' }).optional(),
   maxMemory: byteSize.optional(),
 })
 
 const commonFields = {
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be a valid environment variable name' }), z.string()).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: `${KEY_RULE_PREFIX}must be a valid environment variable name` }), z.string()).optional(),
   timeout: duration.optional(),
   capabilities: capabilitiesSchema.optional(),
 }
 
 export const actionSchema = z.strictObject({
-  command: z.array(z.string()).min(1, { error: 'must have at least the program to run' }),
+  command: z.array(z.string()).min(1, { message: 'must have at least the program to run' }),
   inputs: z.array(nonEmpty).optional(),
   outputs: z.array(nonEmpty).optional(),
   description: z.string().optional(),
@@ -53,7 +61,7 @@ export const actionSchema = z.strictObject({
 })
 
 const ccCommon = {
-  srcs: z.array(nonEmpty).min(1, { error: 'must list at least one source file' }),
+  srcs: z.array(nonEmpty).min(1, { message: 'must list at least one source file' }),
   hdrs: z.array(nonEmpty).optional(),
   copts: z.array(z.string()).optional(),
   includes: z.array(nonEmpty).optional(),
@@ -77,8 +85,8 @@ export const toolchainSchema = z.strictObject({
 
 /** The file as a whole; targets are checked per kind afterwards (see build-file.ts). */
 export const buildFileSchema = z.strictObject({
-  actions: z.record(name, actionSchema).optional(),
-  targets: z.record(name, z.unknown()).optional(),
+  actions: z.record(nameKey, actionSchema).optional(),
+  targets: z.record(nameKey, z.unknown()).optional(),
   toolchain: toolchainSchema.optional(),
 })
 

@@ -49,6 +49,20 @@ describe('action key', () => {
     })
   }
 
+  it('is exactly the JSON of the canonical array', () => {
+    const expected = JSON.stringify([
+      'bldr-action-key-v1',
+      base.argv,
+      [['LANG', 'C'], ['PATH', '/usr/bin']],
+      [['a.c', D1, 0], ['a.h', D2, 0]],
+      ['a.o'],
+      'local',
+      'linux-x64',
+    ])
+    assert.equal(encodeActionKey(base), expected)
+    assert.equal(encodeActionKey({ ...base, inputs: [...base.inputs].reverse() }), expected)
+  })
+
   it('keeps argv order significant', () => {
     assert.notEqual(computeActionKey(hasher, { ...base, argv: [...base.argv].reverse() }), computeActionKey(hasher, base))
   })

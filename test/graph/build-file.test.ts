@@ -151,6 +151,16 @@ describe('BUILD file validation', () => {
       expect: [/\(actions\.gen\.timeout\): must be a positive number of seconds or a duration like "500ms"/],
     },
     {
+      name: 'bad size (wrong type inside a union)',
+      yaml: 'actions:\n  gen:\n    command: ["true"]\n    capabilities:\n      maxMemory: true\n',
+      expect: [/\(actions\.gen\.capabilities\.maxMemory\): must be a positive number of bytes or a size like "512MiB"/],
+    },
+    {
+      name: 'bad env variable name',
+      yaml: 'actions:\n  gen:\n    command: ["true"]\n    env:\n      1BAD: x\n',
+      expect: [/^BUILD\.yaml:5:7 \(actions\.gen\.env\["1BAD"\]\): invalid name "1BAD": must be a valid environment variable name/],
+    },
+    {
       name: 'bad name',
       yaml: 'actions:\n  "a/b":\n    command: ["true"]\n',
       expect: [/invalid name "a\/b": must be letters, digits/],

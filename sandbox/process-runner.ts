@@ -1,0 +1,81 @@
+/**
+ * Starts action commands from a small helper process instead of from bldr.
+ *
+ * Why: libuv starts a child with fork(), whose cost grows with the parent's
+ * memory (page tables are copied). From bldr (~120 MB resident with a loaded
+ * graph) one spawn cost ~4 ms of system time, serialized on the event loop;
+ * from a bare Node process (~45 MB) it costs about a third of that, and it no
+ * longer blocks bldr's event loop. One runner serves every slot of a sandbox;
+ * it is started on first use, and if it dies, the commands in flight fail as
+ * sandbox (infrastructure) failures and the next request starts a new one.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { RunnerReply, RunnerRequest } from './runner-main.js'
+import type { ProcessRequest, ProcessResult } from './run-process.js'
+
+const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url))
+
+interface Pending {
+  resolve: (r: ProcessResult) => void
+  reject: (e: Error) => void
+}
+
+export class ProcessRunner {
+  private child: ChildProcess | undefined
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 0
+
+  run(req: ProcessRequest, signal?: AbortSignal): Promise<ProcessResult> {
+    const child = this.ensureChild()
+    const id = ++this.nextId
+    return new Promise<ProcessResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        child.send({ type: 'kill', id } satisfies RunnerRequest)
+      }
+      this.pending.set(id, {
+        resolve: (r) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(r)
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+      child.send({ type: 'run', id, req } satisfies RunnerRequest)
+    })
+  }
+
+  /** Stop the runner (it kills whatever it still runs). */
+  close(): void {
+    const child = this.child
+    this.child = undefined
+    if (child?.connected) child.disconnect()
+  }
+
+  private ensureChild(): ChildProcess {
+    if (this.child?.connected) return this.child
+    const child = fork(RUNNER_MAIN, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] })
+    child.on('message', (msg: RunnerReply) => {
+      const p = this.pending.get(msg.id)
+      if (!p) return
+      this.pending.delete(msg.id)
+      if (msg.type === 'done') {
+        // Buffers arrive as Uint8Array through the structured clone.
+        p.resolve({ ...msg.result, stdout: Buffer.from(msg.result.stdout), stderr: Buffer.from(msg.result.stderr) })
+      } else {
+        p.reject(new Error(msg.message))
+      }
+    })
+    child.on('exit', (code, sig) => {
+      if (this.child === child) this.child = undefined
+      const err = new Error(`the process runner exited (${sig ?? `code ${code}`}) with ${this.pending.size} command(s) in flight`)
+      for (const p of this.pending.values()) p.reject(err)
+      this.pending.clear()
+    })
+    this.child = child
+    return child
+  }
+}
