@@ -23,6 +23,8 @@ export interface LocalSandboxInit {
   cas: CasStore
   /** Folder for scratch folders, e.g. `<project>/.bldr/scratch`. */
   scratchRoot: string
+  /** Most commands running at once (`-j`). */
+  slots: number
   /** Keep scratch folders of failed actions for inspection. Default false. */
   keepFailed?: boolean
   log?: Logger
@@ -30,9 +32,10 @@ export interface LocalSandboxInit {
 
 export function createLocalSandbox(init: LocalSandboxInit): Sandbox {
   const pool = new ScratchPool(init.cas, init.scratchRoot, init.log)
-  const runner = new ProcessRunner()
+  const runner = new ProcessRunner(init.slots)
   return {
     name: 'local',
+    slots: init.slots,
     isolationNote: LOCAL_ISOLATION_NOTE,
     run: (spec, opts) => runLocal(init, pool, runner, spec, opts ?? {}),
     close: async () => {
@@ -43,6 +46,7 @@ export function createLocalSandbox(init: LocalSandboxInit): Sandbox {
 }
 
 async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: ProcessRunner, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
+  runner.warmUp() // its start-up overlaps the staging below
   let scratch: Scratch
   try {
     scratch = await pool.acquire(spec)
@@ -53,15 +57,12 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
   try {
     const env: Record<string, string> = { ...spec.env, HOME: scratch.home, PWD: scratch.execRoot }
     if (spec.capabilities.writeTmp) env['TMPDIR'] = scratch.tmp
-    const slot = opts.slot ?? (<T>(run: () => Promise<T>) => run())
-    const proc = await slot(async () => {
-      opts.onStart?.()
-      try {
-        return await runner.run({ argv: spec.argv, env, cwd: scratch.execRoot, timeoutMs: spec.timeoutMs }, opts.signal)
-      } catch (err) {
-        throw new SandboxError('local', spec.actionId, (err as Error).message, { cause: err })
-      }
-    })
+    let proc
+    try {
+      proc = await runner.run({ argv: spec.argv, env, cwd: scratch.execRoot, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
+    } catch (err) {
+      throw new SandboxError('local', spec.actionId, (err as Error).message, { cause: err })
+    }
     const written = pool.inputsWrittenTo(scratch)
     if (written.length > 0) {
       throw new SandboxError('local', spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)

@@ -5,9 +5,16 @@
  * memory (page tables are copied). From bldr (~120 MB resident with a loaded
  * graph) one spawn cost ~4 ms of system time, serialized on the event loop;
  * from a bare Node process (~45 MB) it costs about a third of that, and it no
- * longer blocks bldr's event loop. One runner serves every slot of a sandbox;
- * it is started on first use, and if it dies, the commands in flight fail as
- * sandbox (infrastructure) failures and the next request starts a new one.
+ * longer blocks bldr's event loop.
+ *
+ * The runner also owns the `-j` limit: staged commands wait in its queue and
+ * the next starts the moment one ends. With the limit in bldr, every handoff
+ * waited for bldr's event loop (busy storing the last action's outputs), and
+ * slots stood empty for several milliseconds per action.
+ *
+ * One runner serves a sandbox; it is started on first use, and if it dies, the
+ * commands in flight fail as sandbox (infrastructure) failures and the next
+ * request starts a new one.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +26,7 @@ const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url))
 interface Pending {
   resolve: (r: ProcessResult) => void
   reject: (e: Error) => void
+  onStart: (() => void) | undefined
 }
 
 export class ProcessRunner {
@@ -26,14 +34,24 @@ export class ProcessRunner {
   private readonly pending = new Map<number, Pending>()
   private nextId = 0
 
-  run(req: ProcessRequest, signal?: AbortSignal): Promise<ProcessResult> {
+  /** @param maxRunning most commands running at once; more wait in the runner's queue */
+  constructor(private readonly maxRunning: number) {}
+
+  /** Run a command when a slot is free; `onStart` is called when it starts. */
+  run(req: ProcessRequest, opts: { signal?: AbortSignal; onStart?: () => void } = {}): Promise<ProcessResult> {
+    const { signal } = opts
     const child = this.ensureChild()
     const id = ++this.nextId
     return new Promise<ProcessResult>((resolve, reject) => {
       const onAbort = (): void => {
         child.send({ type: 'kill', id } satisfies RunnerRequest)
       }
+      if (signal?.aborted) {
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        return
+      }
       this.pending.set(id, {
+        onStart: opts.onStart,
         resolve: (r) => {
           signal?.removeEventListener('abort', onAbort)
           resolve(r)
@@ -48,6 +66,11 @@ export class ProcessRunner {
     })
   }
 
+  /** Start the runner now, so its start-up overlaps other work (it is also started on first use). */
+  warmUp(): void {
+    this.ensureChild()
+  }
+
   /** Stop the runner (it kills whatever it still runs). */
   close(): void {
     const child = this.child
@@ -57,12 +80,18 @@ export class ProcessRunner {
 
   private ensureChild(): ChildProcess {
     if (this.child?.connected) return this.child
-    const child = fork(RUNNER_MAIN, [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] })
+    const child = fork(RUNNER_MAIN, [String(this.maxRunning)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] })
     child.on('message', (msg: RunnerReply) => {
       const p = this.pending.get(msg.id)
       if (!p) return
+      if (msg.type === 'started') {
+        p.onStart?.()
+        return
+      }
       this.pending.delete(msg.id)
-      if (msg.type === 'done') {
+      if (msg.type === 'cancelled') {
+        p.reject(new Error('cancelled before it started'))
+      } else if (msg.type === 'done') {
         // Buffers arrive as Uint8Array through the structured clone.
         p.resolve({ ...msg.result, stdout: Buffer.from(msg.result.stdout), stderr: Buffer.from(msg.result.stderr) })
       } else {

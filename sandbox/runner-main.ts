@@ -1,31 +1,62 @@
 /**
  * The process runner: a small long-lived child of bldr that starts action
- * commands on its behalf (see process-runner.ts for why). It takes requests
- * over the IPC channel and answers each with the command's result. When bldr
- * goes away (the channel closes), it kills every command it started and exits.
+ * commands on its behalf (see process-runner.ts for why). Requests arrive over
+ * the IPC channel and wait in a queue; at most `maxRunning` (argv[2]) commands
+ * run at once, and when one ends the next starts at once, without a round trip
+ * to bldr. When bldr goes away (the channel closes), every command is killed
+ * and the runner exits.
  */
-import { startProcess, type ProcessRequest } from './run-process.js'
+import { startProcess, type ProcessRequest, type ProcessResult } from './run-process.js'
 
 export type RunnerRequest = { type: 'run'; id: number; req: ProcessRequest } | { type: 'kill'; id: number }
-export type RunnerReply = { type: 'done'; id: number; result: import('./run-process.js').ProcessResult } | { type: 'error'; id: number; message: string }
+export type RunnerReply =
+  | { type: 'started'; id: number }
+  | { type: 'done'; id: number; result: ProcessResult }
+  | { type: 'cancelled'; id: number }
+  | { type: 'error'; id: number; message: string }
 
+const maxRunning = Math.max(1, Number(process.argv[2]) || 1)
+const queue: { id: number; req: ProcessRequest }[] = []
 const running = new Map<number, () => void>()
+
+function send(reply: RunnerReply): void {
+  process.send?.(reply)
+}
+
+function pump(): void {
+  while (running.size < maxRunning && queue.length > 0) {
+    const { id, req } = queue.shift()!
+    try {
+      const { done, kill } = startProcess(req)
+      running.set(id, kill)
+      send({ type: 'started', id })
+      void done.then((result) => {
+        running.delete(id)
+        pump() // start the next command before reporting this one
+        send({ type: 'done', id, result })
+      })
+    } catch (err) {
+      send({ type: 'error', id, message: (err as Error).message })
+    }
+  }
+}
 
 if (process.send) {
   process.on('message', (msg: RunnerRequest) => {
-    if (msg.type === 'kill') {
-      running.get(msg.id)?.()
+    if (msg.type === 'run') {
+      queue.push({ id: msg.id, req: msg.req })
+      pump()
       return
     }
-    try {
-      const { done, kill } = startProcess(msg.req)
-      running.set(msg.id, kill)
-      void done.then((result) => {
-        running.delete(msg.id)
-        process.send?.({ type: 'done', id: msg.id, result } satisfies RunnerReply)
-      })
-    } catch (err) {
-      process.send?.({ type: 'error', id: msg.id, message: (err as Error).message } satisfies RunnerReply)
+    const kill = running.get(msg.id)
+    if (kill) {
+      kill()
+      return
+    }
+    const i = queue.findIndex((q) => q.id === msg.id)
+    if (i >= 0) {
+      queue.splice(i, 1)
+      send({ type: 'cancelled', id: msg.id })
     }
   })
   process.on('disconnect', () => {

@@ -66,18 +66,19 @@ export class SandboxError extends BldrError {
 
 export interface RunOptions {
   signal?: AbortSignal
-  /**
-   * Runs the command itself (not staging or collecting outputs) inside a slot,
-   * so the caller can bound running commands while the next action's inputs
-   * are staged. Default: no limit.
-   */
-  slot?: <T>(run: () => Promise<T>) => Promise<T>
-  /** Called when the command starts. */
+  /** Called when the command starts (it may wait for a free slot after staging). */
   onStart?: () => void
 }
 
+/**
+ * A backend runs at most `slots` commands at once (set when it is made); more
+ * calls to `run` may be in flight, staging inputs or storing outputs while
+ * they wait, so the slots never wait for that work.
+ */
 export interface Sandbox {
   readonly name: SandboxName
+  /** Most commands running at once. */
+  readonly slots: number
   /** One line for the user about what this backend isolates, or does not. */
   readonly isolationNote: string
   run(spec: SandboxSpec, opts?: RunOptions): Promise<SandboxResult>

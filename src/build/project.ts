@@ -91,7 +91,13 @@ export interface LocalBuildOptions {
 export const PLATFORM = `${process.platform}-${process.arch}`
 
 export async function buildLocally(project: Project, opts: LocalBuildOptions): Promise<BuildSummary> {
-  const sandbox = createLocalSandbox({ cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), keepFailed: opts.keepFailed ?? false, ...(opts.log ? { log: opts.log } : {}) })
+  const sandbox = createLocalSandbox({
+    cas: project.cas,
+    scratchRoot: join(project.stateDir, 'scratch'),
+    slots: opts.jobs,
+    keepFailed: opts.keepFailed ?? false,
+    ...(opts.log ? { log: opts.log } : {}),
+  })
   try {
     return await runBuild({
       graph: project.graph,
@@ -99,7 +105,7 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
       root: project.root,
       cas: project.cas,
       actionCache: project.actionCache,
-      executor: createSandboxExecutor(sandbox, opts.jobs),
+      executor: createSandboxExecutor(sandbox),
       platform: PLATFORM,
       keepGoing: opts.keepGoing ?? false,
       ...(opts.signal ? { signal: opts.signal } : {}),

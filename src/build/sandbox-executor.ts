@@ -1,22 +1,20 @@
 /**
- * The executor of a build on this machine: each action runs in a sandbox.
- * At most `slots` commands run at once; up to `slots + STAGING_AHEAD` actions
- * are in hand, so the next actions' inputs are staged (and finished ones'
- * outputs stored) while `slots` commands keep the cores busy.
+ * The executor of a build on this machine: each action runs in a sandbox,
+ * which runs at most `sandbox.slots` commands at once. The engine may hand it
+ * STAGING_AHEAD actions more, so the next actions' inputs are staged (and
+ * finished ones' outputs stored) while the slots stay busy.
  */
-import pLimit from 'p-limit'
 import type { Sandbox } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 /** Actions staged ahead of the running ones. */
 const STAGING_AHEAD = 2
 
-export function createSandboxExecutor(sandbox: Sandbox, slots: number): Executor {
-  const running = pLimit(slots)
+export function createSandboxExecutor(sandbox: Sandbox): Executor {
   return {
     sandboxName: sandbox.name,
-    slots,
-    maxInFlight: slots + STAGING_AHEAD,
+    slots: sandbox.slots,
+    maxInFlight: sandbox.slots + STAGING_AHEAD,
     execute: (action, inputs, { signal, onStart }) =>
       sandbox.run(
         {
@@ -28,7 +26,7 @@ export function createSandboxExecutor(sandbox: Sandbox, slots: number): Executor
           timeoutMs: action.timeoutMs,
           capabilities: action.capabilities,
         },
-        { signal, slot: running, onStart },
+        { signal, onStart },
       ),
   }
 }
