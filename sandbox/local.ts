@@ -75,7 +75,7 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
     const missingOutputs: string[] = []
     for (const path of spec.outputs) {
       const abs = join(scratch.execRoot, path)
-      const st = lstatSync(abs, { throwIfNoEntry: false })
+      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
       if (!st) {
         missingOutputs.push(path)
         continue
@@ -86,7 +86,7 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
         continue
       }
       const ref = await init.cas.putFile(abs, { move: true })
-      outputs.push({ path, digest: ref.digest, size: ref.size, executable: (st.mode & 0o111) !== 0 })
+      outputs.push({ path, digest: ref.digest, size: ref.size, executable: (st.mode & 0o111n) !== 0n })
     }
     keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
     return { ...proc, outputs, missingOutputs }

@@ -34,6 +34,8 @@ import { blobIdentity, type CasStore } from '../src/cas/store.js'
 import type { SandboxInput } from './types.js'
 
 interface StagedFile {
+  /** Absolute path of the staged file. */
+  abs: string
   digest: Digest
   executable: boolean
   /** `blobIdentity` of the staged file right after staging. */
@@ -102,7 +104,7 @@ export class ScratchPool {
     for (const [path, f] of scratch.files) {
       // One lstat answers the common case: a hard link shares the blob's inode,
       // so an unchanged identity means both the staged file and the blob are intact.
-      const st = lstatSync(join(scratch.execRoot, path), { bigint: true, throwIfNoEntry: false })
+      const st = lstatSync(f.abs, { bigint: true, throwIfNoEntry: false })
       if (st && blobIdentity(st) === f.identity) {
         scratch.intact.add(path)
         continue
@@ -175,7 +177,7 @@ export class ScratchPool {
     for (const [path, f] of s.files) {
       const w = wanted.get(path)
       if (w && w.digest === f.digest && w.executable === f.executable) continue
-      unlinkSync(join(s.execRoot, path))
+      unlinkSync(f.abs)
       s.files.delete(path)
     }
     // Deepest first, so a folder is empty when its turn comes.
@@ -192,6 +194,7 @@ export class ScratchPool {
       const abs = join(s.execRoot, i.path)
       const how = await this.cas.stage(i.digest, abs, { executable: i.executable })
       s.files.set(i.path, {
+        abs,
         digest: i.digest,
         executable: i.executable,
         identity: blobIdentity(lstatSync(abs, { bigint: true })),

@@ -121,8 +121,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (!p) {
       p = (async () => {
         const abs = join(opts.root, path)
-        const st = lstatSync(abs)
-        return { path, digest: await cas.hashFile(abs, st.size), executable: (st.mode & 0o111) !== 0 }
+        const st = lstatSync(abs, { bigint: true })
+        return { path, digest: await cas.hashFile(abs, Number(st.size)), executable: (st.mode & 0o111n) !== 0n }
       })()
       sources.set(path, p)
     }
@@ -190,8 +190,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   /** Sources enter the CAS only when an action that reads them actually runs. */
   const storeSources = async (inputs: KeyedInput[]): Promise<void> => {
-    for (const i of inputs) {
-      if (storedSources.has(i.digest) || graph.producerOf(i.path)) continue
+    const unknown = inputs.filter((i) => !storedSources.has(i.digest) && !graph.producerOf(i.path))
+    for (const i of unknown) {
       if (!(await cas.has(i.digest))) {
         const ref = await cas.putFile(join(opts.root, i.path))
         if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
@@ -328,8 +328,8 @@ function describeFailure(action: Action, r: SandboxResult): string {
  */
 export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
   const dest = join(root, o.path)
-  const st = lstatSync(dest, { throwIfNoEntry: false })
-  if (st?.isFile() && st.size === o.size && ((st.mode & 0o111) !== 0) === o.executable && (await cas.hashFile(dest, st.size)) === o.digest) return
+  const st = lstatSync(dest, { bigint: true, throwIfNoEntry: false })
+  if (st?.isFile() && Number(st.size) === o.size && ((st.mode & 0o111n) !== 0n) === o.executable && (await cas.hashFile(dest, Number(st.size))) === o.digest) return
   if (st?.isDirectory()) throw new Error(`cannot write output ${o.path}: a folder is in the way`)
   await cas.materialize(o.digest, dest, { executable: o.executable })
 }

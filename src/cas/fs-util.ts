@@ -1,11 +1,12 @@
 /** Small file-system helpers shared by the store, the action cache and the build engine. */
-import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, basename } from 'node:path'
 
-/** A name for a temporary file next to `dest`, unique across processes and calls. */
+let tempCounter = 0
+
+/** A name for a temporary file next to `dest`, unique across processes (pid) and calls (counter). */
 export function tempNameFor(dest: string): string {
-  return join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
+  return join(dirname(dest), `.${basename(dest)}.tmp-${process.pid}-${++tempCounter}`)
 }
 
 /**
