@@ -34,7 +34,25 @@ const files = Number(values.files)
 const rounds = values.quick ? 1 : Number(values.rounds)
 const jobs = Number(values.jobs)
 
-function run(cmd: string, args: string[], cwd: string): Promise<number> {
+/**
+ * Let the file system settle before a timed run: flush dirty pages (and, on a
+ * file system mounted with `discard`, the trims of what the last round deleted),
+ * so one tool does not pay for the other's writes.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sync', [], { stdio: 'ignore' })
+    child.on('error', reject)
+    child.on('close', () => resolve())
+  })
+}
+
+async function run(cmd: string, args: string[], cwd: string): Promise<number> {
+  await settle()
+  return timed(cmd, args, cwd)
+}
+
+function timed(cmd: string, args: string[], cwd: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })

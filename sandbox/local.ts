@@ -85,8 +85,9 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
         proc.stderr = Buffer.concat([proc.stderr, Buffer.from(`\nbldr: output ${path} is not a regular file (outputs must be files)\n`)])
         continue
       }
-      const ref = await init.cas.putFile(abs, { move: true })
-      outputs.push({ path, digest: ref.digest, size: ref.size, executable: (st.mode & 0o111n) !== 0n })
+      const executable = (st.mode & 0o111n) !== 0n
+      const ref = await init.cas.putFile(abs, { move: true, executable })
+      outputs.push({ path, digest: ref.digest, size: ref.size, executable })
     }
     keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
     return { ...proc, outputs, missingOutputs }

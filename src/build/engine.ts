@@ -324,14 +324,10 @@ function describeFailure(action: Action, r: SandboxResult): string {
 
 /**
  * Put an output into the project folder from the CAS, unless the file there
- * already has these bytes and this mode (then it is left alone, mtime and all).
+ * already is it (then it is left alone, mtime and all). See CasStore.placeOutput.
  */
 export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
-  const dest = join(root, o.path)
-  const st = lstatSync(dest, { bigint: true, throwIfNoEntry: false })
-  if (st?.isFile() && Number(st.size) === o.size && ((st.mode & 0o111n) !== 0n) === o.executable && (await cas.hashFile(dest, Number(st.size))) === o.digest) return
-  if (st?.isDirectory()) throw new Error(`cannot write output ${o.path}: a folder is in the way`)
-  await cas.materialize(o.digest, dest, { executable: o.executable })
+  await cas.placeOutput(o.digest, join(root, o.path), { executable: o.executable })
 }
 
 /** The first error of class `cls` in `err`'s cause chain. */

@@ -59,7 +59,7 @@ export async function openProject(opts: OpenProjectOptions = {}): Promise<Projec
   const graph = await loadBuildGraph(spec, createFsSourceTree(root))
   const stateDir = join(root, STATE_DIR)
   const cas = await openCasStore(join(stateDir, 'cas'), await createBlake3Hasher())
-  return { root, buildFile, graph, cas, actionCache: new ActionCache(join(stateDir, 'ac'), opts.log), stateDir }
+  return { root, buildFile, graph, cas, actionCache: ActionCache.open(join(stateDir, 'ac.log'), opts.log), stateDir }
 }
 
 /** The action ids that make the named targets (all targets when none are named). */
@@ -113,6 +113,7 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
       ...(opts.log ? { log: opts.log } : {}),
     })
   } finally {
+    project.actionCache.close()
     await sandbox.close()
   }
 }

@@ -7,12 +7,21 @@
  * The value names every output by digest; the blobs live in the CAS.
  *
  * Only successful results are recorded, so a failed action runs again next time.
+ *
+ * Storage: one append-only log, `<key> <json>` per line, the last line for a
+ * key wins (as ninja's .ninja_log). A build appends one line per executed
+ * action instead of creating a file, and reads one file at start instead of one
+ * per action. Without fsync, a crash can lose the last lines, or tear the last
+ * one: a lost line is a cache miss, a torn line fails its schema and is
+ * skipped. Concurrent builds append whole lines (one write each, O_APPEND).
+ * When the log holds more than COMPACT_RATIO times as many lines as live keys,
+ * it is rewritten (temporary file + rename); a line another process appends
+ * meanwhile can be lost, which again only costs a miss.
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { z } from 'zod'
 import type { Logger } from 'pino'
-import { writeFileAtomic, isErrnoException } from './fs-util.js'
+import { writeFileAtomic, isErrnoException, withParentDir } from './fs-util.js'
 import type { Digest, Hasher } from './hasher.js'
 
 const ENCODING_VERSION = 'bldr-action-key-v1'
@@ -96,26 +105,44 @@ export const actionResultSchema = z.object({
 })
 export type ActionResult = z.infer<typeof actionResultSchema>
 
+/** Rewrite the log when it has this many lines per live key (and at least COMPACT_MIN_LINES). */
+const COMPACT_RATIO = 3
+const COMPACT_MIN_LINES = 1000
+
 export class ActionCache {
-  constructor(
-    /** Folder of entries, normally `<project>/.bldr/ac`. */
-    readonly root: string,
+  /** Key → the JSON text of its latest line (parsed on lookup only). */
+  private readonly entries = new Map<Digest, string>()
+  private fd: number | undefined
+
+  private constructor(
+    /** The log file, normally `<project>/.bldr/ac.log`. */
+    readonly file: string,
     private readonly log?: Logger,
   ) {}
 
-  private pathOf(key: Digest): string {
-    return join(this.root, key.slice(0, 2), `${key}.json`)
+  /** Load the log (a missing log is an empty cache). */
+  static open(file: string, log?: Logger): ActionCache {
+    const cache = new ActionCache(file, log)
+    let text = ''
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      if (!isErrnoException(err, 'ENOENT')) throw err
+    }
+    let lines = 0
+    for (const line of text.split('\n')) {
+      if (line.length < 66 || line[64] !== ' ') continue
+      lines++
+      cache.entries.set(line.slice(0, 64), line.slice(65))
+    }
+    if (lines >= COMPACT_MIN_LINES && lines > COMPACT_RATIO * cache.entries.size) cache.compact()
+    return cache
   }
 
   /** The recorded result, or null on a miss. An unreadable entry is logged and treated as a miss. */
   async get(key: Digest): Promise<ActionResult | null> {
-    let text: string
-    try {
-      text = readFileSync(this.pathOf(key), 'utf8')
-    } catch (err) {
-      if (isErrnoException(err, 'ENOENT')) return null
-      throw err
-    }
+    const text = this.entries.get(key)
+    if (text === undefined) return null
     let json: unknown
     try {
       json = JSON.parse(text)
@@ -132,6 +159,26 @@ export class ActionCache {
   }
 
   async put(key: Digest, result: ActionResult): Promise<void> {
-    writeFileAtomic(this.pathOf(key), JSON.stringify(result))
+    const text = JSON.stringify(result)
+    this.fd ??= withParentDir(this.file, () => openSync(this.file, 'a'))
+    writeSync(this.fd, `${key} ${text}\n`)
+    this.entries.set(key, text)
+  }
+
+  /** Number of keys with a recorded result. */
+  get size(): number {
+    return this.entries.size
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd)
+    this.fd = undefined
+  }
+
+  private compact(): void {
+    let out = ''
+    for (const [key, text] of this.entries) out += `${key} ${text}\n`
+    writeFileAtomic(this.file, out)
+    this.log?.debug({ file: this.file, keys: this.entries.size }, 'compacted the action cache log')
   }
 }

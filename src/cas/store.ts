@@ -20,6 +20,7 @@
 import {
   chmodSync,
   copyFileSync,
+  lstatSync,
   createReadStream,
   createWriteStream,
   linkSync,
@@ -50,8 +51,13 @@ const SYNC_MAX_BYTES = 1024 * 1024
 /** Files larger than this are hashed and copied in chunks instead of read whole. */
 const STREAM_MIN_BYTES = 32 * 1024 * 1024
 
-/** Stored blobs are read-only, so a slip (an editor, a stray `>`) cannot change one in place. */
+/**
+ * Stored blobs are read-only, so a slip (an editor, a stray `>`) cannot change
+ * one in place; a blob first stored from an executable file is also executable,
+ * so it can be hard-linked where an executable is wanted.
+ */
 const BLOB_MODE = 0o444
+const BLOB_MODE_EXECUTABLE = 0o555
 
 /** What identifies one version of a file's contents without reading it. */
 export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
@@ -107,12 +113,12 @@ export class CasStore {
    * when possible instead of copied (the caller gives it up: use it for outputs
    * in a scratch folder that is about to be cleaned).
    */
-  async putFile(path: string, opts: { move?: boolean } = {}): Promise<BlobRef> {
+  async putFile(path: string, opts: { move?: boolean; executable?: boolean } = {}): Promise<BlobRef> {
     const size = statSync(path).size
     if (opts.move) {
       const digest = await this.hashFile(path, size)
       if (await this.has(digest)) unlinkSync(path)
-      else this.publish(path, digest)
+      else this.publish(path, digest, opts.executable)
       return { digest, size }
     }
     if (size <= SYNC_MAX_BYTES) {
@@ -240,8 +246,8 @@ export class CasStore {
    * unchanged), since a hard link is the stored blob itself.
    */
   async stage(digest: Digest, dest: string, opts: { executable?: boolean } = {}): Promise<'link' | 'copy'> {
-    if (!opts.executable) {
-      if (!this.isVerified(digest)) await this.verify(digest)
+    if (!this.isVerified(digest)) await this.verify(digest)
+    if (this.isExecutable(digest) === (opts.executable ?? false)) {
       try {
         linkSync(this.pathOf(digest), dest)
         return 'link'
@@ -251,6 +257,50 @@ export class CasStore {
     }
     await this.materialize(digest, dest, opts)
     return 'copy'
+  }
+
+  /**
+   * Put a blob at `dest` in the project folder as a read-only hard link
+   * (atomically replacing what is there), or as a copy where a link cannot
+   * serve (another device, another mode). What is already there is kept when
+   * it is this blob (same inode, and the blob still verifies) or an identical
+   * file, so an unchanged output keeps its mtime. A link is the blob itself:
+   * if it is edited in place, the blob no longer verifies on its next use, and
+   * it is rebuilt, never used.
+   */
+  async placeOutput(digest: Digest, dest: string, opts: { executable: boolean }): Promise<'kept' | 'link' | 'copy'> {
+    const blob = statSync(this.pathOf(digest), { bigint: true, throwIfNoEntry: false })
+    if (!blob) throw new BlobNotFoundError(digest, this.root)
+    const current = lstatSync(dest, { bigint: true, throwIfNoEntry: false })
+    if (current?.isDirectory()) throw new Error(`cannot write output ${dest}: a folder is in the way`)
+    if (current?.isFile()) {
+      if (current.ino === blob.ino && current.dev === blob.dev) {
+        await this.verify(digest)
+        if (((current.mode & 0o111n) !== 0n) === opts.executable) return 'kept'
+      } else if (current.size === blob.size && ((current.mode & 0o111n) !== 0n) === opts.executable && (await this.hashFile(dest, Number(current.size))) === digest) {
+        return 'kept'
+      }
+    }
+    if (!this.isVerified(digest)) await this.verify(digest)
+    if (((blob.mode & 0o111n) !== 0n) === opts.executable) {
+      const tmp = tempNameFor(dest)
+      try {
+        withParentDir(tmp, () => linkSync(this.pathOf(digest), tmp))
+        renameSync(tmp, dest)
+        return 'link'
+      } catch (err) {
+        rmSync(tmp, { force: true })
+        if (!isErrnoException(err, 'EXDEV') && !isErrnoException(err, 'EMLINK') && !isErrnoException(err, 'EPERM')) throw err
+      }
+    }
+    await this.materialize(digest, dest, opts)
+    return 'copy'
+  }
+
+  /** Whether the stored blob has the executable bit (it was first stored from an executable). */
+  private isExecutable(digest: Digest): boolean {
+    const st = statSync(this.pathOf(digest), { throwIfNoEntry: false })
+    return st !== undefined && (st.mode & 0o111) !== 0
   }
 
   /** Hash a file on disk (any file, not only blobs). */
@@ -274,9 +324,9 @@ export class CasStore {
   }
 
   /** Give a finished file its name. Rename is atomic; a racing writer of the same blob is harmless. */
-  private publish(file: string, digest: Digest): void {
+  private publish(file: string, digest: Digest, executable = false): void {
     const dest = this.pathOf(digest)
-    chmodSync(file, BLOB_MODE)
+    chmodSync(file, executable ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
     try {
       withParentDir(dest, () => renameSync(file, dest))
     } catch (err) {
@@ -284,7 +334,7 @@ export class CasStore {
       if (!isErrnoException(err, 'EXDEV')) throw err
       const copy = this.newTemp()
       copyFileSync(file, copy)
-      chmodSync(copy, BLOB_MODE)
+      chmodSync(copy, executable ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
       renameSync(copy, dest)
       rmSync(file, { force: true })
     }

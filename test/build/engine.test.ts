@@ -138,6 +138,27 @@ describe('local build of the example', { timeout: 120_000 }, () => {
     }
   })
 
+  it('outputs are read-only links to their blobs; one edited in place is rebuilt, not used', async () => {
+    const { dir, cleanup } = await copyExample()
+    try {
+      const { project } = await build(dir)
+      const bin = join(dir, 'bldr-out/bin/calc')
+      const bytes = await readFile(bin)
+      const st = await stat(bin)
+      assert.equal(st.mode & 0o777, 0o555, 'an executable output is r-x')
+      assert.equal((await stat(join(dir, 'bldr-out/obj/calc_core/src/lib/eval.c.o'))).mode & 0o777, 0o444)
+      assert.equal(st.ino, (await stat(project.cas.pathOf((await createBlake3Hasher()).hash(bytes)))).ino, 'the output is the stored blob')
+
+      await chmod(bin, 0o755)
+      await writeFile(bin, 'edited in place') // writes through the link, into the blob
+      const { summary } = await build(dir)
+      assert.deepEqual(withStatus(summary, 'executed'), ['calc/link'])
+      assert.ok((await readFile(bin)).equals(bytes), 'the rebuilt binary has the right bytes')
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('repairs a corrupted stored source from the project folder', async () => {
     const { dir, cleanup } = await copyExample()
     try {
@@ -146,7 +167,7 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       const blob = project.cas.pathOf((await createBlake3Hasher()).hash(src))
       await chmod(blob, 0o644)
       await writeFile(blob, 'int broken;')
-      await rm(join(dir, '.bldr/ac'), { recursive: true })
+      await rm(join(dir, '.bldr/ac.log'))
       const { summary } = await build(dir)
       assert.equal(summary.ok, true)
       assert.equal(summary.executed, 15)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -70,7 +70,6 @@ describe('action key', () => {
 
 describe('action cache', () => {
   let dir: string
-  let ac: ActionCache
   const result: ActionResult = {
     v: 1,
     exitCode: 0,
@@ -82,23 +81,56 @@ describe('action cache', () => {
   }
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bldr-ac-'))
-    ac = new ActionCache(dir)
   })
   after(() => rm(dir, { recursive: true, force: true }))
 
-  it('misses, then hits after put', async () => {
+  it('misses, then hits after put, also after reopening the log', async () => {
+    const file = join(dir, 'hit', 'ac.log')
+    const ac = ActionCache.open(file)
     const key = 'c'.repeat(64)
     assert.equal(await ac.get(key), null)
     await ac.put(key, result)
     assert.deepEqual(await ac.get(key), result)
+    ac.close()
+    const again = ActionCache.open(file)
+    assert.deepEqual(await again.get(key), result)
+    assert.equal(await again.get('e'.repeat(64)), null)
   })
 
-  it('treats an unreadable or malformed entry as a miss', async () => {
-    const key = 'd'.repeat(64)
-    await mkdir(join(dir, 'dd'), { recursive: true })
-    await writeFile(join(dir, 'dd', `${key}.json`), '{"v":1,"exitCode":')
-    assert.equal(await ac.get(key), null)
-    await writeFile(join(dir, 'dd', `${key}.json`), JSON.stringify({ ...result, outputs: [{ path: 'x', digest: 'nothex' }] }))
-    assert.equal(await ac.get(key), null)
+  it('the last line for a key wins', async () => {
+    const file = join(dir, 'last', 'ac.log')
+    const ac = ActionCache.open(file)
+    const key = 'c'.repeat(64)
+    await ac.put(key, result)
+    await ac.put(key, { ...result, durationMs: 99 })
+    ac.close()
+    assert.equal((await ActionCache.open(file).get(key))?.durationMs, 99)
+  })
+
+  it('treats a torn or malformed line as a miss and keeps the rest', async () => {
+    const file = join(dir, 'torn.log')
+    const good = 'a'.repeat(64)
+    const bad = 'd'.repeat(64)
+    const wrong = 'f'.repeat(64)
+    await writeFile(
+      file,
+      `${good} ${JSON.stringify(result)}\n${wrong} ${JSON.stringify({ ...result, outputs: [{ path: 'x', digest: 'nothex' }] })}\ngarbage line\n${bad} {"v":1,"exitCo`,
+    )
+    const ac = ActionCache.open(file)
+    assert.deepEqual(await ac.get(good), result)
+    assert.equal(await ac.get(bad), null)
+    assert.equal(await ac.get(wrong), null)
+  })
+
+  it('compacts a log that holds mostly superseded lines', async () => {
+    const file = join(dir, 'compact.log')
+    const ac = ActionCache.open(file)
+    for (let i = 0; i < 1200; i++) await ac.put(String(i % 10).repeat(64), { ...result, durationMs: i })
+    ac.close()
+    assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 1200)
+    const reopened = ActionCache.open(file)
+    assert.equal(reopened.size, 10)
+    assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 10)
+    assert.equal((await reopened.get('9'.repeat(64)))?.durationMs, 1199)
   })
 })
