@@ -89,6 +89,8 @@ export interface BuildSummary {
 
 /** I/O-bound cache checks in flight at once. */
 const CACHE_CHECK_CONCURRENCY = 64
+/** Source files copied into the CAS at once (through the thread pool). */
+const SOURCE_STORE_CONCURRENCY = 8
 
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now()
@@ -191,19 +193,31 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   /** Sources enter the CAS only when an action that reads them actually runs. */
   const storeSources = async (inputs: KeyedInput[]): Promise<void> => {
     const unknown = inputs.filter((i) => !storedSources.has(i.digest) && !graph.producerOf(i.path))
-    for (const i of unknown) {
-      if (!(await cas.has(i.digest))) {
-        const ref = await cas.putFile(join(opts.root, i.path))
+    await Promise.all(unknown.map((i) => storeSource(i)))
+    for (const i of unknown) storedSources.add(i.digest)
+  }
+  /** Sources being stored, by digest, so concurrent actions wait for one copy instead of making their own. */
+  const storing = new Map<Digest, Promise<void>>()
+  const storeLimit = pLimit(SOURCE_STORE_CONCURRENCY)
+  const storeSource = (i: KeyedInput): Promise<void> => {
+    let p = storing.get(i.digest)
+    if (!p) {
+      p = storeLimit(async () => {
+        if (await cas.has(i.digest)) return
+        const ref = await cas.putFile(join(opts.root, i.path), { threadPool: true })
         if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
-      }
-      storedSources.add(i.digest)
+      })
+      storing.set(i.digest, p)
+      p.catch(() => storing.delete(i.digest))
     }
+    return p
   }
 
   /** Replace a corrupt blob from a project file that still has its bytes. True if repaired. */
   const repairBlob = async (digest: Digest, inputs: KeyedInput[]): Promise<boolean> => {
     await cas.remove(digest)
     storedSources.delete(digest)
+    storing.delete(digest)
     for (const i of inputs) {
       if (i.digest !== digest) continue
       const ref = await cas.putFile(join(opts.root, i.path)).catch(() => undefined)

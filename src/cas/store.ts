@@ -33,8 +33,8 @@ import {
   writeFileSync,
   constants,
 } from 'node:fs'
-import { copyFile, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { tempNameFor, isErrnoException, withParentDir } from './fs-util.js'
@@ -113,7 +113,8 @@ export class CasStore {
    * when possible instead of copied (the caller gives it up: use it for outputs
    * in a scratch folder that is about to be cleaned).
    */
-  async putFile(path: string, opts: { move?: boolean; executable?: boolean } = {}): Promise<BlobRef> {
+  async putFile(path: string, opts: { move?: boolean; executable?: boolean; threadPool?: boolean } = {}): Promise<BlobRef> {
+    if (opts.threadPool && !opts.move) return this.putFileInPool(path)
     const size = statSync(path).size
     if (opts.move) {
       const digest = await this.hashFile(path, size)
@@ -145,6 +146,34 @@ export class CasStore {
     } finally {
       await rm(tmp, { force: true })
     }
+  }
+
+  /**
+   * `putFile` through the thread pool: for many files at once when nothing else
+   * waits for the event loop (a cold build storing its sources), so the copies
+   * run on every core instead of one after another.
+   */
+  private async putFileInPool(path: string): Promise<BlobRef> {
+    const bytes = await readFile(path)
+    const digest = this.hasher.hash(bytes)
+    if (!(await this.has(digest))) {
+      const tmp = this.newTemp()
+      try {
+        await writeFile(tmp, bytes, { mode: BLOB_MODE })
+        await chmod(tmp, BLOB_MODE)
+        const dest = this.pathOf(digest)
+        try {
+          await rename(tmp, dest)
+        } catch (err) {
+          if (!isErrnoException(err, 'ENOENT')) throw err
+          await mkdir(dirname(dest), { recursive: true })
+          await rename(tmp, dest)
+        }
+      } finally {
+        await rm(tmp, { force: true })
+      }
+    }
+    return { digest, size: bytes.byteLength }
   }
 
   /** The bytes of a blob, verified against its digest. */
