@@ -122,21 +122,8 @@ export class CasStore {
       else this.publish(path, digest, opts.executable)
       return { digest, size }
     }
-    if (size <= SYNC_MAX_BYTES) {
-      // Hash exactly the bytes that are stored, even if the source changes meanwhile.
-      const bytes = readFileSync(path)
-      const digest = this.hasher.hash(bytes)
-      if (!(await this.has(digest))) {
-        const tmp = this.newTemp()
-        try {
-          writeFileSync(tmp, bytes)
-          this.publish(tmp, digest)
-        } finally {
-          rmSync(tmp, { force: true })
-        }
-      }
-      return { digest, size: bytes.byteLength }
-    }
+    // Hash exactly the bytes that are stored, even if the source changes meanwhile.
+    if (size <= SYNC_MAX_BYTES) return this.putBytes(readFileSync(path))
     const tmp = this.newTemp()
     try {
       await copyFile(path, tmp, constants.COPYFILE_FICLONE)
