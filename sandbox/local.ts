@@ -69,7 +69,7 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
     }
     if (proc.exitCode !== 0) {
       keep = init.keepFailed ?? false
-      return { ...proc, outputs: [], missingOutputs: [] }
+      return { ...proc, outputs: [], missingOutputs: [], ...(keep ? { keptAt: scratch.execRoot } : {}) }
     }
     const outputs: OutputRecord[] = []
     const missingOutputs: string[] = []
@@ -90,7 +90,7 @@ async function runLocal(init: LocalSandboxInit, pool: ScratchPool, runner: Proce
       outputs.push({ path, digest: ref.digest, size: ref.size, executable })
     }
     keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
-    return { ...proc, outputs, missingOutputs }
+    return { ...proc, outputs, missingOutputs, ...(keep ? { keptAt: scratch.execRoot } : {}) }
   } finally {
     pool.release(scratch, { keep })
   }

@@ -32,8 +32,10 @@ function pump(): void {
       send({ type: 'started', id })
       void done.then((result) => {
         running.delete(id)
-        pump() // start the next command before reporting this one
+        // Report the end first (the send is only queued, so the next start is not
+        // delayed), so bldr never counts more than maxRunning running.
         send({ type: 'done', id, result })
+        pump()
       })
     } catch (err) {
       send({ type: 'error', id, message: (err as Error).message })

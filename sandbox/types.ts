@@ -45,6 +45,8 @@ export interface SandboxResult {
   missingOutputs: string[]
   /** Wall time of the command itself, excluding staging. */
   durationMs: number
+  /** Where the action's folder was kept for inspection (after a failure, when asked to keep it). */
+  keptAt?: string
 }
 
 /**

@@ -87,6 +87,38 @@ export async function snapshotFiles(dir: string, under = '.'): Promise<Map<strin
   return out
 }
 
+/**
+ * The contents of `path` once it exists, waiting for it to appear (checked on
+ * each change in its folder, and every 50 ms in case a change is missed) up to
+ * `deadlineMs`. Writers should create it by rename, so it appears whole.
+ */
+export async function waitForFile(path: string, deadlineMs: number): Promise<string> {
+  const { watch } = await import('node:fs')
+  const read = (): Promise<string | undefined> => readFile(path, 'utf8').catch(() => undefined)
+  const first = await read()
+  if (first !== undefined) return first
+  return new Promise((resolve, reject) => {
+    let done = false
+    const finish = (err: Error | undefined, text?: string): void => {
+      if (done) return
+      done = true
+      watcher.close()
+      clearInterval(poll)
+      clearTimeout(timer)
+      if (err) reject(err)
+      else resolve(text as string)
+    }
+    const check = (): void => {
+      void read().then((text) => {
+        if (text !== undefined) finish(undefined, text)
+      })
+    }
+    const watcher = watch(dirname(path), check)
+    const poll = setInterval(check, 50)
+    const timer = setTimeout(() => finish(new Error(`${path} did not appear within ${deadlineMs} ms`)), deadlineMs)
+  })
+}
+
 export async function mtimeMs(path: string): Promise<number> {
   return (await stat(path)).mtimeMs
 }

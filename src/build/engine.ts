@@ -39,7 +39,7 @@ export interface Executor {
   execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal; onStart: () => void }): Promise<SandboxResult>
 }
 
-export type ActionStatus = 'executed' | 'cached' | 'failed' | 'skipped' | 'not-started'
+export type ActionStatus = 'executed' | 'cached' | 'failed' | 'skipped' | 'not-started' | 'interrupted'
 
 export type BuildEvent =
   | { type: 'build-start'; total: number }
@@ -47,6 +47,7 @@ export type BuildEvent =
   | { type: 'action-done'; action: Action; status: 'executed' | 'cached'; durationMs: number; result?: SandboxResult }
   | { type: 'action-failed'; action: Action; failure: ActionFailure }
   | { type: 'action-skipped'; action: Action; because: string }
+  | { type: 'action-interrupted'; action: Action }
 
 export interface ActionFailure {
   /** One line: `exit 1`, `timed out after 600 s`, `missing output x.o`, `sandbox error: …`. */
@@ -56,6 +57,8 @@ export interface ActionFailure {
   stderr?: Buffer
   stdout?: Buffer
   exitCode?: number | null
+  /** The action's folder, kept for inspection. */
+  keptAt?: string
 }
 
 export interface BuildOptions {
@@ -82,6 +85,10 @@ export interface BuildSummary {
   failed: string[]
   skipped: number
   notStarted: number
+  /** Running when the build was interrupted (and killed). */
+  interrupted: number
+  /** The build was stopped by its signal (Ctrl-C), not by a failure. */
+  aborted: boolean
   wallTimeMs: number
   criticalPath: { totalMs: number; actions: string[] }
   actions: Map<string, { status: ActionStatus; durationMs: number; key?: Digest }>
@@ -172,6 +179,12 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     }
   }
 
+  /** The action was killed because the build was interrupted: neither a success nor its failure. */
+  const interrupted = (action: Action): void => {
+    state.get(action.id)!.status = 'interrupted'
+    emit({ type: 'action-interrupted', action })
+  }
+
   /** Restore a cached result: every output blob must be present and verify, else it is a miss. */
   const restore = async (action: Action, cached: ActionResult): Promise<boolean> => {
     try {
@@ -253,14 +266,23 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       }
     } catch (err) {
       if (startedAt !== undefined) running--
+      if (abort.signal.aborted) return interrupted(action)
       log?.error({ err, action: action.id }, 'action could not run')
       fail(action, { reason: (err as Error).message, argv: action.argv })
       return
     }
     if (startedAt !== undefined) running--
+    if (abort.signal.aborted && result.exitCode !== 0) return interrupted(action)
     const durationMs = startedAt === undefined ? result.durationMs : performance.now() - startedAt
     if (result.exitCode !== 0 || result.missingOutputs.length > 0) {
-      fail(action, { reason: describeFailure(action, result), argv: action.argv, stderr: result.stderr, stdout: result.stdout, exitCode: result.exitCode })
+      fail(action, {
+        reason: describeFailure(action, result),
+        argv: action.argv,
+        stderr: result.stderr,
+        stdout: result.stdout,
+        exitCode: result.exitCode,
+        ...(result.keptAt ? { keptAt: result.keptAt } : {}),
+      })
       return
     }
     const [stdout, stderr] = await Promise.all([cas.putBytes(result.stdout), cas.putBytes(result.stderr)])
@@ -311,15 +333,17 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   opts.signal?.removeEventListener('abort', onOuterAbort)
   if (firstError) log?.error({ err: firstError }, 'build engine error')
 
-  const counts = { executed: 0, cached: 0, skipped: 0, notStarted: 0 }
+  const counts = { executed: 0, cached: 0, skipped: 0, notStarted: 0, interrupted: 0 }
   for (const s of state.values()) {
     if (s.status === 'executed') counts.executed++
     else if (s.status === 'cached') counts.cached++
     else if (s.status === 'skipped') counts.skipped++
     else if (s.status === 'not-started') counts.notStarted++
+    else if (s.status === 'interrupted') counts.interrupted++
   }
   return {
-    ok: failed.length === 0 && counts.notStarted === 0 && counts.skipped === 0,
+    ok: failed.length === 0 && counts.notStarted === 0 && counts.skipped === 0 && counts.interrupted === 0,
+    aborted: abort.signal.aborted,
     total: ids.size,
     ...counts,
     failed,

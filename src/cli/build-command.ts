@@ -26,7 +26,7 @@ Options:
   -k, --keep-going      after a failure, keep building what does not depend on it
       --sandbox NAME    where actions run: ${SANDBOXES.join(', ')} (default: local)
       --stats FILE      write the build's figures as JSON to FILE
-      --keep-failed     keep the scratch folders of failed actions under .bldr/scratch
+      --keep-failed     keep the folders of failed actions (under .bldr/scratch, until the next build)
       --log-level LEVEL ${LOG_LEVELS.join(', ')}, silent (default: warn); logs go to stderr as JSON
   -h, --help            show this help
 
@@ -98,6 +98,7 @@ export function statsJson(s: BuildSummary, jobs: number): object {
     failed: s.failed.length,
     skipped: s.skipped,
     notStarted: s.notStarted,
+    interrupted: s.interrupted,
     failedActions: s.failed,
     criticalPath: { totalMs: round(s.criticalPath.totalMs), actions: s.criticalPath.actions },
     actions: [...s.actions].map(([id, a]) => ({ id, status: a.status, durationMs: round(a.durationMs) })),

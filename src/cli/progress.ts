@@ -58,11 +58,15 @@ export class ProgressReporter {
           if (all.length > TAIL_LINES) lines.push(`  … (${all.length - TAIL_LINES} earlier lines)`)
           for (const l of all.slice(-TAIL_LINES)) lines.push(`  ${l}`)
         }
+        if (e.failure.keptAt) lines.push(`  its folder is kept at ${e.failure.keptAt}`)
         this.print(lines.join('\n'))
         break
       }
       case 'action-skipped':
         this.done++
+        break
+      case 'action-interrupted':
+        this.running.delete(e.action.id)
         break
     }
     if (this.live) this.scheduleDraw()
@@ -95,7 +99,9 @@ export class ProgressReporter {
 
   private draw(): void {
     this.lastDraw = performance.now()
-    const width = Math.max(20, (this.out.columns ?? 80) - 1)
+    // A terminal may report 0 columns (no size set): fall back to $COLUMNS, then 80.
+    const columns = this.out.columns || Number(process.env['COLUMNS']) || 80
+    const width = Math.max(20, columns - 1)
     let line = `[${this.done}/${this.total}] ${this.running.size} running, ${this.cached} cached · ${this.latest}`
     if (line.length > width) line = `${line.slice(0, width - 1)}…`
     this.out.write(`\r\x1b[K${line}`)
@@ -110,10 +116,20 @@ export class ProgressReporter {
 
 export function formatSummary(s: BuildSummary): string {
   const counts = `${s.executed} executed, ${s.cached} cached, ${s.failed.length} failed`
-  const extra = [s.skipped ? `${s.skipped} skipped` : '', s.notStarted ? `${s.notStarted} not started` : ''].filter(Boolean).join(', ')
+  const extra = [
+    s.skipped ? `${s.skipped} skipped` : '',
+    s.interrupted ? `${s.interrupted} interrupted` : '',
+    s.notStarted ? `${s.notStarted} not started` : '',
+  ]
+    .filter(Boolean)
+    .join(', ')
   const cp = s.criticalPath.totalMs > 0 ? s.criticalPath : { totalMs: 0, actions: [] }
   const path = cp.actions.length === 0 ? '' : cp.actions.length <= 4 ? cp.actions.join(' → ') : `${cp.actions[0]} → … → ${cp.actions[cp.actions.length - 1]}`
-  const head = s.ok ? `bldr: built ${s.total} actions in ${formatSeconds(s.wallTimeMs)}` : `bldr: build FAILED after ${formatSeconds(s.wallTimeMs)}`
+  const head = s.ok
+    ? `bldr: built ${s.total} actions in ${formatSeconds(s.wallTimeMs)}`
+    : s.aborted
+      ? `bldr: interrupted after ${formatSeconds(s.wallTimeMs)}`
+      : `bldr: build FAILED after ${formatSeconds(s.wallTimeMs)}`
   return `${head}: ${counts}${extra ? `, ${extra}` : ''}; critical path ${formatSeconds(cp.totalMs)}${cp.actions.length ? ` over ${cp.actions.length} action${cp.actions.length > 1 ? 's' : ''} (${path})` : ''}`
 }
 

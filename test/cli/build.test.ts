@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { makeProject, runCli } from '../helpers.js'
+import { BLDR_BIN, makeProject, runCli, waitForFile } from '../helpers.js'
 
 describe('bldr build (as a process)', { timeout: 60_000 }, () => {
   it('refuses a bad BUILD file with one line per problem and exit 2', async () => {
@@ -39,6 +41,13 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
       assert.equal(r.code, 1)
       assert.match(r.stdout, /^FAILED: broken: exit 4\n {2}\$ sh -c 'echo the compiler said no >&2; exit 4'\n {2}the compiler said no\n/m)
       assert.match(r.stdout, /^bldr: build FAILED after [\d.]+ s: 0 executed, 0 cached, 1 failed/m)
+
+      const kept = await runCli(['build', '-C', dir, '--keep-failed'])
+      assert.equal(kept.code, 1)
+      const folder = /its folder is kept at (\S+)/.exec(kept.stdout)?.[1]
+      assert.ok(folder, `no kept folder in:\n${kept.stdout}`)
+      assert.ok(folder.startsWith(join(dir, '.bldr', 'scratch')))
+      assert.ok((await stat(folder)).isDirectory())
     } finally {
       await cleanup()
     }
@@ -94,6 +103,34 @@ actions:
       assert.equal(bad.code, 2)
       assert.equal(bad.stderr.trim().split('\n').pop(), 'bldr: unknown target "alpah" (did you mean "alpha"?); targets: alpha, beta')
     } finally {
+      await cleanup()
+    }
+  })
+
+  it('Ctrl-C stops the build, kills running actions, exits 130', async () => {
+    const marker = join(tmpdir(), `bldr-test-marker-${process.pid}-${Date.now()}`)
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': `
+actions:
+  slow:
+    command: [sh, -c, 'echo $$ > "$MARKER.tmp" && mv "$MARKER.tmp" "$MARKER" && exec sleep 60']
+    outputs: [never]
+    env: { MARKER: "${marker}" }
+`,
+    })
+    try {
+      const child = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+      const pid = Number((await waitForFile(marker, 20_000)).trim())
+      assert.doesNotThrow(() => process.kill(pid, 0), 'the action runs')
+      child.kill('SIGINT')
+      assert.equal(await exited, 130)
+      assert.match(stdout, /^bldr: interrupted after [\d.]+ s: 0 executed, 0 cached, 0 failed, 1 interrupted/m)
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the action was killed')
+    } finally {
+      await rm(marker, { force: true })
       await cleanup()
     }
   })
