@@ -189,6 +189,62 @@ describe('local build of the example', { timeout: 120_000 }, () => {
   })
 })
 
+describe('C and C++ rules', { timeout: 60_000 }, () => {
+  it('builds C++ with c++, a header-only library, and links C into a C++ binary', async () => {
+    const { dir, cleanup } = await makeProject({
+      'BUILD.yaml': `
+targets:
+  consts:
+    kind: cc_library
+    srcs: [include/consts.h]
+    hdrs: [include/consts.h]
+  cmath:
+    kind: cc_library
+    srcs: [c/twice.c]
+    hdrs: [c/twice.h]
+    deps: [consts]
+  app:
+    kind: cc_binary
+    srcs: [app/main.cc]
+    deps: [cmath]
+    copts: [-std=c++17, -O1]
+`,
+      'include/consts.h': '#pragma once\n#define BASE 21\n',
+      'c/twice.h': '#pragma once\n#ifdef __cplusplus\nextern "C" {\n#endif\nint twice(int);\n#ifdef __cplusplus\n}\n#endif\n',
+      'c/twice.c': '#include "consts.h"\n#include "twice.h"\nint twice(int x) { return 2 * x + (BASE - BASE); }\n',
+      'app/main.cc': '#include <iostream>\n#include <string>\n#include "consts.h"\n#include "twice.h"\nint main() { std::cout << std::to_string(twice(BASE)) << std::endl; return 0; }\n',
+    })
+    try {
+      const { summary, project } = await build(dir)
+      assert.equal(summary.ok, true, JSON.stringify(summary.failed))
+      assert.deepEqual(project.graph.targets.get('consts'), [], 'a header-only library makes no actions')
+      assert.equal(project.graph.get('app/link').argv[0], 'c++')
+      assert.equal(project.graph.get('app/compile/app/main.cc').argv[0], 'c++')
+      assert.equal(project.graph.get('cmath/compile/c/twice.c').argv[0], 'cc')
+      const { execFileSync } = await import('node:child_process')
+      assert.equal(execFileSync(join(dir, 'bldr-out/bin/app'), { encoding: 'utf8' }), '42\n')
+    } finally {
+      await cleanup()
+    }
+  })
+
+  it('reads another build file with -f, rooted at its folder', async () => {
+    const { dir, cleanup } = await makeProject({
+      'sub/other.yaml': 'actions:\n  hello:\n    command: [sh, -c, "cat in.txt > out.txt"]\n    inputs: [in.txt]\n    outputs: [out.txt]\n',
+      'sub/in.txt': 'from sub\n',
+    })
+    try {
+      const project = await openProject({ dir, file: 'sub/other.yaml' })
+      assert.equal(project.root, join(dir, 'sub'))
+      const summary = await buildLocally(project, { jobs: 1 })
+      assert.equal(summary.executed, 1)
+      assert.equal(await readFile(join(dir, 'sub/out.txt'), 'utf8'), 'from sub\n')
+    } finally {
+      await cleanup()
+    }
+  })
+})
+
 describe('hermetic execution and failures', { timeout: 60_000 }, () => {
   it('an undeclared input is not visible to the action', async () => {
     const { dir, cleanup } = await makeProject({
