@@ -1,0 +1,49 @@
+/**
+ * A mesh node: the only place libp2p is configured. TCP, noise encryption,
+ * yamux multiplexing, identify, and gossipsub for load announcements.
+ *
+ * The stack is libp2p 3 with @libp2p/gossipsub (the continuation of
+ * @chainsafe/libp2p-gossipsub, whose v14 works only with libp2p 2 and on 3
+ * delivers nothing, silently); every @libp2p/interface in the tree is one
+ * version. Node 20 needs the Promise.withResolvers polyfill (imported first).
+ */
+import './polyfill.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+
+export type MeshNode = Libp2p<{ identify: Identify; pubsub: GossipSub }>
+
+export interface MeshNodeInit {
+  /** Multiaddrs to listen on. Default: one ephemeral TCP port on 127.0.0.1. */
+  listen?: string[]
+}
+
+/**
+ * New inbound connections accepted per second from one address. libp2p's
+ * default (5) refuses a local mesh whose workers all start at once.
+ */
+const INBOUND_CONNECTION_THRESHOLD = 1000
+
+export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode> {
+  return createLibp2p({
+    addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD },
+    services: {
+      identify: identify(),
+      // Load announcements are hints: a peer publishing before anyone listens is not an error.
+      pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true }),
+    },
+  })
+}
+
+export function parseMultiaddr(text: string): Multiaddr {
+  return multiaddr(text)
+}

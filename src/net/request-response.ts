@@ -1,0 +1,169 @@
+/**
+ * Request/response over a reused libp2p stream, the shape of the direct
+ * protocols (`/bldr/steal/1.0.0`, `/bldr/result/1.0.0`, …).
+ *
+ * Frames are length-prefixed (varint) UTF-8 JSON, capped at `maxFrameBytes`
+ * and checked against a schema on decode. A request that is not valid JSON or
+ * fails its schema gets an error response and the stream goes on; a frame over
+ * the cap leaves the stream's framing unknown, so that stream is closed. Either
+ * way the node stays up and keeps serving other streams (DESIGN.md, invariant 6).
+ */
+import type { Stream } from '@libp2p/interface'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { z } from 'zod'
+import type { MeshNode } from './node.js'
+
+export interface ProtocolSpec<Req, Res> {
+  /** Versioned protocol id, e.g. `/bldr/steal/1.0.0`. */
+  id: string
+  /** Largest frame accepted or sent, in bytes. */
+  maxFrameBytes: number
+  request: z.ZodType<Req>
+  response: z.ZodType<Res>
+}
+
+/** What a server answers when a request frame is bad. */
+export interface ErrorResponse {
+  error: string
+}
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError'
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+function encodeFrame(value: unknown, max: number, protocol: string): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(value))
+  if (bytes.byteLength > max) throw new ProtocolError(`${protocol}: frame of ${bytes.byteLength} bytes is over the ${max}-byte cap`)
+  return bytes
+}
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; error: string }
+
+function decodeFrame<T>(bytes: Uint8Array, schema: z.ZodType<T>): Decoded<T> {
+  let json: unknown
+  try {
+    json = JSON.parse(decoder.decode(bytes))
+  } catch {
+    return { ok: false, error: 'frame is not valid JSON' }
+  }
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]
+    return { ok: false, error: `frame fails its schema: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}` }
+  }
+  return { ok: true, value: parsed.data }
+}
+
+/** Serve a protocol: `handler` answers each request on every inbound stream. */
+export async function serveProtocol<Req, Res>(
+  node: MeshNode,
+  spec: ProtocolSpec<Req, Res>,
+  handler: (req: Req, from: string) => Promise<Res> | Res,
+  log?: Logger,
+): Promise<void> {
+  await node.handle(spec.id, async (stream, connection) => {
+    const from = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: spec.maxFrameBytes })
+    for (;;) {
+      let frame: Uint8Array
+      try {
+        frame = (await lp.read()).subarray()
+      } catch (err) {
+        // End of stream, or a frame over the cap: this stream's framing is gone.
+        if (!isEndOfStream(err)) {
+          log?.warn({ err, protocol: spec.id, from }, 'bad frame; closing the stream')
+          stream.abort(err as Error)
+        }
+        return
+      }
+      const req = decodeFrame(frame, spec.request)
+      let reply: Res | ErrorResponse
+      if (!req.ok) {
+        log?.warn({ protocol: spec.id, from, error: req.error }, 'rejected a request')
+        reply = { error: req.error }
+      } else {
+        try {
+          reply = await handler(req.value, from)
+        } catch (err) {
+          log?.error({ err, protocol: spec.id, from }, 'request handler failed')
+          reply = { error: `handler failed: ${(err as Error).message}` }
+        }
+      }
+      try {
+        await lp.write(encodeFrame(reply, spec.maxFrameBytes, spec.id))
+      } catch (err) {
+        log?.warn({ err, protocol: spec.id, from }, 'could not send a response; closing the stream')
+        stream.abort(err as Error)
+        return
+      }
+    }
+  })
+}
+
+function isEndOfStream(err: unknown): boolean {
+  const name = (err as Error)?.name
+  return name === 'UnexpectedEOFError' || name === 'StreamResetError' || name === 'StreamClosedError' || name === 'StreamStateError'
+}
+
+/**
+ * The client side: one stream per peer, reused for every request, requests
+ * sent one at a time in order. A failed stream is dropped and the next request
+ * opens a new one.
+ */
+export class ProtocolClient<Req, Res> {
+  private readonly streams = new Map<string, { stream: Stream; lp: LengthPrefixedStream; busy: Promise<unknown> }>()
+
+  constructor(
+    private readonly node: MeshNode,
+    private readonly spec: ProtocolSpec<Req, Res>,
+  ) {}
+
+  /** Send one request and wait for its response, at most `timeoutMs`. */
+  async request(peer: Multiaddr, req: Req, opts: { timeoutMs: number }): Promise<Res> {
+    const key = peer.toString()
+    let entry = this.streams.get(key)
+    if (!entry) {
+      const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
+      entry = { stream, lp: lpStream(stream, { maxDataLength: this.spec.maxFrameBytes }), busy: Promise.resolve() }
+      this.streams.set(key, entry)
+    }
+    const e = entry
+    const run = e.busy.then(async () => {
+      const signal = AbortSignal.timeout(opts.timeoutMs)
+      try {
+        await e.lp.write(encodeFrame(req, this.spec.maxFrameBytes, this.spec.id), { signal })
+        const res = decodeFrame((await e.lp.read({ signal })).subarray(), this.spec.response)
+        if (!res.ok) throw new ProtocolError(`${this.spec.id}: bad response from ${key}: ${res.error}`)
+        return res.value
+      } catch (err) {
+        this.streams.delete(key)
+        e.stream.abort(err as Error)
+        throw err
+      }
+    })
+    e.busy = run.catch(() => {})
+    return run
+  }
+
+  /** Send raw bytes as one frame on a fresh stream and read one reply (tests of bad input use this). */
+  async rawExchange(peer: Multiaddr, frame: Uint8Array, opts: { timeoutMs: number }): Promise<string> {
+    const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
+    const lp = lpStream(stream, { maxDataLength: Math.max(this.spec.maxFrameBytes, frame.byteLength) + 16 })
+    try {
+      await lp.write(frame)
+      return decoder.decode((await lp.read({ signal: AbortSignal.timeout(opts.timeoutMs) })).subarray())
+    } finally {
+      stream.abort(new Error('done'))
+    }
+  }
+
+  close(): void {
+    for (const e of this.streams.values()) e.stream.abort(new Error('client closed'))
+    this.streams.clear()
+  }
+}
