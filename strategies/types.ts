@@ -4,10 +4,10 @@
  * A strategy is a pure function of what the thief knows and a seeded random
  * source: the same code runs in the worker daemon and in the simulator, and a
  * seed reproduces a simulation exactly (DESIGN.md, invariant 5). It reads no
- * clock, calls no Math.random, mutates nothing and touches no network.
+ * clock, uses no global random source, mutates nothing and touches no network.
  *
- * The strategies themselves (random, least-loaded, most-loaded, power-of-two,
- * adaptive) are built with the mesh (issue 3); this file fixes their shape.
+ * Implementations: random.ts, least-loaded.ts, most-loaded.ts,
+ * power-of-two.ts, adaptive.ts; index.ts names them.
  */
 
 /** What the thief knows about one peer, from gossip (a hint, possibly stale). */
@@ -23,16 +23,28 @@ export interface PeerLoad {
   announcedAtMs: number
 }
 
+/** How one steal attempt ended. */
+export interface StealOutcome {
+  peerId: string
+  /** Actions granted; 0 when refused, timed out or failed. */
+  granted: number
+  atMs: number
+}
+
 /** Everything a strategy may look at. */
 export interface StealView {
-  /** The thief itself. */
+  /** The thief itself (never a victim, even if it appears in `peers`). */
   selfId: string
-  /** Known peers, the thief excluded. */
+  /** Known peers, as last announced. */
   peers: readonly PeerLoad[]
   /** Now, in the same clock as `announcedAtMs` (passed in, never read). */
   nowMs: number
-  /** Recent steal outcomes per peer, newest last, for strategies that learn. */
-  recent: readonly { peerId: string; granted: number; atMs: number }[]
+  /** A peer not heard from for longer than this is not a candidate. */
+  staleAfterMs: number
+  /** A peer with fewer queued actions is not worth asking (it keeps a reserve). */
+  minVictimQueue: number
+  /** Recent steal outcomes, oldest first, for strategies that learn. */
+  recent: readonly StealOutcome[]
 }
 
 /** A seeded source of randomness in [0, 1). */
