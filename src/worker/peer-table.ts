@@ -1,0 +1,71 @@
+/**
+ * What a worker knows of its peers' load, from gossip. Keeps the newest
+ * announcement per peer (by incarnation and sequence number, so a late or
+ * duplicated one never overwrites a newer one), and forgets peers not heard
+ * from within `staleAfterMs` of this worker's own clock: the sender's clock is
+ * never compared with ours, so clock skew between machines cannot make a peer
+ * look fresh or stale.
+ */
+import type { PeerLoad } from '../../strategies/types.js'
+import type { LoadAnnouncement } from './load-announcement.js'
+
+export type RecordOutcome = 'accepted' | 'duplicate' | 'older' | 'self'
+
+interface Entry {
+  announcement: LoadAnnouncement
+  /** Our clock when it arrived. */
+  receivedAtMs: number
+}
+
+export class PeerTable {
+  private readonly peers = new Map<string, Entry>()
+
+  constructor(
+    readonly selfId: string,
+    /** A peer not heard from for this long is dropped (the Builder seed's 30 s). */
+    readonly staleAfterMs: number,
+  ) {}
+
+  record(peerId: string, a: LoadAnnouncement, receivedAtMs: number): RecordOutcome {
+    if (peerId === this.selfId) return 'self'
+    const known = this.peers.get(peerId)
+    if (known && known.announcement.incarnation === a.incarnation) {
+      if (a.seq === known.announcement.seq) return 'duplicate'
+      if (a.seq < known.announcement.seq) return 'older'
+    }
+    // A new peer, a newer announcement, or a restarted peer (new incarnation).
+    this.peers.set(peerId, { announcement: a, receivedAtMs })
+    return 'accepted'
+  }
+
+  /** Drop peers not heard from within the stale timeout; returns their ids. */
+  prune(nowMs: number): string[] {
+    const gone: string[] = []
+    for (const [id, e] of this.peers) {
+      if (nowMs - e.receivedAtMs > this.staleAfterMs) {
+        this.peers.delete(id)
+        gone.push(id)
+      }
+    }
+    return gone
+  }
+
+  /** A peer left (disconnect, drain): forget it now rather than at the timeout. */
+  forget(peerId: string): void {
+    this.peers.delete(peerId)
+  }
+
+  get size(): number {
+    return this.peers.size
+  }
+
+  /** The peers as strategies see them, in our clock, optionally only those offering a sandbox. */
+  view(opts: { sandbox?: string } = {}): PeerLoad[] {
+    const out: PeerLoad[] = []
+    for (const [peerId, { announcement: a, receivedAtMs }] of this.peers) {
+      if (opts.sandbox && !a.sandboxes.includes(opts.sandbox as never)) continue
+      out.push({ peerId, queueDepth: a.queueDepth, executing: a.executing, capacity: a.capacity, announcedAtMs: receivedAtMs })
+    }
+    return out
+  }
+}
