@@ -1,0 +1,126 @@
+/**
+ * The coordinator's ledger: who holds each action, and its one recorded result.
+ *
+ * The coordinator does not place work at run time (workers steal), but it must
+ * always know the holder of every action, to hand back the work of a worker
+ * that dies (DESIGN.md, invariant 1). So ownership moves only through here:
+ *
+ * - `seed` gives an action to a worker (state queued).
+ * - `transfer` moves queued actions from a victim to a thief, for one steal. It
+ *   is accepted only for actions the victim still holds and has not started,
+ *   and answering the same steal again gives the same answer (a retried
+ *   request after a lost reply cannot move work twice).
+ * - `started` marks an action running on its holder.
+ * - `recordResult` records the one result of an action. A repeat with the same
+ *   key and output digests is a duplicate (ignored); different digests are a
+ *   conflict (reported, the first result stands). A late result from a worker
+ *   that lost the action (declared dead, work handed back) is accepted if the
+ *   action is not done yet, and is a duplicate if it is.
+ * - `workerLost` hands every queued or running action of a worker back
+ *   (unowned), to be seeded again.
+ */
+
+export type ActionState = 'queued' | 'running' | 'unassigned' | 'done'
+
+export interface RecordedResult {
+  /** The action key the result is for. */
+  key: string
+  /** Output digests, in output order. */
+  outputs: readonly string[]
+  exitCode: number
+}
+
+interface Entry {
+  owner: string | null
+  state: ActionState
+  /** Times this action was handed back after its holder was lost. */
+  reassignments: number
+  result?: RecordedResult & { by: string }
+}
+
+export type TransferAnswer = { accepted: string[]; rejected: { id: string; reason: string }[] }
+export type RecordOutcome = 'recorded' | 'duplicate' | 'conflict' | 'unknown'
+
+export class OwnershipLedger {
+  private readonly entries = new Map<string, Entry>()
+  /** Answers already given, by steal id. */
+  private readonly steals = new Map<string, TransferAnswer>()
+
+  seed(actionId: string, workerId: string): void {
+    const e = this.entries.get(actionId)
+    if (e && e.state !== 'unassigned') throw new Error(`ledger: ${actionId} is already held by ${e.owner ?? 'nobody'} (${e.state}); only unassigned actions are seeded again`)
+    this.entries.set(actionId, { owner: workerId, state: 'queued', reassignments: e?.reassignments ?? 0 })
+  }
+
+  transfer(stealId: string, actionIds: readonly string[], from: string, to: string): TransferAnswer {
+    const known = this.steals.get(stealId)
+    if (known) return known
+    const answer: TransferAnswer = { accepted: [], rejected: [] }
+    for (const id of actionIds) {
+      const e = this.entries.get(id)
+      if (!e) answer.rejected.push({ id, reason: 'unknown action' })
+      else if (e.owner !== from) answer.rejected.push({ id, reason: `held by ${e.owner ?? 'nobody'}, not ${from}` })
+      else if (e.state !== 'queued') answer.rejected.push({ id, reason: `already ${e.state}` })
+      else {
+        e.owner = to
+        answer.accepted.push(id)
+      }
+    }
+    this.steals.set(stealId, answer)
+    return answer
+  }
+
+  /** The holder starts running an action. False if it does not hold it (it must not run it). */
+  started(actionId: string, workerId: string): boolean {
+    const e = this.entries.get(actionId)
+    if (!e || e.owner !== workerId || e.state !== 'queued') return false
+    e.state = 'running'
+    return true
+  }
+
+  recordResult(actionId: string, workerId: string, result: RecordedResult): RecordOutcome {
+    const e = this.entries.get(actionId)
+    if (!e) return 'unknown'
+    if (e.result) return sameResult(e.result, result) ? 'duplicate' : 'conflict'
+    e.result = { ...result, outputs: [...result.outputs], by: workerId }
+    e.state = 'done'
+    e.owner = null
+    return 'recorded'
+  }
+
+  /** Hand back everything a lost worker held; returns those action ids, to be seeded again. */
+  workerLost(workerId: string): string[] {
+    const back: string[] = []
+    for (const [id, e] of this.entries) {
+      if (e.owner !== workerId || (e.state !== 'queued' && e.state !== 'running')) continue
+      e.owner = null
+      e.state = 'unassigned'
+      e.reassignments++
+      back.push(id)
+    }
+    return back.sort()
+  }
+
+  ownerOf(actionId: string): string | null {
+    return this.entries.get(actionId)?.owner ?? null
+  }
+
+  stateOf(actionId: string): ActionState | undefined {
+    return this.entries.get(actionId)?.state
+  }
+
+  resultOf(actionId: string): (RecordedResult & { by: string }) | undefined {
+    return this.entries.get(actionId)?.result
+  }
+
+  /** Actions per state, for stats and for the end-of-build check that nothing is left open. */
+  counts(): Record<ActionState, number> {
+    const c: Record<ActionState, number> = { queued: 0, running: 0, unassigned: 0, done: 0 }
+    for (const e of this.entries.values()) c[e.state]++
+    return c
+  }
+}
+
+function sameResult(a: RecordedResult, b: RecordedResult): boolean {
+  return a.key === b.key && a.exitCode === b.exitCode && a.outputs.length === b.outputs.length && a.outputs.every((d, i) => d === b.outputs[i])
+}

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { OwnershipLedger, type RecordedResult } from '../../src/coordinator/ledger.js'
+import { createRng } from '../../strategies/rng.js'
+import type { Rng } from '../../strategies/types.js'
+
+const result = (id: string): RecordedResult => ({ key: `key-${id}`, outputs: [`digest-${id}`], exitCode: 0 })
+
+describe('OwnershipLedger', () => {
+  it('moves queued actions to a thief once per steal, and answers a retried steal the same way', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['a', 'b', 'c']) l.seed(id, 'w1')
+    assert.equal(l.started('c', 'w1'), true)
+    const answer = l.transfer('s1', ['a', 'b', 'c', 'zz'], 'w1', 'w2')
+    assert.deepEqual(answer.accepted, ['a', 'b'])
+    assert.deepEqual(answer.rejected, [
+      { id: 'c', reason: 'already running' },
+      { id: 'zz', reason: 'unknown action' },
+    ])
+    assert.deepEqual(l.transfer('s1', ['a', 'b'], 'w1', 'w2'), answer, 'a retried request gets the first answer')
+    assert.deepEqual(l.transfer('s2', ['a'], 'w1', 'w3').rejected, [{ id: 'a', reason: 'held by w2, not w1' }])
+    assert.equal(l.started('a', 'w1'), false, 'the old holder may not run it')
+    assert.equal(l.started('a', 'w2'), true)
+  })
+
+  it('records one result; a repeat is a duplicate, a different one a conflict', () => {
+    const l = new OwnershipLedger()
+    l.seed('a', 'w1')
+    l.started('a', 'w1')
+    assert.equal(l.recordResult('a', 'w1', result('a')), 'recorded')
+    assert.equal(l.recordResult('a', 'w1', result('a')), 'duplicate')
+    assert.equal(l.recordResult('a', 'w2', { ...result('a'), outputs: ['other'] }), 'conflict')
+    assert.deepEqual(l.resultOf('a')?.outputs, ['digest-a'])
+    assert.equal(l.recordResult('nope', 'w1', result('nope')), 'unknown')
+  })
+
+  it('hands back the queued and running actions of a lost worker, and takes a late result once', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['a', 'b', 'c']) l.seed(id, 'w1')
+    l.started('a', 'w1')
+    l.started('b', 'w1')
+    assert.equal(l.recordResult('b', 'w1', result('b')), 'recorded')
+    assert.deepEqual(l.workerLost('w1'), ['a', 'c'])
+    assert.equal(l.stateOf('a'), 'unassigned')
+    assert.throws(() => l.seed('b', 'w2'), /already held by nobody \(done\)/)
+    l.seed('a', 'w2')
+    // w1 was only slow: its late result for a arrives before w2 finishes.
+    assert.equal(l.recordResult('a', 'w1', result('a')), 'recorded')
+    l.started('a', 'w2')
+    assert.equal(l.recordResult('a', 'w2', result('a')), 'duplicate')
+    assert.deepEqual(l.counts(), { queued: 0, running: 0, unassigned: 1, done: 2 })
+  })
+
+  it('conservation under random steals, deaths and late results: every action recorded exactly once', () => {
+    for (let seed = 0; seed < 40; seed++) {
+      const rng = createRng(seed)
+      const pick = <T>(xs: readonly T[], r: Rng = rng): T => xs[Math.floor(r.next() * xs.length)] as T
+      const l = new OwnershipLedger()
+      const workers = ['w0', 'w1', 'w2', 'w3']
+      const alive = new Set(workers)
+      const actions = Array.from({ length: 60 }, (_, i) => `act${i}`)
+      for (const id of actions) l.seed(id, pick(workers))
+      const recorded = new Map<string, number>()
+      const lateResults: { id: string; by: string }[] = []
+      let stealN = 0
+      for (let step = 0; step < 4000 && l.counts().done < actions.length; step++) {
+        const r = rng.next()
+        const id = pick(actions)
+        const owner = l.ownerOf(id)
+        if (r < 0.3) {
+          // A steal: a thief asks for a few actions of a victim; the request may be retried.
+          const victim = pick(workers)
+          const thief = pick(workers)
+          const ids = actions.filter(() => rng.next() < 0.1)
+          const stealId = `steal-${stealN++}`
+          const first = l.transfer(stealId, ids, victim, thief)
+          if (rng.next() < 0.3) assert.deepEqual(l.transfer(stealId, ids, victim, thief), first)
+        } else if (r < 0.55) {
+          if (owner && alive.has(owner)) l.started(id, owner)
+        } else if (r < 0.8) {
+          if (owner && alive.has(owner) && l.stateOf(id) === 'running') {
+            const outcome = l.recordResult(id, owner, result(id))
+            if (outcome === 'recorded') recorded.set(id, (recorded.get(id) ?? 0) + 1)
+          }
+        } else if (r < 0.83) {
+          // A worker is declared dead; what it ran may still report late.
+          const dead = pick(workers)
+          for (const lost of l.workerLost(dead)) {
+            if (rng.next() < 0.5) lateResults.push({ id: lost, by: dead })
+            l.seed(lost, pick(workers.filter((w) => w !== dead)))
+          }
+        } else if (r < 0.9 && lateResults.length > 0) {
+          const late = lateResults.shift()!
+          const outcome = l.recordResult(late.id, late.by, result(late.id))
+          if (outcome === 'recorded') recorded.set(late.id, (recorded.get(late.id) ?? 0) + 1)
+          else assert.equal(outcome, 'duplicate')
+        }
+      }
+      // Finish: every open action runs on its holder (or is reseeded) and reports.
+      for (const id of actions) {
+        if (l.stateOf(id) === 'unassigned') l.seed(id, 'w0')
+        const owner = l.ownerOf(id)
+        if (owner) {
+          l.started(id, owner)
+          if (l.recordResult(id, owner, result(id)) === 'recorded') recorded.set(id, (recorded.get(id) ?? 0) + 1)
+        }
+      }
+      assert.deepEqual(l.counts(), { queued: 0, running: 0, unassigned: 0, done: actions.length }, `seed ${seed}`)
+      for (const id of actions) assert.equal(recorded.get(id), 1, `seed ${seed}: ${id} recorded ${recorded.get(id) ?? 0} times`)
+    }
+  })
+})
