@@ -92,6 +92,18 @@ export class BlobNotFoundError extends BldrError {
   }
 }
 
+/** A source file changed or vanished while the build ran. */
+export class SourceChangedError extends BldrError {
+  override readonly name = 'SourceChangedError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
+    super(`source file ${path} ${detail} during the build; run the build again`)
+  }
+}
+
 /** The build ran and some actions failed; details were already reported per action. */
 export class BuildFailedError extends BldrError {
   override readonly name = 'BuildFailedError'

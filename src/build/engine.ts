@@ -23,7 +23,7 @@ import type { Logger } from 'pino'
 import { computeActionKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
 import type { SandboxResult } from '../../sandbox/types.js'
@@ -130,7 +130,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (!p) {
       p = (async () => {
         const abs = join(opts.root, path)
-        const st = lstatSync(abs, { bigint: true })
+        const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
+        if (!st?.isFile()) throw new SourceChangedError(path, st ? 'stopped being a file' : 'disappeared')
         return { path, digest: await cas.hashFile(abs, Number(st.size)), executable: (st.mode & 0o111n) !== 0n }
       })()
       sources.set(path, p)
@@ -218,7 +219,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       p = storeLimit(async () => {
         if (await cas.has(i.digest)) return
         const ref = await cas.putFile(join(opts.root, i.path), { threadPool: true })
-        if (ref.digest !== i.digest) throw new Error(`source file ${i.path} changed during the build (was blake3 ${i.digest}, now ${ref.digest})`)
+        if (ref.digest !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${ref.digest})`)
       })
       storing.set(i.digest, p)
       p.catch(() => storing.delete(i.digest))
@@ -321,7 +322,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         // Anything unexpected in the engine itself: fail this action and stop.
         firstError ??= err
         const action = graph.get(id)
-        if (state.get(id)?.status === 'not-started') fail(action, { reason: `internal error: ${(err as Error).message}`, argv: action.argv })
+        const reason = isBldrError(err) ? err.message : `internal error: ${(err as Error).message}`
+        if (state.get(id)?.status === 'not-started') fail(action, { reason, argv: action.argv })
         stopping = true
       })
       .finally(() => inFlight.delete(p))
@@ -331,7 +333,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   for (const id of ids) if (waiting.get(id) === 0) schedule(id)
   while (inFlight.size > 0) await Promise.race(inFlight)
   opts.signal?.removeEventListener('abort', onOuterAbort)
-  if (firstError) log?.error({ err: firstError }, 'build engine error')
+  if (firstError && !isBldrError(firstError)) log?.error({ err: firstError }, 'build engine error')
 
   const counts = { executed: 0, cached: 0, skipped: 0, notStarted: 0, interrupted: 0 }
   for (const s of state.values()) {

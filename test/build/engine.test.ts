@@ -382,6 +382,25 @@ actions:
     }
   })
 
+  it('a source that vanishes after the build file was read fails its action with a clear reason', async () => {
+    const { dir, cleanup } = await makeProject({
+      'data.txt': 'x',
+      'BUILD.yaml': 'actions:\n  copy:\n    command: [cp, data.txt, out.txt]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
+    })
+    try {
+      const project = await openProject({ dir })
+      await rm(join(dir, 'data.txt'))
+      const events: BuildEvent[] = []
+      const summary = await buildLocally(project, { jobs: 1, onEvent: (e) => events.push(e) })
+      assert.deepEqual(summary.failed, ['copy'])
+      const failure = events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      assert.equal(failure.failure.reason, 'source file data.txt disappeared during the build; run the build again')
+    } finally {
+      await cleanup()
+    }
+  })
+
   it('a missing declared output fails the action', async () => {
     const { dir, cleanup } = await makeProject({
       'BUILD.yaml': 'actions:\n  lazy:\n    command: [sh, -c, "echo hi > other.txt"]\n    outputs: [promised.txt]\n',
