@@ -1,0 +1,468 @@
+/**
+ * The worker: a local deque, execution slots, the steal loop, and the victim's
+ * side of a steal. It talks to the coordinator and its peers only through a
+ * `MeshPort` (libp2p in the daemon, in memory in tests and the simulator) and
+ * reads time only through a `Clock`, so the same code runs everywhere.
+ *
+ * Design, and what was rejected:
+ *
+ * - Exactly once, without trusting messages. A steal moves work in three steps:
+ *   the victim takes a batch off the cold end of its deque and offers it; the
+ *   thief asks the coordinator to transfer those actions to itself (the ledger
+ *   accepts only actions the victim still holds, unstarted); the thief queues
+ *   only what was accepted. Any message may be lost. The victim does not wait
+ *   for an acknowledgement: after `offerTimeoutMs` it asks the coordinator who
+ *   holds each offered action and takes back what is still its own. If the
+ *   victim takes an action back and the transfer lands afterwards, both hold it
+ *   for a moment; the gate settles it: a worker runs an action only after the
+ *   coordinator confirms, in `startActions`, that it holds it (the ledger's
+ *   `started`). So nothing is lost (the ledger always names a holder, and a
+ *   dead holder's work is handed back) and nothing runs twice (one start per
+ *   action). Rejected: acknowledgement chains between thief and victim (every
+ *   lost ack needs another timeout, and a thief that dies after acking strands
+ *   the work), and letting the coordinator place work (it is meant to stay thin).
+ * - Gossip is a hint. Victims are chosen from announcements, which may be late
+ *   or lost; a wrong choice costs one refused request. A worker with nothing to
+ *   steal from waits for the next announcement or an idle timer, never for one
+ *   particular message.
+ * - Owner takes from the front (the coordinator seeds by priority), thieves from
+ *   the back, at most half, leaving a reserve (see deque.ts).
+ * - Retries: after a refusal or timeout, back off (doubling from
+ *   `retryBackoffMs`) and try another victim; after `maxRetries` failures in a
+ *   row, rest for `idleBackoffMs` or until an announcement arrives.
+ */
+import type { PeerLoad, Rng, StealOutcome, Strategy } from '../../strategies/types.js'
+import type { Clock } from './clock.js'
+import { ActionDeque } from './deque.js'
+import type { LoadAnnouncement } from './load-announcement.js'
+import { PeerTable } from './peer-table.js'
+
+export interface WorkItem {
+  id: string
+}
+
+export interface StealRequest {
+  stealId: string
+  max: number
+}
+
+export type StealReply<T> = { offered: T[] } | { refused: string }
+
+export interface RunOutcome {
+  ok: boolean
+  detail?: unknown
+}
+
+/** The worker's view of the coordinator and its peers. */
+export interface MeshPort<T extends WorkItem> {
+  /** Which of these `worker` may start now (it still holds them, unstarted). */
+  startActions(worker: string, ids: string[]): Promise<string[]>
+  /** Move these from `victim` to `thief` for one steal; the ids moved. The same stealId gets the same answer. */
+  transfer(stealId: string, ids: string[], victim: string, thief: string): Promise<string[]>
+  /** Who holds each id now. */
+  holders(ids: string[]): Promise<Map<string, string | null>>
+  /** A finished action, success or failure. */
+  reportResult(worker: string, item: T, outcome: RunOutcome): Promise<void>
+  /** Ask `victim` for work. Rejects on timeout or failure. */
+  requestSteal(thief: string, victim: string, req: StealRequest, opts: { timeoutMs: number }): Promise<StealReply<T>>
+  /** Gossip this worker's load; may be lost. */
+  announce(worker: string, a: LoadAnnouncement): void
+}
+
+export type Runner<T> = (item: T) => Promise<RunOutcome>
+
+export interface WorkerConfig {
+  id: string
+  /** Actions run at once. */
+  slots: number
+  /** Most actions queued (the Builder seed's localQueueSize, 256). */
+  queueCapacity: number
+  /** Steal when fewer than this are queued and a slot is free (the seed's minLocalQueue, 2). */
+  minLocalQueue: number
+  /** Most actions asked for in one steal. */
+  stealBatch: number
+  /** A victim keeps at least this many queued (the seed's reserve, 2). */
+  victimReserve: number
+  /** A peer with fewer queued is not asked (the seed's 4). */
+  minVictimQueue: number
+  /** Per request (the seed's 100 ms). */
+  stealTimeoutMs: number
+  /** First wait after a failed attempt, doubling (the seed's 50 ms). */
+  retryBackoffMs: number
+  /** Failed attempts in a row before resting (the seed's 3). */
+  maxRetries: number
+  /** Rest after maxRetries failures, unless an announcement arrives first. */
+  idleBackoffMs: number
+  /** A victim reconciles an offer with the coordinator after this. */
+  offerTimeoutMs: number
+  /** Peers not heard from for this long are forgotten (the seed's 30 s). */
+  staleAfterMs: number
+  /** Announce at least this often (the seed's peer announce, 10 s)… */
+  announceIntervalMs: number
+  /** …and on a significant change, at most this often. */
+  minAnnounceGapMs: number
+  strategy: Strategy
+  rng: Rng
+  platform: string
+  sandboxes: ('local' | 'bwrap' | 'docker')[]
+}
+
+export const DEFAULT_WORKER_CONFIG = {
+  queueCapacity: 256,
+  minLocalQueue: 2,
+  stealBatch: 32,
+  victimReserve: 2,
+  minVictimQueue: 4,
+  stealTimeoutMs: 100,
+  retryBackoffMs: 50,
+  maxRetries: 3,
+  idleBackoffMs: 500,
+  offerTimeoutMs: 1_000,
+  staleAfterMs: 30_000,
+  announceIntervalMs: 10_000,
+  minAnnounceGapMs: 20,
+} as const
+
+export interface WorkerStats {
+  executed: number
+  /** Actions this worker held but was not allowed to start (another worker held them by then). */
+  notStarted: number
+  stealsAttempted: number
+  stealsGranted: number
+  stealsRefused: number
+  stealsFailed: number
+  actionsStolen: number
+  /** As a victim. */
+  offers: number
+  actionsOffered: number
+  actionsTakenBack: number
+  stealRoundTripsMs: number[]
+  announcements: number
+  /** Results the coordinator did not take (the daemon's port retries; these gave up). */
+  reportFailures: number
+}
+
+export class WorkerCore<T extends WorkItem> {
+  readonly deque: ActionDeque<T>
+  readonly peers: PeerTable
+  readonly stats: WorkerStats = {
+    executed: 0,
+    notStarted: 0,
+    stealsAttempted: 0,
+    stealsGranted: 0,
+    stealsRefused: 0,
+    stealsFailed: 0,
+    actionsStolen: 0,
+    offers: 0,
+    actionsOffered: 0,
+    actionsTakenBack: 0,
+    stealRoundTripsMs: [],
+    announcements: 0,
+    reportFailures: 0,
+  }
+
+  /** Running or being cleared to start. */
+  private busy = 0
+  private stealing = false
+  /** A timer before the next steal attempt is pending. */
+  private waitingToSteal: (() => void) | undefined
+  private retries = 0
+  /** Victims that failed in the current run of attempts. */
+  private readonly failedThisRound = new Set<string>()
+  private readonly recent: StealOutcome[] = []
+  private readonly offered = new Map<string, T[]>()
+  private stealCounter = 0
+  private stopped = false
+  private readonly incarnation: string
+  private seq = 0
+  private lastAnnounced: { at: number; queueDepth: number; executing: number } | undefined
+  private cancelAnnounce: (() => void) | undefined
+
+  constructor(
+    readonly config: WorkerConfig,
+    private readonly port: MeshPort<T>,
+    private readonly runner: Runner<T>,
+    private readonly clock: Clock,
+  ) {
+    this.deque = new ActionDeque<T>(config.queueCapacity)
+    this.peers = new PeerTable(config.id, config.staleAfterMs)
+    this.incarnation = `${config.id}-${Math.floor(config.rng.next() * 0xffffffff).toString(16)}`
+  }
+
+  start(): void {
+    this.announce()
+    this.scheduleAnnounce()
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.cancelAnnounce?.()
+    this.waitingToSteal?.()
+    this.waitingToSteal = undefined
+  }
+
+  /** The coordinator seeds work. Returns what did not fit (the coordinator keeps it). */
+  seed(items: readonly T[]): T[] {
+    const rest: T[] = []
+    for (const item of items) if (!this.deque.pushBack(item)) rest.push(item)
+    this.pump()
+    this.maybeAnnounce()
+    return rest
+  }
+
+  /** A load announcement arrived from `peerId`. */
+  onAnnouncement(peerId: string, a: LoadAnnouncement): void {
+    if (this.peers.record(peerId, a, this.clock.now()) !== 'accepted') return
+    // New information: a resting thief may try again now.
+    if (this.retries === 0 || this.waitingToSteal) {
+      this.waitingToSteal?.()
+      this.waitingToSteal = undefined
+      this.retries = 0
+      this.failedThisRound.clear()
+      this.maybeSteal()
+    }
+  }
+
+  /** A peer asks this worker for work (the victim's side). */
+  onStealRequest(req: StealRequest): StealReply<T> {
+    const again = this.offered.get(req.stealId)
+    if (again) return { offered: again }
+    if (this.stopped) return { refused: 'stopping' }
+    const max = Math.max(1, Math.min(req.max, this.config.stealBatch))
+    const grant = this.deque.stealHalf(max, this.config.victimReserve)
+    if (grant.items.length === 0) return { refused: `nothing to spare: ${this.deque.length} queued, reserve ${this.config.victimReserve}` }
+    this.offered.set(req.stealId, grant.items)
+    this.stats.offers++
+    this.stats.actionsOffered += grant.items.length
+    this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(req.stealId))
+    this.maybeAnnounce()
+    return { offered: grant.items }
+  }
+
+  /** Nothing queued, running or offered. */
+  get idle(): boolean {
+    return this.deque.length === 0 && this.busy === 0 && this.offered.size === 0
+  }
+
+  /** Start queued actions while slots are free; steal when the queue runs low. */
+  private pump(): void {
+    if (this.stopped) return
+    const free = this.config.slots - this.busy
+    if (free > 0 && this.deque.length > 0) {
+      const batch: T[] = []
+      while (batch.length < free && this.deque.length > 0) batch.push(this.deque.pop()!)
+      this.busy += batch.length
+      void this.port.startActions(this.config.id, batch.map((i) => i.id)).then(
+        (allowed) => {
+          const ok = new Set(allowed)
+          for (const item of batch) {
+            if (ok.has(item.id)) void this.run(item)
+            else {
+              this.busy--
+              this.stats.notStarted++
+            }
+          }
+          this.pump()
+        },
+        () => {
+          // The coordinator did not answer: keep the actions, try again shortly.
+          this.busy -= batch.length
+          this.deque.pushFront(batch)
+          this.clock.after(this.config.retryBackoffMs, () => this.pump())
+        },
+      )
+    }
+    this.maybeSteal()
+  }
+
+  private async run(item: T): Promise<void> {
+    this.maybeAnnounce()
+    let outcome: RunOutcome
+    try {
+      outcome = await this.runner(item)
+    } catch (err) {
+      outcome = { ok: false, detail: err }
+    }
+    this.stats.executed++
+    try {
+      await this.port.reportResult(this.config.id, item, outcome)
+    } catch {
+      // Counted, not lost: the coordinator hands the action out again when it finds this worker's results missing.
+      this.stats.reportFailures++
+    } finally {
+      this.busy--
+      this.pump()
+      this.maybeAnnounce()
+    }
+  }
+
+  private maybeSteal(): void {
+    if (this.stopped || this.stealing || this.waitingToSteal) return
+    if (this.deque.length >= this.config.minLocalQueue || this.busy >= this.config.slots) return
+    void this.stealOnce()
+  }
+
+  private async stealOnce(): Promise<void> {
+    this.stealing = true
+    try {
+      const peers = this.peers.view().filter((p) => !this.failedThisRound.has(p.peerId))
+      const decision = this.config.strategy(
+        {
+          selfId: this.config.id,
+          peers,
+          nowMs: this.clock.now(),
+          staleAfterMs: this.config.staleAfterMs,
+          minVictimQueue: this.config.minVictimQueue,
+          recent: this.recent,
+        },
+        this.config.rng,
+      )
+      if (!decision) {
+        this.rest(this.config.idleBackoffMs)
+        return
+      }
+      const stealId = `${this.config.id}:${++this.stealCounter}`
+      const room = Math.min(this.config.stealBatch, this.deque.remainingSlots())
+      this.stats.stealsAttempted++
+      const t0 = this.clock.now()
+      let reply: StealReply<T>
+      try {
+        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room }, { timeoutMs: this.config.stealTimeoutMs })
+      } catch {
+        this.stats.stealsFailed++
+        this.failed(decision.victim)
+        return
+      }
+      this.stats.stealRoundTripsMs.push(this.clock.now() - t0)
+      if ('refused' in reply) {
+        this.stats.stealsRefused++
+        this.failed(decision.victim)
+        return
+      }
+      let moved: Set<string>
+      try {
+        moved = new Set(await this.port.transfer(stealId, reply.offered.map((i) => i.id), decision.victim, this.config.id))
+      } catch {
+        // The victim takes its offer back when it reconciles.
+        this.stats.stealsFailed++
+        this.failed(decision.victim)
+        return
+      }
+      const got = reply.offered.filter((i) => moved.has(i.id))
+      for (const item of got) this.deque.pushBack(item)
+      this.recent.push({ peerId: decision.victim, granted: got.length, atMs: this.clock.now() })
+      this.trimRecent()
+      if (got.length > 0) {
+        this.stats.stealsGranted++
+        this.stats.actionsStolen += got.length
+        this.retries = 0
+        this.failedThisRound.clear()
+      } else {
+        this.failed(decision.victim)
+      }
+    } finally {
+      this.stealing = false
+    }
+    this.pump()
+  }
+
+  /** A failed attempt: remember it, back off, try another victim. */
+  private failed(victim: string): void {
+    this.recent.push({ peerId: victim, granted: 0, atMs: this.clock.now() })
+    this.trimRecent()
+    this.failedThisRound.add(victim)
+    this.retries++
+    if (this.retries >= this.config.maxRetries) {
+      this.retries = 0
+      this.failedThisRound.clear()
+      this.rest(this.config.idleBackoffMs)
+    } else {
+      this.rest(this.config.retryBackoffMs * 2 ** (this.retries - 1))
+    }
+  }
+
+  private rest(ms: number): void {
+    if (this.stopped) return
+    this.waitingToSteal?.()
+    const cancel = this.clock.after(ms, () => {
+      if (this.waitingToSteal !== cancel) return
+      this.waitingToSteal = undefined
+      this.pump()
+    })
+    this.waitingToSteal = cancel
+  }
+
+  private trimRecent(): void {
+    // Strategies look at a few seconds at most; keep the list short.
+    const horizon = this.clock.now() - 10_000
+    while (this.recent.length > 0 && (this.recent[0]!.atMs < horizon || this.recent.length > 256)) this.recent.shift()
+  }
+
+  /** Take back what an offer did not move (the coordinator still names this worker). */
+  private async reconcile(stealId: string): Promise<void> {
+    const items = this.offered.get(stealId)
+    if (!items) return
+    let holders: Map<string, string | null>
+    try {
+      holders = await this.port.holders(items.map((i) => i.id))
+    } catch {
+      this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(stealId))
+      return
+    }
+    this.offered.delete(stealId)
+    const back = items.filter((i) => holders.get(i.id) === this.config.id)
+    if (back.length > 0) {
+      this.stats.actionsTakenBack += back.length
+      const n = this.deque.pushFront(back)
+      // Seeded work may have filled the queue meanwhile: keep the rest as an offer, reconcile again later.
+      if (n < back.length) {
+        this.offered.set(stealId, back.slice(n))
+        this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(stealId))
+      }
+      this.pump()
+    }
+  }
+
+  private announcement(): LoadAnnouncement {
+    const executing = this.busy
+    return {
+      v: 1,
+      incarnation: this.incarnation,
+      seq: ++this.seq,
+      sentAtMs: this.clock.now(),
+      queueDepth: this.deque.length,
+      executing,
+      capacity: this.config.slots,
+      loadFactor: (this.deque.length + executing) / Math.max(1, this.config.slots),
+      sandboxes: this.config.sandboxes,
+      platform: this.config.platform,
+    }
+  }
+
+  private announce(): void {
+    if (this.stopped) return
+    const a = this.announcement()
+    this.lastAnnounced = { at: this.clock.now(), queueDepth: a.queueDepth, executing: a.executing }
+    this.stats.announcements++
+    this.port.announce(this.config.id, a)
+  }
+
+  private scheduleAnnounce(): void {
+    this.cancelAnnounce = this.clock.after(this.config.announceIntervalMs, () => {
+      this.announce()
+      this.scheduleAnnounce()
+    })
+  }
+
+  /** Announce now if the load changed significantly since the last announcement (rate-limited). */
+  private maybeAnnounce(): void {
+    const last = this.lastAnnounced
+    if (!last || this.stopped) return
+    if (this.clock.now() - last.at < this.config.minAnnounceGapMs) return
+    const q = this.deque.length
+    const changed = Math.abs(q - last.queueDepth) >= Math.max(2, last.queueDepth / 4) || (q === 0) !== (last.queueDepth === 0) || (q >= this.config.minVictimQueue) !== (last.queueDepth >= this.config.minVictimQueue)
+    if (changed) this.announce()
+  }
+}
+
+export type { PeerLoad }

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createRng, STRATEGIES, type StrategyName } from '../../strategies/index.js'
+import { VirtualClock } from '../../src/worker/clock.js'
+import { MemoryMesh } from '../../src/worker/memory-mesh.js'
+import { DEFAULT_WORKER_CONFIG, WorkerCore } from '../../src/worker/worker-core.js'
+
+interface Item {
+  id: string
+  durationMs: number
+}
+
+interface MeshRun {
+  mesh: MemoryMesh<Item>
+  executions: Map<string, number>
+  executedBy: Map<string, number>
+  makespanMs: number
+  workers: WorkerCore<Item>[]
+}
+
+/** W workers with `slots` each, N actions of `durationMs` all seeded on w0; run until every action is recorded. */
+async function runMesh(opts: { workers: number; slots: number; actions: number; durationMs: number; strategy: StrategyName; seed: number; stealLoss?: number; gossipLoss?: number; offerTimeoutMs?: number }): Promise<MeshRun> {
+  const clock = new VirtualClock()
+  const mesh = new MemoryMesh<Item>({
+    clock,
+    rng: createRng(opts.seed * 7919),
+    latencyMs: 0.1,
+    gossipDelayMs: 1,
+    gossipLoss: opts.gossipLoss ?? 0,
+    gossipDuplicate: 0.05,
+    stealLoss: opts.stealLoss ?? 0,
+  })
+  const executions = new Map<string, number>()
+  const executedBy = new Map<string, number>()
+  const workers: WorkerCore<Item>[] = []
+  for (let w = 0; w < opts.workers; w++) {
+    const id = `w${w}`
+    const worker = new WorkerCore<Item>(
+      {
+        ...DEFAULT_WORKER_CONFIG,
+        id,
+        slots: opts.slots,
+        strategy: STRATEGIES[opts.strategy],
+        rng: createRng(opts.seed * 31 + w),
+        platform: 'linux-x64',
+        sandboxes: ['local'],
+        announceIntervalMs: 1_000,
+        // All work seeded up front (the coordinator's backpressure is not part of this test).
+        queueCapacity: 512,
+        ...(opts.offerTimeoutMs !== undefined ? { offerTimeoutMs: opts.offerTimeoutMs } : {}),
+      },
+      mesh.port,
+      (item) =>
+        new Promise((resolve) =>
+          clock.after(item.durationMs, () => {
+            executions.set(item.id, (executions.get(item.id) ?? 0) + 1)
+            executedBy.set(id, (executedBy.get(id) ?? 0) + 1)
+            resolve({ ok: true })
+          }),
+        ),
+      clock,
+    )
+    mesh.add(worker)
+    workers.push(worker)
+  }
+  for (const w of workers) w.start()
+  const items = Array.from({ length: opts.actions }, (_, i) => ({ id: `a${i}`, durationMs: opts.durationMs }))
+  // The 'single' seeding policy: everything on one worker, the case stealing must fix.
+  mesh.seed('w0', items)
+  let makespanMs = 0
+  for (let step = 1; step <= 600; step++) {
+    await clock.run({ untilMs: step * 100 })
+    if (mesh.ledger.counts().done === opts.actions) {
+      makespanMs = clock.now()
+      break
+    }
+  }
+  for (const w of workers) w.stop()
+  await clock.run()
+  return { mesh, executions, executedBy, makespanMs, workers }
+}
+
+function assertExactlyOnce(r: MeshRun, actions: number): void {
+  assert.deepEqual(r.mesh.ledger.counts(), { queued: 0, running: 0, unassigned: 0, done: actions })
+  assert.equal(r.executions.size, actions, 'every action ran')
+  for (const [id, n] of r.executions) assert.equal(n, 1, `${id} ran ${n} times`)
+  for (const [id, n] of r.mesh.reports) assert.equal(n, 1, `${id} was reported ${n} times`)
+}
+
+describe('WorkerCore on an in-memory mesh (virtual time)', () => {
+  for (const strategy of Object.keys(STRATEGIES) as StrategyName[]) {
+    it(`${strategy}: all work seeded on one worker is spread by stealing and runs exactly once`, async () => {
+      const r = await runMesh({ workers: 4, slots: 2, actions: 400, durationMs: 50, strategy, seed: 1 })
+      assert.ok(r.makespanMs > 0, 'the build finished')
+      assertExactlyOnce(r, 400)
+      for (let w = 1; w < 4; w++) assert.ok((r.executedBy.get(`w${w}`) ?? 0) > 40, `w${w} ran only ${r.executedBy.get(`w${w}`) ?? 0} actions`)
+      // Lower bound: 400 × 50 ms over 8 slots = 2.5 s.
+      const efficiency = 2_500 / r.makespanMs
+      assert.ok(efficiency > 0.7, `${strategy}: efficiency ${efficiency.toFixed(2)} (makespan ${r.makespanMs} ms)`)
+      const granted = r.workers.reduce((n, w) => n + w.stats.stealsGranted, 0)
+      assert.ok(granted > 0)
+    })
+  }
+
+  it('nothing is lost or run twice when steal messages and gossip are lost', async () => {
+    for (const seed of [1, 2, 3]) {
+      const r = await runMesh({ workers: 4, slots: 2, actions: 300, durationMs: 20, strategy: 'power-of-two', seed, stealLoss: 0.3, gossipLoss: 0.3 })
+      assert.ok(r.makespanMs > 0, `seed ${seed}: the build finished`)
+      assertExactlyOnce(r, 300)
+      const failed = r.workers.reduce((n, w) => n + w.stats.stealsFailed, 0)
+      const takenBack = r.workers.reduce((n, w) => n + w.stats.actionsTakenBack, 0)
+      assert.ok(failed > 0, 'some steals timed out')
+      assert.ok(takenBack > 0, 'some offers were taken back after a lost reply')
+    }
+  })
+
+  it('an offer taken back just as its transfer lands: the start gate keeps each action to one run', async () => {
+    // The victim reconciles 0.05 ms after offering: its question reaches the coordinator before the thief's transfer,
+    // both workers end up holding some actions, and only the ledger's holder may start them.
+    let refused = 0
+    for (const seed of [1, 2, 3, 4]) {
+      const r = await runMesh({ workers: 4, slots: 2, actions: 200, durationMs: 5, strategy: 'most-loaded', seed, offerTimeoutMs: 0.05 })
+      assert.ok(r.makespanMs > 0, `seed ${seed}: the build finished`)
+      assertExactlyOnce(r, 200)
+      refused += r.workers.reduce((n, w) => n + w.stats.notStarted, 0)
+    }
+    assert.ok(refused > 0, 'the race happened: the gate refused some starts')
+  })
+
+  it('a lone worker runs everything itself and never steals', async () => {
+    const r = await runMesh({ workers: 1, slots: 2, actions: 50, durationMs: 10, strategy: 'power-of-two', seed: 4 })
+    assertExactlyOnce(r, 50)
+    assert.equal(r.workers[0]!.stats.stealsAttempted, 0)
+  })
+})
