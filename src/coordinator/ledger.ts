@@ -88,6 +88,19 @@ export class OwnershipLedger {
     return 'recorded'
   }
 
+  /** A worker did not take seeded actions (its queue was full): they are unassigned again. Returns those released. */
+  release(actionIds: readonly string[], workerId: string): string[] {
+    const released: string[] = []
+    for (const id of actionIds) {
+      const e = this.entries.get(id)
+      if (!e || e.owner !== workerId || e.state !== 'queued') continue
+      e.owner = null
+      e.state = 'unassigned'
+      released.push(id)
+    }
+    return released
+  }
+
   /** Hand back everything a lost worker held; returns those action ids, to be seeded again. */
   workerLost(workerId: string): string[] {
     const back: string[] = []

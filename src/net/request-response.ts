@@ -8,11 +8,11 @@
  * the cap leaves the stream's framing unknown, so that stream is closed. Either
  * way the node stays up and keeps serving other streams (DESIGN.md, invariant 6).
  */
-import type { Stream } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
-import type { z } from 'zod'
+import { z } from 'zod'
 import type { MeshNode } from './node.js'
 
 export interface ProtocolSpec<Req, Res> {
@@ -32,6 +32,8 @@ export interface ErrorResponse {
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError'
 }
+
+const errorResponseSchema = z.object({ error: z.string() })
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -123,8 +125,8 @@ export class ProtocolClient<Req, Res> {
     private readonly spec: ProtocolSpec<Req, Res>,
   ) {}
 
-  /** Send one request and wait for its response, at most `timeoutMs`. */
-  async request(peer: Multiaddr, req: Req, opts: { timeoutMs: number }): Promise<Res> {
+  /** Send one request and wait for its response, at most `timeoutMs`. A peer's `{ error }` reply is thrown as a ProtocolError. */
+  async request(peer: Multiaddr | PeerId, req: Req, opts: { timeoutMs: number }): Promise<Res> {
     const key = peer.toString()
     let entry = this.streams.get(key)
     if (!entry) {
@@ -137,12 +139,18 @@ export class ProtocolClient<Req, Res> {
       const signal = AbortSignal.timeout(opts.timeoutMs)
       try {
         await e.lp.write(encodeFrame(req, this.spec.maxFrameBytes, this.spec.id), { signal })
-        const res = decodeFrame((await e.lp.read({ signal })).subarray(), this.spec.response)
-        if (!res.ok) throw new ProtocolError(`${this.spec.id}: bad response from ${key}: ${res.error}`)
-        return res.value
+        const bytes = (await e.lp.read({ signal })).subarray()
+        const res = decodeFrame(bytes, this.spec.response)
+        if (res.ok) return res.value
+        const refusal = decodeFrame(bytes, errorResponseSchema)
+        if (refusal.ok) throw new ProtocolError(`${this.spec.id}: ${key} answered: ${refusal.value.error}`)
+        throw new ProtocolError(`${this.spec.id}: bad response from ${key}: ${res.error}`)
       } catch (err) {
-        this.streams.delete(key)
-        e.stream.abort(err as Error)
+        // An error reply leaves the stream in step; anything else (timeout, reset, bad frame) does not.
+        if (!(err instanceof ProtocolError && /answered:/.test(err.message))) {
+          this.streams.delete(key)
+          e.stream.abort(err as Error)
+        }
         throw err
       }
     })

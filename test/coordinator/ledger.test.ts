@@ -23,6 +23,17 @@ describe('OwnershipLedger', () => {
     assert.equal(l.started('a', 'w2'), true)
   })
 
+  it('releases seeded actions a worker could not take, and only those', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['a', 'b', 'c']) l.seed(id, 'w1')
+    l.started('c', 'w1')
+    assert.deepEqual(l.release(['a', 'c', 'zz'], 'w1'), ['a'])
+    assert.equal(l.stateOf('a'), 'unassigned')
+    assert.equal(l.release(['b'], 'w2').length, 0, 'not held by w2')
+    l.seed('a', 'w2')
+    assert.equal(l.ownerOf('a'), 'w2')
+  })
+
   it('records one result; a repeat is a duplicate, a different one a conflict', () => {
     const l = new OwnershipLedger()
     l.seed('a', 'w1')
