@@ -1,5 +1,6 @@
 /** Shared test helpers: temporary projects on disk, an in-memory source tree, running the CLI. */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { mkdtemp, mkdir, rm, writeFile, readFile, readdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
@@ -117,6 +118,33 @@ export async function waitForFile(path: string, deadlineMs: number): Promise<str
     const poll = setInterval(check, 50)
     const timer = setTimeout(() => finish(new Error(`${path} did not appear within ${deadlineMs} ms`)), deadlineMs)
   })
+}
+
+/**
+ * Start a compiled fixture script (path under dist/) in its own process and
+ * wait for the line `READY <value>` on its stdout; its stdin stays open (fixtures
+ * exit when it closes, see `stopProcess`).
+ */
+export function spawnReady(script: string, args: string[], deadlineMs = 20_000): Promise<{ proc: ChildProcess; value: string }> {
+  const proc = spawn(process.execPath, [join(REPO_ROOT, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not say READY within ${deadlineMs} ms`)), deadlineMs)
+    proc.on('exit', (code) => reject(new Error(`${script} exited early (${code})`)))
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const m = /^READY (\S+)$/.exec(line)
+      if (!m) return
+      clearTimeout(timer)
+      resolve({ proc, value: m[1] as string })
+    })
+  })
+}
+
+/** Close a fixture's stdin and wait for it to exit. */
+export async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = new Promise((resolve) => proc.on('exit', resolve))
+  proc.stdin?.end()
+  await exited
 }
 
 export async function mtimeMs(path: string): Promise<number> {

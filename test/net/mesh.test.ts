@@ -1,30 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import type { ChildProcess } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { startCoordinatorService, type ResultEvent } from '../../src/net/coordinator-service.js'
-import { REPO_ROOT } from '../helpers.js'
+import { spawnReady, stopProcess } from '../helpers.js'
 
-function startWorker(coordinator: string, strategy: string, seed: number): Promise<{ proc: ChildProcess; id: string }> {
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/test/net/fixtures/worker-process.js'), coordinator, strategy, String(seed)], { stdio: ['pipe', 'pipe', 'inherit'] })
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('a worker did not start within 20 s')), 20_000)
-    proc.on('exit', (code) => reject(new Error(`a worker exited early (${code})`)))
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = /^READY (\S+)$/.exec(line)
-      if (!m) return
-      clearTimeout(timer)
-      resolve({ proc, id: m[1] as string })
-    })
-  })
-}
-
-async function stopWorker(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return
-  const exited = new Promise((resolve) => proc.on('exit', resolve))
-  proc.stdin?.end()
-  await exited
+async function startWorker(coordinator: string, strategy: string, seed: number): Promise<{ proc: ChildProcess; id: string }> {
+  const { proc, value } = await spawnReady('dist/test/net/fixtures/worker-process.js', [coordinator, strategy, String(seed)])
+  return { proc, id: value }
 }
 
 describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_000 }, () => {
@@ -63,7 +45,7 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
         const elsewhere = N - (byWorker.get(workers[0]!.id) ?? 0)
         assert.ok(byWorker.size >= 2 && elsewhere >= N / 6, `stealing spread the work: ${JSON.stringify([...byWorker.values()])}`)
       } finally {
-        await Promise.all(workers.map((w) => stopWorker(w.proc)))
+        await Promise.all(workers.map((w) => stopProcess(w.proc)))
         await coordinator.stop()
       }
     })

@@ -1,27 +1,15 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import type { ChildProcess } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
 import { createMeshNode, parseMultiaddr, type MeshNode } from '../../src/net/node.js'
 import { ProtocolClient } from '../../src/net/request-response.js'
-import { REPO_ROOT } from '../helpers.js'
+import { spawnReady, stopProcess } from '../helpers.js'
 import { TEST_ECHO } from './fixtures/protocol.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** Start the echo peer in its own process; resolves with its address once it says READY. */
-function startPeer(): Promise<{ proc: ChildProcess; addr: Multiaddr }> {
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/test/net/fixtures/echo-peer.js')], { stdio: ['pipe', 'pipe', 'inherit'] })
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the peer did not start within 20 s')), 20_000)
-    proc.on('exit', (code) => reject(new Error(`the peer exited early (${code})`)))
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = /^READY (\S+)$/.exec(line)
-      if (!m) return
-      clearTimeout(timer)
-      resolve({ proc, addr: parseMultiaddr(m[1] as string) })
-    })
-  })
+async function startPeer(): Promise<{ proc: ChildProcess; addr: Multiaddr }> {
+  const { proc, value } = await spawnReady('dist/test/net/fixtures/echo-peer.js', [])
+  return { proc, addr: parseMultiaddr(value) }
 }
 
 describe('request/response between two processes over libp2p', { timeout: 60_000 }, () => {
@@ -37,8 +25,7 @@ describe('request/response between two processes over libp2p', { timeout: 60_000
   after(async () => {
     client.close()
     await node.stop()
-    peer.proc.stdin?.end()
-    await new Promise((resolve) => (peer.proc.exitCode !== null ? resolve(null) : peer.proc.on('exit', resolve)))
+    await stopProcess(peer.proc)
   })
 
   it('answers many requests in order on one reused stream', async () => {
