@@ -88,6 +88,11 @@ export class CasStore {
     return join(this.root, digest.slice(0, 2), digest)
   }
 
+  /** A stored blob's size, or undefined if it is not here. */
+  async getSize(digest: Digest): Promise<number | undefined> {
+    return statSync(this.pathOf(digest), { throwIfNoEntry: false })?.size
+  }
+
   async has(digest: Digest): Promise<boolean> {
     return statSync(this.pathOf(digest), { throwIfNoEntry: false }) !== undefined
   }
@@ -161,6 +166,54 @@ export class CasStore {
       }
     }
     return { digest, size: bytes.byteLength }
+  }
+
+  /**
+   * Store a blob that arrives in chunks (from the network), under the name the
+   * sender claimed: hashed while written to a temporary file, published only if
+   * the digest matches, else a DigestMismatchError naming both and nothing kept.
+   */
+  async putStream(expected: Digest, chunks: AsyncIterable<Uint8Array>, opts: { maxBytes: number; where: string }): Promise<BlobRef> {
+    const stream = await this.hasher.createStream()
+    const tmp = this.newTemp()
+    const out = createWriteStream(tmp)
+    let size = 0
+    try {
+      for await (const chunk of chunks) {
+        size += chunk.byteLength
+        if (size > opts.maxBytes) throw new RangeError(`blob from ${opts.where} is over the ${opts.maxBytes}-byte limit`)
+        stream.update(chunk)
+        if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
+      }
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())))
+      const actual = stream.digest()
+      if (actual !== expected) throw new DigestMismatchError(expected, actual, `blob received from ${opts.where}`)
+      if (!(await this.has(actual))) this.publish(tmp, actual)
+      return { digest: actual, size }
+    } finally {
+      out.destroy()
+      rmSync(tmp, { force: true })
+    }
+  }
+
+  /**
+   * The bytes of a stored blob in chunks, for sending; the last step checks
+   * the digest of what was read, and throws DigestMismatchError (after the bytes
+   * were yielded) if the blob was corrupt. The receiver verifies independently.
+   */
+  async *readChunks(digest: Digest, chunkBytes = 64 * 1024): AsyncGenerator<Uint8Array> {
+    const path = this.pathOf(digest)
+    if (!statSync(path, { throwIfNoEntry: false })) throw new BlobNotFoundError(digest, this.root)
+    const stream = await this.hasher.createStream()
+    for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+      stream.update(chunk as Buffer)
+      yield chunk as Buffer
+    }
+    const actual = stream.digest()
+    if (actual !== digest) {
+      this.verified.delete(digest)
+      throw new DigestMismatchError(digest, actual, path)
+    }
   }
 
   /** The bytes of a blob, verified against its digest. */

@@ -1,0 +1,216 @@
+/**
+ * `/bldr/cas/1.0.0`: blobs by BLAKE3 digest between peers that share no disk.
+ *
+ * One operation per stream. The first frame is a JSON request, size-capped and
+ * schema-checked:
+ *   has  { op: 'has', digests }       → { have: [...] }
+ *   get  { op: 'get', digest }        → { found: true, size } then the bytes in
+ *                                       chunk frames, then an empty frame;
+ *                                       or { found: false, reason }
+ *   put  { op: 'put', digest, size }  then chunk frames and an empty frame
+ *                                     → { stored: true } or { error }
+ * The receiver of bytes always hashes them and keeps them only if they match
+ * the digest asked for (DESIGN.md, invariant 3); a mismatch names both digests.
+ * A server checks a blob before serving it and drops it if it is corrupt, so it
+ * is fetched from another holder or rebuilt, never passed on.
+ */
+import type { PeerId, Stream } from '@libp2p/interface'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import { z } from 'zod'
+import { isDigest, type Digest } from '../cas/hasher.js'
+import type { BlobRef, CasStore } from '../cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import type { MeshNode } from './node.js'
+import { ProtocolError } from './request-response.js'
+
+export const CAS_PROTOCOL_ID = '/bldr/cas/1.0.0'
+const CHUNK_BYTES = 64 * 1024
+/** Largest frame: a chunk, or a request/answer (a has-list of 512 digests fits). */
+const MAX_FRAME_BYTES = CHUNK_BYTES + 1024
+/** Default largest blob accepted. */
+export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024 * 1024
+
+const digest = z.string().refine(isDigest, { message: 'must be a 64-character lower-case hex BLAKE3 digest' })
+const requestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('has'), digests: z.array(digest).max(512) }).strict(),
+  z.object({ op: z.literal('get'), digest }).strict(),
+  z.object({ op: z.literal('put'), digest, size: z.number().int().nonnegative() }).strict(),
+])
+const hasAnswer = z.object({ have: z.array(digest) })
+const getAnswer = z.union([z.object({ found: z.literal(true), size: z.number().int().nonnegative() }), z.object({ found: z.literal(false), reason: z.string() })])
+const putAnswer = z.union([z.object({ stored: z.literal(true) }), z.object({ error: z.string() })])
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const json = (v: unknown): Uint8Array => encoder.encode(JSON.stringify(v))
+
+function parse<T>(bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(bytes))
+  } catch {
+    throw new ProtocolError(`${CAS_PROTOCOL_ID}: ${what} is not valid JSON`)
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]
+    throw new ProtocolError(`${CAS_PROTOCOL_ID}: ${what} fails its schema: ${i ? `${i.path.join('.') || '(root)'}: ${i.message}` : 'invalid'}`)
+  }
+  return parsed.data
+}
+
+/** Chunk frames until the empty end frame. */
+async function* chunksOf(lp: LengthPrefixedStream, timeoutMs: number): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const frame = (await lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
+    if (frame.byteLength === 0) return
+    yield frame
+  }
+}
+
+export interface CasServerOptions {
+  maxBlobBytes?: number
+  /** Longest wait for the next frame of a put. */
+  frameTimeoutMs?: number
+  log?: Logger
+}
+
+/** Serve this node's CAS to its peers. */
+export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOptions = {}): Promise<void> {
+  const maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
+  const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
+  await node.handle(CAS_PROTOCOL_ID, async (stream, connection) => {
+    const from = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    try {
+      let req: z.infer<typeof requestSchema>
+      try {
+        req = parse((await lp.read({ signal: AbortSignal.timeout(frameTimeoutMs) })).subarray(), requestSchema, 'request')
+      } catch (err) {
+        opts.log?.warn({ err, from }, 'rejected a CAS request')
+        await lp.write(json({ error: (err as Error).message }))
+        await stream.close()
+        return
+      }
+      if (req.op === 'has') {
+        const have: Digest[] = []
+        for (const d of req.digests) if (await cas.has(d)) have.push(d)
+        await lp.write(json({ have }))
+      } else if (req.op === 'get') {
+        const ok = await checkBeforeServing(cas, req.digest, opts.log)
+        if (!ok.found) {
+          await lp.write(json(ok))
+        } else {
+          await lp.write(json({ found: true, size: ok.size }))
+          for await (const chunk of cas.readChunks(req.digest, CHUNK_BYTES)) await lp.write(chunk)
+          await lp.write(new Uint8Array(0))
+        }
+      } else {
+        if (req.size > maxBlobBytes) {
+          await lp.write(json({ error: `blob of ${req.size} bytes is over the ${maxBlobBytes}-byte limit` }))
+        } else {
+          try {
+            await cas.putStream(req.digest, chunksOf(lp, frameTimeoutMs), { maxBytes: Math.min(maxBlobBytes, req.size), where: `peer ${from}` })
+            await lp.write(json({ stored: true }))
+          } catch (err) {
+            if (!(err instanceof DigestMismatchError) && !(err instanceof RangeError)) throw err
+            opts.log?.warn({ err, from }, 'refused a blob that does not match its digest')
+            await lp.write(json({ error: err.message }))
+          }
+        }
+      }
+      await stream.close()
+    } catch (err) {
+      opts.log?.warn({ err, from }, 'CAS stream failed')
+      stream.abort(err as Error)
+    }
+  })
+}
+
+/** A blob is served only if it still matches its name; a corrupt one is dropped. */
+async function checkBeforeServing(cas: CasStore, d: Digest, log?: Logger): Promise<{ found: true; size: number } | { found: false; reason: string }> {
+  try {
+    await cas.verify(d)
+    return { found: true, size: (await cas.getSize(d)) ?? 0 }
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return { found: false, reason: 'not here' }
+    if (err instanceof DigestMismatchError) {
+      log?.error({ err }, 'a stored blob is corrupt; removed, not served')
+      await cas.remove(d)
+      return { found: false, reason: 'corrupt here (removed)' }
+    }
+    throw err
+  }
+}
+
+export interface CasClientOptions {
+  /** Longest wait to open a stream or for the next frame. */
+  timeoutMs?: number
+  maxBlobBytes?: number
+}
+
+/** Fetch blobs from peers into a local CAS, and push local blobs to peers. */
+export class CasClient {
+  private readonly timeoutMs: number
+  private readonly maxBlobBytes: number
+
+  constructor(
+    private readonly node: MeshNode,
+    private readonly cas: CasStore,
+    opts: CasClientOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 10_000
+    this.maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
+  }
+
+  /** Which of `digests` the peer holds. */
+  async has(peer: PeerId | Multiaddr, digests: Digest[]): Promise<Digest[]> {
+    return this.exchange(peer, async (lp) => {
+      await lp.write(json({ op: 'has', digests }))
+      return parse(await this.read(lp), hasAnswer, 'answer').have
+    })
+  }
+
+  /** Fetch a blob into the local CAS, verified. DigestMismatchError if the peer sent other bytes. */
+  async fetch(peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
+    return this.exchange(peer, async (lp) => {
+      await lp.write(json({ op: 'get', digest: d }))
+      const head = parse(await this.read(lp), getAnswer, 'answer')
+      if (!head.found) throw new BlobNotFoundError(d, `peer ${peer.toString()} (${head.reason})`)
+      if (head.size > this.maxBlobBytes) throw new ProtocolError(`${CAS_PROTOCOL_ID}: blob of ${head.size} bytes is over the ${this.maxBlobBytes}-byte limit`)
+      return this.cas.putStream(d, chunksOf(lp, this.timeoutMs), { maxBytes: head.size, where: `peer ${peer.toString()}` })
+    })
+  }
+
+  /** Send a local blob to a peer, which verifies and stores it. */
+  async push(peer: PeerId | Multiaddr, d: Digest): Promise<void> {
+    const size = await this.cas.getSize(d)
+    if (size === undefined) throw new BlobNotFoundError(d, this.cas.root)
+    await this.exchange(peer, async (lp) => {
+      await lp.write(json({ op: 'put', digest: d, size }))
+      for await (const chunk of this.cas.readChunks(d, CHUNK_BYTES)) await lp.write(chunk)
+      await lp.write(new Uint8Array(0))
+      const answer = parse(await this.read(lp), putAnswer, 'answer')
+      if ('error' in answer) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused blake3 ${d}: ${answer.error}`)
+    })
+  }
+
+  private async read(lp: LengthPrefixedStream): Promise<Uint8Array> {
+    return (await lp.read({ signal: AbortSignal.timeout(this.timeoutMs) })).subarray()
+  }
+
+  private async exchange<R>(peer: PeerId | Multiaddr, fn: (lp: LengthPrefixedStream, stream: Stream) => Promise<R>): Promise<R> {
+    const stream = await this.node.dialProtocol(peer, CAS_PROTOCOL_ID, { signal: AbortSignal.timeout(this.timeoutMs) })
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    try {
+      const result = await fn(lp, stream)
+      await stream.close()
+      return result
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict'
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { lpStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../../src/errors.js'
+import { CAS_PROTOCOL_ID, CasClient } from '../../src/net/cas-protocol.js'
+import { createMeshNode, parseMultiaddr, type MeshNode } from '../../src/net/node.js'
+import { spawnReady, stopProcess } from '../helpers.js'
+
+describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
+  let dir: string
+  let server: CasStore
+  let local: CasStore
+  let peer: { proc: ChildProcess; addr: Multiaddr }
+  let node: MeshNode
+  let client: CasClient
+  const large = randomBytes(3 * 1024 * 1024 + 17)
+  const d: Record<string, string> = {}
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bldr-cas-net-'))
+    const hasher = await createBlake3Hasher()
+    server = await openCasStore(join(dir, 'server'), hasher)
+    local = await openCasStore(join(dir, 'client'), hasher)
+    d.small = (await server.putBytes('hello world')).digest
+    d.large = (await server.putBytes(large)).digest
+    d.corrupt = (await server.putBytes('this blob will rot')).digest
+    const rotten = server.pathOf(d.corrupt)
+    await chmod(rotten, 0o644)
+    await writeFile(rotten, 'this blob has rotted')
+    d.truth = (await server.putBytes('the truth')).digest
+    d.lie = hasher.hash('a lie') // claimed by the peer, which sends the truth's bytes
+    d.missing = hasher.hash('nobody has this')
+    const { proc, value } = await spawnReady('dist/test/net/fixtures/cas-peer.js', [join(dir, 'server'), '--lie', `${d.lie}=${d.truth}`])
+    peer = { proc, addr: parseMultiaddr(value) }
+    node = await createMeshNode()
+    client = new CasClient(node, local, { timeoutMs: 5000 })
+  })
+  after(async () => {
+    await node.stop()
+    await stopProcess(peer.proc)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('says which blobs it has', async () => {
+    assert.deepEqual(await client.has(peer.addr, [d.small!, d.large!, d.missing!]), [d.small, d.large])
+  })
+
+  it('fetches small and multi-chunk blobs, verified, into the local store', async () => {
+    await client.fetch(peer.addr, d.small!)
+    assert.equal((await local.getBytes(d.small!)).toString(), 'hello world')
+    const ref = await client.fetch(peer.addr, d.large!)
+    assert.equal(ref.size, large.byteLength)
+    assert.ok((await local.getBytes(d.large!)).equals(large))
+  })
+
+  it('does not serve a blob that rotted on its disk, and drops it', async () => {
+    await assert.rejects(client.fetch(peer.addr, d.corrupt!), (err: unknown) => err instanceof BlobNotFoundError && /corrupt here \(removed\)/.test(err.message))
+    assert.deepEqual(await client.has(peer.addr, [d.corrupt!]), [])
+    assert.equal(await local.has(d.corrupt!), false)
+  })
+
+  it('refuses bytes that do not match the digest asked for, naming both', async () => {
+    await assert.rejects(client.fetch(peer.addr, d.lie!), (err: unknown) => {
+      assert.ok(err instanceof DigestMismatchError)
+      assert.equal(err.expected, d.lie)
+      assert.equal(err.actual, d.truth)
+      assert.match(err.message, new RegExp(`expected blake3 ${d.lie}, got blake3 ${d.truth}`))
+      return true
+    })
+    assert.equal(await local.has(d.lie!), false, 'nothing unverified was kept')
+    assert.deepEqual(await readdir(join(dir, 'client', 'tmp')), [], 'no partial file was left behind')
+  })
+
+  it('accepts a pushed blob after verifying it', async () => {
+    const mine = (await local.putBytes(randomBytes(200_000))).digest
+    await client.push(peer.addr, mine)
+    assert.deepEqual(await client.has(peer.addr, [mine]), [mine])
+  })
+
+  it('refuses a pushed blob whose bytes are not its name', async () => {
+    const hasher = await createBlake3Hasher()
+    const claimed = hasher.hash('claimed contents')
+    const stream = await node.dialProtocol(peer.addr, CAS_PROTOCOL_ID)
+    const lp = lpStream(stream)
+    await lp.write(new TextEncoder().encode(JSON.stringify({ op: 'put', digest: claimed, size: 14 })))
+    await lp.write(new TextEncoder().encode('other contents'))
+    await lp.write(new Uint8Array(0))
+    const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
+    assert.match(answer.error, new RegExp(`expected blake3 ${claimed}, got blake3 ${hasher.hash('other contents')}`))
+    assert.deepEqual(await client.has(peer.addr, [claimed]), [])
+  })
+
+  it('answers a malformed request with an error and keeps serving', async () => {
+    const stream = await node.dialProtocol(peer.addr, CAS_PROTOCOL_ID)
+    const lp = lpStream(stream)
+    await lp.write(new TextEncoder().encode(JSON.stringify({ op: 'get', digest: 'not-a-digest' })))
+    const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
+    assert.match(answer.error, /request fails its schema: digest: must be a 64-character lower-case hex BLAKE3 digest/)
+    assert.deepEqual(await client.has(peer.addr, [d.small!]), [d.small])
+  })
+})
