@@ -70,10 +70,15 @@ export class OwnershipLedger {
     return answer
   }
 
-  /** The holder starts running an action. False if it does not hold it (it must not run it). */
+  /**
+   * The holder starts running an action. False if it does not hold it (it must
+   * not run it). Idempotent for the holder: if the answer to its first call was
+   * lost, it asks again and gets yes again (it only asks for actions still in
+   * its own queue, so a repeat means it has not run the action).
+   */
   started(actionId: string, workerId: string): boolean {
     const e = this.entries.get(actionId)
-    if (!e || e.owner !== workerId || e.state !== 'queued') return false
+    if (!e || e.owner !== workerId || (e.state !== 'queued' && e.state !== 'running')) return false
     e.state = 'running'
     return true
   }

@@ -25,6 +25,8 @@ export interface WorkerDaemonOptions {
   /** Overrides of the worker defaults (timeouts, intervals, …). */
   config?: Partial<Omit<WorkerConfig, 'id' | 'slots' | 'strategy' | 'rng'>>
   log?: Logger
+  /** Told of every load announcement dropped as malformed (also logged). */
+  onBadAnnouncement?: (from: string, error: string) => void
 }
 
 export interface WorkerDaemon {
@@ -34,8 +36,11 @@ export interface WorkerDaemon {
   stop(): Promise<void>
 }
 
-/** A coordinator call; a slow coordinator is an error the caller retries. */
+/** One coordinator call; past it the call is retried. */
 const COORDINATOR_TIMEOUT_MS = 5_000
+/** Attempts per coordinator call, with doubling backoff from COORDINATOR_RETRY_MS. Every call is idempotent. */
+const COORDINATOR_ATTEMPTS = 4
+const COORDINATOR_RETRY_MS = 50
 
 export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<WorkerDaemon> {
   const node = await createMeshNode()
@@ -45,10 +50,23 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const coordinator = new ProtocolClient(node, COORDINATOR_PROTOCOL)
   const steal = new ProtocolClient(node, STEAL_PROTOCOL)
 
+  /**
+   * A coordinator call, retried on timeouts and broken streams (not on an error
+   * answer). Safe because every call is idempotent: start (for the holder),
+   * transfer (by steal id), holders, result (a repeat is a duplicate), register.
+   */
   async function call<K extends CoordinatorResponse['type']>(req: CoordinatorRequest, expect: K): Promise<Extract<CoordinatorResponse, { type: K }>> {
-    const res = await coordinator.request(coordinatorAddr, req, { timeoutMs: COORDINATOR_TIMEOUT_MS })
-    if (res.type !== expect) throw new ProtocolError(`coordinator answered ${res.type} to ${req.type}`)
-    return res as Extract<CoordinatorResponse, { type: K }>
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await coordinator.request(coordinatorAddr, req, { timeoutMs: COORDINATOR_TIMEOUT_MS })
+        if (res.type !== expect) throw new ProtocolError(`coordinator answered ${res.type} to ${req.type}`)
+        return res as Extract<CoordinatorResponse, { type: K }>
+      } catch (err) {
+        if (err instanceof ProtocolError || attempt >= COORDINATOR_ATTEMPTS) throw err
+        log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
+        await new Promise((resolve) => setTimeout(resolve, COORDINATOR_RETRY_MS * 2 ** (attempt - 1)))
+      }
+    }
   }
 
   const port: MeshPort<WireItem> = {
@@ -89,6 +107,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     const decoded = decodeAnnouncement(msg.data)
     if (!decoded.ok) {
       log?.warn({ from: msg.from.toString(), error: decoded.error }, 'dropped a load announcement')
+      opts.onBadAnnouncement?.(msg.from.toString(), decoded.error)
       return
     }
     core.onAnnouncement(msg.from.toString(), decoded.value)

@@ -21,6 +21,8 @@ describe('OwnershipLedger', () => {
     assert.deepEqual(l.transfer('s2', ['a'], 'w1', 'w3').rejected, [{ id: 'a', reason: 'held by w2, not w1' }])
     assert.equal(l.started('a', 'w1'), false, 'the old holder may not run it')
     assert.equal(l.started('a', 'w2'), true)
+    assert.equal(l.started('a', 'w2'), true, 'the holder asking again (its answer was lost) gets yes again')
+    assert.equal(l.started('a', 'w3'), false)
   })
 
   it('releases seeded actions a worker could not take, and only those', () => {

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
 import { startCoordinatorService, type ResultEvent } from '../../src/net/coordinator-service.js'
+import { STEAL_PROTOCOL } from '../../src/net/protocols.js'
+import { LOAD_TOPIC } from '../../src/worker/load-announcement.js'
 import { spawnReady, stopProcess } from '../helpers.js'
 
 async function startWorker(coordinator: string, strategy: string, seed: number): Promise<{ proc: ChildProcess; id: string }> {
@@ -10,6 +15,59 @@ async function startWorker(coordinator: string, strategy: string, seed: number):
 }
 
 describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_000 }, () => {
+  it('a worker drops malformed and oversized gossip and steal frames, and keeps serving', async () => {
+    const coordinator = await startCoordinatorService()
+    const workers: { proc: ChildProcess; id: string }[] = []
+    try {
+      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
+      await coordinator.waitForWorkers(2, 20_000)
+      const target = peerIdFromString(workers[0]!.id)
+      // Bad gossip: not JSON, wrong schema, oversized; published from the coordinator's node until
+      // the worker reports it dropped each kind (gossip may be lost, so keep publishing).
+      const pubsub = coordinator.node.services.pubsub
+      const dropped = new Set<string>()
+      const allDropped = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the worker reported only ${[...dropped].join(' | ') || 'nothing'}`)), 20_000)
+        createInterface({ input: workers[0]!.proc.stdout! }).on('line', (line) => {
+          const reason = /^DROPPED (not UTF-8 JSON|fails its schema|over the \d+-byte cap)/.exec(line)?.[1]
+          if (!reason) return
+          dropped.add(reason.startsWith('over') ? 'oversized' : reason)
+          if (dropped.size === 3) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      })
+      const publisher = setInterval(() => {
+        for (const bad of ['{not json', JSON.stringify({ v: 9, queueDepth: -1 }), 'x'.repeat(5000)]) {
+          void pubsub.publish(LOAD_TOPIC, new TextEncoder().encode(bad)).catch(() => {})
+        }
+      }, 200)
+      try {
+        await allDropped
+      } finally {
+        clearInterval(publisher)
+      }
+      // Bad steal frames: malformed JSON gets an error answer; an oversized frame closes only that stream.
+      const stream = await coordinator.node.dialProtocol(target, STEAL_PROTOCOL.id)
+      const lp = lpStream(stream)
+      await lp.write(new TextEncoder().encode('{"stealId": 5}'))
+      assert.match(JSON.parse(new TextDecoder().decode((await lp.read()).subarray())).error, /^frame fails its schema/)
+      const big = await coordinator.node.dialProtocol(target, STEAL_PROTOCOL.id)
+      const bigLp = lpStream(big, { maxDataLength: 8 * 1024 * 1024 })
+      await bigLp.write(new Uint8Array(STEAL_PROTOCOL.maxFrameBytes + 1))
+      await assert.rejects(bigLp.read({ signal: AbortSignal.timeout(5000) }))
+      // The worker still does its job: a small build completes on it.
+      const done = new Promise<void>((resolve) => coordinator.onResult(() => coordinator.ledger.counts().done === 10 && resolve()))
+      await coordinator.seed(workers[0]!.id, Array.from({ length: 10 }, (_, i) => ({ id: `b${i}`, payload: { sleepMs: 5 } })))
+      await done
+      assert.equal(coordinator.ledger.counts().done, 10)
+    } finally {
+      await Promise.all(workers.map((w) => stopProcess(w.proc)))
+      await coordinator.stop()
+    }
+  })
+
   for (const strategy of ['power-of-two', 'adaptive']) {
     it(`${strategy}: work seeded on one of 3 worker processes is stolen by the others and recorded exactly once`, async () => {
       const coordinator = await startCoordinatorService()
