@@ -104,15 +104,6 @@ export class SourceChangedError extends BldrError {
   }
 }
 
-/** The build ran and some actions failed; details were already reported per action. */
-export class BuildFailedError extends BldrError {
-  override readonly name = 'BuildFailedError'
-  readonly exitCode = ExitCode.buildFailed
-  constructor(readonly failed: string[]) {
-    super(`build failed: ${failed.length} action(s) failed: ${failed.slice(0, 5).join(', ')}${failed.length > 5 ? ', …' : ''}`)
-  }
-}
-
 export function isBldrError(err: unknown): err is BldrError {
   return err instanceof BldrError
 }

@@ -1,5 +1,5 @@
 /** bldr's public API: types and factories. The `bldr` command is built on these. */
-export { ExitCode, BldrError, BuildFileError, BuildFileErrors, UsageError, DigestMismatchError, BlobNotFoundError, BuildFailedError, formatLocation } from './errors.js'
+export { ExitCode, BldrError, BuildFileError, BuildFileErrors, UsageError, DigestMismatchError, BlobNotFoundError, SourceChangedError, formatLocation } from './errors.js'
 export type { SourceLocation } from './errors.js'
 export type { Action, Capabilities, Mnemonic } from './graph/action.js'
 export { parseBuildFile } from './graph/build-file.js'

@@ -31,7 +31,7 @@
  *   `retryBackoffMs`) and try another victim; after `maxRetries` failures in a
  *   row, rest for `idleBackoffMs` or until an announcement arrives.
  */
-import type { PeerLoad, Rng, StealOutcome, Strategy } from '../../strategies/types.js'
+import type { Rng, StealOutcome, Strategy } from '../../strategies/types.js'
 import type { Clock } from './clock.js'
 import { ActionDeque } from './deque.js'
 import type { LoadAnnouncement } from './load-announcement.js'
@@ -465,4 +465,3 @@ export class WorkerCore<T extends WorkItem> {
   }
 }
 
-export type { PeerLoad }
