@@ -27,6 +27,16 @@ export async function writeFiles(dir: string, files: Record<string, string>): Pr
   }
 }
 
+/** Run `fn` in a temporary project (from makeProject or copyExample), removed afterwards whatever happens. */
+export async function withProject<T>(project: Promise<{ dir: string; cleanup: () => Promise<void> }>, fn: (dir: string) => Promise<T>): Promise<T> {
+  const { dir, cleanup } = await project
+  try {
+    return await fn(dir)
+  } finally {
+    await cleanup()
+  }
+}
+
 /** A copy of the example project (sources only) in a temporary folder. */
 export async function copyExample(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const files: Record<string, string> = {}

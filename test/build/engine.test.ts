@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import type { BuildEvent, BuildSummary } from '../../src/build/engine.js'
 import { buildLocally, openProject } from '../../src/build/project.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
-import { copyExample, makeProject, mtimeMs, snapshotFiles } from '../helpers.js'
+import { copyExample, makeProject, mtimeMs, snapshotFiles, withProject } from '../helpers.js'
 
 async function build(dir: string, opts: { targets?: string[]; keepGoing?: boolean; jobs?: number } = {}) {
   const project = await openProject({ dir })
@@ -23,8 +23,7 @@ const APP_COMPILES = ['calc/compile/src/app/main.c', 'calc/compile/src/app/selft
 
 describe('local build of the example', { timeout: 120_000 }, () => {
   it('builds everything, then a rebuild with nothing changed runs nothing', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       const first = await build(dir)
       assert.equal(first.summary.ok, true)
       assert.equal(first.summary.total, 15)
@@ -36,55 +35,43 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       assert.equal(second.summary.executed, 0)
       assert.equal(second.summary.cached, 15)
       assert.equal(await mtimeMs(join(dir, 'bldr-out/bin/calc')), mtime, 'an unchanged output is not rewritten')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('reruns exactly the dependants of a changed source', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       await build(dir)
       const lexer = join(dir, 'src/lib/lexer.c')
       await writeFile(lexer, (await readFile(lexer, 'utf8')).replace('"name too long"', '"identifier too long"'))
       const { summary } = await build(dir)
       assert.deepEqual(withStatus(summary, 'executed'), ['calc/link', 'calc_core/archive', 'calc_core/compile/src/lib/lexer.c', 'selftest'])
       assert.equal(summary.cached, 11)
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('stops at unchanged outputs: a comment in the shared header recompiles, nothing more', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       await build(dir)
       const header = join(dir, 'include/calc.h')
       await writeFile(header, `/* a comment changes no object file */\n${await readFile(header, 'utf8')}`)
       const { summary } = await build(dir)
       assert.deepEqual(withStatus(summary, 'executed'), [...APP_COMPILES, ...LIB_COMPILES].sort())
       assert.deepEqual(withStatus(summary, 'cached'), ['calc/link', 'calc_core/archive', 'selftest', 'version'])
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('a changed generated header reruns its consumers', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       await build(dir)
       await writeFile(join(dir, 'VERSION'), '2.0.0\n')
       const { summary } = await build(dir)
       // Every compile of `calc` declares all of the target's headers, version.h among them.
       assert.deepEqual(withStatus(summary, 'executed'), [...APP_COMPILES, 'calc/link', 'selftest', 'version'])
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('produces byte-identical outputs across clean rebuilds', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       await build(dir)
       const before = await snapshotFiles(dir, 'bldr-out')
       assert.ok(before.size >= 15)
@@ -95,14 +82,11 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       const after = await snapshotFiles(dir, 'bldr-out')
       assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort())
       for (const [path, bytes] of before) assert.ok(after.get(path)?.equals(bytes), `${path} differs between clean builds`)
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('restores a deleted output from the cache without running anything', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       await build(dir)
       const bin = join(dir, 'bldr-out/bin/calc')
       const bytes = await readFile(bin)
@@ -111,14 +95,11 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       assert.equal(summary.executed, 0)
       assert.ok((await readFile(bin)).equals(bytes))
       assert.equal((await stat(bin)).mode & 0o111, 0o111, 'the binary is executable again')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('never uses a corrupted cached output: the action runs again', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       const { project } = await build(dir)
       const bin = join(dir, 'bldr-out/bin/calc')
       const bytes = await readFile(bin)
@@ -133,14 +114,11 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       assert.deepEqual(withStatus(summary, 'executed'), ['calc/link'])
       assert.ok((await readFile(bin)).equals(bytes), 'the rebuilt binary has the right bytes')
       assert.ok((await readFile(blob)).equals(bytes), 'the store holds the right bytes again')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('outputs are read-only links to their blobs; one edited in place is rebuilt, not used', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       const { project } = await build(dir)
       const bin = join(dir, 'bldr-out/bin/calc')
       const bytes = await readFile(bin)
@@ -154,14 +132,11 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       const { summary } = await build(dir)
       assert.deepEqual(withStatus(summary, 'executed'), ['calc/link'])
       assert.ok((await readFile(bin)).equals(bytes), 'the rebuilt binary has the right bytes')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('repairs a corrupted stored source from the project folder', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       const { project } = await build(dir)
       const src = await readFile(join(dir, 'src/lib/vars.c'))
       const blob = project.cas.pathOf((await createBlake3Hasher()).hash(src))
@@ -172,26 +147,21 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       assert.equal(summary.ok, true)
       assert.equal(summary.executed, 15)
       assert.ok((await readFile(blob)).equals(src))
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('builds only the closure of the named target', async () => {
-    const { dir, cleanup } = await copyExample()
-    try {
+    await withProject(copyExample(), async (dir) => {
       const { summary } = await build(dir, { targets: ['calc_core'] })
       assert.equal(summary.total, 10)
       assert.deepEqual(withStatus(summary, 'executed'), ['calc_core/archive', ...LIB_COMPILES].sort())
-    } finally {
-      await cleanup()
-    }
+    })
   })
 })
 
 describe('C and C++ rules', { timeout: 60_000 }, () => {
   it('builds C++ with c++, a header-only library, and links C into a C++ binary', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': `
 targets:
   consts:
@@ -213,8 +183,7 @@ targets:
       'c/twice.h': '#pragma once\n#ifdef __cplusplus\nextern "C" {\n#endif\nint twice(int);\n#ifdef __cplusplus\n}\n#endif\n',
       'c/twice.c': '#include "consts.h"\n#include "twice.h"\nint twice(int x) { return 2 * x + (BASE - BASE); }\n',
       'app/main.cc': '#include <iostream>\n#include <string>\n#include "consts.h"\n#include "twice.h"\nint main() { std::cout << std::to_string(twice(BASE)) << std::endl; return 0; }\n',
-    })
-    try {
+    }), async (dir) => {
       const { summary, project } = await build(dir)
       assert.equal(summary.ok, true, JSON.stringify(summary.failed))
       assert.deepEqual(project.graph.targets.get('consts'), [], 'a header-only library makes no actions')
@@ -223,31 +192,26 @@ targets:
       assert.equal(project.graph.get('cmath/compile/c/twice.c').argv[0], 'cc')
       const { execFileSync } = await import('node:child_process')
       assert.equal(execFileSync(join(dir, 'bldr-out/bin/app'), { encoding: 'utf8' }), '42\n')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('reads another build file with -f, rooted at its folder', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'sub/other.yaml': 'actions:\n  hello:\n    command: [sh, -c, "cat in.txt > out.txt"]\n    inputs: [in.txt]\n    outputs: [out.txt]\n',
       'sub/in.txt': 'from sub\n',
-    })
-    try {
+    }), async (dir) => {
       const project = await openProject({ dir, file: 'sub/other.yaml' })
       assert.equal(project.root, join(dir, 'sub'))
       const summary = await buildLocally(project, { jobs: 1 })
       assert.equal(summary.executed, 1)
       assert.equal(await readFile(join(dir, 'sub/out.txt'), 'utf8'), 'from sub\n')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 })
 
 describe('hermetic execution and failures', { timeout: 60_000 }, () => {
   it('an undeclared input is not visible to the action', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'secret.txt': 'not declared',
       'declared.txt': 'declared',
       'BUILD.yaml': `
@@ -261,8 +225,7 @@ actions:
     inputs: [declared.txt]
     outputs: [b.txt]
 `,
-    })
-    try {
+    }), async (dir) => {
       const { summary, events } = await build(dir, { keepGoing: true })
       assert.deepEqual(summary.failed, ['reads-undeclared'])
       assert.equal(summary.executed, 1)
@@ -271,9 +234,7 @@ actions:
       assert.equal(failure.failure.reason, 'exit 1')
       assert.match(failure.failure.stderr?.toString() ?? '', /secret\.txt: No such file/)
       assert.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'declared')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('the environment is fixed, not inherited', async () => {
@@ -291,7 +252,7 @@ actions:
   })
 
   it('a failure skips its dependants; keep-going builds the rest', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': `
 actions:
   bad:
@@ -309,8 +270,7 @@ actions:
     command: [sh, -c, "echo ok > fine.out"]
     outputs: [fine.out]
 `,
-    })
-    try {
+    }), async (dir) => {
       const { summary, events } = await build(dir, { keepGoing: true })
       assert.equal(summary.ok, false)
       assert.deepEqual(summary.failed, ['bad'])
@@ -325,13 +285,11 @@ actions:
       const again = await build(dir, { keepGoing: true })
       assert.deepEqual(again.summary.failed, ['bad'])
       assert.deepEqual(withStatus(again.summary, 'cached'), ['fine'])
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('without keep-going, nothing new starts after a failure', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': `
 actions:
   bad:
@@ -349,23 +307,19 @@ actions:
     inputs: [c2.out]
     outputs: [c3.out]
 `,
-    })
-    try {
+    }), async (dir) => {
       const { summary } = await build(dir, { jobs: 1 })
       assert.deepEqual(summary.failed, ['bad'])
       assert.equal(summary.actions.get('c3')?.status, 'not-started')
       assert.ok(summary.notStarted >= 1)
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('an action that writes to an input in place fails, and the store is not left corrupt', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'data.txt': 'original\n',
       'BUILD.yaml': 'actions:\n  vandal:\n    command: [sh, -c, "echo extra >> data.txt; cp data.txt out.txt"]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
-    })
-    try {
+    }), async (dir) => {
       const first = await build(dir)
       assert.deepEqual(first.summary.failed, ['vandal'])
       const failure = first.events.find((e) => e.type === 'action-failed')
@@ -377,17 +331,14 @@ actions:
       const second = await build(dir)
       assert.equal(second.summary.ok, true)
       assert.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'original\n', 'the damaged blob was repaired, not used')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('a source that vanishes after the build file was read fails its action with a clear reason', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'data.txt': 'x',
       'BUILD.yaml': 'actions:\n  copy:\n    command: [cp, data.txt, out.txt]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
-    })
-    try {
+    }), async (dir) => {
       const project = await openProject({ dir })
       await rm(join(dir, 'data.txt'))
       const events: BuildEvent[] = []
@@ -396,32 +347,26 @@ actions:
       const failure = events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.equal(failure.failure.reason, 'source file data.txt disappeared during the build; run the build again')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('a missing declared output fails the action', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  lazy:\n    command: [sh, -c, "echo hi > other.txt"]\n    outputs: [promised.txt]\n',
-    })
-    try {
+    }), async (dir) => {
       const { summary, events } = await build(dir)
       assert.deepEqual(summary.failed, ['lazy'])
       const failure = events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.equal(failure.failure.reason, 'did not create declared output promised.txt')
       await assert.rejects(stat(join(dir, 'other.txt')), /ENOENT/, 'undeclared outputs stay in the scratch folder')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('the timeout kills the action and its children', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  slow:\n    command: [sh, -c, "sleep 30 & sleep 30; echo done > out.txt"]\n    outputs: [out.txt]\n    timeout: 300ms\n',
-    })
-    try {
+    }), async (dir) => {
       const started = performance.now()
       const { summary, events } = await build(dir)
       assert.ok(performance.now() - started < 10_000, 'the build did not wait for the sleeps')
@@ -429,23 +374,18 @@ actions:
       const failure = events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.equal(failure.failure.reason, 'timed out after 0.3 s')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('a command that does not exist fails with a clear message', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  nope:\n    command: [no-such-tool-xyz, --flag]\n    outputs: [x]\n',
-    })
-    try {
+    }), async (dir) => {
       const { events } = await build(dir)
       const failure = events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.equal(failure.failure.exitCode, 127)
       assert.match(failure.failure.stderr?.toString() ?? '', /cannot run "no-such-tool-xyz": not found \(PATH=\/usr\/local\/bin:\/usr\/bin:\/bin\)/)
-    } finally {
-      await cleanup()
-    }
+    })
   })
 })

@@ -4,14 +4,13 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { BLDR_BIN, makeProject, runCli, waitForFile } from '../helpers.js'
+import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
 
 describe('bldr build (as a process)', { timeout: 60_000 }, () => {
   it('refuses a bad BUILD file with one line per problem and exit 2', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  gen:\n    command: ["true"]\n    inputs: [missing.txt]\n  other:\n    command: ["true"]\n    outputs: [../x]\n',
-    })
-    try {
+    }), async (dir) => {
       const r = await runCli(['build'], { cwd: dir })
       assert.equal(r.code, 2)
       assert.deepEqual(r.stderr.trim().split('\n'), [
@@ -27,16 +26,13 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
         typo.stderr.trim(),
         'bldr: BUILD.yaml:4:5 (actions.gen.ouputs): unknown key "ouputs" (did you mean "outputs"?); allowed keys: command, inputs, outputs, description, env, timeout, capabilities',
       )
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('reports a failed action with its command, exit code and output tail; exit 1', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  broken:\n    command: [sh, -c, "echo the compiler said no >&2; exit 4"]\n    outputs: [x]\n',
-    })
-    try {
+    }), async (dir) => {
       const r = await runCli(['build', '-C', dir])
       assert.equal(r.code, 1)
       assert.match(r.stdout, /^FAILED: broken: exit 4\n {2}\$ sh -c 'echo the compiler said no >&2; exit 4'\n {2}the compiler said no\n/m)
@@ -48,13 +44,11 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
       assert.ok(folder, `no kept folder in:\n${kept.stdout}`)
       assert.ok(folder.startsWith(join(dir, '.bldr', 'scratch')))
       assert.ok((await stat(folder)).isDirectory())
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('prints plain progress lines off a terminal, a summary, and --stats JSON', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': `
 actions:
   one:
@@ -66,8 +60,7 @@ actions:
     inputs: [one.txt]
     outputs: [two.txt]
 `,
-    })
-    try {
+    }), async (dir) => {
       const r = await runCli(['build', '-C', dir, '--stats', join(dir, 'stats.json')])
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stdout, /^\[1\/2\] one \([\d.]+ s\)\n\[2\/2\] make two from one \([\d.]+ s\)\n/)
@@ -86,25 +79,20 @@ actions:
       const stats2 = JSON.parse(await readFile(join(dir, 'stats.json'), 'utf8'))
       assert.equal(stats2.executed, 0)
       assert.equal(stats2.cached, 2)
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('builds only the named target and rejects an unknown one with a suggestion', async () => {
-    const { dir, cleanup } = await makeProject({
+    await withProject(makeProject({
       'BUILD.yaml': 'actions:\n  alpha:\n    command: [sh, -c, "echo a > a"]\n    outputs: [a]\n  beta:\n    command: [sh, -c, "echo b > b"]\n    outputs: [b]\n',
-    })
-    try {
+    }), async (dir) => {
       const r = await runCli(['build', 'alpha'], { cwd: dir })
       assert.equal(r.code, 0)
       assert.match(r.stdout, /built 1 actions/)
       const bad = await runCli(['build', 'alpah'], { cwd: dir })
       assert.equal(bad.code, 2)
       assert.equal(bad.stderr.trim().split('\n').pop(), 'bldr: unknown target "alpah" (did you mean "alpha"?); targets: alpha, beta')
-    } finally {
-      await cleanup()
-    }
+    })
   })
 
   it('Ctrl-C stops the build, kills running actions, exits 130', async () => {
