@@ -41,3 +41,9 @@ export function parseChoiceFlag<T extends string>(flag: string, value: string | 
   }
   return value as T
 }
+
+/** A flag the command cannot run without: `bldr worker: --coordinator is required`. */
+export function requireFlag(command: string, flag: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw new UsageError(`bldr ${command}: ${flag} is required; see bldr ${command} --help`)
+  return value
+}

@@ -1,10 +1,13 @@
-/** `bldr build`: flags → a local build → progress, summary, stats, exit code. */
+/** `bldr build`: flags → a local or distributed build → progress, summary, stats, exit code. */
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { writeFileAtomic } from '../cas/fs-util.js'
+import { buildDistributed, type DistributedBuildResult } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
-import { ExitCode } from '../errors.js'
+import { SEED_POLICIES } from '../net/protocols.js'
+import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
+import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
 import { ProgressReporter } from './progress.js'
@@ -30,6 +33,19 @@ Options:
       --log-level LEVEL ${LOG_LEVELS.join(', ')}, silent (default: warn); logs go to stderr as JSON
   -h, --help            show this help
 
+Distributed builds (actions run on a mesh of worker processes that share no
+disk with this one; inputs and outputs move between them by BLAKE3 digest):
+      --distributed     build on a mesh; without --coordinator, start a local one for this
+                        build: a coordinator here and --local-workers worker processes
+      --coordinator ADDR
+                        build on the mesh of the coordinator at this multiaddr (implies --distributed)
+      --local-workers N worker processes of the local mesh (default: ${availableParallelism()}, the number of cores);
+                        each runs ceil(jobs / N) actions at once
+      --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: round-robin);
+                        single puts them all on one worker and leaves the rest to stealing
+      --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
+                        (default: ${DEFAULT_STRATEGY})
+
 Exit status: 0 built, 1 an action failed, 2 bad input (build file or flags), 130 interrupted.`
 
 export async function buildCommand(argv: string[]): Promise<number> {
@@ -42,6 +58,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     stats: { type: 'string' },
     'keep-failed': { type: 'boolean' },
     'log-level': { type: 'string' },
+    distributed: { type: 'boolean' },
+    coordinator: { type: 'string' },
+    'local-workers': { type: 'string' },
+    'seed-policy': { type: 'string' },
+    strategy: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help) {
@@ -53,6 +74,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'warn')
   const log = createLogger(level)
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
+  const distributed = values.distributed === true || values.coordinator !== undefined
+  const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
+  const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, 'round-robin')
+  const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
+  if (!distributed) {
+    for (const flag of ['local-workers', 'seed-policy', 'strategy'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --distributed or --coordinator`)
+    }
+  }
+  if (values.coordinator !== undefined && values['local-workers'] !== undefined) throw new UsageError('--local-workers applies to the local mesh; it cannot be used with --coordinator')
 
   const project = await openProject({ dir: values.directory, file: values.file, log })
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
@@ -64,22 +95,41 @@ export async function buildCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', onSigint)
   process.once('SIGTERM', onSigint)
   let summary: BuildSummary
+  let mesh: DistributedBuildResult | undefined
   try {
-    summary = await buildLocally(project, {
-      targets: positionals,
-      jobs,
-      keepGoing: values['keep-going'] ?? false,
-      keepFailed: values['keep-failed'] ?? false,
-      signal: interrupt.signal,
-      onEvent: progress.onEvent,
-      log,
-    })
+    if (distributed) {
+      mesh = await buildDistributed(project, {
+        targets: positionals,
+        ...(values.coordinator !== undefined ? { coordinator: values.coordinator } : {}),
+        localWorkers,
+        parallelism: Math.ceil(jobs / localWorkers),
+        strategy,
+        seedPolicy,
+        workerLogLevel: level,
+        keepGoing: values['keep-going'] ?? false,
+        signal: interrupt.signal,
+        onEvent: progress.onEvent,
+        onMeshReady: (line) => process.stderr.write(`bldr: ${line}\n`),
+        log,
+      })
+      summary = mesh.summary
+    } else {
+      summary = await buildLocally(project, {
+        targets: positionals,
+        jobs,
+        keepGoing: values['keep-going'] ?? false,
+        keepFailed: values['keep-failed'] ?? false,
+        signal: interrupt.signal,
+        onEvent: progress.onEvent,
+        log,
+      })
+    }
   } finally {
     process.off('SIGINT', onSigint)
     process.off('SIGTERM', onSigint)
   }
   progress.finish(summary)
-  if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify(statsJson(summary, jobs), null, 2)}\n`)
+  if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
 }
@@ -103,6 +153,41 @@ export function statsJson(s: BuildSummary, jobs: number): object {
     criticalPath: { totalMs: round(s.criticalPath.totalMs), actions: s.criticalPath.actions },
     actions: [...s.actions].map(([id, a]) => ({ id, status: a.status, durationMs: round(a.durationMs) })),
   }
+}
+
+/** The `mesh` section of `--stats`: per worker, what it ran and how its steals went. */
+export function meshStatsJson(m: DistributedBuildResult): object {
+  return {
+    seedPolicy: m.seedPolicy,
+    strategy: m.strategy,
+    workers: Object.entries(m.workers).map(([id, w]) => ({
+      id,
+      actionsRun: w.actionsRun,
+      ...(w.stats
+        ? {
+            executed: w.stats.executed,
+            steals: {
+              attempted: w.stats.stealsAttempted,
+              granted: w.stats.stealsGranted,
+              refused: w.stats.stealsRefused,
+              failed: w.stats.stealsFailed,
+              actionsStolen: w.stats.actionsStolen,
+              roundTripMs: { p50: percentile(w.stats.stealRoundTripsMs, 0.5), p99: percentile(w.stats.stealRoundTripsMs, 0.99), n: w.stats.stealRoundTripsMs.length },
+            },
+            asVictim: { offers: w.stats.offers, actionsOffered: w.stats.actionsOffered, actionsTakenBack: w.stats.actionsTakenBack },
+            notStarted: w.stats.notStarted,
+            queueDepthSamples: w.stats.queueDepthSamples,
+          }
+        : { stats: null }),
+    })),
+  }
+}
+
+/** The q-quantile of samples (nearest rank); null when there are none. */
+export function percentile(samples: readonly number[], q: number): number | null {
+  if (samples.length === 0) return null
+  const sorted = [...samples].sort((a, b) => a - b)
+  return round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!)
 }
 
 function round(ms: number): number {

@@ -3,9 +3,13 @@ import { readFileSync } from 'node:fs'
 import { ExitCode, isBldrError, UsageError } from '../errors.js'
 import { didYouMean } from '../graph/build-file.js'
 import { buildCommand } from './build-command.js'
+import { coordinatorCommand } from './coordinator-command.js'
+import { workerCommand } from './worker-command.js'
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  build: { summary: 'build targets of the BUILD file in this folder', run: buildCommand },
+  build: { summary: 'build targets of the BUILD file in this folder, here or on a mesh', run: buildCommand },
+  worker: { summary: 'join a build mesh as a worker', run: workerCommand },
+  coordinator: { summary: 'run a build mesh\'s coordinator', run: coordinatorCommand },
 }
 
 function version(): string {
@@ -15,7 +19,7 @@ function version(): string {
 
 const HELP = `Usage: bldr <command> [options]
 
-A hermetic, content-addressed, parallel build tool.
+A hermetic, content-addressed, parallel build tool, on one machine or a work-stealing mesh.
 
 Commands:
 ${Object.entries(COMMANDS)

@@ -45,11 +45,26 @@ export class OwnershipLedger {
   private readonly entries = new Map<string, Entry>()
   /** Answers already given, by steal id. */
   private readonly steals = new Map<string, TransferAnswer>()
+  /** Actions each worker holds (queued or running): how the coordinator judges room without asking. */
+  private readonly heldCount = new Map<string, number>()
+
+  private hold(worker: string | null, delta: number): void {
+    if (worker === null) return
+    const n = (this.heldCount.get(worker) ?? 0) + delta
+    if (n === 0) this.heldCount.delete(worker)
+    else this.heldCount.set(worker, n)
+  }
+
+  /** Queued and running actions `worker` holds. */
+  held(worker: string): number {
+    return this.heldCount.get(worker) ?? 0
+  }
 
   seed(actionId: string, workerId: string): void {
     const e = this.entries.get(actionId)
     if (e && e.state !== 'unassigned') throw new Error(`ledger: ${actionId} is already held by ${e.owner ?? 'nobody'} (${e.state}); only unassigned actions are seeded again`)
     this.entries.set(actionId, { owner: workerId, state: 'queued', reassignments: e?.reassignments ?? 0 })
+    this.hold(workerId, 1)
   }
 
   transfer(stealId: string, actionIds: readonly string[], from: string, to: string): TransferAnswer {
@@ -63,6 +78,8 @@ export class OwnershipLedger {
       else if (e.state !== 'queued') answer.rejected.push({ id, reason: `already ${e.state}` })
       else {
         e.owner = to
+        this.hold(from, -1)
+        this.hold(to, 1)
         answer.accepted.push(id)
       }
     }
@@ -89,6 +106,7 @@ export class OwnershipLedger {
     if (e.result) return sameResult(e.result, result) ? 'duplicate' : 'conflict'
     e.result = { ...result, outputs: [...result.outputs], by: workerId }
     e.state = 'done'
+    this.hold(e.owner, -1)
     e.owner = null
     return 'recorded'
   }
@@ -99,6 +117,7 @@ export class OwnershipLedger {
     for (const id of actionIds) {
       const e = this.entries.get(id)
       if (!e || e.owner !== workerId || e.state !== 'queued') continue
+      this.hold(workerId, -1)
       e.owner = null
       e.state = 'unassigned'
       released.push(id)
@@ -111,12 +130,26 @@ export class OwnershipLedger {
     const back: string[] = []
     for (const [id, e] of this.entries) {
       if (e.owner !== workerId || (e.state !== 'queued' && e.state !== 'running')) continue
+      this.hold(workerId, -1)
       e.owner = null
       e.state = 'unassigned'
       e.reassignments++
       back.push(id)
     }
     return back.sort()
+  }
+
+  /** Drop every action whose id starts with `prefix` (a finished build), and its steals. Returns how many were still open. */
+  forget(prefix: string): number {
+    let open = 0
+    for (const [id, e] of this.entries) {
+      if (!id.startsWith(prefix)) continue
+      if (e.state !== 'done') open++
+      if (e.state === 'queued' || e.state === 'running') this.hold(e.owner, -1)
+      this.entries.delete(id)
+    }
+    for (const [stealId, answer] of this.steals) if ([...answer.accepted, ...answer.rejected.map((r) => r.id)].some((id) => id.startsWith(prefix))) this.steals.delete(stealId)
+    return open
   }
 
   ownerOf(actionId: string): string | null {

@@ -19,7 +19,8 @@ import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { z } from 'zod'
-import { isDigest, type Digest } from '../cas/hasher.js'
+import { digestSchema } from '../cas/digest-schema.js'
+import type { Digest } from '../cas/hasher.js'
 import type { BlobRef, CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import type { MeshNode } from './node.js'
@@ -32,7 +33,7 @@ const MAX_FRAME_BYTES = CHUNK_BYTES + 1024
 /** Default largest blob accepted. */
 export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024 * 1024
 
-const digest = z.string().refine(isDigest, { message: 'must be a 64-character lower-case hex BLAKE3 digest' })
+const digest = digestSchema
 const requestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('has'), digests: z.array(digest).max(512) }).strict(),
   z.object({ op: z.literal('get'), digest }).strict(),

@@ -1,29 +1,54 @@
 /**
- * The coordinator on the mesh: serves `/bldr/coordinator/1.0.0` (registration,
- * the start gate, steal transfers, holders, results) over an OwnershipLedger,
- * and seeds work into workers' queues over `/bldr/seed/1.0.0`. It stays thin:
- * after seeding it moves no work; workers balance themselves by stealing.
+ * The coordinator on the mesh. It serves workers on `/bldr/coordinator/1.0.0`
+ * (registration, the start gate, steal transfers, holders, results, leaving)
+ * over an OwnershipLedger, and build clients on `/bldr/build/1.0.0` (open a
+ * build, submit ready actions, close it). It seeds submitted actions into
+ * workers' queues over `/bldr/seed/1.0.0` by the build's seed policy, and
+ * pushes each action's start and result to its client over
+ * `/bldr/build-events/1.0.0`.
+ *
+ * It stays thin: it places an action once, when it is seeded; after that the
+ * workers balance themselves by stealing. It keeps back only what does not fit
+ * in the workers' queues (they answer with `rest`), and seeds that as results
+ * free room. The client walks the graph: it submits an action when its inputs
+ * exist, so the coordinator never holds the build graph.
  */
+import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { OwnershipLedger, type RecordOutcome } from '../coordinator/ledger.js'
-import { createMeshNode, type MeshNode } from './node.js'
-import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, type CoordinatorResponse, type WireItem } from './protocols.js'
+import type { ResultReport } from '../worker/action-payload.js'
+import { DEFAULT_WORKER_CONFIG } from '../worker/worker-core.js'
+import { Batcher } from './batcher.js'
+import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
+import {
+  BUILD_EVENTS_PROTOCOL,
+  BUILD_PROTOCOL,
+  COORDINATOR_PROTOCOL,
+  SEED_PROTOCOL,
+  STATS_PROTOCOL,
+  type BuildEvent,
+  type BuildResponse,
+  type CoordinatorResponse,
+  type SeedPolicy,
+  type WireItem,
+  type WorkerStatsWire,
+} from './protocols.js'
 import { ProtocolClient, serveProtocol } from './request-response.js'
 
 export interface ResultEvent {
   id: string
   worker: string
-  ok: boolean
+  report: ResultReport
   outcome: RecordOutcome
 }
 
 export interface CoordinatorService {
   node: MeshNode
   ledger: OwnershipLedger
-  /** Multiaddr strings workers dial. */
+  /** Multiaddr strings workers and clients dial. */
   addrs: string[]
-  /** Registered workers, by peer id. */
+  /** Workers taking work, in the order they registered. */
   workers(): string[]
   /** Resolves once `n` workers have registered. */
   waitForWorkers(n: number, timeoutMs: number): Promise<string[]>
@@ -31,20 +56,190 @@ export interface CoordinatorService {
   seed(worker: string, items: WireItem[]): Promise<string[]>
   /** Called for every result report. */
   onResult(fn: (e: ResultEvent) => void): void
+  /** Every registered worker's counters (null for one that did not answer). */
+  workerStats(): Promise<Record<string, WorkerStatsWire | null>>
   stop(): Promise<void>
 }
 
 const SEED_TIMEOUT_MS = 10_000
+const EVENTS_TIMEOUT_MS = 10_000
+const STATS_TIMEOUT_MS = 5_000
+/** Attempts to deliver a batch of events to a client before giving the build up. */
+const EVENT_ATTEMPTS = 3
+/** Most actions seeded to one worker in one call. */
+const SEED_BATCH = 512
+/** A worker is not given more than this many held actions (its queue plus what runs). */
+const WORKER_ROOM = DEFAULT_WORKER_CONFIG.queueCapacity
+/** A worker that could not be seeded is passed over for this long. */
+const SEED_FAILURE_PAUSE_MS = 1_000
 
-export async function startCoordinatorService(opts: { listen?: string[]; log?: Logger } = {}): Promise<CoordinatorService> {
-  const node = await createMeshNode(opts.listen ? { listen: opts.listen } : {})
+interface Build {
+  id: string
+  client: string
+  policy: SeedPolicy
+  /** Submitted, not yet in any worker's queue. */
+  pending: WireItem[]
+  events: Batcher<BuildEvent, void>
+  /** Next worker in round-robin order. */
+  cursor: number
+}
+
+export interface CoordinatorServiceOptions {
+  listen?: string[]
+  /** Keep the node's key here, so its peer id (and so its address) survives restarts. */
+  dataDir?: string
+  log?: Logger
+}
+
+export async function startCoordinatorService(opts: CoordinatorServiceOptions = {}): Promise<CoordinatorService> {
+  const log = opts.log?.child({ component: 'coordinator' })
+  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}) })
   const ledger = new OwnershipLedger()
+  /** Workers taking work, with their addresses, in registration order. */
   const registered = new Map<string, string[]>()
+  const builds = new Map<string, Build>()
+  /** Payloads of submitted actions not yet finished, by id: seeded again if a leaving worker gives them back. */
+  const submitted = new Map<string, WireItem>()
   const resultListeners: ((e: ResultEvent) => void)[] = []
   const registrationWaiters: (() => void)[] = []
   const seeder = new ProtocolClient(node, SEED_PROTOCOL)
+  const eventSender = new ProtocolClient(node, BUILD_EVENTS_PROTOCOL)
+  const statsClient = new ProtocolClient(node, STATS_PROTOCOL)
+  /** Workers with a seed call in flight (one at a time each, so `held` stays a fair guess). */
+  const seeding = new Set<string>()
+  const pausedUntil = new Map<string, number>()
+  let stopped = false
   // The coordinator relays load gossip like any peer (it does not act on it).
   node.services.pubsub.subscribe('bldr/load/1')
+
+  const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
+
+  const seed = async (worker: string, items: WireItem[]): Promise<string[]> => {
+    for (const item of items) ledger.seed(item.id, worker)
+    let rest: string[]
+    try {
+      rest = (await seeder.request(peerIdFromString(worker), { items }, { timeoutMs: SEED_TIMEOUT_MS })).rest
+    } catch (err) {
+      // Not delivered (or not known to be): the ledger takes them back. If the
+      // worker did get them, it cannot start them: the start gate refuses.
+      ledger.release(
+        items.map((i) => i.id),
+        worker,
+      )
+      throw err
+    }
+    ledger.release(rest, worker)
+    return rest
+  }
+
+  /** Which workers get the next items of `build`, by its policy; [] when none has room. */
+  const targets = (build: Build): string[] => {
+    const now = Date.now()
+    const open = [...registered.keys()].filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
+    const room = (w: string): number => WORKER_ROOM - ledger.held(w)
+    switch (build.policy) {
+      case 'single': {
+        // Always the first registered worker: the case stealing must fix.
+        const first = registered.keys().next().value
+        return first !== undefined && open.includes(first) && room(first) > 0 ? [first] : []
+      }
+      case 'least-loaded':
+        return open.filter((w) => room(w) > 0).sort((a, b) => ledger.held(a) - ledger.held(b))
+      case 'round-robin':
+        return open.filter((w) => room(w) > 0)
+    }
+  }
+
+  /** Split `build`'s pending actions over the targets, by policy, and seed them. */
+  const dispatch = (): void => {
+    if (stopped) return
+    for (const build of builds.values()) {
+      if (build.pending.length === 0) continue
+      const ws = targets(build)
+      if (ws.length === 0) continue
+      const share = new Map<string, WireItem[]>(ws.map((w) => [w, []]))
+      if (build.policy === 'least-loaded') {
+        // Fill the least-held worker first, one action at a time.
+        const load = new Map(ws.map((w) => [w, ledger.held(w)]))
+        while (build.pending.length > 0) {
+          let best: string | undefined
+          for (const w of ws) if ((load.get(w)! < WORKER_ROOM && share.get(w)!.length < SEED_BATCH) && (best === undefined || load.get(w)! < load.get(best)!)) best = w
+          if (best === undefined) break
+          share.get(best)!.push(build.pending.shift()!)
+          load.set(best, load.get(best)! + 1)
+        }
+      } else {
+        // Round-robin (and single, with one target): deal in turn, from where the last deal stopped.
+        const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, WORKER_ROOM - ledger.held(w))]))
+        let full = 0
+        while (build.pending.length > 0 && full < ws.length) {
+          const w = ws[build.cursor++ % ws.length]!
+          const list = share.get(w)!
+          if (list.length >= room.get(w)!) {
+            full++
+            continue
+          }
+          full = 0
+          list.push(build.pending.shift()!)
+        }
+      }
+      for (const [w, items] of share) if (items.length > 0) void seedTo(build, w, items)
+    }
+  }
+
+  const seedTo = async (build: Build, worker: string, items: WireItem[]): Promise<void> => {
+    seeding.add(worker)
+    try {
+      const rest = new Set(await seed(worker, items))
+      if (rest.size > 0) build.pending.unshift(...items.filter((i) => rest.has(i.id)))
+      log?.debug({ worker: worker.slice(-8), seeded: items.length - rest.size, rest: rest.size, build: build.id }, 'seeded')
+    } catch (err) {
+      log?.warn({ err, worker, actions: items.length }, 'could not seed a worker; passing it over for a while')
+      build.pending.unshift(...items)
+      pausedUntil.set(worker, Date.now() + SEED_FAILURE_PAUSE_MS)
+      setTimeout(dispatch, SEED_FAILURE_PAUSE_MS).unref()
+    } finally {
+      seeding.delete(worker)
+    }
+    dispatch()
+  }
+
+  const newBuild = (buildId: string, client: string, policy: SeedPolicy): Build => {
+    const build: Build = {
+      id: buildId,
+      client,
+      policy,
+      pending: [],
+      cursor: 0,
+      events: new Batcher<BuildEvent, void>(async (events) => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await eventSender.request(peerIdFromString(client), { events }, { timeoutMs: EVENTS_TIMEOUT_MS })
+            return events.map(() => undefined)
+          } catch (err) {
+            if (attempt >= EVENT_ATTEMPTS || !builds.has(buildId)) {
+              log?.error({ err, build: buildId, client }, 'the build client does not take events; closing its build')
+              closeBuild(buildId)
+              throw err
+            }
+          }
+        }
+      }, 4096),
+    }
+    return build
+  }
+
+  const closeBuild = (buildId: string): void => {
+    const build = builds.get(buildId)
+    if (!build) return
+    builds.delete(buildId)
+    const open = ledger.forget(`${buildId}/`)
+    log?.info({ build: buildId, open }, 'build closed')
+  }
+
+  const emit = (build: Build | undefined, event: BuildEvent): void => {
+    if (build) build.events.add(event).catch(() => {})
+  }
 
   await serveProtocol(
     node,
@@ -54,24 +249,107 @@ export async function startCoordinatorService(opts: { listen?: string[]; log?: L
         case 'register': {
           const peers = [...registered].filter(([id]) => id !== from).map(([id, addrs]) => ({ id, addrs }))
           registered.set(from, req.addrs)
-          opts.log?.info({ worker: from, workers: registered.size }, 'worker registered')
+          pausedUntil.delete(from)
+          log?.info({ worker: from, workers: registered.size }, 'worker registered')
           for (const w of registrationWaiters.splice(0)) w()
+          dispatch()
           return { type: 'registered', peers }
         }
-        case 'start':
-          return { type: 'allowed', ids: req.ids.filter((id) => ledger.started(id, from)) }
+        case 'start': {
+          const allowed = req.ids.filter((id) => ledger.started(id, from))
+          const byBuild = new Map<Build, string[]>()
+          for (const id of allowed) {
+            const b = buildOf(id)
+            if (b) byBuild.set(b, [...(byBuild.get(b) ?? []), id])
+          }
+          for (const [b, ids] of byBuild) emit(b, { type: 'started', ids, worker: from })
+          return { type: 'allowed', ids: allowed }
+        }
         case 'transfer':
           return { type: 'accepted', ids: ledger.transfer(req.stealId, req.ids, req.victim, from).accepted }
         case 'holders':
           return { type: 'holders', holders: Object.fromEntries(req.ids.map((id) => [id, ledger.ownerOf(id)])) }
-        case 'result': {
-          const outcome = ledger.recordResult(req.id, from, { key: req.id, outputs: [], exitCode: req.ok ? 0 : 1 })
-          for (const l of resultListeners) l({ id: req.id, worker: from, ok: req.ok, outcome })
-          return { type: 'recorded', outcome }
+        case 'release': {
+          // A leaving worker: no more seeding to it; what it had queued is seeded elsewhere.
+          registered.delete(from)
+          const back = new Set(ledger.release(req.ids, from))
+          for (const id of back) {
+            const b = buildOf(id)
+            const item = submitted.get(id)
+            if (b && item) b.pending.unshift(item)
+          }
+          log?.info({ worker: from, handedBack: back.size }, 'worker left')
+          dispatch()
+          return { type: 'released', ids: [...back] }
+        }
+        case 'results': {
+          const outcomes = req.results.map(({ id, report }) => {
+            const exec = report.exec
+            const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            if (outcome === 'recorded') {
+              submitted.delete(id)
+              emit(buildOf(id), { type: 'result', id, worker: from, addrs: registered.get(from) ?? [], report })
+            } else log?.warn({ action: id, worker: from, outcome }, 'a result was not recorded as new')
+            for (const l of resultListeners) l({ id, worker: from, report, outcome })
+            return outcome
+          })
+          dispatch()
+          return { type: 'recorded', outcomes }
         }
       }
     },
-    opts.log,
+    log,
+  )
+
+  const workerStats = async (): Promise<Record<string, WorkerStatsWire | null>> => {
+    const ids = [...registered.keys()]
+    const answers = await Promise.all(
+      ids.map((w) =>
+        statsClient.request(peerIdFromString(w), {}, { timeoutMs: STATS_TIMEOUT_MS }).catch((err: unknown) => {
+          log?.warn({ err, worker: w }, 'a worker did not send its stats')
+          return null
+        }),
+      ),
+    )
+    return Object.fromEntries(ids.map((w, i) => [w, answers[i] ?? null]))
+  }
+
+  await serveProtocol(
+    node,
+    BUILD_PROTOCOL,
+    async (req, from): Promise<BuildResponse> => {
+      switch (req.type) {
+        case 'open': {
+          if (builds.has(req.buildId)) throw new Error(`build ${req.buildId} is already open`)
+          if (req.addrs.length > 0) await node.peerStore.merge(peerIdFromString(from), { multiaddrs: req.addrs.map(parseMultiaddr) })
+          builds.set(req.buildId, newBuild(req.buildId, from, req.policy))
+          log?.info({ build: req.buildId, client: from, policy: req.policy, workers: registered.size }, 'build opened')
+          return { type: 'opened', workers: registered.size }
+        }
+        case 'submit': {
+          const build = builds.get(req.buildId)
+          if (!build || build.client !== from) throw new Error(`no open build ${req.buildId} from this client`)
+          const bad = req.items.find((i) => !i.id.startsWith(`${req.buildId}/`))
+          if (bad) throw new Error(`action id ${JSON.stringify(bad.id)} does not start with "${req.buildId}/"`)
+          for (const item of req.items) submitted.set(item.id, item as WireItem)
+          build.pending.push(...(req.items as WireItem[]))
+          dispatch()
+          return { type: 'submitted', n: req.items.length }
+        }
+        case 'close': {
+          const build = builds.get(req.buildId)
+          if (build && build.client === from) {
+            for (const item of build.pending) submitted.delete(item.id)
+            for (const id of submitted.keys()) if (id.startsWith(`${req.buildId}/`)) submitted.delete(id)
+            closeBuild(req.buildId)
+          }
+          return { type: 'closed' }
+        }
+        case 'stats':
+          return { type: 'stats', workers: await workerStats() }
+      }
+    },
+    log,
   )
 
   return {
@@ -90,18 +368,16 @@ export async function startCoordinatorService(opts: { listen?: string[]; log?: L
         }
         check()
       }),
-    seed: async (worker, items) => {
-      for (const item of items) ledger.seed(item.id, worker)
-      const res = await seeder.request(peerIdFromString(worker), { items }, { timeoutMs: SEED_TIMEOUT_MS })
-      // What did not fit stays with the coordinator (unassigned); the caller seeds it again later.
-      ledger.release(res.rest, worker)
-      return res.rest
-    },
+    seed,
     onResult: (fn) => {
       resultListeners.push(fn)
     },
+    workerStats,
     stop: async () => {
+      stopped = true
       seeder.close()
+      eventSender.close()
+      statsClient.close()
       await node.stop()
     },
   }

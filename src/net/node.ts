@@ -14,13 +14,20 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { isErrnoException, writeFileAtomic } from '../cas/fs-util.js'
 
 export type MeshNode = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
 export interface MeshNodeInit {
   /** Multiaddrs to listen on. Default: one ephemeral TCP port on 127.0.0.1. */
   listen?: string[]
+  /** The node's private key is kept in this file (made on first use): a stable peer id. Default: a new key each start. */
+  keyFile?: string
 }
 
 /**
@@ -31,6 +38,7 @@ const INBOUND_CONNECTION_THRESHOLD = 1000
 
 export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode> {
   return createLibp2p({
+    ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -46,4 +54,17 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
 
 export function parseMultiaddr(text: string): Multiaddr {
   return multiaddr(text)
+}
+
+/** The key in `file`, or a new Ed25519 key written there (mode 0600). */
+async function loadOrCreateKey(file: string): Promise<PrivateKey> {
+  try {
+    return privateKeyFromProtobuf(readFileSync(file))
+  } catch (err) {
+    if (!isErrnoException(err, 'ENOENT')) throw new Error(`cannot read the node key ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  const key = await generateKeyPair('Ed25519')
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileAtomic(file, privateKeyToProtobuf(key), 0o600)
+  return key
 }

@@ -6,6 +6,7 @@
  * knows; the payload is what the worker's runner needs (opaque here).
  */
 import { z } from 'zod'
+import { resultReportSchema } from '../worker/action-payload.js'
 import type { ProtocolSpec } from './request-response.js'
 
 const actionId = z.string().min(1).max(1024)
@@ -20,14 +21,17 @@ const coordinatorRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('start'), ids }).strict(),
   z.object({ type: z.literal('transfer'), stealId: z.string().min(1).max(256), ids, victim: peerId }).strict(),
   z.object({ type: z.literal('holders'), ids }).strict(),
-  z.object({ type: z.literal('result'), id: actionId, ok: z.boolean() }).strict(),
+  /** A leaving worker gives back what it still has queued. */
+  z.object({ type: z.literal('release'), ids }).strict(),
+  z.object({ type: z.literal('results'), results: z.array(z.object({ id: actionId, report: resultReportSchema }).strict()).min(1).max(4096) }).strict(),
 ])
 const coordinatorResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('registered'), peers: z.array(z.object({ id: peerId, addrs: z.array(z.string().max(256)).max(16) })).max(10_000) }),
   z.object({ type: z.literal('allowed'), ids }),
   z.object({ type: z.literal('accepted'), ids }),
   z.object({ type: z.literal('holders'), holders: z.record(actionId, peerId.nullable()) }),
-  z.object({ type: z.literal('recorded'), outcome: z.enum(['recorded', 'duplicate', 'conflict', 'unknown']) }),
+  z.object({ type: z.literal('released'), ids }),
+  z.object({ type: z.literal('recorded'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'unknown'])) }),
 ])
 export type CoordinatorRequest = z.infer<typeof coordinatorRequest>
 export type CoordinatorResponse = z.infer<typeof coordinatorResponse>
@@ -60,4 +64,76 @@ export const SEED_PROTOCOL: ProtocolSpec<z.infer<typeof seedRequest>, z.infer<ty
   maxFrameBytes: 16 * 1024 * 1024,
   request: seedRequest,
   response: seedResponse,
+}
+
+/** A worker's counters, as `--stats` reports them. */
+export const workerStatsSchema = z
+  .object({
+    executed: z.number().int().nonnegative(),
+    notStarted: z.number().int().nonnegative(),
+    stealsAttempted: z.number().int().nonnegative(),
+    stealsGranted: z.number().int().nonnegative(),
+    stealsRefused: z.number().int().nonnegative(),
+    stealsFailed: z.number().int().nonnegative(),
+    actionsStolen: z.number().int().nonnegative(),
+    offers: z.number().int().nonnegative(),
+    actionsOffered: z.number().int().nonnegative(),
+    actionsTakenBack: z.number().int().nonnegative(),
+    stealRoundTripsMs: z.array(z.number().nonnegative()).max(100_000),
+    announcements: z.number().int().nonnegative(),
+    reportFailures: z.number().int().nonnegative(),
+    queueDepthSamples: z.array(z.number().int().nonnegative()).max(100_000),
+  })
+  .strict()
+export type WorkerStatsWire = z.infer<typeof workerStatsSchema>
+
+/** Anyone → worker: its counters since it started. */
+export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire> = {
+  id: '/bldr/stats/1.0.0',
+  maxFrameBytes: 4 * 1024 * 1024,
+  request: z.object({}).strict() as z.ZodType<Record<string, never>>,
+  response: workerStatsSchema,
+}
+
+export const SEED_POLICIES = ['round-robin', 'least-loaded', 'single'] as const
+export type SeedPolicy = (typeof SEED_POLICIES)[number]
+
+const buildRequest = z.discriminatedUnion('type', [
+  /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
+  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), addrs: z.array(z.string().max(256)).max(16) }).strict(),
+  /** Ready actions; ids must start with `<buildId>/`. */
+  z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
+  z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),
+  /** Every registered worker's counters. */
+  z.object({ type: z.literal('stats') }).strict(),
+])
+const buildResponse = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('opened'), workers: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('submitted'), n: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('closed') }),
+  z.object({ type: z.literal('stats'), workers: z.record(peerId, workerStatsSchema.nullable()) }),
+])
+export type BuildRequest = z.infer<typeof buildRequest>
+export type BuildResponse = z.infer<typeof buildResponse>
+
+/** Client → coordinator: open a build, submit ready actions, close it. */
+export const BUILD_PROTOCOL: ProtocolSpec<BuildRequest, BuildResponse> = {
+  id: '/bldr/build/1.0.0',
+  maxFrameBytes: 64 * 1024 * 1024,
+  request: buildRequest,
+  response: buildResponse,
+}
+
+const buildEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started'), ids, worker: peerId }).strict(),
+  z.object({ type: z.literal('result'), id: actionId, worker: peerId, addrs: z.array(z.string().max(256)).max(16), report: resultReportSchema }).strict(),
+])
+export type BuildEvent = z.infer<typeof buildEvent>
+
+/** Coordinator → client: its actions started or finished. */
+export const BUILD_EVENTS_PROTOCOL: ProtocolSpec<{ events: BuildEvent[] }, { ok: true }> = {
+  id: '/bldr/build-events/1.0.0',
+  maxFrameBytes: 64 * 1024 * 1024,
+  request: z.object({ events: z.array(buildEvent).min(1).max(16_384) }).strict(),
+  response: z.object({ ok: z.literal(true) }).strict(),
 }

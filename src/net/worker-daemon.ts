@@ -6,12 +6,17 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
+import type { CasStore } from '../cas/store.js'
+import { resultReportSchema, type ResultReport } from '../worker/action-payload.js'
+import type { BlobFetcher } from '../worker/action-runner.js'
 import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index.js'
 import { systemClock } from '../worker/clock.js'
 import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/load-announcement.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
 import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
-import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem } from './protocols.js'
+import { Batcher } from './batcher.js'
+import { CasClient, serveCas } from './cas-protocol.js'
+import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem } from './protocols.js'
 import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
 
 export interface WorkerDaemonOptions {
@@ -21,7 +26,14 @@ export interface WorkerDaemonOptions {
   strategy: StrategyName
   /** Seeds the worker's random choices (reproducible runs). */
   seed: number
-  runner: Runner<WireItem>
+  /** Multiaddrs to listen on (default: an ephemeral port on 127.0.0.1). */
+  listen?: string[]
+  /** Keep the node's key here (a stable peer id across restarts). */
+  keyFile?: string
+  /** The worker's own store: served to peers, and where fetched inputs go. */
+  cas?: CasStore
+  /** Makes the runner of work items, given the way to fetch blobs from peers. */
+  runner: (mesh: BlobFetcher) => Runner<WireItem>
   /** Overrides of the worker defaults (timeouts, intervals, …). */
   config?: Partial<Omit<WorkerConfig, 'id' | 'slots' | 'strategy' | 'rng'>>
   log?: Logger
@@ -33,8 +45,15 @@ export interface WorkerDaemon {
   id: string
   node: MeshNode
   core: WorkerCore<WireItem>
-  stop(): Promise<void>
+  /**
+   * Leave the mesh: stop taking work, give queued actions back to the
+   * coordinator, let running ones finish and report (up to `graceMs`), then stop.
+   */
+  stop(opts?: { graceMs?: number }): Promise<void>
 }
+
+/** Most start or result entries in one coordinator call. */
+const MAX_BATCH = 1024
 
 /** One coordinator call; past it the call is retried. */
 const COORDINATOR_TIMEOUT_MS = 5_000
@@ -43,7 +62,7 @@ const COORDINATOR_ATTEMPTS = 4
 const COORDINATOR_RETRY_MS = 50
 
 export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<WorkerDaemon> {
-  const node = await createMeshNode()
+  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.keyFile ? { keyFile: opts.keyFile } : {}) })
   const id = node.peerId.toString()
   const log = opts.log?.child({ component: 'worker', workerId: id.slice(-8) })
   const coordinatorAddr = parseMultiaddr(opts.coordinator)
@@ -69,16 +88,58 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     }
   }
 
+  // Start requests and results are batched: under load, one call carries many.
+  const starts = new Batcher<string, boolean>(async (ids) => {
+    const allowed = new Set((await call({ type: 'start', ids }, 'allowed')).ids)
+    return ids.map((i) => allowed.has(i))
+  }, MAX_BATCH)
+  const results = new Batcher<{ id: string; report: ResultReport }, string>(
+    async (batch) => (await call({ type: 'results', results: batch }, 'recorded')).outcomes,
+    MAX_BATCH,
+  )
+
   const port: MeshPort<WireItem> = {
-    startActions: async (_worker, ids) => (await call({ type: 'start', ids }, 'allowed')).ids,
+    startActions: async (_worker, ids) => {
+      const ok = await Promise.all(ids.map((i) => starts.add(i)))
+      return ids.filter((_, i) => ok[i])
+    },
     transfer: async (stealId, ids, victim) => (await call({ type: 'transfer', stealId, ids, victim }, 'accepted')).ids,
     holders: async (ids) => new Map(Object.entries((await call({ type: 'holders', ids }, 'holders')).holders)),
     reportResult: async (_worker, item, outcome) => {
-      await call({ type: 'result', id: item.id, ok: outcome.ok }, 'recorded')
+      const parsed = resultReportSchema.safeParse(outcome.detail)
+      const report: ResultReport = parsed.success ? parsed.data : outcome.ok ? { ok: true } : { ok: false, error: describe(outcome.detail) }
+      const recorded = await results.add({ id: item.id, report })
+      if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
     },
     requestSteal: async (_thief, victim, req, { timeoutMs }) => (await steal.request(peerIdFromString(victim), req, { timeoutMs })) as StealReply<WireItem>,
     announce: (_worker, a) => {
       node.services.pubsub.publish(LOAD_TOPIC, encodeAnnouncement(a)).catch((err: unknown) => log?.debug({ err }, 'load announcement not sent'))
+    },
+  }
+
+  const cas = opts.cas
+  const casClient = cas ? new CasClient(node, cas) : undefined
+  /** Peers whose addresses were added to the peer store. */
+  const known = new Set<string>()
+  const mesh: BlobFetcher = {
+    id,
+    fetchBlob: async (digest, holders) => {
+      if (!casClient) throw new Error('this worker has no store to fetch into')
+      const errors: string[] = []
+      for (const holder of holders) {
+        try {
+          const peer = peerIdFromString(holder.id)
+          if (holder.addrs?.length && !known.has(holder.id)) {
+            await node.peerStore.merge(peer, { multiaddrs: holder.addrs.map(parseMultiaddr) })
+            known.add(holder.id)
+          }
+          await casClient.fetch(peer, digest)
+          return
+        } catch (err) {
+          errors.push(`${holder.id}: ${(err as Error).message}`)
+        }
+      }
+      throw new Error(`could not fetch blake3 ${digest} from ${holders.length} peer${holders.length === 1 ? '' : 's'}: ${errors.join('; ') || 'none given'}`)
     },
   }
 
@@ -94,10 +155,12 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       rng: createRng(opts.seed),
     },
     port,
-    opts.runner,
+    opts.runner(mesh),
     systemClock,
   )
 
+  if (cas) await serveCas(node, cas, opts.log ? { log: opts.log } : {})
+  await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats }), log)
   await serveProtocol(node, STEAL_PROTOCOL, (req) => core.onStealRequest(req), log)
   await serveProtocol(node, SEED_PROTOCOL, (req) => ({ rest: core.seed(req.items as WireItem[]).map((i) => i.id) }), log)
   node.services.pubsub.subscribe(LOAD_TOPIC)
@@ -116,8 +179,11 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()) }, 'registered')
   // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
   for (const peer of reg.peers) {
-    const addr = peer.addrs[0]
-    if (addr) node.dial(parseMultiaddr(addr)).catch((err: unknown) => log?.warn({ err, peer: peer.id }, 'could not reach a peer'))
+    const pid = peerIdFromString(peer.id)
+    node.peerStore
+      .merge(pid, { multiaddrs: peer.addrs.map(parseMultiaddr) })
+      .then(() => node.dial(pid))
+      .catch((err: unknown) => log?.warn({ err, peer: peer.id }, 'could not reach a peer'))
   }
   core.start()
   log?.info({ peers: reg.peers.length }, 'worker started')
@@ -126,11 +192,26 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     id,
     node,
     core,
-    stop: async () => {
-      core.stop()
+    stop: async ({ graceMs = 10_000 } = {}) => {
+      const queued = core.shutdown()
+      if (queued.length > 0) {
+        await call({ type: 'release', ids: queued.map((i) => i.id) }, 'released').catch((err: unknown) =>
+          log?.error({ err, actions: queued.length }, 'could not hand queued actions back to the coordinator'),
+        )
+      }
+      let timer: NodeJS.Timeout | undefined
+      const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
+      await Promise.race([core.whenNothingRuns(), graceOver])
+      clearTimeout(timer)
+      if (core.executing > 0) log?.warn({ running: core.executing }, 'stopping with actions still running')
       coordinator.close()
       steal.close()
       await node.stop()
     },
   }
+}
+
+function describe(detail: unknown): string {
+  if (detail instanceof Error) return detail.message
+  return detail === undefined ? 'the runner reported a failure' : String(detail)
 }

@@ -140,7 +140,12 @@ export interface WorkerStats {
   announcements: number
   /** Results the coordinator did not take (the daemon's port retries; these gave up). */
   reportFailures: number
+  /** Queue depth at each load announcement (the last MAX_SAMPLES). */
+  queueDepthSamples: number[]
 }
+
+/** Most round-trip and queue-depth samples kept (the oldest go first). */
+const MAX_SAMPLES = 10_000
 
 export class WorkerCore<T extends WorkItem> {
   readonly deque: ActionDeque<T>
@@ -159,6 +164,7 @@ export class WorkerCore<T extends WorkItem> {
     stealRoundTripsMs: [],
     announcements: 0,
     reportFailures: 0,
+    queueDepthSamples: [],
   }
 
   /** Running or being cleared to start. */
@@ -173,6 +179,7 @@ export class WorkerCore<T extends WorkItem> {
   private readonly offered = new Map<string, T[]>()
   private stealCounter = 0
   private stopped = false
+  private readonly quietWaiters: (() => void)[] = []
   private readonly incarnation: string
   private seq = 0
   private lastAnnounced: { at: number; queueDepth: number; executing: number } | undefined
@@ -203,6 +210,7 @@ export class WorkerCore<T extends WorkItem> {
 
   /** The coordinator seeds work. Returns what did not fit (the coordinator keeps it). */
   seed(items: readonly T[]): T[] {
+    if (this.stopped) return [...items]
     const rest: T[] = []
     for (const item of items) if (!this.deque.pushBack(item)) rest.push(item)
     this.pump()
@@ -239,6 +247,32 @@ export class WorkerCore<T extends WorkItem> {
     return { offered: grant.items }
   }
 
+  /**
+   * Leave the mesh: stop stealing and announcing, and hand back everything
+   * queued (the caller gives it back to the coordinator). Running actions
+   * finish and report; `executing` says how many are left.
+   */
+  shutdown(): T[] {
+    this.stop()
+    return this.deque.drain()
+  }
+
+  /** Actions running or being cleared to start. */
+  get executing(): number {
+    return this.busy
+  }
+
+  /** Resolves when nothing is running (at once if nothing is). */
+  whenNothingRuns(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve()
+    return new Promise((resolve) => this.quietWaiters.push(resolve))
+  }
+
+  private release(n: number): void {
+    this.busy -= n
+    if (this.busy === 0) for (const w of this.quietWaiters.splice(0)) w()
+  }
+
   /** Nothing queued, running or offered. */
   get idle(): boolean {
     return this.deque.length === 0 && this.busy === 0 && this.offered.size === 0
@@ -258,7 +292,7 @@ export class WorkerCore<T extends WorkItem> {
           for (const item of batch) {
             if (ok.has(item.id)) void this.run(item)
             else {
-              this.busy--
+              this.release(1)
               this.stats.notStarted++
             }
           }
@@ -266,7 +300,7 @@ export class WorkerCore<T extends WorkItem> {
         },
         () => {
           // The coordinator did not answer: keep the actions, try again shortly.
-          this.busy -= batch.length
+          this.release(batch.length)
           this.deque.pushFront(batch)
           this.clock.after(this.config.retryBackoffMs, () => this.pump())
         },
@@ -290,7 +324,7 @@ export class WorkerCore<T extends WorkItem> {
       // Counted, not lost: the coordinator hands the action out again when it finds this worker's results missing.
       this.stats.reportFailures++
     } finally {
-      this.busy--
+      this.release(1)
       this.pump()
       this.maybeAnnounce()
     }
@@ -333,7 +367,7 @@ export class WorkerCore<T extends WorkItem> {
         this.failed(decision.victim)
         return
       }
-      this.stats.stealRoundTripsMs.push(this.clock.now() - t0)
+      pushSample(this.stats.stealRoundTripsMs, this.clock.now() - t0)
       if ('refused' in reply) {
         this.stats.stealsRefused++
         this.failed(decision.victim)
@@ -444,6 +478,7 @@ export class WorkerCore<T extends WorkItem> {
     const a = this.announcement()
     this.lastAnnounced = { at: this.clock.now(), queueDepth: a.queueDepth, executing: a.executing }
     this.stats.announcements++
+    pushSample(this.stats.queueDepthSamples, a.queueDepth)
     this.port.announce(this.config.id, a)
   }
 
@@ -465,3 +500,8 @@ export class WorkerCore<T extends WorkItem> {
   }
 }
 
+
+function pushSample(samples: number[], value: number): void {
+  if (samples.length >= MAX_SAMPLES) samples.shift()
+  samples.push(value)
+}

@@ -1,0 +1,128 @@
+/**
+ * A distributed build: the same engine as a local build, with the mesh as its
+ * executor. With no coordinator given, a local mesh is started for the build
+ * (a coordinator here, worker processes on 127.0.0.1) and stopped after it.
+ */
+import type { Logger } from 'pino'
+import { openMeshBuild } from '../net/build-client.js'
+import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
+import type { SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
+import type { StrategyName } from '../../strategies/index.js'
+import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
+import { createMeshExecutor } from './mesh-executor.js'
+import { PLATFORM, resolveTargets, type Project } from './project.js'
+
+export interface DistributedBuildOptions {
+  targets?: readonly string[]
+  /** A running coordinator's multiaddr; without it a local mesh is started. */
+  coordinator?: string
+  /** Worker processes of the local mesh. */
+  localWorkers: number
+  /** Slots per local worker. */
+  parallelism: number
+  strategy: StrategyName
+  seedPolicy: SeedPolicy
+  /** Log level of local workers. */
+  workerLogLevel?: string
+  keepGoing?: boolean
+  signal?: AbortSignal
+  onEvent?: (e: BuildEvent) => void
+  /** One line about the mesh, e.g. "local mesh: 2 workers × 1 slot". */
+  onMeshReady?: (line: string) => void
+  log?: Logger
+}
+
+export interface WorkerFigures {
+  /** Actions this build ran there (as the client saw results). */
+  actionsRun: number
+  /** The worker's own counters over this build (null if it did not answer). */
+  stats: WorkerStatsWire | null
+}
+
+export interface DistributedBuildResult {
+  summary: BuildSummary
+  workers: Record<string, WorkerFigures>
+  seedPolicy: SeedPolicy
+  strategy: StrategyName | 'per worker'
+}
+
+export async function buildDistributed(project: Project, opts: DistributedBuildOptions): Promise<DistributedBuildResult> {
+  let local: LocalMesh | undefined
+  try {
+    if (!opts.coordinator) {
+      local = await startLocalMesh({
+        workers: opts.localWorkers,
+        parallelism: opts.parallelism,
+        strategy: opts.strategy,
+        logLevel: opts.workerLogLevel ?? 'warn',
+        ...(opts.log ? { log: opts.log } : {}),
+      })
+    }
+    const session = await openMeshBuild({
+      coordinator: opts.coordinator ?? local!.addr,
+      cas: project.cas,
+      policy: opts.seedPolicy,
+      ...(opts.log ? { log: opts.log } : {}),
+    })
+    try {
+      opts.onMeshReady?.(
+        local
+          ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, seeding ${opts.seedPolicy}`
+          : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, seeding ${opts.seedPolicy}`,
+      )
+      const before = await session.workerStats()
+      const ranBy = new Map<string, number>()
+      const summary = await runBuild({
+        graph: project.graph,
+        roots: resolveTargets(project.graph, opts.targets ?? []),
+        root: project.root,
+        cas: project.cas,
+        actionCache: project.actionCache,
+        executor: createMeshExecutor({
+          session,
+          cas: project.cas,
+          sandbox: 'local',
+          slots: local ? opts.localWorkers * opts.parallelism : Math.max(1, session.workersAtOpen),
+          onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
+        }),
+        platform: PLATFORM,
+        keepGoing: opts.keepGoing ?? false,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+        ...(opts.log ? { log: opts.log } : {}),
+      })
+      const after = await session.workerStats()
+      const workers: Record<string, WorkerFigures> = {}
+      for (const [id, s] of Object.entries(after)) workers[id] = { actionsRun: ranBy.get(id) ?? 0, stats: s ? statsSince(before[id] ?? null, s) : null }
+      return { summary, workers, seedPolicy: opts.seedPolicy, strategy: local ? opts.strategy : 'per worker' }
+    } finally {
+      await session.close()
+    }
+  } finally {
+    project.actionCache.close()
+    await local?.stop()
+  }
+}
+
+/** A worker's counters over one build: the difference of two readings. */
+function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): WorkerStatsWire {
+  if (!before) return after
+  const d = (k: keyof WorkerStatsWire): number => (after[k] as number) - (before[k] as number)
+  return {
+    executed: d('executed'),
+    notStarted: d('notStarted'),
+    stealsAttempted: d('stealsAttempted'),
+    stealsGranted: d('stealsGranted'),
+    stealsRefused: d('stealsRefused'),
+    stealsFailed: d('stealsFailed'),
+    actionsStolen: d('actionsStolen'),
+    offers: d('offers'),
+    actionsOffered: d('actionsOffered'),
+    actionsTakenBack: d('actionsTakenBack'),
+    announcements: d('announcements'),
+    reportFailures: d('reportFailures'),
+    // Samples are kept in order (the oldest dropped past a cap): the new ones are the tail.
+    stealRoundTripsMs: after.stealRoundTripsMs.slice(Math.min(before.stealRoundTripsMs.length, after.stealRoundTripsMs.length)),
+    queueDepthSamples: after.queueDepthSamples.slice(Math.min(before.queueDepthSamples.length, after.queueDepthSamples.length)),
+  }
+}

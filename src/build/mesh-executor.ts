@@ -1,0 +1,152 @@
+/**
+ * The engine's executor for a distributed build: an action is submitted to the
+ * mesh (its inputs named by digest, with the worker that produced each), and
+ * its result comes back from whichever worker ran it; the outputs, stdout and
+ * stderr are then fetched from that worker by digest, verified, into the
+ * project's store. The engine does the rest exactly as in a local build
+ * (action cache, placing outputs), which is why the outputs are identical.
+ *
+ * It talks to the mesh through `MeshSession` (libp2p lives in src/net).
+ */
+import type { Digest } from '../cas/hasher.js'
+import type { CasStore } from '../cas/store.js'
+import { BldrError, ExitCode } from '../errors.js'
+import type { Action } from '../graph/action.js'
+import type { ActionPayload, ResultReport } from '../worker/action-payload.js'
+import type { SandboxName, SandboxResult } from '../../sandbox/types.js'
+import type { Executor } from './engine.js'
+
+export interface MeshSessionEvents {
+  started(ids: readonly string[], worker: string): void
+  result(id: string, worker: string, report: ResultReport): void
+}
+
+/** A build opened on a mesh. */
+export interface MeshSession {
+  readonly buildId: string
+  readonly clientId: string
+  readonly clientAddrs: readonly string[]
+  setHandlers(h: MeshSessionEvents): void
+  /** Hand a ready action to the mesh. */
+  submit(item: { id: string; payload: ActionPayload }): Promise<void>
+  /** Fetch a blob from a peer into the project's store, verified. */
+  fetchBlob(digest: Digest, holder: string): Promise<void>
+}
+
+/** A worker could not run an action (an infrastructure failure, not the action's). */
+export class RemoteExecutionError extends BldrError {
+  override readonly name = 'RemoteExecutionError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly actionId: string,
+    readonly worker: string,
+    readonly reason: string,
+  ) {
+    super(`worker ${worker.slice(-8)} could not run ${actionId}: ${reason}`)
+  }
+}
+
+export interface MeshExecutorInit {
+  session: MeshSession
+  cas: CasStore
+  /** The sandbox the workers run actions in (part of every action key). */
+  sandbox: SandboxName
+  /** The mesh's total slots (shown in progress; the mesh bounds itself). */
+  slots: number
+  /** Told which worker ran each action. */
+  onRan?: (actionId: string, worker: string) => void
+}
+
+/** Actions the engine may have submitted at once: enough to keep every worker queue full. */
+const MAX_IN_FLIGHT = 4096
+
+interface Waiting {
+  action: Action
+  onStart: () => void
+  resolve: (r: { worker: string; report: ResultReport }) => void
+}
+
+export function createMeshExecutor(init: MeshExecutorInit): Executor {
+  const { session, cas } = init
+  const waiting = new Map<string, Waiting>()
+  /** Which worker made each generated blob: workers fetch it from there first. */
+  const producedBy = new Map<Digest, string>()
+  session.setHandlers({
+    started: (ids) => {
+      for (const id of ids) waiting.get(id)?.onStart()
+    },
+    result: (id, worker, report) => {
+      const w = waiting.get(id)
+      if (!w) return
+      waiting.delete(id)
+      w.resolve({ worker, report })
+    },
+  })
+
+  const fetchFrom = async (worker: string, digests: Digest[]): Promise<void> => {
+    await Promise.all(
+      [...new Set(digests)].map(async (d) => {
+        if (!(await cas.has(d))) await session.fetchBlob(d, worker)
+      }),
+    )
+  }
+
+  return {
+    sandboxName: init.sandbox,
+    slots: init.slots,
+    maxInFlight: MAX_IN_FLIGHT,
+    execute: async (action, inputs, { signal, onStart }) => {
+      const id = `${session.buildId}/${action.id}`
+      const payload: ActionPayload = {
+        v: 1,
+        client: session.clientId,
+        clientAddrs: [...session.clientAddrs],
+        sandbox: init.sandbox,
+        argv: [...action.argv],
+        env: { ...action.env },
+        inputs: inputs.map((i) => {
+          const from = producedBy.get(i.digest)
+          return { path: i.path, digest: i.digest, executable: i.executable, ...(from ? { from } : {}) }
+        }),
+        outputs: [...action.outputs],
+        timeoutMs: action.timeoutMs,
+        capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
+      }
+      const done = new Promise<{ worker: string; report: ResultReport }>((resolve, reject) => {
+        const onAbort = (): void => {
+          waiting.delete(id)
+          reject(signal.reason instanceof Error ? signal.reason : new Error('interrupted'))
+        }
+        waiting.set(id, {
+          action,
+          onStart,
+          resolve: (r) => {
+            signal.removeEventListener('abort', onAbort)
+            resolve(r)
+          },
+        })
+        if (signal.aborted) onAbort()
+        else signal.addEventListener('abort', onAbort, { once: true })
+      })
+      await session.submit({ id, payload })
+      const { worker, report } = await done
+      init.onRan?.(action.id, worker)
+      const exec = report.exec
+      if (!report.ok || !exec) throw new RemoteExecutionError(action.id, worker, report.error ?? 'no report of the run')
+      await fetchFrom(worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
+      for (const o of exec.outputs) producedBy.set(o.digest, worker)
+      const [stdout, stderr] = await Promise.all([cas.getBytes(exec.stdout), cas.getBytes(exec.stderr)])
+      const result: SandboxResult = {
+        exitCode: exec.exitCode,
+        signal: exec.signal as NodeJS.Signals | null,
+        timedOut: exec.timedOut,
+        stdout,
+        stderr,
+        outputs: exec.outputs,
+        missingOutputs: exec.missingOutputs,
+        durationMs: exec.durationMs,
+      }
+      return result
+    },
+  }
+}

@@ -1,0 +1,95 @@
+/** `bldr worker`: a worker daemon that joins a mesh and runs actions until stopped. */
+import { mkdirSync, rmSync } from 'node:fs'
+import { availableParallelism, homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createBlake3Hasher } from '../cas/hasher.js'
+import { openCasStore } from '../cas/store.js'
+import { ExitCode } from '../errors.js'
+import { createLogger, LOG_LEVELS } from '../log.js'
+import { startWorkerDaemon } from '../net/worker-daemon.js'
+import { createActionRunner } from '../worker/action-runner.js'
+import { createLocalSandbox } from '../../sandbox/local.js'
+import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
+import { parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
+
+const DEFAULT_DATA_DIR = join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'bldr', 'worker')
+
+export const WORKER_HELP = `Usage: bldr worker --coordinator MULTIADDR [options]
+
+Join a build mesh: take actions seeded by the coordinator, steal queued actions
+from busier workers when this one runs dry, and run each action in a sandbox.
+Inputs are fetched from peers by BLAKE3 digest and kept in this worker's store.
+Runs until SIGINT or SIGTERM; then it hands its queued actions back, lets
+running ones finish, and exits.
+
+Options:
+      --coordinator ADDR   the coordinator's multiaddr (printed by bldr coordinator)
+      --parallelism N      actions run at once (default: ${availableParallelism()}, the number of cores)
+      --strategy NAME      how to pick a victim to steal from: ${Object.keys(STRATEGIES).join(', ')} (default: ${DEFAULT_STRATEGY})
+      --data-dir DIR       the worker's store and node key, one worker per folder (default: ${DEFAULT_DATA_DIR})
+      --listen ADDR        multiaddr to listen on for peers (default: /ip4/0.0.0.0/tcp/0)
+      --sandbox NAME       where actions run: local (default: local)
+      --seed N             seed of the worker's random choices (default: 1)
+      --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
+      --stop-when-stdin-closes
+                           leave the mesh when standard input closes (bldr build --distributed uses this)
+  -h, --help               show this help`
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('worker', argv, {
+    coordinator: { type: 'string' },
+    parallelism: { type: 'string' },
+    strategy: { type: 'string' },
+    'data-dir': { type: 'string' },
+    listen: { type: 'string' },
+    sandbox: { type: 'string' },
+    seed: { type: 'string' },
+    'log-level': { type: 'string' },
+    'stop-when-stdin-closes': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  if (values.help) {
+    process.stdout.write(`${WORKER_HELP}\n`)
+    return ExitCode.ok
+  }
+  const coordinator = requireFlag('worker', '--coordinator', values.coordinator)
+  const slots = parseIntFlag('--parallelism', values.parallelism, 1, availableParallelism())
+  const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
+  parseChoiceFlag('--sandbox', values.sandbox, ['local'] as const, 'local')
+  const seed = parseIntFlag('--seed', values.seed, 0, 1)
+  const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
+  const log = createLogger(level)
+  const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)
+
+  const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher())
+  // Scratch folders per process: two workers may share a data folder (and its store).
+  const scratchRoot = join(dataDir, 'scratch', String(process.pid))
+  mkdirSync(scratchRoot, { recursive: true })
+  const sandbox = createLocalSandbox({ cas, scratchRoot, slots, log })
+  const daemon = await startWorkerDaemon({
+    coordinator,
+    slots,
+    strategy,
+    seed,
+    listen: [values.listen ?? '/ip4/0.0.0.0/tcp/0'],
+    keyFile: join(dataDir, 'peer-key'),
+    cas,
+    runner: (blobs) => createActionRunner({ cas, sandbox, blobs, log }),
+    config: { sandboxes: ['local'] },
+    log,
+  })
+  log.info({ peerId: daemon.id, addrs: daemon.node.getMultiaddrs().map((a) => a.toString()), slots, strategy, dataDir }, 'worker ready')
+
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done)
+    process.once('SIGTERM', done)
+    if (values['stop-when-stdin-closes']) {
+      process.stdin.on('end', done).on('close', done).resume()
+    }
+  })
+  log.info('leaving the mesh')
+  await daemon.stop()
+  await sandbox.close()
+  rmSync(scratchRoot, { recursive: true, force: true })
+  return ExitCode.ok
+}

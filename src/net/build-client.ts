@@ -1,0 +1,120 @@
+/**
+ * The client's end of a distributed build: its own mesh node, which serves the
+ * project's store over `/bldr/cas/1.0.0` (workers fetch inputs from it), opens
+ * a build at the coordinator, submits ready actions in batches, receives each
+ * action's start and result, and fetches outputs from the worker that made them.
+ */
+import { randomBytes } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Logger } from 'pino'
+import type { Digest } from '../cas/hasher.js'
+import type { CasStore } from '../cas/store.js'
+import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
+import { Batcher } from './batcher.js'
+import { CasClient, serveCas } from './cas-protocol.js'
+import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
+import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type SeedPolicy, type WireItem, type WorkerStatsWire } from './protocols.js'
+import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
+
+export interface OpenMeshBuildOptions {
+  /** The coordinator's multiaddr. */
+  coordinator: string
+  /** The project's store: served to workers; fetched outputs go here. */
+  cas: CasStore
+  policy: SeedPolicy
+  log?: Logger
+}
+
+export interface MeshBuild extends MeshSession {
+  node: MeshNode
+  /** Workers registered when the build opened. */
+  workersAtOpen: number
+  /** Every registered worker's counters. */
+  workerStats(): Promise<Record<string, WorkerStatsWire | null>>
+  /** Close the build at the coordinator and stop this node. */
+  close(): Promise<void>
+}
+
+const CALL_TIMEOUT_MS = 30_000
+const CALL_ATTEMPTS = 3
+/** Most actions in one submit. */
+const SUBMIT_BATCH = 2048
+
+export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBuild> {
+  const log = opts.log?.child({ component: 'client' })
+  const node = await createMeshNode()
+  const coordinatorAddr = parseMultiaddr(opts.coordinator)
+  const client = new ProtocolClient(node, BUILD_PROTOCOL)
+  const cas = new CasClient(node, opts.cas)
+  const buildId = randomBytes(6).toString('hex')
+  let handlers: MeshSessionEvents | undefined
+  /** Peers whose addresses are in the peer store. */
+  const known = new Set<string>()
+
+  async function call<K extends BuildResponse['type']>(req: BuildRequest, expect: K): Promise<Extract<BuildResponse, { type: K }>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await client.request(coordinatorAddr, req, { timeoutMs: CALL_TIMEOUT_MS })
+        if (res.type !== expect) throw new ProtocolError(`the coordinator answered ${res.type} to ${req.type}`)
+        return res as Extract<BuildResponse, { type: K }>
+      } catch (err) {
+        if (err instanceof ProtocolError || attempt >= CALL_ATTEMPTS) throw err
+        log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
+      }
+    }
+  }
+
+  await serveCas(node, opts.cas, log ? { log } : {})
+  await serveProtocol(
+    node,
+    BUILD_EVENTS_PROTOCOL,
+    async (req) => {
+      for (const e of req.events) {
+        if (e.type === 'started') handlers?.started(e.ids, e.worker)
+        else {
+          if (!known.has(e.worker) && e.addrs.length > 0) {
+            await node.peerStore.merge(peerIdFromString(e.worker), { multiaddrs: e.addrs.map(parseMultiaddr) })
+            known.add(e.worker)
+          }
+          handlers?.result(e.id, e.worker, e.report)
+        }
+      }
+      return { ok: true as const }
+    },
+    log,
+  )
+
+  const clientAddrs = node.getMultiaddrs().map((a) => a.toString())
+  let opened: number
+  try {
+    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs }, 'opened')).workers
+  } catch (err) {
+    await node.stop()
+    throw new Error(`cannot reach the coordinator at ${opts.coordinator}: ${(err as Error).message}`, { cause: err })
+  }
+  const submits = new Batcher<WireItem, void>(async (items) => {
+    await call({ type: 'submit', buildId, items }, 'submitted')
+    return items.map(() => undefined)
+  }, SUBMIT_BATCH)
+
+  return {
+    node,
+    buildId,
+    clientId: node.peerId.toString(),
+    clientAddrs,
+    workersAtOpen: opened,
+    setHandlers: (h) => {
+      handlers = h
+    },
+    submit: (item) => submits.add(item),
+    fetchBlob: async (digest: Digest, holder: string) => {
+      await cas.fetch(peerIdFromString(holder), digest)
+    },
+    workerStats: async () => (await call({ type: 'stats' }, 'stats')).workers,
+    close: async () => {
+      await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => log?.warn({ err }, 'could not close the build at the coordinator'))
+      client.close()
+      await node.stop()
+    },
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * A mesh on this machine for `bldr build --distributed` with no coordinator
+ * given: a coordinator in this process, listening on 127.0.0.1, and N worker
+ * processes (`bldr worker`), each with its own data folder (they share no
+ * disk with each other or with the client). Stopped and cleaned up at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import type { StrategyName } from '../../strategies/index.js'
+import { startCoordinatorService, type CoordinatorService } from './coordinator-service.js'
+
+export interface LocalMeshOptions {
+  workers: number
+  /** Slots per worker. */
+  parallelism: number
+  strategy: StrategyName
+  /** The workers' log level (their logs go to this process's stderr). */
+  logLevel: string
+  log?: Logger
+}
+
+export interface LocalMesh {
+  coordinator: CoordinatorService
+  /** The coordinator's multiaddr. */
+  addr: string
+  /** Worker process ids. */
+  pids: number[]
+  stop(): Promise<void>
+}
+
+/** Longest wait for every worker to start and register. */
+const START_TIMEOUT_MS = 60_000
+/** Longest wait for a worker to exit after its stdin closes, before it is killed. */
+const STOP_TIMEOUT_MS = 10_000
+
+const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
+
+export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
+  const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.log ? { log: opts.log } : {}) })
+  const addr = `${coordinator.addrs[0]!}`
+  const root = mkdtempSync(join(tmpdir(), 'bldr-mesh-'))
+  const procs: ChildProcess[] = []
+  const exited = new Map<ChildProcess, Promise<void>>()
+
+  const stop = async (): Promise<void> => {
+    // Closing a worker's stdin tells it to leave the mesh and exit.
+    await Promise.all(
+      procs.map(async (p) => {
+        p.stdin?.end()
+        let timer: NodeJS.Timeout | undefined
+        const killed = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            p.kill('SIGKILL')
+            resolve()
+          }, STOP_TIMEOUT_MS)
+        })
+        await Promise.race([exited.get(p), killed])
+        clearTimeout(timer)
+      }),
+    )
+    await coordinator.stop()
+    rmSync(root, { recursive: true, force: true })
+  }
+
+  try {
+    let failure: ((err: Error) => void) | undefined
+    const failed = new Promise<never>((_, reject) => (failure = reject))
+    failed.catch(() => {})
+    for (let w = 0; w < opts.workers; w++) {
+      const dataDir = join(root, `worker-${w + 1}`)
+      const p = spawn(
+        process.execPath,
+        [
+          BLDR_BIN,
+          'worker',
+          '--coordinator',
+          addr,
+          '--listen',
+          '/ip4/127.0.0.1/tcp/0',
+          '--data-dir',
+          dataDir,
+          '--parallelism',
+          String(opts.parallelism),
+          '--strategy',
+          opts.strategy,
+          '--seed',
+          String(w + 1),
+          '--log-level',
+          opts.logLevel,
+          '--stop-when-stdin-closes',
+        ],
+        { stdio: ['pipe', 'ignore', 'inherit'] },
+      )
+      procs.push(p)
+      exited.set(
+        p,
+        new Promise((resolve) =>
+          p.once('exit', (code, signal) => {
+            failure?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${signal ?? `code ${code}`} before the mesh was ready`))
+            resolve()
+          }),
+        ),
+      )
+    }
+    await Promise.race([coordinator.waitForWorkers(opts.workers, START_TIMEOUT_MS), failed])
+    failure = undefined
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { coordinator, addr, pids: procs.map((p) => p.pid!), stop }
+}

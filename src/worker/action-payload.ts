@@ -1,0 +1,70 @@
+/**
+ * The wire form of an action for a worker, and of the worker's report on it.
+ * Both travel inside mesh frames and are schema-checked when they arrive.
+ */
+import { z } from 'zod'
+import { digestSchema } from '../cas/digest-schema.js'
+
+const peerId = z.string().min(1).max(128)
+const relPath = z.string().min(1).max(4096)
+
+/** An output of a finished action: where it goes in the project, and its blob. */
+const outputRecord = z.object({ path: relPath, digest: digestSchema, size: z.number().int().nonnegative(), executable: z.boolean() }).strict()
+
+/**
+ * What a worker needs to run one action: the command, and every input by
+ * digest with the peers that hold it (`from`: the worker that produced it, if
+ * any; the build's client always has it).
+ */
+export const actionPayloadSchema = z
+  .object({
+    v: z.literal(1),
+    /** The peer id of the build's client, which serves every input… */
+    client: peerId,
+    /** …and where to reach it. */
+    clientAddrs: z.array(z.string().max(256)).max(16),
+    /** The sandbox the action must run in (it is part of the action's key). */
+    sandbox: z.enum(['local', 'bwrap', 'docker']),
+    argv: z.array(z.string().max(64 * 1024)).min(1).max(65_536),
+    env: z.record(z.string(), z.string().max(64 * 1024)),
+    inputs: z.array(z.object({ path: relPath, digest: digestSchema, executable: z.boolean(), from: peerId.optional() }).strict()).max(100_000),
+    outputs: z.array(relPath).max(10_000),
+    timeoutMs: z.number().int().min(1),
+    capabilities: z
+      .object({
+        network: z.boolean(),
+        writeHome: z.boolean(),
+        writeTmp: z.boolean(),
+        readPaths: z.array(z.string().max(4096)).max(256),
+        writePaths: z.array(z.string().max(4096)).max(256),
+        maxCpu: z.number().positive().optional(),
+        maxMemoryBytes: z.number().int().positive().optional(),
+      })
+      .strict(),
+  })
+  .strict()
+export type ActionPayload = z.infer<typeof actionPayloadSchema>
+
+/** How a command ran on a worker; outputs, stdout and stderr are in that worker's store. */
+export const execReportSchema = z
+  .object({
+    exitCode: z.number().int().nullable(),
+    signal: z.string().max(32).nullable(),
+    timedOut: z.boolean(),
+    outputs: z.array(outputRecord).max(10_000),
+    missingOutputs: z.array(relPath).max(10_000),
+    stdout: digestSchema,
+    stderr: digestSchema,
+    durationMs: z.number().nonnegative(),
+  })
+  .strict()
+export type ExecReport = z.infer<typeof execReportSchema>
+
+/**
+ * A worker's report of one action. `ok` with `exec`: the command ran (it may
+ * have failed). `error`: the worker could not run it (inputs unavailable,
+ * sandbox failure): an infrastructure failure, not the action's.
+ */
+export const resultReportSchema = z.object({ ok: z.boolean(), exec: execReportSchema.optional(), error: z.string().max(16 * 1024).optional() }).strict()
+export type ResultReport = z.infer<typeof resultReportSchema>
+

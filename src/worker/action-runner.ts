@@ -1,0 +1,120 @@
+/**
+ * How a worker runs one action it was given: check the payload, fetch every
+ * input it does not have (by digest, verified, from the peer that produced it
+ * or from the build's client), run the command in the worker's sandbox, keep
+ * the outputs, stdout and stderr in the worker's store, and report their
+ * digests. The client fetches what it needs from here by digest.
+ *
+ * A command that ran and failed is the action's failure (`ok`, with its exit
+ * code). Inputs that cannot be fetched or a sandbox that cannot start is the
+ * worker's failure (`error`): the action itself was not at fault.
+ */
+import pLimit from 'p-limit'
+import type { Logger } from 'pino'
+import type { Digest } from '../cas/hasher.js'
+import type { CasStore } from '../cas/store.js'
+import type { Sandbox } from '../../sandbox/types.js'
+import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
+import type { RunOutcome } from './worker-core.js'
+
+/** A peer that may hold a blob: its id, and addresses if it may not be known yet. */
+export interface BlobHolder {
+  id: string
+  addrs?: readonly string[]
+}
+
+/** Where blobs come from. */
+export interface BlobFetcher {
+  /** This worker's peer id (never asked for a blob). */
+  id: string
+  /** Fetch a blob into the worker's store from the first of `holders` that has it. */
+  fetchBlob(digest: Digest, holders: readonly BlobHolder[]): Promise<void>
+}
+
+export interface ActionRunnerInit {
+  cas: CasStore
+  sandbox: Sandbox
+  blobs: BlobFetcher
+  log?: Logger
+}
+
+/** Blobs fetched at once by one worker. */
+const FETCH_CONCURRENCY = 8
+
+export function createActionRunner(init: ActionRunnerInit): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+  const limit = pLimit(FETCH_CONCURRENCY)
+  /** Fetches under way, by digest: two actions needing one blob wait for one fetch. */
+  const fetching = new Map<Digest, Promise<void>>()
+
+  const ensure = (digest: Digest, holders: BlobHolder[]): Promise<void> => {
+    let p = fetching.get(digest)
+    if (!p) {
+      p = limit(async () => {
+        if (!(await init.cas.has(digest))) await init.blobs.fetchBlob(digest, holders)
+      }).finally(() => fetching.delete(digest))
+      fetching.set(digest, p)
+    }
+    return p
+  }
+
+  const fetchInputs = async (payload: ActionPayload): Promise<void> => {
+    const client: BlobHolder = { id: payload.client, addrs: payload.clientAddrs }
+    await Promise.all(
+      payload.inputs.map((i) => {
+        // The producer first (it spares the client), then the client, which has every input.
+        const holders = i.from !== undefined && i.from !== init.blobs.id && i.from !== client.id ? [{ id: i.from }, client] : [client]
+        return ensure(i.digest, holders)
+      }),
+    )
+  }
+
+  return async (item) => {
+    const parsed = actionPayloadSchema.safeParse(item.payload)
+    if (!parsed.success) {
+      const first = parsed.error.issues[0]
+      return fail(`the action's payload fails its schema: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}`)
+    }
+    const payload = parsed.data
+    if (payload.sandbox !== init.sandbox.name) return fail(`the action needs sandbox ${payload.sandbox}; this worker runs ${init.sandbox.name}`)
+    try {
+      await fetchInputs(payload)
+    } catch (err) {
+      init.log?.warn({ err, action: item.id }, 'could not fetch the inputs of an action')
+      return fail(`inputs unavailable: ${(err as Error).message}`)
+    }
+    try {
+      const result = await init.sandbox.run({
+        actionId: item.id,
+        argv: payload.argv,
+        env: payload.env,
+        inputs: payload.inputs.map(({ path, digest, executable }) => ({ path, digest, executable })),
+        outputs: payload.outputs,
+        timeoutMs: payload.timeoutMs,
+        capabilities: payload.capabilities,
+      })
+      const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
+      const report: ResultReport = {
+        ok: true,
+        exec: {
+          exitCode: result.exitCode,
+          signal: result.signal,
+          timedOut: result.timedOut,
+          outputs: result.outputs.map(({ path, digest, size, executable }) => ({ path, digest, size, executable })),
+          missingOutputs: result.missingOutputs,
+          stdout: stdout.digest,
+          stderr: stderr.digest,
+          durationMs: result.durationMs,
+        },
+      }
+      return { ok: true, detail: report }
+    } catch (err) {
+      init.log?.error({ err, action: item.id }, 'the sandbox could not run an action')
+      return fail((err as Error).message)
+    }
+  }
+}
+
+function fail(error: string): RunOutcome {
+  const report: ResultReport = { ok: false, error }
+  return { ok: false, detail: report }
+}
