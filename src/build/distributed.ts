@@ -93,7 +93,11 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       })
       const after = await session.workerStats()
       const workers: Record<string, WorkerFigures> = {}
-      for (const [id, s] of Object.entries(after)) workers[id] = { actionsRun: ranBy.get(id) ?? 0, stats: s ? statsSince(before[id] ?? null, s) : null }
+      // Workers still in the mesh, and any that ran actions of this build and left.
+      for (const id of new Set([...Object.keys(after), ...ranBy.keys()])) {
+        const s = after[id]
+        workers[id] = { actionsRun: ranBy.get(id) ?? 0, stats: s ? statsSince(before[id] ?? null, s) : null }
+      }
       return { summary, workers, seedPolicy: opts.seedPolicy, strategy: local ? opts.strategy : 'per worker' }
     } finally {
       await session.close()

@@ -2,10 +2,10 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { writeFileAtomic } from '../cas/fs-util.js'
-import { buildDistributed, type DistributedBuildResult } from '../build/distributed.js'
+import type { DistributedBuildResult } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
-import { SEED_POLICIES } from '../net/protocols.js'
+import { SEED_POLICIES } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
@@ -98,6 +98,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let mesh: DistributedBuildResult | undefined
   try {
     if (distributed) {
+      // Loaded only for a distributed build (libp2p takes ~0.4 s to load).
+      const { buildDistributed } = await import('../build/distributed.js')
       mesh = await buildDistributed(project, {
         targets: positionals,
         ...(values.coordinator !== undefined ? { coordinator: values.coordinator } : {}),

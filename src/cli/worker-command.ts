@@ -4,7 +4,7 @@ import { availableParallelism, homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createBlake3Hasher } from '../cas/hasher.js'
 import { openCasStore } from '../cas/store.js'
-import { ExitCode } from '../errors.js'
+import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
 import { createActionRunner } from '../worker/action-runner.js'
@@ -33,7 +33,10 @@ Options:
       --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
       --stop-when-stdin-closes
                            leave the mesh when standard input closes (bldr build --distributed uses this)
-  -h, --help               show this help`
+  -h, --help               show this help
+
+Fault injection (tests and benchmarks): BLDR_FAULT_DROP_GOSSIP=F drops the share
+F (0 to 1) of incoming load announcements on purpose.`
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('worker', argv, {
@@ -76,6 +79,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     cas,
     runner: (blobs) => createActionRunner({ cas, sandbox, blobs, log }),
     config: { sandboxes: ['local'] },
+    dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
     log,
   })
   log.info({ peerId: daemon.id, addrs: daemon.node.getMultiaddrs().map((a) => a.toString()), slots, strategy, dataDir }, 'worker ready')
@@ -89,7 +93,15 @@ export async function workerCommand(argv: string[]): Promise<number> {
   })
   log.info('leaving the mesh')
   await daemon.stop()
+  log.debug('left the mesh; closing the sandbox')
   await sandbox.close()
   rmSync(scratchRoot, { recursive: true, force: true })
   return ExitCode.ok
+}
+
+function parseShare(name: string, value: string | undefined): number {
+  if (value === undefined || value === '') return 0
+  const n = Number(value)
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`invalid ${name}: must be a number from 0 to 1 (got ${JSON.stringify(value)})`)
+  return n
 }

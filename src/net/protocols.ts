@@ -8,6 +8,9 @@
 import { z } from 'zod'
 import { resultReportSchema } from '../worker/action-payload.js'
 import type { ProtocolSpec } from './request-response.js'
+import { SEED_POLICIES, type SeedPolicy } from './seed-policy.js'
+
+export { SEED_POLICIES, type SeedPolicy }
 
 const actionId = z.string().min(1).max(1024)
 const peerId = z.string().min(1).max(128)
@@ -95,8 +98,6 @@ export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire
   response: workerStatsSchema,
 }
 
-export const SEED_POLICIES = ['round-robin', 'least-loaded', 'single'] as const
-export type SeedPolicy = (typeof SEED_POLICIES)[number]
 
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */

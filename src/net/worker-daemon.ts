@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { CasStore } from '../cas/store.js'
 import { resultReportSchema, type ResultReport } from '../worker/action-payload.js'
-import type { BlobFetcher } from '../worker/action-runner.js'
+import type { BlobExchange } from '../worker/action-runner.js'
 import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index.js'
 import { systemClock } from '../worker/clock.js'
 import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/load-announcement.js'
@@ -33,10 +33,12 @@ export interface WorkerDaemonOptions {
   /** The worker's own store: served to peers, and where fetched inputs go. */
   cas?: CasStore
   /** Makes the runner of work items, given the way to fetch blobs from peers. */
-  runner: (mesh: BlobFetcher) => Runner<WireItem>
+  runner: (mesh: BlobExchange) => Runner<WireItem>
   /** Overrides of the worker defaults (timeouts, intervals, …). */
   config?: Partial<Omit<WorkerConfig, 'id' | 'slots' | 'strategy' | 'rng'>>
   log?: Logger
+  /** Fault injection: the share of incoming load announcements dropped on purpose (0–1). Default 0. */
+  dropGossip?: number
   /** Told of every load announcement dropped as malformed (also logged). */
   onBadAnnouncement?: (from: string, error: string) => void
 }
@@ -121,25 +123,36 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const casClient = cas ? new CasClient(node, cas) : undefined
   /** Peers whose addresses were added to the peer store. */
   const known = new Set<string>()
-  const mesh: BlobFetcher = {
+  /** The peer id to dial for a holder, its addresses put in the peer store first. */
+  const reach = async (holder: { id: string; addrs?: readonly string[] }): Promise<ReturnType<typeof peerIdFromString>> => {
+    const peer = peerIdFromString(holder.id)
+    if (holder.addrs?.length && !known.has(holder.id)) {
+      await node.peerStore.merge(peer, { multiaddrs: holder.addrs.map(parseMultiaddr) })
+      known.add(holder.id)
+    }
+    return peer
+  }
+  const mesh: BlobExchange = {
     id,
     fetchBlob: async (digest, holders) => {
       if (!casClient) throw new Error('this worker has no store to fetch into')
       const errors: string[] = []
       for (const holder of holders) {
         try {
-          const peer = peerIdFromString(holder.id)
-          if (holder.addrs?.length && !known.has(holder.id)) {
-            await node.peerStore.merge(peer, { multiaddrs: holder.addrs.map(parseMultiaddr) })
-            known.add(holder.id)
-          }
-          await casClient.fetch(peer, digest)
+          await casClient.fetch(await reach(holder), digest)
           return
         } catch (err) {
           errors.push(`${holder.id}: ${(err as Error).message}`)
         }
       }
       throw new Error(`could not fetch blake3 ${digest} from ${holders.length} peer${holders.length === 1 ? '' : 's'}: ${errors.join('; ') || 'none given'}`)
+    },
+    pushBlobs: async (digests, to) => {
+      if (!casClient) throw new Error('this worker has no store to push from')
+      const peer = await reach(to)
+      const unique = [...new Set(digests)]
+      const has = new Set(await casClient.has(peer, unique))
+      await Promise.all(unique.filter((d) => !has.has(d)).map((d) => casClient.push(peer, d)))
     },
   }
 
@@ -153,6 +166,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       slots: opts.slots,
       strategy: STRATEGIES[opts.strategy],
       rng: createRng(opts.seed),
+      ...(log ? { log } : {}),
     },
     port,
     opts.runner(mesh),
@@ -163,10 +177,13 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats }), log)
   await serveProtocol(node, STEAL_PROTOCOL, (req) => core.onStealRequest(req), log)
   await serveProtocol(node, SEED_PROTOCOL, (req) => ({ rest: core.seed(req.items as WireItem[]).map((i) => i.id) }), log)
+  const dropGossip = opts.dropGossip ?? 0
+  const dropRng = createRng(opts.seed + 0x9e3779b9)
   node.services.pubsub.subscribe(LOAD_TOPIC)
   node.services.pubsub.addEventListener('message', (evt) => {
     const msg = evt.detail
     if (msg.topic !== LOAD_TOPIC || msg.type !== 'signed') return
+    if (dropGossip > 0 && dropRng.next() < dropGossip) return
     const decoded = decodeAnnouncement(msg.data)
     if (!decoded.ok) {
       log?.warn({ from: msg.from.toString(), error: decoded.error }, 'dropped a load announcement')

@@ -2,8 +2,10 @@
  * How a worker runs one action it was given: check the payload, fetch every
  * input it does not have (by digest, verified, from the peer that produced it
  * or from the build's client), run the command in the worker's sandbox, keep
- * the outputs, stdout and stderr in the worker's store, and report their
- * digests. The client fetches what it needs from here by digest.
+ * the outputs, stdout and stderr in the worker's store, push them to the
+ * build's client (which verifies them), and report their digests. Pushing
+ * before reporting means a result never names bytes only a worker that has
+ * since left could give; other workers still fetch them from here first.
  *
  * A command that ran and failed is the action's failure (`ok`, with its exit
  * code). Inputs that cannot be fetched or a sandbox that cannot start is the
@@ -23,18 +25,20 @@ export interface BlobHolder {
   addrs?: readonly string[]
 }
 
-/** Where blobs come from. */
-export interface BlobFetcher {
+/** How blobs move between this worker and its peers. */
+export interface BlobExchange {
   /** This worker's peer id (never asked for a blob). */
   id: string
   /** Fetch a blob into the worker's store from the first of `holders` that has it. */
   fetchBlob(digest: Digest, holders: readonly BlobHolder[]): Promise<void>
+  /** Send blobs from the worker's store to a peer that lacks them (it verifies each). */
+  pushBlobs(digests: readonly Digest[], to: BlobHolder): Promise<void>
 }
 
 export interface ActionRunnerInit {
   cas: CasStore
   sandbox: Sandbox
-  blobs: BlobFetcher
+  blobs: BlobExchange
   log?: Logger
 }
 
@@ -58,11 +62,11 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
   }
 
   const fetchInputs = async (payload: ActionPayload): Promise<void> => {
-    const client: BlobHolder = { id: payload.client, addrs: payload.clientAddrs }
+    const from = client(payload)
     await Promise.all(
       payload.inputs.map((i) => {
         // The producer first (it spares the client), then the client, which has every input.
-        const holders = i.from !== undefined && i.from !== init.blobs.id && i.from !== client.id ? [{ id: i.from }, client] : [client]
+        const holders = i.from !== undefined && i.from !== init.blobs.id && i.from !== from.id ? [{ id: i.from }, from] : [from]
         return ensure(i.digest, holders)
       }),
     )
@@ -93,6 +97,12 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
         capabilities: payload.capabilities,
       })
       const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
+      try {
+        await init.blobs.pushBlobs([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest], client(payload))
+      } catch (err) {
+        init.log?.warn({ err, action: item.id }, 'could not send the outputs of an action to its client')
+        return fail(`outputs not delivered to the client: ${(err as Error).message}`)
+      }
       const report: ResultReport = {
         ok: true,
         exec: {
@@ -112,6 +122,10 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       return fail((err as Error).message)
     }
   }
+}
+
+function client(payload: ActionPayload): BlobHolder {
+  return { id: payload.client, addrs: payload.clientAddrs }
 }
 
 function fail(error: string): RunOutcome {

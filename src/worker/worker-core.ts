@@ -105,6 +105,8 @@ export interface WorkerConfig {
   rng: Rng
   platform: string
   sandboxes: ('local' | 'bwrap' | 'docker')[]
+  /** Every steal decision and its reason, and each outcome, at debug level. */
+  log?: { debug(obj: object, msg: string): void }
 }
 
 export const DEFAULT_WORKER_CONFIG = {
@@ -180,6 +182,8 @@ export class WorkerCore<T extends WorkItem> {
   private stealCounter = 0
   private stopped = false
   private readonly quietWaiters: (() => void)[] = []
+  /** Pending reconciliations of offers (cancelled on stop). */
+  private readonly reconcileTimers = new Set<() => void>()
   private readonly incarnation: string
   private seq = 0
   private lastAnnounced: { at: number; queueDepth: number; executing: number } | undefined
@@ -203,6 +207,8 @@ export class WorkerCore<T extends WorkItem> {
 
   stop(): void {
     this.stopped = true
+    for (const cancel of this.reconcileTimers) cancel()
+    this.reconcileTimers.clear()
     this.cancelAnnounce?.()
     this.waitingToSteal?.()
     this.waitingToSteal = undefined
@@ -242,19 +248,22 @@ export class WorkerCore<T extends WorkItem> {
     this.offered.set(req.stealId, grant.items)
     this.stats.offers++
     this.stats.actionsOffered += grant.items.length
-    this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(req.stealId))
+    this.reconcileLater(req.stealId)
     this.maybeAnnounce()
     return { offered: grant.items }
   }
 
   /**
    * Leave the mesh: stop stealing and announcing, and hand back everything
-   * queued (the caller gives it back to the coordinator). Running actions
-   * finish and report; `executing` says how many are left.
+   * queued or offered to a thief (the caller gives it back to the coordinator,
+   * which takes only what this worker still holds). Running actions finish and
+   * report; `executing` says how many are left.
    */
   shutdown(): T[] {
     this.stop()
-    return this.deque.drain()
+    const offered = [...this.offered.values()].flat()
+    this.offered.clear()
+    return [...this.deque.drain(), ...offered]
   }
 
   /** Actions running or being cleared to start. */
@@ -352,9 +361,11 @@ export class WorkerCore<T extends WorkItem> {
         this.config.rng,
       )
       if (!decision) {
+        this.config.log?.debug({ peers: peers.length, queued: this.deque.length }, 'steal: no victim worth asking')
         this.rest(this.config.idleBackoffMs)
         return
       }
+      this.config.log?.debug({ victim: decision.victim, reason: decision.reason }, 'steal: decision')
       const stealId = `${this.config.id}:${++this.stealCounter}`
       const room = Math.min(this.config.stealBatch, this.deque.remainingSlots())
       this.stats.stealsAttempted++
@@ -362,13 +373,15 @@ export class WorkerCore<T extends WorkItem> {
       let reply: StealReply<T>
       try {
         reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room }, { timeoutMs: this.config.stealTimeoutMs })
-      } catch {
+      } catch (err) {
+        this.config.log?.debug({ victim: decision.victim, err }, 'steal: request failed')
         this.stats.stealsFailed++
         this.failed(decision.victim)
         return
       }
       pushSample(this.stats.stealRoundTripsMs, this.clock.now() - t0)
       if ('refused' in reply) {
+        this.config.log?.debug({ victim: decision.victim, refused: reply.refused }, 'steal: refused')
         this.stats.stealsRefused++
         this.failed(decision.victim)
         return
@@ -386,6 +399,7 @@ export class WorkerCore<T extends WorkItem> {
       for (const item of got) this.deque.pushBack(item)
       this.recent.push({ peerId: decision.victim, granted: got.length, atMs: this.clock.now() })
       this.trimRecent()
+      this.config.log?.debug({ victim: decision.victim, offered: reply.offered.length, moved: got.length, roundTripMs: this.clock.now() - t0 }, 'steal: granted')
       if (got.length > 0) {
         this.stats.stealsGranted++
         this.stats.actionsStolen += got.length
@@ -432,6 +446,15 @@ export class WorkerCore<T extends WorkItem> {
     while (this.recent.length > 0 && (this.recent[0]!.atMs < horizon || this.recent.length > 256)) this.recent.shift()
   }
 
+  private reconcileLater(stealId: string): void {
+    if (this.stopped) return
+    const cancel = this.clock.after(this.config.offerTimeoutMs, () => {
+      this.reconcileTimers.delete(cancel)
+      void this.reconcile(stealId)
+    })
+    this.reconcileTimers.add(cancel)
+  }
+
   /** Take back what an offer did not move (the coordinator still names this worker). */
   private async reconcile(stealId: string): Promise<void> {
     const items = this.offered.get(stealId)
@@ -440,7 +463,7 @@ export class WorkerCore<T extends WorkItem> {
     try {
       holders = await this.port.holders(items.map((i) => i.id))
     } catch {
-      this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(stealId))
+      this.reconcileLater(stealId)
       return
     }
     this.offered.delete(stealId)
@@ -451,7 +474,7 @@ export class WorkerCore<T extends WorkItem> {
       // Seeded work may have filled the queue meanwhile: keep the rest as an offer, reconcile again later.
       if (n < back.length) {
         this.offered.set(stealId, back.slice(n))
-        this.clock.after(this.config.offerTimeoutMs, () => void this.reconcile(stealId))
+        this.reconcileLater(stealId)
       }
       this.pump()
     }

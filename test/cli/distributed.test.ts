@@ -1,0 +1,259 @@
+/**
+ * `bldr build --distributed` and `--coordinator` end to end: separate worker
+ * processes over real libp2p TCP, each with its own store; outputs compared
+ * byte for byte with a local build; every action counted.
+ */
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { describe, it } from 'node:test'
+import { BLDR_BIN, copyExample, makeProject, runCli, snapshotFiles, withProject, type CliResult } from '../helpers.js'
+
+interface MeshStats {
+  executed: number
+  total: number
+  mesh: {
+    seedPolicy: string
+    workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number } }[]
+  }
+}
+
+/** `n` independent actions that each sleep `sleepS` and write a line, and one that joins their outputs. */
+function sleepProject(n: number, sleepS: number): Record<string, string> {
+  const lines = ['actions:']
+  for (let i = 0; i < n; i++) {
+    lines.push(`  a${i}:`, `    command: [sh, -c, "sleep ${sleepS}; echo action ${i} > out/a${i}.txt"]`, `    outputs: [out/a${i}.txt]`)
+  }
+  lines.push('  all:', `    command: [sh, -c, "cat ${Array.from({ length: n }, (_, i) => `out/a${i}.txt`).join(' ')} > all.txt"]`)
+  lines.push(`    inputs: [${Array.from({ length: n }, (_, i) => `out/a${i}.txt`).join(', ')}]`, '    outputs: [all.txt]')
+  return { 'BUILD.yaml': `${lines.join('\n')}\n` }
+}
+
+function expectedJoin(n: number): string {
+  return Array.from({ length: n }, (_, i) => `action ${i}\n`).join('')
+}
+
+async function readStats(path: string): Promise<MeshStats> {
+  return JSON.parse(await readFile(path, 'utf8')) as MeshStats
+}
+
+function sum(ws: MeshStats['mesh']['workers'], f: (w: MeshStats['mesh']['workers'][number]) => number): number {
+  return ws.reduce((a, w) => a + f(w), 0)
+}
+
+function assertBuilt(r: CliResult): void {
+  assert.equal(r.code, 0, `bldr failed:\n${r.stdout}\n${r.stderr}`)
+}
+
+/** Every action ran exactly once, on some worker, and every worker counted what it ran. */
+function assertExactlyOnce(stats: MeshStats, total: number): void {
+  assert.equal(stats.total, total)
+  assert.equal(stats.executed, total, 'every action executed (none cached, none lost)')
+  assert.equal(sum(stats.mesh.workers, (w) => w.actionsRun), total, 'the client received one result per action')
+  assert.equal(sum(stats.mesh.workers, (w) => w.executed ?? 0), total, 'the workers ran each action once between them')
+}
+
+describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 180_000 }, () => {
+  it('builds the example on 3 local workers with outputs byte-identical to a local build', async () => {
+    await withProject(copyExample(), async (meshDir) =>
+      withProject(copyExample(), async (localDir) => {
+        const statsFile = join(meshDir, 'stats.json')
+        const mesh = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '3', '--stats', statsFile])
+        assertBuilt(mesh)
+        assert.match(mesh.stderr, /local mesh: 3 worker processes/)
+        assertBuilt(await runCli(['build', '-C', localDir]))
+        const [a, b] = await Promise.all([snapshotFiles(meshDir, 'bldr-out'), snapshotFiles(localDir, 'bldr-out')])
+        assert.ok(a.size >= 3, `outputs: ${[...a.keys()].join(', ')}`)
+        assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort())
+        for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs from the local build`)
+        const stats = await readStats(statsFile)
+        assert.equal(stats.mesh.workers.length, 3)
+        assertExactlyOnce(stats, 15)
+        // A second distributed build finds everything in the action cache.
+        const again = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '2'])
+        assertBuilt(again)
+        assert.match(again.stdout, /0 executed, 15 cached/)
+      }),
+    )
+  })
+
+  it('--seed-policy single: the other workers steal, and each action runs exactly once', async () => {
+    const n = 30
+    await withProject(makeProject(sleepProject(n, 0.15)), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile]))
+      assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+      const stats = await readStats(statsFile)
+      assert.equal(stats.mesh.seedPolicy, 'single')
+      assertExactlyOnce(stats, n + 1)
+      const ran = stats.mesh.workers.map((w) => w.actionsRun)
+      assert.ok(ran.filter((r) => r > 0).length >= 2, `work spread by stealing: ${JSON.stringify(ran)}`)
+      assert.ok(sum(stats.mesh.workers, (w) => w.steals?.actionsStolen ?? 0) > 0, 'actions were stolen')
+    })
+  })
+
+  for (const strategy of ['random', 'least-loaded', 'most-loaded', 'power-of-two', 'adaptive']) {
+    it(`strategy ${strategy}: a build seeded on one worker completes, with steals`, async () => {
+      const n = 16
+      await withProject(makeProject(sleepProject(n, 0.1)), async (dir) => {
+        const statsFile = join(dir, 'stats.json')
+        const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--strategy', strategy, '--stats', statsFile])
+        assertBuilt(r)
+        assert.match(r.stderr, new RegExp(`strategy ${strategy}`))
+        assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+        const stats = await readStats(statsFile)
+        assertExactlyOnce(stats, n + 1)
+        assert.ok(sum(stats.mesh.workers, (w) => w.steals?.granted ?? 0) > 0, `${strategy} stole nothing: ${JSON.stringify(stats.mesh.workers)}`)
+      })
+    })
+  }
+
+  it('with every load announcement dropped, a build still completes (gossip is only a hint)', async () => {
+    const n = 12
+    await withProject(makeProject(sleepProject(n, 0.05)), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile], {
+        env: { BLDR_FAULT_DROP_GOSSIP: '1' },
+      })
+      assertBuilt(r)
+      assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+      const stats = await readStats(statsFile)
+      assertExactlyOnce(stats, n + 1)
+      // Nobody heard of a loaded peer, so nobody stole: the seeded worker did it all.
+      assert.equal(sum(stats.mesh.workers, (w) => w.steals?.attempted ?? 0), 0)
+      assert.deepEqual(
+        stats.mesh.workers.map((w) => w.actionsRun).sort((a, b) => b - a),
+        [n + 1, 0, 0],
+      )
+    })
+  })
+
+  it('half the announcements dropped: stealing still spreads the work', async () => {
+    const n = 24
+    await withProject(makeProject(sleepProject(n, 0.15)), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile], { env: { BLDR_FAULT_DROP_GOSSIP: '0.5' } }))
+      const stats = await readStats(statsFile)
+      assertExactlyOnce(stats, n + 1)
+      assert.ok(sum(stats.mesh.workers, (w) => w.steals?.actionsStolen ?? 0) > 0)
+    })
+  })
+
+  it('rejects mesh flags without --distributed, and --local-workers with --coordinator', async () => {
+    await withProject(copyExample(), async (dir) => {
+      const a = await runCli(['build', '-C', dir, '--seed-policy', 'single'])
+      assert.equal(a.code, 2)
+      assert.match(a.stderr, /--seed-policy needs --distributed or --coordinator/)
+      const b = await runCli(['build', '-C', dir, '--coordinator', '/ip4/127.0.0.1/tcp/1', '--local-workers', '2'])
+      assert.equal(b.code, 2)
+      assert.match(b.stderr, /--local-workers applies to the local mesh/)
+      const c = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'singel'])
+      assert.equal(c.code, 2)
+      assert.match(c.stderr, /invalid --seed-policy: must be one of round-robin, least-loaded, single \(got "singel"\) \(did you mean "single"\?\)/)
+    })
+  })
+})
+
+/** Start `bldr <args>` and resolve with the process once `ready` matches a line of its stdout or stderr. */
+function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  const proc = spawn(process.execPath, [BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms`)), deadlineMs)
+    proc.once('exit', (code) => reject(new Error(`bldr ${args[0]} exited early (${code})`)))
+    for (const stream of [proc.stdout!, proc.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        const m = ready.exec(line)
+        if (!m) return
+        clearTimeout(timer)
+        resolve({ proc, match: m })
+      })
+    }
+  })
+}
+
+async function terminate(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  proc.kill('SIGTERM')
+  return exited
+}
+
+describe('bldr coordinator, bldr worker, bldr build --coordinator (separate processes)', { timeout: 120_000 }, () => {
+  it('builds on a standing mesh; a worker leaving mid-build hands its queue back and nothing is lost', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'bldr-standing-mesh-'))
+    const procs: ChildProcess[] = []
+    try {
+      const coord = await startBldr(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'coordinator'), '--log-level', 'warn'], /^(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)
+      procs.push(coord.proc)
+      const addr = coord.match[1]!
+      const workers: ChildProcess[] = []
+      for (let w = 0; w < 3; w++) {
+        const worker = await startBldr(
+          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `worker-${w}`), '--parallelism', '1', '--seed', String(w + 1), '--log-level', 'info'],
+          /"msg":"worker ready"/,
+        )
+        procs.push(worker.proc)
+        workers.push(worker.proc)
+      }
+
+      // The example, on the standing mesh: identical to a local build.
+      await withProject(copyExample(), async (meshDir) =>
+        withProject(copyExample(), async (localDir) => {
+          const r = await runCli(['build', '-C', meshDir, '--coordinator', addr])
+          assertBuilt(r)
+          assert.match(r.stderr, /mesh at .*: 3 workers/)
+          assertBuilt(await runCli(['build', '-C', localDir]))
+          const [a, b] = await Promise.all([snapshotFiles(meshDir, 'bldr-out'), snapshotFiles(localDir, 'bldr-out')])
+          assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort())
+          for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs from the local build`)
+        }),
+      )
+
+      // A worker leaves while a build runs.
+      const n = 24
+      await withProject(makeProject(sleepProject(n, 0.2)), async (dir) => {
+        const statsFile = join(dir, 'stats.json')
+        const build = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir, '--coordinator', addr, '--stats', statsFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+        let out = ''
+        build.stderr.on('data', (b: Buffer) => (out += b.toString()))
+        const exited = new Promise<number | null>((resolve) => build.once('exit', (code) => resolve(code)))
+        // After the third action finishes, stop worker 0.
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('the build showed no progress')), 30_000)
+          createInterface({ input: build.stdout }).on('line', (line) => {
+            out += `${line}\n`
+            if (/^\[3\//.test(line)) {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+        })
+        assert.equal(await terminate(workers[0]!), 0, 'the worker left cleanly')
+        assert.equal(await exited, 0, out)
+        assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+        const stats = await readStats(statsFile)
+        assert.equal(stats.executed, n + 1)
+        assert.equal(sum(stats.mesh.workers, (w) => w.actionsRun), n + 1, 'one result per action')
+        assert.equal(stats.mesh.workers.filter((w) => w.executed === undefined).length, 1, 'the worker that left sent no stats at the end')
+      })
+    } finally {
+      await Promise.all(procs.map(terminate))
+      await rm(data, { recursive: true, force: true })
+    }
+  })
+
+  it('bldr worker without --coordinator is a usage error; --help lists the options', async () => {
+    const r = await runCli(['worker'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /bldr worker: --coordinator is required/)
+    const help = await runCli(['worker', '--help'])
+    assert.equal(help.code, 0)
+    for (const flag of ['--coordinator', '--parallelism', '--strategy', '--data-dir', '--listen']) assert.match(help.stdout, new RegExp(flag))
+    const c = await runCli(['coordinator', '--help'])
+    assert.equal(c.code, 0)
+    for (const flag of ['--listen', '--data-dir']) assert.match(c.stdout, new RegExp(flag))
+  })
+})
