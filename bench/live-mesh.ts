@@ -1,0 +1,317 @@
+/**
+ * bench/live-mesh: the mesh's own costs on loopback, with real worker
+ * processes and real libp2p, measured side by side in one run.
+ *
+ *   node dist/bench/live-mesh.js [--actions 20000] [--rounds 3] [--quick]
+ *
+ * 1. Round trip: a steal request/response (`/bldr/steal/1.0.0` on a reused
+ *    stream, answered by a worker process) against a raw `node:net`
+ *    length-prefixed echo in another process. Target: steal p50 ≤ 2.5× echo.
+ * 2. Throughput of no-op actions through a 4-worker mesh (workers run
+ *    nothing, so the figure is seeding, start gate, result reports and event
+ *    delivery). Target: ≥ 10,000 actions/s.
+ * 3. Speedup of sleep actions at 1/2/4/8 workers, all seeded on one worker
+ *    (`single`), so the others get work only by stealing; steal success rate
+ *    and the round trips thieves saw. Target: success ≥ 90%.
+ * 4. Idle RSS of a real `bldr worker` process. Target: ≤ 80 MB.
+ *
+ * Prints a table and writes bench/results/live-mesh.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { createBlake3Hasher } from '../src/cas/hasher.js'
+import { openCasStore } from '../src/cas/store.js'
+import { openMeshBuild } from '../src/net/build-client.js'
+import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
+import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
+import { ProtocolClient } from '../src/net/request-response.js'
+import type { ActionPayload } from '../src/worker/action-payload.js'
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const BLDR = join(REPO, 'bin', 'bldr')
+
+const { values } = parseArgs({
+  options: {
+    actions: { type: 'string', default: '20000' },
+    rounds: { type: 'string', default: '3' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: join(REPO, 'bench', 'results', 'live-mesh.json') },
+  },
+})
+const quick = values.quick
+const rounds = quick ? 1 : Number(values.rounds)
+const noopActions = quick ? 4000 : Number(values.actions)
+
+function percentile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN
+}
+const median = (xs: readonly number[]): number => percentile(xs, 0.5)
+
+/** Start a process and wait for `READY <value>` on its stdout. */
+function spawnReady(cmd: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> {
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: not ready within 60 s`)), 60_000)
+    proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited early (${code})`)))
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      const m = /^READY (\S+)$/.exec(line)
+      if (!m) return
+      clearTimeout(timer)
+      resolve({ proc, value: m[1]! })
+    })
+  })
+}
+
+async function stopAll(procs: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    procs.map(async (p) => {
+      if (p.exitCode !== null || p.signalCode !== null) return
+      const exited = new Promise((resolve) => p.once('exit', resolve))
+      p.stdin?.end()
+      const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+    }),
+  )
+}
+
+const node = (script: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> =>
+  spawnReady(process.execPath, [join(REPO, 'dist', 'bench', 'fixtures', script), ...args])
+
+/** A coordinator here and `n` bench workers (noop or sleep), registered. */
+async function mesh(n: number, mode: 'noop' | 'sleep', slots: number, strategy = 'power-of-two'): Promise<{ coordinator: CoordinatorService; workers: { proc: ChildProcess; id: string }[]; stop: () => Promise<void> }> {
+  const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const addr = coordinator.addrs[0]!
+  const started = await Promise.all(Array.from({ length: n }, (_, i) => node('mesh-worker.js', [addr, mode, String(slots), strategy, String(i + 1)])))
+  await coordinator.waitForWorkers(n, 60_000)
+  return {
+    coordinator,
+    workers: started.map((s) => ({ proc: s.proc, id: s.value })),
+    stop: async () => {
+      await stopAll(started.map((s) => s.proc))
+      await coordinator.stop()
+    },
+  }
+}
+
+// ---------------------------------------------------------------- 1. round trips
+async function rawEchoRoundTrips(port: number, frame: Buffer, n: number): Promise<number[]> {
+  const socket = new Socket()
+  socket.setNoDelay(true)
+  await new Promise<void>((resolve, reject) => socket.connect(port, '127.0.0.1', resolve).once('error', reject))
+  const msg = Buffer.alloc(4 + frame.length)
+  msg.writeUInt32BE(frame.length, 0)
+  frame.copy(msg, 4)
+  const samples: number[] = []
+  let buf = Buffer.alloc(0)
+  let waiting: (() => void) | undefined
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk])
+    if (buf.length >= msg.length) {
+      buf = buf.subarray(msg.length)
+      waiting?.()
+    }
+  })
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await new Promise<void>((resolve) => {
+      waiting = resolve
+      socket.write(msg)
+    })
+    samples.push((performance.now() - t0) * 1000)
+  }
+  socket.destroy()
+  return samples
+}
+
+async function roundTrips(): Promise<object> {
+  const n = quick ? 500 : 3000
+  const echo = await node('raw-echo.js', [])
+  const m = await mesh(1, 'noop', 1)
+  try {
+    const client = new ProtocolClient(m.coordinator.node, STEAL_PROTOCOL)
+    const victim = peerIdFromString(m.workers[0]!.id)
+    const steal: number[] = []
+    const echoes: number[] = []
+    // Warm both paths, then alternate in blocks so drift hits both alike.
+    await client.request(victim, { stealId: 'warm', max: 1 }, { timeoutMs: 5000 })
+    const frame = Buffer.from(JSON.stringify({ stealId: '12D3KooWxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:123', max: 32 }))
+    await rawEchoRoundTrips(Number(echo.value), frame, 100)
+    for (let block = 0; block < 10; block++) {
+      echoes.push(...(await rawEchoRoundTrips(Number(echo.value), frame, n / 10)))
+      for (let i = 0; i < n / 10; i++) {
+        const t0 = performance.now()
+        await client.request(victim, { stealId: `b${block}:${i}`, max: 32 }, { timeoutMs: 5000 })
+        steal.push((performance.now() - t0) * 1000)
+      }
+    }
+    client.close()
+    const r = {
+      samples: n,
+      rawEchoUs: { p50: median(echoes), p99: percentile(echoes, 0.99) },
+      stealUs: { p50: median(steal), p99: percentile(steal, 0.99) },
+      ratioP50: median(steal) / median(echoes),
+    }
+    return r
+  } finally {
+    await m.stop()
+    await stopAll([echo.proc])
+  }
+}
+
+// ---------------------------------------------------------------- 2. no-op throughput
+async function noopThroughput(): Promise<object> {
+  const m = await mesh(4, 'noop', 32)
+  const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
+  const perRound: number[] = []
+  try {
+    const cas = await openCasStore(casDir, await createBlake3Hasher())
+    for (let r = 0; r < rounds; r++) {
+      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin' })
+      let done = 0
+      let finish: () => void = () => {}
+      const all = new Promise<void>((resolve) => (finish = resolve))
+      session.setHandlers({
+        started: () => {},
+        result: () => {
+          if (++done === noopActions) finish()
+        },
+      })
+      const t0 = performance.now()
+      for (let i = 0; i < noopActions; i++) void session.submit({ id: `${session.buildId}/n${i}`, payload: {} as ActionPayload })
+      await all
+      const s = (performance.now() - t0) / 1000
+      perRound.push(noopActions / s)
+      await session.close()
+    }
+    return { actions: noopActions, workers: 4, slotsPerWorker: 32, actionsPerSecond: median(perRound), perRound }
+  } finally {
+    await m.stop()
+    await rm(casDir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------- 3. speedup
+async function speedup(): Promise<object> {
+  const counts = quick ? [1, 2, 4] : [1, 2, 4, 8]
+  const n = quick ? 32 : 64
+  const sleepMs = 100
+  const policy: SeedPolicy = 'single'
+  const rows: { workers: number; seconds: number; speedup?: number; efficiency?: number; attempted: number; granted: number; refused: number; failed: number; stolen: number; stealRttMs: number[] }[] = []
+  const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
+  try {
+    const cas = await openCasStore(casDir, await createBlake3Hasher())
+    for (const w of counts) {
+      const m = await mesh(w, 'sleep', 1)
+      try {
+        const times: number[] = []
+        let last: Record<string, WorkerStatsWire | null> = {}
+        let first: Record<string, WorkerStatsWire | null> = await m.coordinator.workerStats()
+        for (let r = 0; r < rounds; r++) {
+          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy })
+          let done = 0
+          let finish: () => void = () => {}
+          const all = new Promise<void>((resolve) => (finish = resolve))
+          session.setHandlers({ started: () => {}, result: () => void (++done === n && finish()) })
+          const t0 = performance.now()
+          for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/s${i}`, payload: { sleepMs } as unknown as ActionPayload })
+          await all
+          times.push((performance.now() - t0) / 1000)
+          await session.close()
+        }
+        last = await m.coordinator.workerStats()
+        const agg = { attempted: 0, granted: 0, refused: 0, failed: 0, stolen: 0, stealRttMs: [] as number[] }
+        for (const [id, s] of Object.entries(last)) {
+          const b = first[id]
+          if (!s) continue
+          agg.attempted += s.stealsAttempted - (b?.stealsAttempted ?? 0)
+          agg.granted += s.stealsGranted - (b?.stealsGranted ?? 0)
+          agg.refused += s.stealsRefused - (b?.stealsRefused ?? 0)
+          agg.failed += s.stealsFailed - (b?.stealsFailed ?? 0)
+          agg.stolen += s.actionsStolen - (b?.actionsStolen ?? 0)
+          agg.stealRttMs.push(...s.stealRoundTripsMs.slice(b?.stealRoundTripsMs.length ?? 0))
+        }
+        first = last
+        rows.push({ workers: w, seconds: median(times), ...agg })
+      } finally {
+        await m.stop()
+      }
+    }
+  } finally {
+    await rm(casDir, { recursive: true, force: true })
+  }
+  const t1 = rows[0]!.seconds
+  for (const r of rows) {
+    r.speedup = t1 / r.seconds
+    r.efficiency = r.speedup / r.workers
+  }
+  const stealRows = rows.filter((r) => r.workers > 1)
+  const attempted = stealRows.reduce((a, r) => a + r.attempted, 0)
+  const granted = stealRows.reduce((a, r) => a + r.granted, 0)
+  const rtts = stealRows.flatMap((r) => r.stealRttMs)
+  return {
+    actions: n,
+    sleepMs,
+    policy,
+    rows: rows.map(({ stealRttMs, ...r }) => ({ ...r, stealRttP50Ms: stealRttMs.length ? median(stealRttMs) : null })),
+    stealSuccessRate: attempted ? granted / attempted : null,
+    stealsAttempted: attempted,
+    stealRttUnderLoadMs: rtts.length ? { p50: median(rtts), p99: percentile(rtts, 0.99), n: rtts.length } : null,
+  }
+}
+
+// ---------------------------------------------------------------- 4. idle RSS
+async function idleRss(): Promise<object> {
+  const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const data = await mkdtemp(join(tmpdir(), 'bldr-bench-rss-'))
+  const procs: ChildProcess[] = []
+  try {
+    for (let w = 0; w < 2; w++) {
+      const p = spawn(
+        process.execPath,
+        [BLDR, 'worker', '--coordinator', coordinator.addrs[0]!, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `w${w}`), '--parallelism', '2', '--log-level', 'warn', '--stop-when-stdin-closes'],
+        { stdio: ['pipe', 'ignore', 'inherit'] },
+      )
+      procs.push(p)
+    }
+    await coordinator.waitForWorkers(2, 60_000)
+    // Idle for a few announce and gossip heartbeats.
+    await new Promise((resolve) => setTimeout(resolve, quick ? 2000 : 5000))
+    const rss: number[] = []
+    for (const p of procs) {
+      const status = await readFile(`/proc/${p.pid}/status`, 'utf8')
+      rss.push(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024)
+    }
+    return { workers: procs.length, rssMB: rss, maxRssMB: Math.max(...rss) }
+  } finally {
+    await stopAll(procs)
+    await coordinator.stop()
+    await rm(data, { recursive: true, force: true })
+  }
+}
+
+const fmt = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '—')
+
+const rt = (await roundTrips()) as { rawEchoUs: { p50: number; p99: number }; stealUs: { p50: number; p99: number }; ratioP50: number }
+console.log(`round trip   raw echo p50 ${fmt(rt.rawEchoUs.p50, 0)} µs (p99 ${fmt(rt.rawEchoUs.p99, 0)})   steal p50 ${fmt(rt.stealUs.p50, 0)} µs (p99 ${fmt(rt.stealUs.p99, 0)})   ratio ${fmt(rt.ratioP50, 2)}× (target ≤ 2.5×)`)
+const tp = (await noopThroughput()) as { actionsPerSecond: number; perRound: number[] }
+console.log(`no-op        ${fmt(tp.actionsPerSecond, 0)} actions/s through 4 workers (rounds: ${tp.perRound.map((x) => fmt(x, 0)).join(', ')}; target ≥ 10000)`)
+const sp = (await speedup()) as { rows: { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
+console.log('speedup      workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
+for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
+console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
+const rss = (await idleRss()) as { maxRssMB: number; rssMB: number[] }
+console.log(`idle RSS     bldr worker ${rss.rssMB.map((x) => fmt(x)).join(', ')} MB (target ≤ 80 MB)`)
+
+await mkdir(dirname(values.out), { recursive: true })
+await writeFile(values.out, `${JSON.stringify({ date: new Date().toISOString(), quick, roundTrips: rt, noopThroughput: tp, speedup: sp, idleRss: rss }, null, 2)}\n`)
+console.log(`wrote ${values.out}`)
+process.exit(0)
