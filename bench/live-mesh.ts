@@ -2,7 +2,7 @@
  * bench/live-mesh: the mesh's own costs on loopback, with real worker
  * processes and real libp2p, measured side by side in one run.
  *
- *   node dist/bench/live-mesh.js [--actions 20000] [--rounds 3] [--quick]
+ *   node dist/bench/live-mesh.js [--actions 20000] [--rounds 3] [--quick] [--only roundtrip|noop|speedup|rss]
  *
  * 1. Round trip: a steal request/response (`/bldr/steal/1.0.0` on a reused
  *    stream, answered by a worker process) against a raw `node:net`
@@ -42,12 +42,16 @@ const { values } = parseArgs({
     actions: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
+    /** Run one part only: roundtrip, noop, speedup, rss. */
+    only: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench', 'results', 'live-mesh.json') },
   },
 })
 const quick = values.quick
 const rounds = quick ? 1 : Number(values.rounds)
 const noopActions = quick ? 4000 : Number(values.actions)
+/** Slots of each no-op worker: enough that the start gate and result reports, not the slots, bound the rate. */
+const NOOP_SLOTS = Number(process.env['BLDR_BENCH_NOOP_SLOTS'] ?? 128)
 
 function percentile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -169,7 +173,7 @@ async function roundTrips(): Promise<object> {
 
 // ---------------------------------------------------------------- 2. no-op throughput
 async function noopThroughput(): Promise<object> {
-  const m = await mesh(4, 'noop', 32)
+  const m = await mesh(4, 'noop', NOOP_SLOTS)
   const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
   const perRound: number[] = []
   try {
@@ -192,7 +196,7 @@ async function noopThroughput(): Promise<object> {
       perRound.push(noopActions / s)
       await session.close()
     }
-    return { actions: noopActions, workers: 4, slotsPerWorker: 32, actionsPerSecond: median(perRound), perRound }
+    return { actions: noopActions, workers: 4, slotsPerWorker: NOOP_SLOTS, actionsPerSecond: median(perRound), perRound }
   } finally {
     await m.stop()
     await rm(casDir, { recursive: true, force: true })
@@ -300,18 +304,33 @@ async function idleRss(): Promise<object> {
 
 const fmt = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '—')
 
-const rt = (await roundTrips()) as { rawEchoUs: { p50: number; p99: number }; stealUs: { p50: number; p99: number }; ratioP50: number }
-console.log(`round trip   raw echo p50 ${fmt(rt.rawEchoUs.p50, 0)} µs (p99 ${fmt(rt.rawEchoUs.p99, 0)})   steal p50 ${fmt(rt.stealUs.p50, 0)} µs (p99 ${fmt(rt.stealUs.p99, 0)})   ratio ${fmt(rt.ratioP50, 2)}× (target ≤ 2.5×)`)
-const tp = (await noopThroughput()) as { actionsPerSecond: number; perRound: number[] }
-console.log(`no-op        ${fmt(tp.actionsPerSecond, 0)} actions/s through 4 workers (rounds: ${tp.perRound.map((x) => fmt(x, 0)).join(', ')}; target ≥ 10000)`)
-const sp = (await speedup()) as { rows: { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
-console.log('speedup      workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
-for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
-console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
-const rss = (await idleRss()) as { maxRssMB: number; rssMB: number[] }
-console.log(`idle RSS     bldr worker ${rss.rssMB.map((x) => fmt(x)).join(', ')} MB (target ≤ 80 MB)`)
+const want = (part: string): boolean => values.only === undefined || values.only === part
+const report: Record<string, unknown> = { date: new Date().toISOString(), quick }
+
+if (want('roundtrip')) {
+  const rt = (await roundTrips()) as { rawEchoUs: { p50: number; p99: number }; stealUs: { p50: number; p99: number }; ratioP50: number }
+  report['roundTrips'] = rt
+  console.log(`round trip   raw echo p50 ${fmt(rt.rawEchoUs.p50, 0)} µs (p99 ${fmt(rt.rawEchoUs.p99, 0)})   steal p50 ${fmt(rt.stealUs.p50, 0)} µs (p99 ${fmt(rt.stealUs.p99, 0)})   ratio ${fmt(rt.ratioP50, 2)}× (target ≤ 2.5×)`)
+}
+if (want('noop')) {
+  const tp = (await noopThroughput()) as { actionsPerSecond: number; perRound: number[] }
+  report['noopThroughput'] = tp
+  console.log(`no-op        ${fmt(tp.actionsPerSecond, 0)} actions/s through 4 workers (rounds: ${tp.perRound.map((x) => fmt(x, 0)).join(', ')}; target ≥ 10000)`)
+}
+if (want('speedup')) {
+  const sp = (await speedup()) as { rows: { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
+  report['speedup'] = sp
+  console.log('speedup      workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
+  for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
+  console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
+}
+if (want('rss')) {
+  const rss = (await idleRss()) as { maxRssMB: number; rssMB: number[] }
+  report['idleRss'] = rss
+  console.log(`idle RSS     bldr worker ${rss.rssMB.map((x) => fmt(x)).join(', ')} MB (target ≤ 80 MB)`)
+}
 
 await mkdir(dirname(values.out), { recursive: true })
-await writeFile(values.out, `${JSON.stringify({ date: new Date().toISOString(), quick, roundTrips: rt, noopThroughput: tp, speedup: sp, idleRss: rss }, null, 2)}\n`)
+await writeFile(values.out, `${JSON.stringify(report, null, 2)}\n`)
 console.log(`wrote ${values.out}`)
 process.exit(0)

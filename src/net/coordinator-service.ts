@@ -18,7 +18,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { OwnershipLedger, type RecordOutcome } from '../coordinator/ledger.js'
 import type { ResultReport } from '../worker/action-payload.js'
-import { DEFAULT_WORKER_CONFIG } from '../worker/worker-core.js'
 import { Batcher } from './batcher.js'
 import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
 import {
@@ -68,8 +67,6 @@ const STATS_TIMEOUT_MS = 5_000
 const EVENT_ATTEMPTS = 3
 /** Most actions seeded to one worker in one call. */
 const SEED_BATCH = 512
-/** A worker is not given more than this many held actions (its queue plus what runs). */
-const WORKER_ROOM = DEFAULT_WORKER_CONFIG.queueCapacity
 /** A worker that could not be seeded is passed over for this long. */
 const SEED_FAILURE_PAUSE_MS = 1_000
 
@@ -95,8 +92,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const log = opts.log?.child({ component: 'coordinator' })
   const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}) })
   const ledger = new OwnershipLedger()
-  /** Workers taking work, with their addresses, in registration order. */
-  const registered = new Map<string, string[]>()
+  /** Workers taking work, with their addresses and room (queue plus slots), in registration order. */
+  const registered = new Map<string, { addrs: string[]; room: number }>()
   const builds = new Map<string, Build>()
   /** Payloads of submitted actions not yet finished, by id: seeded again if a leaving worker gives them back. */
   const submitted = new Map<string, WireItem>()
@@ -112,6 +109,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   // The coordinator relays load gossip like any peer (it does not act on it).
   node.services.pubsub.subscribe('bldr/load/1')
 
+  const roomOf = (w: string): number => registered.get(w)?.room ?? 0
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
 
   const seed = async (worker: string, items: WireItem[]): Promise<string[]> => {
@@ -136,7 +134,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const targets = (build: Build): string[] => {
     const now = Date.now()
     const open = [...registered.keys()].filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
-    const room = (w: string): number => WORKER_ROOM - ledger.held(w)
+    const room = (w: string): number => roomOf(w) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
         // Always the first registered worker: the case stealing must fix.
@@ -163,14 +161,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         const load = new Map(ws.map((w) => [w, ledger.held(w)]))
         while (build.pending.length > 0) {
           let best: string | undefined
-          for (const w of ws) if ((load.get(w)! < WORKER_ROOM && share.get(w)!.length < SEED_BATCH) && (best === undefined || load.get(w)! < load.get(best)!)) best = w
+          for (const w of ws) if (load.get(w)! < roomOf(w) && share.get(w)!.length < SEED_BATCH && (best === undefined || load.get(w)! < load.get(best)!)) best = w
           if (best === undefined) break
           share.get(best)!.push(build.pending.shift()!)
           load.set(best, load.get(best)! + 1)
         }
       } else {
         // Round-robin (and single, with one target): deal in turn, from where the last deal stopped.
-        const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, WORKER_ROOM - ledger.held(w))]))
+        const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, roomOf(w) - ledger.held(w))]))
         let full = 0
         while (build.pending.length > 0 && full < ws.length) {
           const w = ws[build.cursor++ % ws.length]!
@@ -247,8 +245,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     (req, from): CoordinatorResponse => {
       switch (req.type) {
         case 'register': {
-          const peers = [...registered].filter(([id]) => id !== from).map(([id, addrs]) => ({ id, addrs }))
-          registered.set(from, req.addrs)
+          const peers = [...registered].filter(([id]) => id !== from).map(([id, w]) => ({ id, addrs: w.addrs }))
+          registered.set(from, { addrs: req.addrs, room: req.room })
           pausedUntil.delete(from)
           log?.info({ worker: from, workers: registered.size }, 'worker registered')
           for (const w of registrationWaiters.splice(0)) w()
@@ -288,7 +286,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
             if (outcome === 'recorded') {
               submitted.delete(id)
-              emit(buildOf(id), { type: 'result', id, worker: from, addrs: registered.get(from) ?? [], report })
+              emit(buildOf(id), { type: 'result', id, worker: from, addrs: registered.get(from)?.addrs ?? [], report })
             } else log?.warn({ action: id, worker: from, outcome }, 'a result was not recorded as new')
             for (const l of resultListeners) l({ id, worker: from, report, outcome })
             return outcome

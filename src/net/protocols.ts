@@ -20,7 +20,8 @@ export const wireItemSchema = z.object({ id: actionId, payload: z.unknown() }).s
 export type WireItem = z.infer<typeof wireItemSchema> & { payload: unknown }
 
 const coordinatorRequest = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16) }).strict(),
+  /** `room`: most actions the worker can hold (its queue plus its slots). */
+  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000) }).strict(),
   z.object({ type: z.literal('start'), ids }).strict(),
   z.object({ type: z.literal('transfer'), stealId: z.string().min(1).max(256), ids, victim: peerId }).strict(),
   z.object({ type: z.literal('holders'), ids }).strict(),

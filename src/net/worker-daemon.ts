@@ -193,7 +193,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     core.onAnnouncement(msg.from.toString(), decoded.value)
   })
 
-  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()) }, 'registered')
+  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots }, 'registered')
   // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
   for (const peer of reg.peers) {
     const pid = peerIdFromString(peer.id)

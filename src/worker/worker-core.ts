@@ -171,6 +171,8 @@ export class WorkerCore<T extends WorkItem> {
 
   /** Running or being cleared to start. */
   private busy = 0
+  /** Results being reported. */
+  private reporting = 0
   private stealing = false
   /** A timer before the next steal attempt is pending. */
   private waitingToSteal: (() => void) | undefined
@@ -271,20 +273,24 @@ export class WorkerCore<T extends WorkItem> {
     return this.busy
   }
 
-  /** Resolves when nothing is running (at once if nothing is). */
+  /** Resolves when nothing is running and every result is reported (at once if so). */
   whenNothingRuns(): Promise<void> {
-    if (this.busy === 0) return Promise.resolve()
+    if (this.busy === 0 && this.reporting === 0) return Promise.resolve()
     return new Promise((resolve) => this.quietWaiters.push(resolve))
   }
 
   private release(n: number): void {
     this.busy -= n
-    if (this.busy === 0) for (const w of this.quietWaiters.splice(0)) w()
+    this.notifyQuiet()
   }
 
-  /** Nothing queued, running or offered. */
+  private notifyQuiet(): void {
+    if (this.busy === 0 && this.reporting === 0) for (const w of this.quietWaiters.splice(0)) w()
+  }
+
+  /** Nothing queued, running, being reported or offered. */
   get idle(): boolean {
-    return this.deque.length === 0 && this.busy === 0 && this.offered.size === 0
+    return this.deque.length === 0 && this.busy === 0 && this.reporting === 0 && this.offered.size === 0
   }
 
   /** Start queued actions while slots are free; steal when the queue runs low. */
@@ -327,15 +333,21 @@ export class WorkerCore<T extends WorkItem> {
       outcome = { ok: false, detail: err }
     }
     this.stats.executed++
+    // The slot is free as soon as the command is done; the report goes on
+    // meanwhile (the port batches reports, so waiting for one would idle the
+    // slot for a round trip per action).
+    this.reporting++
+    this.release(1)
+    this.pump()
+    this.maybeAnnounce()
     try {
       await this.port.reportResult(this.config.id, item, outcome)
     } catch {
       // Counted, not lost: the coordinator hands the action out again when it finds this worker's results missing.
       this.stats.reportFailures++
     } finally {
-      this.release(1)
-      this.pump()
-      this.maybeAnnounce()
+      this.reporting--
+      this.notifyQuiet()
     }
   }
 
