@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { DEFAULT_CAPABILITIES, HERMETIC_ENV } from '../../src/graph/action.js'
+import type { ActionPayload, ResultReport } from '../../src/worker/action-payload.js'
+import { createActionRunner, type BlobExchange, type BlobHolder } from '../../src/worker/action-runner.js'
+import { createLocalSandbox } from '../../sandbox/local.js'
+
+/** A worker's store and sandbox, and a peer store the exchange fetches from and pushes to (two real stores; only the wire is left out). */
+async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; pushed: string[] }) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'bldr-runner-'))
+  const hasher = await createBlake3Hasher()
+  const cas = await openCasStore(join(dir, 'worker-cas'), hasher)
+  const peer = await openCasStore(join(dir, 'client-cas'), hasher)
+  const sandbox = createLocalSandbox({ cas, scratchRoot: join(dir, 'scratch'), slots: 1 })
+  const fetched: string[] = []
+  const pushed: string[] = []
+  const blobs: BlobExchange = {
+    id: 'worker',
+    fetchBlob: async (digest, holders: readonly BlobHolder[]) => {
+      fetched.push(`${digest.slice(0, 8)}@${holders.map((h) => h.id).join(',')}`)
+      if (!(await peer.has(digest))) throw new Error(`no holder has blake3 ${digest}`)
+      await cas.putBytes(await peer.getBytes(digest))
+    },
+    pushBlobs: async (digests) => {
+      for (const d of digests) {
+        pushed.push(d)
+        await peer.putBytes(await cas.getBytes(d))
+      }
+    },
+  }
+  try {
+    await fn({ cas, peer, run: createActionRunner({ cas, sandbox, blobs }), fetched, pushed })
+  } finally {
+    await sandbox.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function payload(over: Partial<ActionPayload>): ActionPayload {
+  return {
+    v: 1,
+    client: 'client',
+    clientAddrs: [],
+    sandbox: 'local',
+    argv: ['sh', '-c', 'true'],
+    env: { ...HERMETIC_ENV },
+    inputs: [],
+    outputs: [],
+    timeoutMs: 10_000,
+    capabilities: { ...DEFAULT_CAPABILITIES, readPaths: [], writePaths: [] },
+    ...over,
+  }
+}
+
+const report = (detail: unknown): ResultReport => detail as ResultReport
+
+describe('the action runner of a worker', () => {
+  it('fetches missing inputs (producer first, then the client), runs, and pushes outputs before reporting them', async () => {
+    await withWorker(async ({ peer, run, fetched, pushed }) => {
+      const src = await peer.putBytes('hello\n')
+      const out = await run({
+        id: 'b/upper',
+        payload: payload({ argv: ['sh', '-c', 'tr a-z A-Z < in.txt > out.txt; echo done'], inputs: [{ path: 'in.txt', digest: src.digest, executable: false, from: 'w2' }], outputs: ['out.txt'] }),
+      })
+      assert.equal(out.ok, true)
+      const exec = report(out.detail).exec!
+      assert.equal(exec.exitCode, 0)
+      assert.equal(exec.outputs.length, 1)
+      assert.equal((await peer.getBytes(exec.outputs[0]!.digest)).toString(), 'HELLO\n', 'the client has the output')
+      assert.equal((await peer.getBytes(exec.stdout)).toString(), 'done\n')
+      assert.deepEqual(fetched, [`${src.digest.slice(0, 8)}@w2,client`])
+      assert.ok(pushed.includes(exec.outputs[0]!.digest))
+    })
+  })
+
+  it('reports a failed command as the action\'s failure, with its exit code', async () => {
+    await withWorker(async ({ run }) => {
+      const out = await run({ id: 'b/fail', payload: payload({ argv: ['sh', '-c', 'echo oops >&2; exit 3'] }) })
+      assert.equal(out.ok, true)
+      assert.equal(report(out.detail).exec!.exitCode, 3)
+    })
+  })
+
+  it('reports what it could not do as the worker\'s failure: a bad payload, another sandbox, an input nobody has', async () => {
+    await withWorker(async ({ run }) => {
+      const bad = await run({ id: 'b/bad', payload: { v: 1, argv: 'ls' } })
+      assert.equal(bad.ok, false)
+      assert.match(report(bad.detail).error!, /payload fails its schema: /)
+      const docker = await run({ id: 'b/docker', payload: payload({ sandbox: 'docker' }) })
+      assert.match(report(docker.detail).error!, /needs sandbox docker; this worker runs local/)
+      const missing = 'ab'.repeat(32)
+      const lost = await run({ id: 'b/lost', payload: payload({ inputs: [{ path: 'x', digest: missing, executable: false }] }) })
+      assert.equal(lost.ok, false)
+      assert.match(report(lost.detail).error!, new RegExp(`inputs unavailable: no holder has blake3 ${missing}`))
+    })
+  })
+})
