@@ -32,6 +32,8 @@ import { openMeshBuild } from '../src/net/build-client.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
 import { ProtocolClient } from '../src/net/request-response.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { BENCH_ECHO } from './fixtures/libp2p-echo.js'
 import type { ActionPayload } from '../src/worker/action-payload.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -139,12 +141,17 @@ async function rawEchoRoundTrips(port: number, frame: Buffer, n: number): Promis
 async function roundTrips(): Promise<object> {
   const n = quick ? 500 : 3000
   const echo = await node('raw-echo.js', [])
+  const bare = await node('libp2p-echo.js', [])
   const m = await mesh(1, 'noop', 1)
   try {
     const client = new ProtocolClient(m.coordinator.node, STEAL_PROTOCOL)
+    const bareClient = new ProtocolClient(m.coordinator.node, BENCH_ECHO)
+    const bareAddr = multiaddr(bare.value)
     const victim = peerIdFromString(m.workers[0]!.id)
     const steal: number[] = []
     const echoes: number[] = []
+    const bares: number[] = []
+    await bareClient.request(bareAddr, { stealId: 'warm', max: 1 }, { timeoutMs: 5000 })
     // Warm both paths, then alternate in blocks so drift hits both alike.
     await client.request(victim, { stealId: 'warm', max: 1 }, { timeoutMs: 5000 })
     const frame = Buffer.from(JSON.stringify({ stealId: '12D3KooWxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:123', max: 32 }))
@@ -156,18 +163,26 @@ async function roundTrips(): Promise<object> {
         await client.request(victim, { stealId: `b${block}:${i}`, max: 32 }, { timeoutMs: 5000 })
         steal.push((performance.now() - t0) * 1000)
       }
+      for (let i = 0; i < n / 10; i++) {
+        const t0 = performance.now()
+        await bareClient.request(bareAddr, { stealId: `b${block}:${i}`, max: 32 }, { timeoutMs: 5000 })
+        bares.push((performance.now() - t0) * 1000)
+      }
     }
     client.close()
-    const r = {
+    bareClient.close()
+    return {
       samples: n,
       rawEchoUs: { p50: median(echoes), p99: percentile(echoes, 0.99) },
+      bareLibp2pUs: { p50: median(bares), p99: percentile(bares, 0.99) },
       stealUs: { p50: median(steal), p99: percentile(steal, 0.99) },
       ratioP50: median(steal) / median(echoes),
+      stealOverBareP50: median(steal) / median(bares),
+      bareOverRawP50: median(bares) / median(echoes),
     }
-    return r
   } finally {
     await m.stop()
-    await stopAll([echo.proc])
+    await stopAll([echo.proc, bare.proc])
   }
 }
 
@@ -308,9 +323,13 @@ const want = (part: string): boolean => values.only === undefined || values.only
 const report: Record<string, unknown> = { date: new Date().toISOString(), quick }
 
 if (want('roundtrip')) {
-  const rt = (await roundTrips()) as { rawEchoUs: { p50: number; p99: number }; stealUs: { p50: number; p99: number }; ratioP50: number }
+  type P = { p50: number; p99: number }
+  const rt = (await roundTrips()) as { rawEchoUs: P; bareLibp2pUs: P; stealUs: P; ratioP50: number; stealOverBareP50: number; bareOverRawP50: number }
   report['roundTrips'] = rt
-  console.log(`round trip   raw echo p50 ${fmt(rt.rawEchoUs.p50, 0)} µs (p99 ${fmt(rt.rawEchoUs.p99, 0)})   steal p50 ${fmt(rt.stealUs.p50, 0)} µs (p99 ${fmt(rt.stealUs.p99, 0)})   ratio ${fmt(rt.ratioP50, 2)}× (target ≤ 2.5×)`)
+  const row = (name: string, p: P, extra: string): void => console.log(`round trip   ${name.padEnd(22)} p50 ${fmt(p.p50, 0).padStart(5)} µs  p99 ${fmt(p.p99, 0).padStart(6)} µs  ${extra}`)
+  row('raw node:net echo', rt.rawEchoUs, '')
+  row('bare libp2p request', rt.bareLibp2pUs, `${fmt(rt.bareOverRawP50, 2)}× raw`)
+  row('steal (/bldr/steal)', rt.stealUs, `${fmt(rt.ratioP50, 2)}× raw (target ≤ 2.5×), ${fmt(rt.stealOverBareP50, 2)}× bare libp2p`)
 }
 if (want('noop')) {
   const tp = (await noopThroughput()) as { actionsPerSecond: number; perRound: number[] }

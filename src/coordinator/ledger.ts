@@ -10,6 +10,8 @@
  *   is accepted only for actions the victim still holds and has not started,
  *   and answering the same steal again gives the same answer (a retried
  *   request after a lost reply cannot move work twice).
+ * - `settle` is the victim's side of the same steal: what moved, or (if the
+ *   transfer has not come) nothing, for good.
  * - `started` marks an action running on its holder.
  * - `recordResult` records the one result of an action. A repeat with the same
  *   key and output digests is a duplicate (ignored); different digests are a
@@ -85,6 +87,21 @@ export class OwnershipLedger {
     }
     this.steals.set(stealId, answer)
     return answer
+  }
+
+  /**
+   * The victim of a steal settles it: the ids the transfer moved, if it came;
+   * if it has not come, it never will (an empty answer is recorded for the
+   * steal id, so a late transfer moves nothing) and the victim takes the whole
+   * offer back. Either way the victim and the thief agree on every action, even
+   * if it was since stolen back by the victim (asking "who holds it now" cannot
+   * tell that apart from "never moved", and would run it twice).
+   */
+  settle(stealId: string): string[] {
+    const known = this.steals.get(stealId)
+    if (known) return known.accepted
+    this.steals.set(stealId, { accepted: [], rejected: [] })
+    return []
   }
 
   /**

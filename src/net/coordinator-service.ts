@@ -1,6 +1,6 @@
 /**
  * The coordinator on the mesh. It serves workers on `/bldr/coordinator/1.0.0`
- * (registration, the start gate, steal transfers, holders, results, leaving)
+ * (registration, the start gate, steal transfers and settlements, results, leaving)
  * over an OwnershipLedger, and build clients on `/bldr/build/1.0.0` (open a
  * build, submit ready actions, close it). It seeds submitted actions into
  * workers' queues over `/bldr/seed/1.0.0` by the build's seed policy, and
@@ -265,8 +265,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         }
         case 'transfer':
           return { type: 'accepted', ids: ledger.transfer(req.stealId, req.ids, req.victim, from).accepted }
-        case 'holders':
-          return { type: 'holders', holders: Object.fromEntries(req.ids.map((id) => [id, ledger.ownerOf(id)])) }
+        case 'settle':
+          return { type: 'settled', moved: ledger.settle(req.stealId) }
         case 'release': {
           // A leaving worker: no more seeding to it; what it had queued is seeded elsewhere.
           registered.delete(from)

@@ -24,7 +24,8 @@ const coordinatorRequest = z.discriminatedUnion('type', [
   z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000) }).strict(),
   z.object({ type: z.literal('start'), ids }).strict(),
   z.object({ type: z.literal('transfer'), stealId: z.string().min(1).max(256), ids, victim: peerId }).strict(),
-  z.object({ type: z.literal('holders'), ids }).strict(),
+  /** A victim settles one of its offers: which of the offered actions moved. */
+  z.object({ type: z.literal('settle'), stealId: z.string().min(1).max(256) }).strict(),
   /** A leaving worker gives back what it still has queued. */
   z.object({ type: z.literal('release'), ids }).strict(),
   z.object({ type: z.literal('results'), results: z.array(z.object({ id: actionId, report: resultReportSchema }).strict()).min(1).max(4096) }).strict(),
@@ -33,14 +34,14 @@ const coordinatorResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('registered'), peers: z.array(z.object({ id: peerId, addrs: z.array(z.string().max(256)).max(16) })).max(10_000) }),
   z.object({ type: z.literal('allowed'), ids }),
   z.object({ type: z.literal('accepted'), ids }),
-  z.object({ type: z.literal('holders'), holders: z.record(actionId, peerId.nullable()) }),
+  z.object({ type: z.literal('settled'), moved: ids }),
   z.object({ type: z.literal('released'), ids }),
   z.object({ type: z.literal('recorded'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'unknown'])) }),
 ])
 export type CoordinatorRequest = z.infer<typeof coordinatorRequest>
 export type CoordinatorResponse = z.infer<typeof coordinatorResponse>
 
-/** Worker → coordinator: registration, the start gate, steal transfers, holders, results. */
+/** Worker → coordinator: registration, the start gate, steal transfers and settlements, results, leaving. */
 export const COORDINATOR_PROTOCOL: ProtocolSpec<CoordinatorRequest, CoordinatorResponse> = {
   id: '/bldr/coordinator/1.0.0',
   maxFrameBytes: 4 * 1024 * 1024,

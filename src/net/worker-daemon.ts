@@ -74,7 +74,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   /**
    * A coordinator call, retried on timeouts and broken streams (not on an error
    * answer). Safe because every call is idempotent: start (for the holder),
-   * transfer (by steal id), holders, result (a repeat is a duplicate), register.
+   * transfer and settle (by steal id), result (a repeat is a duplicate), register.
    */
   async function call<K extends CoordinatorResponse['type']>(req: CoordinatorRequest, expect: K): Promise<Extract<CoordinatorResponse, { type: K }>> {
     for (let attempt = 1; ; attempt++) {
@@ -106,7 +106,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       return ids.filter((_, i) => ok[i])
     },
     transfer: async (stealId, ids, victim) => (await call({ type: 'transfer', stealId, ids, victim }, 'accepted')).ids,
-    holders: async (ids) => new Map(Object.entries((await call({ type: 'holders', ids }, 'holders')).holders)),
+    settleSteal: async (stealId) => (await call({ type: 'settle', stealId }, 'settled')).moved,
     reportResult: async (_worker, item, outcome) => {
       const parsed = resultReportSchema.safeParse(outcome.detail)
       const report: ResultReport = parsed.success ? parsed.data : outcome.ok ? { ok: true } : { ok: false, error: describe(outcome.detail) }

@@ -50,7 +50,7 @@ export class MemoryMesh<T extends WorkItem> {
   readonly port: MeshPort<T> = {
     startActions: (worker, ids) => this.coordinator(() => ids.filter((id) => this.ledger.started(id, worker))),
     transfer: (stealId, ids, victim, thief) => this.coordinator(() => this.ledger.transfer(stealId, ids, victim, thief).accepted),
-    holders: (ids) => this.coordinator(() => new Map(ids.map((id) => [id, this.ledger.ownerOf(id)]))),
+    settleSteal: (stealId) => this.coordinator(() => this.ledger.settle(stealId)),
     reportResult: (worker, item, outcome: RunOutcome) =>
       this.coordinator(() => {
         this.reports.set(item.id, (this.reports.get(item.id) ?? 0) + 1)

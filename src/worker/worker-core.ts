@@ -11,14 +11,16 @@
  *   thief asks the coordinator to transfer those actions to itself (the ledger
  *   accepts only actions the victim still holds, unstarted); the thief queues
  *   only what was accepted. Any message may be lost. The victim does not wait
- *   for an acknowledgement: after `offerTimeoutMs` it asks the coordinator who
- *   holds each offered action and takes back what is still its own. If the
- *   victim takes an action back and the transfer lands afterwards, both hold it
- *   for a moment; the gate settles it: a worker runs an action only after the
+ *   for an acknowledgement: after `offerTimeoutMs` it settles the steal with
+ *   the coordinator, which answers with what the transfer moved, or, if it has
+ *   not come, records that it moved nothing (a late transfer then moves
+ *   nothing), and the victim takes the rest back. Settling by steal id, not by
+ *   asking who holds each action now, matters: an action can be stolen and
+ *   stolen back before the victim settles, and "held by me" would then put it
+ *   in its queue twice. On top, a worker runs an action only after the
  *   coordinator confirms, in `startActions`, that it holds it (the ledger's
  *   `started`). So nothing is lost (the ledger always names a holder, and a
- *   dead holder's work is handed back) and nothing runs twice (one start per
- *   action). Rejected: acknowledgement chains between thief and victim (every
+ *   dead holder's work is handed back) and nothing runs twice. Rejected: acknowledgement chains between thief and victim (every
  *   lost ack needs another timeout, and a thief that dies after acking strands
  *   the work), and letting the coordinator place work (it is meant to stay thin).
  * - Gossip is a hint. Victims are chosen from announcements, which may be late
@@ -59,8 +61,8 @@ export interface MeshPort<T extends WorkItem> {
   startActions(worker: string, ids: string[]): Promise<string[]>
   /** Move these from `victim` to `thief` for one steal; the ids moved. The same stealId gets the same answer. */
   transfer(stealId: string, ids: string[], victim: string, thief: string): Promise<string[]>
-  /** Who holds each id now. */
-  holders(ids: string[]): Promise<Map<string, string | null>>
+  /** Settle one of this worker's offers: the ids its transfer moved (none, for good, if it has not come). Same stealId, same answer. */
+  settleSteal(stealId: string): Promise<string[]>
   /** A finished action, success or failure. */
   reportResult(worker: string, item: T, outcome: RunOutcome): Promise<void>
   /** Ask `victim` for work. Rejects on timeout or failure. */
@@ -173,6 +175,8 @@ export class WorkerCore<T extends WorkItem> {
   private busy = 0
   /** Results being reported. */
   private reporting = 0
+  /** Ids being started, running or being reported. */
+  private readonly live = new Set<string>()
   private stealing = false
   /** A timer before the next steal attempt is pending. */
   private waitingToSteal: (() => void) | undefined
@@ -299,7 +303,19 @@ export class WorkerCore<T extends WorkItem> {
     const free = this.config.slots - this.busy
     if (free > 0 && this.deque.length > 0) {
       const batch: T[] = []
-      while (batch.length < free && this.deque.length > 0) batch.push(this.deque.pop()!)
+      while (batch.length < free && this.deque.length > 0) {
+        const item = this.deque.pop()!
+        // A second copy of an action this worker is already starting or running
+        // (a seed retried after a lost reply can deliver one) is dropped here; the
+        // ledger refuses a copy that comes up after the result is recorded.
+        if (this.live.has(item.id)) {
+          this.stats.notStarted++
+          continue
+        }
+        this.live.add(item.id)
+        batch.push(item)
+      }
+      if (batch.length === 0) return this.maybeSteal()
       this.busy += batch.length
       void this.port.startActions(this.config.id, batch.map((i) => i.id)).then(
         (allowed) => {
@@ -307,6 +323,7 @@ export class WorkerCore<T extends WorkItem> {
           for (const item of batch) {
             if (ok.has(item.id)) void this.run(item)
             else {
+              this.live.delete(item.id)
               this.release(1)
               this.stats.notStarted++
             }
@@ -316,6 +333,7 @@ export class WorkerCore<T extends WorkItem> {
         () => {
           // The coordinator did not answer: keep the actions, try again shortly.
           this.release(batch.length)
+          for (const item of batch) this.live.delete(item.id)
           this.deque.pushFront(batch)
           this.clock.after(this.config.retryBackoffMs, () => this.pump())
         },
@@ -346,6 +364,7 @@ export class WorkerCore<T extends WorkItem> {
       // Counted, not lost: the coordinator hands the action out again when it finds this worker's results missing.
       this.stats.reportFailures++
     } finally {
+      this.live.delete(item.id)
       this.reporting--
       this.notifyQuiet()
     }
@@ -467,23 +486,23 @@ export class WorkerCore<T extends WorkItem> {
     this.reconcileTimers.add(cancel)
   }
 
-  /** Take back what an offer did not move (the coordinator still names this worker). */
+  /** Take back what an offer did not move, as the coordinator settles it. */
   private async reconcile(stealId: string): Promise<void> {
     const items = this.offered.get(stealId)
     if (!items) return
-    let holders: Map<string, string | null>
+    let moved: Set<string>
     try {
-      holders = await this.port.holders(items.map((i) => i.id))
+      moved = new Set(await this.port.settleSteal(stealId))
     } catch {
       this.reconcileLater(stealId)
       return
     }
     this.offered.delete(stealId)
-    const back = items.filter((i) => holders.get(i.id) === this.config.id)
+    const back = items.filter((i) => !moved.has(i.id))
     if (back.length > 0) {
       this.stats.actionsTakenBack += back.length
       const n = this.deque.pushFront(back)
-      // Seeded work may have filled the queue meanwhile: keep the rest as an offer, reconcile again later.
+      // Seeded work may have filled the queue meanwhile: keep the rest (settled, so only ours) and try again later.
       if (n < back.length) {
         this.offered.set(stealId, back.slice(n))
         this.reconcileLater(stealId)

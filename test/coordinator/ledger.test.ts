@@ -153,4 +153,18 @@ describe('OwnershipLedger', () => {
     l.seed('b1/y', 'w1')
     assert.deepEqual(l.transfer('s1', ['b1/y'], 'w1', 'w2').accepted, ['b1/y'])
   })
+  it('settles a steal once: what the transfer moved, or nothing for good if it has not come', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['a', 'b', 'c']) l.seed(id, 'v')
+    // The transfer came first: the victim learns what moved.
+    assert.deepEqual(l.transfer('s1', ['a', 'b'], 'v', 't').accepted, ['a', 'b'])
+    assert.deepEqual(l.settle('s1'), ['a', 'b'])
+    // Stolen back by the victim before it settles s1: settling still says a and b moved (so it does not queue them twice).
+    assert.deepEqual(l.transfer('s2', ['a'], 't', 'v').accepted, ['a'])
+    assert.deepEqual(l.settle('s1'), ['a', 'b'])
+    // The victim settles before the transfer arrives: nothing moved, and the late transfer moves nothing.
+    assert.deepEqual(l.settle('s3'), [])
+    assert.deepEqual(l.transfer('s3', ['c'], 'v', 't').accepted, [])
+    assert.equal(l.ownerOf('c'), 'v')
+  })
 })
