@@ -39,6 +39,12 @@ const STOP_TIMEOUT_MS = 10_000
 
 const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
 
+/**
+ * V8 flags of local worker processes: a 1 MB young generation (default 16)
+ * keeps an idle worker's resident memory ~7 MB lower (bench/live-mesh, idle RSS).
+ */
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1']
+
 export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
   const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.log ? { log: opts.log } : {}) })
   const addr = `${coordinator.addrs[0]!}`
@@ -75,6 +81,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
       const p = spawn(
         process.execPath,
         [
+          ...WORKER_NODE_FLAGS,
           BLDR_BIN,
           'worker',
           '--coordinator',

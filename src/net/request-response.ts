@@ -99,7 +99,9 @@ export async function serveProtocol<Req, Res>(
       try {
         await lp.write(encodeFrame(reply, spec.maxFrameBytes, spec.id))
       } catch (err) {
-        log?.warn({ err, protocol: spec.id, from }, 'could not send a response; closing the stream')
+        // A peer that gave up waiting (its timeout) closes its stream: routine, not a fault here.
+        if (isEndOfStream(err)) log?.debug({ err, protocol: spec.id, from }, 'the peer closed the stream before the response')
+        else log?.warn({ err, protocol: spec.id, from }, 'could not send a response; closing the stream')
         stream.abort(err as Error)
         return
       }
