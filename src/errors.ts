@@ -107,3 +107,12 @@ export class SourceChangedError extends BldrError {
 export function isBldrError(err: unknown): err is BldrError {
   return err instanceof BldrError
 }
+
+/** The mesh could not be started or reached, so the build could not run there. */
+export class MeshUnavailableError extends BldrError {
+  override readonly name = 'MeshUnavailableError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+  }
+}

@@ -4,13 +4,14 @@
  * (a coordinator here, worker processes on 127.0.0.1) and stopped after it.
  */
 import type { Logger } from 'pino'
-import { openMeshBuild } from '../net/build-client.js'
+import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
 import type { SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
 import type { StrategyName } from '../../strategies/index.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createMeshExecutor } from './mesh-executor.js'
 import { PLATFORM, resolveTargets, type Project } from './project.js'
+import { MeshUnavailableError } from '../errors.js'
 
 export interface DistributedBuildOptions {
   targets?: readonly string[]
@@ -48,7 +49,20 @@ export interface DistributedBuildResult {
 
 export async function buildDistributed(project: Project, opts: DistributedBuildOptions): Promise<DistributedBuildResult> {
   let local: LocalMesh | undefined
-  try {
+  let session: MeshBuild | undefined
+  let before: Record<string, WorkerStatsWire | null> = {}
+  const ranBy = new Map<string, number>()
+  // Without a mesh no action can run: stop the whole build with one error, not one failure per action.
+  const meshDown = new AbortController()
+  let meshError: MeshUnavailableError | undefined
+  const connect = (): Promise<MeshBuild> =>
+    startMesh().catch((err: unknown) => {
+      meshError ??= new MeshUnavailableError(opts.coordinator ? (err as Error).message : `could not start the local mesh: ${(err as Error).message}`, { cause: err })
+      meshDown.abort(meshError)
+      throw meshError
+    })
+  /** The mesh is started (or reached) when the first action must run: a build the cache covers needs none. */
+  const startMesh = async (): Promise<MeshBuild> => {
     if (!opts.coordinator) {
       local = await startLocalMesh({
         workers: opts.localWorkers,
@@ -58,52 +72,54 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         ...(opts.log ? { log: opts.log } : {}),
       })
     }
-    const session = await openMeshBuild({
+    session = await openMeshBuild({
       coordinator: opts.coordinator ?? local!.addr,
       cas: project.cas,
       policy: opts.seedPolicy,
       ...(opts.log ? { log: opts.log } : {}),
     })
-    try {
-      opts.onMeshReady?.(
-        local
-          ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, seeding ${opts.seedPolicy}`
-          : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, seeding ${opts.seedPolicy}`,
-      )
-      const before = await session.workerStats()
-      const ranBy = new Map<string, number>()
-      const summary = await runBuild({
-        graph: project.graph,
-        roots: resolveTargets(project.graph, opts.targets ?? []),
-        root: project.root,
+    opts.onMeshReady?.(
+      local
+        ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, seeding ${opts.seedPolicy}`
+        : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, seeding ${opts.seedPolicy}`,
+    )
+    before = await session.workerStats()
+    return session
+  }
+  try {
+    const summary = await runBuild({
+      graph: project.graph,
+      roots: resolveTargets(project.graph, opts.targets ?? []),
+      root: project.root,
+      cas: project.cas,
+      actionCache: project.actionCache,
+      executor: createMeshExecutor({
+        connect,
         cas: project.cas,
-        actionCache: project.actionCache,
-        executor: createMeshExecutor({
-          session,
-          cas: project.cas,
-          sandbox: 'local',
-          slots: local ? opts.localWorkers * opts.parallelism : Math.max(1, session.workersAtOpen),
-          onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
-        }),
-        platform: PLATFORM,
-        keepGoing: opts.keepGoing ?? false,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-        ...(opts.log ? { log: opts.log } : {}),
-      })
+        sandbox: 'local',
+        slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
+        onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
+      }),
+      platform: PLATFORM,
+      keepGoing: opts.keepGoing ?? false,
+      signal: opts.signal ? AbortSignal.any([opts.signal, meshDown.signal]) : meshDown.signal,
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    })
+    if (meshError) throw meshError
+    const workers: Record<string, WorkerFigures> = {}
+    if (session) {
       const after = await session.workerStats()
-      const workers: Record<string, WorkerFigures> = {}
       // Workers still in the mesh, and any that ran actions of this build and left.
       for (const id of new Set([...Object.keys(after), ...ranBy.keys()])) {
         const s = after[id]
         workers[id] = { actionsRun: ranBy.get(id) ?? 0, stats: s ? statsSince(before[id] ?? null, s) : null }
       }
-      return { summary, workers, seedPolicy: opts.seedPolicy, strategy: local ? opts.strategy : 'per worker' }
-    } finally {
-      await session.close()
     }
+    return { summary, workers, seedPolicy: opts.seedPolicy, strategy: opts.coordinator ? 'per worker' : opts.strategy }
   } finally {
     project.actionCache.close()
+    await session?.close()
     await local?.stop()
   }
 }

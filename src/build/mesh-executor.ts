@@ -47,7 +47,8 @@ export class RemoteExecutionError extends BldrError {
 }
 
 export interface MeshExecutorInit {
-  session: MeshSession
+  /** Opens the build on the mesh; called when the first action must run (a build the cache covers starts no mesh). */
+  connect: () => Promise<MeshSession>
   cas: CasStore
   /** The sandbox the workers run actions in (part of every action key). */
   sandbox: SandboxName
@@ -67,23 +68,28 @@ interface Waiting {
 }
 
 export function createMeshExecutor(init: MeshExecutorInit): Executor {
-  const { session, cas } = init
+  const { cas } = init
   const waiting = new Map<string, Waiting>()
   /** Which worker made each generated blob: workers fetch it from there first. */
   const producedBy = new Map<Digest, string>()
-  session.setHandlers({
-    started: (ids) => {
-      for (const id of ids) waiting.get(id)?.onStart()
-    },
-    result: (id, worker, report) => {
-      const w = waiting.get(id)
-      if (!w) return
-      waiting.delete(id)
-      w.resolve({ worker, report })
-    },
-  })
+  let connected: Promise<MeshSession> | undefined
+  const connect = (): Promise<MeshSession> =>
+    (connected ??= init.connect().then((session) => {
+      session.setHandlers({
+        started: (ids) => {
+          for (const id of ids) waiting.get(id)?.onStart()
+        },
+        result: (id, worker, report) => {
+          const w = waiting.get(id)
+          if (!w) return
+          waiting.delete(id)
+          w.resolve({ worker, report })
+        },
+      })
+      return session
+    }))
 
-  const fetchFrom = async (worker: string, digests: Digest[]): Promise<void> => {
+  const fetchFrom = async (session: MeshSession, worker: string, digests: Digest[]): Promise<void> => {
     await Promise.all(
       [...new Set(digests)].map(async (d) => {
         if (!(await cas.has(d))) await session.fetchBlob(d, worker)
@@ -96,6 +102,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     slots: init.slots,
     maxInFlight: MAX_IN_FLIGHT,
     execute: async (action, inputs, { signal, onStart }) => {
+      const session = await connect()
       const id = `${session.buildId}/${action.id}`
       const payload: ActionPayload = {
         v: 1,
@@ -133,7 +140,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
       init.onRan?.(action.id, worker)
       const exec = report.exec
       if (!report.ok || !exec) throw new RemoteExecutionError(action.id, worker, report.error ?? 'no report of the run')
-      await fetchFrom(worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
+      await fetchFrom(session, worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
       for (const o of exec.outputs) producedBy.set(o.digest, worker)
       const [stdout, stderr] = await Promise.all([cas.getBytes(exec.stdout), cas.getBytes(exec.stderr)])
       const result: SandboxResult = {

@@ -59,7 +59,8 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
         return res as Extract<BuildResponse, { type: K }>
       } catch (err) {
         if (err instanceof ProtocolError || attempt >= CALL_ATTEMPTS) throw err
-        log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
+        // Debug: the final failure is reported to the user; the attempts before it are detail.
+        log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
       }
     }
   }

@@ -76,6 +76,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         const again = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '2'])
         assertBuilt(again)
         assert.match(again.stdout, /0 executed, 15 cached/)
+        assert.doesNotMatch(again.stderr, /local mesh/, 'nothing to run, so no mesh was started')
       }),
     )
   })
@@ -142,7 +143,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     })
   })
 
-  it('rejects mesh flags without --distributed, and --local-workers with --coordinator', async () => {
+  it('rejects mesh flags without --distributed, --local-workers with --coordinator, and says when the coordinator is unreachable', async () => {
     await withProject(copyExample(), async (dir) => {
       const a = await runCli(['build', '-C', dir, '--seed-policy', 'single'])
       assert.equal(a.code, 2)
@@ -150,6 +151,10 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const b = await runCli(['build', '-C', dir, '--coordinator', '/ip4/127.0.0.1/tcp/1', '--local-workers', '2'])
       assert.equal(b.code, 2)
       assert.match(b.stderr, /--local-workers applies to the local mesh/)
+      const down = await runCli(['build', '-C', dir, '--coordinator', '/ip4/127.0.0.1/tcp/1'])
+      assert.equal(down.code, 1)
+      assert.match(down.stderr, /^bldr: cannot reach the coordinator at \/ip4\/127\.0\.0\.1\/tcp\/1: .*ECONNREFUSED/m)
+      assert.doesNotMatch(down.stdout, /FAILED/, 'one error for the build, not one per action')
       const c = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'singel'])
       assert.equal(c.code, 2)
       assert.match(c.stderr, /invalid --seed-policy: must be one of round-robin, least-loaded, single \(got "singel"\) \(did you mean "single"\?\)/)
