@@ -90,8 +90,11 @@ async function stopAll(procs: ChildProcess[]): Promise<void> {
   )
 }
 
+/** Bench fixtures run with the local mesh's worker flags, as `bldr build --distributed` runs its workers. */
 const node = (script: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> =>
-  spawnReady(process.execPath, [join(REPO, 'dist', 'bench', 'fixtures', script), ...args])
+  spawnReady(process.execPath, [...WORKER_NODE_FLAGS, ...EXTRA_NODE_FLAGS, join(REPO, 'dist', 'bench', 'fixtures', script), ...args])
+/** More node flags for fixture processes, e.g. BLDR_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the workers. */
+const EXTRA_NODE_FLAGS = (process.env['BLDR_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean)
 
 /** A coordinator here and `n` bench workers (noop or sleep), registered. */
 async function mesh(n: number, mode: 'noop' | 'sleep', slots: number, strategy = 'power-of-two'): Promise<{ coordinator: CoordinatorService; workers: { proc: ChildProcess; id: string }[]; stop: () => Promise<void> }> {

@@ -40,10 +40,13 @@ const STOP_TIMEOUT_MS = 10_000
 const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
 
 /**
- * V8 flags of local worker processes: a 1 MB young generation (default 16)
- * keeps an idle worker's resident memory ~7 MB lower (bench/live-mesh, idle RSS).
+ * Node flags of local worker processes: a 1 MB young generation (default 16)
+ * and one V8 platform thread (default: one per core) keep an idle worker's
+ * resident memory ~12 MB lower (bench/live-mesh, idle RSS). A worker's CPU goes
+ * to the commands it runs, not to V8's background compilation and GC.
+ * `bldr worker` started by hand takes them from NODE_OPTIONS.
  */
-export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1']
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1']
 
 export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
   const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.log ? { log: opts.log } : {}) })
