@@ -69,6 +69,11 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         parallelism: opts.parallelism,
         strategy: opts.strategy,
         logLevel: opts.workerLogLevel ?? 'warn',
+        // Until reassignment of a dead worker's actions exists (faults), its actions would never finish: stop the build.
+        onWorkerLost: (err) => {
+          meshError ??= new MeshUnavailableError(`${err.message}; the actions it held cannot be finished (handing them to other workers is not implemented yet)`, { cause: err })
+          meshDown.abort(meshError)
+        },
         ...(opts.log ? { log: opts.log } : {}),
       })
     }

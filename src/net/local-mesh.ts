@@ -20,6 +20,8 @@ export interface LocalMeshOptions {
   strategy: StrategyName
   /** The workers' log level (their logs go to this process's stderr). */
   logLevel: string
+  /** A worker process ended while the mesh was up (not by `stop`). */
+  onWorkerLost?: (err: Error) => void
   log?: Logger
 }
 
@@ -55,7 +57,10 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
   const procs: ChildProcess[] = []
   const exited = new Map<ChildProcess, Promise<void>>()
 
+  let stopping = false
+  let ready = false
   const stop = async (): Promise<void> => {
+    stopping = true
     // Closing a worker's stdin tells it to leave the mesh and exit.
     await Promise.all(
       procs.map(async (p) => {
@@ -110,7 +115,9 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         p,
         new Promise((resolve) =>
           p.once('exit', (code, signal) => {
-            failure?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${signal ?? `code ${code}`} before the mesh was ready`))
+            const how = signal ?? `code ${code}`
+            failure?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${how} before the mesh was ready`))
+            if (ready && !stopping) opts.onWorkerLost?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${how} during the build`))
             resolve()
           }),
         ),
@@ -118,6 +125,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
     }
     await Promise.race([coordinator.waitForWorkers(opts.workers, START_TIMEOUT_MS), failed])
     failure = undefined
+    ready = true
   } catch (err) {
     await stop()
     throw err

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -42,6 +42,19 @@ async function readStats(path: string): Promise<MeshStats> {
 
 function sum(ws: MeshStats['mesh']['workers'], f: (w: MeshStats['mesh']['workers'][number]) => number): number {
   return ws.reduce((a, w) => a + f(w), 0)
+}
+
+/** Processes whose parent is `pid` (from /proc). */
+async function childPids(pid: number): Promise<number[]> {
+  const out: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    // pid (comm) state ppid …: comm may contain spaces, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid === pid) out.push(Number(entry))
+  }
+  return out.sort((a, b) => a - b)
 }
 
 function assertBuilt(r: CliResult): void {
@@ -140,6 +153,30 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const stats = await readStats(statsFile)
       assertExactlyOnce(stats, n + 1)
       assert.ok(sum(stats.mesh.workers, (w) => w.steals?.actionsStolen ?? 0) > 0)
+    })
+  })
+
+  it('a local worker killed mid-build stops the build with one clear error, and no process is left behind', async () => {
+    await withProject(makeProject(sleepProject(20, 0.3)), async (dir) => {
+      const build = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir, '--distributed', '--local-workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let stderr = ''
+      build.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+      const exited = new Promise<number | null>((resolve) => build.once('exit', (code) => resolve(code)))
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the build showed no progress')), 30_000)
+        createInterface({ input: build.stdout }).on('line', (line) => {
+          if (!/^\[1\//.test(line)) return
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+      const workers = await childPids(build.pid!)
+      assert.equal(workers.length, 2, `the build's worker processes: ${workers.join(', ')}`)
+      process.kill(workers[0]!, 'SIGKILL')
+      assert.equal(await exited, 1, stderr)
+      assert.match(stderr, new RegExp(`bldr: local worker \\d \\(pid ${workers[0]}\\) exited with SIGKILL during the build; the actions it held cannot be finished`))
+      assert.deepEqual(await childPids(build.pid!), [])
+      assert.throws(() => process.kill(workers[1]!, 0), /ESRCH/, 'the other worker was stopped')
     })
   })
 
