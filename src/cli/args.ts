@@ -1,7 +1,7 @@
 /** Command line parsing on `node:util` parseArgs, with errors that say what and how to fix. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UsageError } from '../errors.js'
-import { didYouMean } from '../graph/build-file.js'
+import { didYouMean } from '../graph/suggest.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 

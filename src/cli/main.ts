@@ -1,7 +1,7 @@
 /** The `bldr` command: dispatch to a subcommand; expected errors as one line, bugs with a stack. */
 import { readFileSync } from 'node:fs'
 import { ExitCode, isBldrError, UsageError } from '../errors.js'
-import { didYouMean } from '../graph/build-file.js'
+import { didYouMean } from '../graph/suggest.js'
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   // Each command is loaded when it runs: the mesh's libp2p stack alone takes ~0.4 s to load.

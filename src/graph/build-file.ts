@@ -2,7 +2,6 @@
  * BUILD.yaml text → a checked `BuildFileSpec`, or every problem at once, each
  * naming the file, the line and key path, and the rule broken.
  */
-import { distance } from 'fastest-levenshtein'
 import { ZodArray, ZodDefault, ZodNullable, ZodObject, ZodOptional, ZodRecord, type z } from 'zod'
 import { BuildFileError, BuildFileErrors } from '../errors.js'
 import {
@@ -14,6 +13,7 @@ import {
   type CcRuleSpec,
   type ToolchainSpec,
 } from './schema.js'
+import { didYouMean } from './suggest.js'
 import { YamlSource, type KeyPath } from './yaml-source.js'
 
 export interface BuildFileSpec {
@@ -21,25 +21,6 @@ export interface BuildFileSpec {
   actions: Map<string, ActionSpec>
   targets: Map<string, CcRuleSpec>
   toolchain: ToolchainSpec
-}
-
-/** The closest of `candidates` to `word`, if it is close enough to be a likely typo. */
-export function suggest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase())
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
-}
-
-export function didYouMean(word: string, candidates: Iterable<string>): string {
-  const s = suggest(word, candidates)
-  return s ? ` (did you mean "${s}"?)` : ''
 }
 
 export function parseBuildFile(text: string, file: string): BuildFileSpec {

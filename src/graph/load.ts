@@ -17,7 +17,8 @@ import {
   type Capabilities,
   type Mnemonic,
 } from './action.js'
-import { didYouMean, type BuildFileSpec } from './build-file.js'
+import type { BuildFileSpec } from './build-file.js'
+import { didYouMean } from './suggest.js'
 import { BuildGraph } from './dag.js'
 import { checkProjectPath, isGlob, RULE_OUTPUT_DIR } from './paths.js'
 import { durationToMs, sizeToBytes, type CapabilitiesSpec, type CcRuleSpec } from './schema.js'
