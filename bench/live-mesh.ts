@@ -2,7 +2,7 @@
  * bench/live-mesh: the mesh's own costs on loopback, with real worker
  * processes and real libp2p, measured side by side in one run.
  *
- *   node dist/bench/live-mesh.js [--actions 20000] [--rounds 3] [--quick] [--only roundtrip|noop|speedup|rss]
+ *   node dist/bench/live-mesh.js [--actions 20000] [--sleep-actions 64,256] [--rounds 3] [--quick] [--only roundtrip|noop|speedup|rss]
  *
  * 1. Round trip: a steal request/response (`/bldr/steal/1.0.0` on a reused
  *    stream, answered by a worker process) against a raw `node:net`
@@ -12,7 +12,8 @@
  *    delivery). Target: ≥ 10,000 actions/s.
  * 3. Speedup of sleep actions at 1/2/4/8 workers, all seeded on one worker
  *    (`single`), so the others get work only by stealing; steal success rate
- *    and the round trips thieves saw. Target: success ≥ 90%.
+ *    and the round trips thieves saw. Two build sizes: 64 actions (8 per worker
+ *    at 8 workers, so the build's tail dominates) and 256. Target: success ≥ 90%.
  * 4. Idle RSS of a real `bldr worker` process. Target: ≤ 80 MB.
  *
  * Prints a table and writes bench/results/live-mesh.json.
@@ -45,6 +46,8 @@ const { values } = parseArgs({
     actions: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
+    /** Sizes of the speedup part's builds (sleep actions), comma-separated. */
+    'sleep-actions': { type: 'string', default: '64,256' },
     /** Run one part only: roundtrip, noop, speedup, rss. */
     only: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench', 'results', 'live-mesh.json') },
@@ -223,9 +226,8 @@ async function noopThroughput(): Promise<object> {
 }
 
 // ---------------------------------------------------------------- 3. speedup
-async function speedup(): Promise<object> {
+async function speedup(n: number): Promise<object> {
   const counts = quick ? [1, 2, 4] : [1, 2, 4, 8]
-  const n = quick ? 32 : 64
   const sleepMs = 100
   const policy: SeedPolicy = 'single'
   const rows: { workers: number; seconds: number; speedup?: number; efficiency?: number; attempted: number; granted: number; refused: number; failed: number; stolen: number; stealRttMs: number[] }[] = []
@@ -343,11 +345,18 @@ if (want('noop')) {
   console.log(`no-op        ${fmt(tp.actionsPerSecond, 0)} actions/s through 4 workers (rounds: ${tp.perRound.map((x) => fmt(x, 0)).join(', ')}; target ≥ 10000)`)
 }
 if (want('speedup')) {
-  const sp = (await speedup()) as { rows: { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
-  report['speedup'] = sp
-  console.log('speedup      workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
-  for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
-  console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
+  type Row = { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }
+  const sizes = quick ? [32] : values['sleep-actions'].split(',').map(Number)
+  const all: Record<string, unknown> = {}
+  for (const n of sizes) {
+    const sp = (await speedup(n)) as { rows: Row[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
+    all[`actions${n}`] = sp
+    console.log(`speedup      ${n} actions of 100 ms, all seeded on one worker`)
+    console.log('             workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
+    for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
+    console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
+  }
+  report['speedup'] = all
 }
 if (want('rss')) {
   const rss = (await idleRss()) as { rssMB: Record<string, number> }
