@@ -80,6 +80,8 @@ interface Build {
   events: Batcher<BuildEvent, void>
   /** Next worker in round-robin order. */
   cursor: number
+  /** Workers whose addresses the client was sent. */
+  toldAddrs: Set<string>
 }
 
 export interface CoordinatorServiceOptions {
@@ -211,6 +213,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       policy,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
       cursor: 0,
+      toldAddrs: new Set(),
       events: new Batcher<BuildEvent, void>(async (events) => {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -288,7 +291,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
             if (outcome === 'recorded') {
               submitted.delete(id)
-              emit(buildOf(id), { type: 'result', id, worker: from, addrs: registered.get(from)?.addrs ?? [], report })
+              const b = buildOf(id)
+              // A worker's addresses go to a client once per build (it dials the worker for outputs only if a push failed).
+              const addrs = b && !b.toldAddrs.has(from) ? (b.toldAddrs.add(from), registered.get(from)?.addrs ?? []) : []
+              emit(b, { type: 'result', id, worker: from, addrs, report })
             } else log?.warn({ action: id, worker: from, outcome }, 'a result was not recorded as new')
             for (const l of resultListeners) l({ id, worker: from, report, outcome })
             return outcome

@@ -124,7 +124,7 @@ export const DEFAULT_WORKER_CONFIG = {
   offerTimeoutMs: 1_000,
   staleAfterMs: 30_000,
   announceIntervalMs: 10_000,
-  minAnnounceGapMs: 20,
+  minAnnounceGapMs: 50,
 } as const
 
 export interface WorkerStats {
