@@ -194,6 +194,8 @@ export class WorkerCore<T extends WorkItem> {
   private seq = 0
   private lastAnnounced: { at: number; queueDepth: number; executing: number } | undefined
   private cancelAnnounce: (() => void) | undefined
+  /** An announcement is due when the rate limit's gap ends. */
+  private trailingAnnounce = false
 
   constructor(
     readonly config: WorkerConfig,
@@ -543,14 +545,31 @@ export class WorkerCore<T extends WorkItem> {
     })
   }
 
-  /** Announce now if the load changed significantly since the last announcement (rate-limited). */
+  /**
+   * Announce if the load changed significantly since the last announcement,
+   * at most once per `minAnnounceGapMs`. A change that comes sooner is announced
+   * when the gap ends (if it still stands), so peers never keep a stale figure
+   * until the next interval: that is what thieves would keep asking in vain.
+   */
   private maybeAnnounce(): void {
     const last = this.lastAnnounced
-    if (!last || this.stopped) return
-    if (this.clock.now() - last.at < this.config.minAnnounceGapMs) return
+    if (!last || this.stopped || !this.loadChangedSince(last)) return
+    const wait = last.at + this.config.minAnnounceGapMs - this.clock.now()
+    if (wait <= 0) {
+      this.announce()
+      return
+    }
+    if (this.trailingAnnounce) return
+    this.trailingAnnounce = true
+    this.clock.after(wait, () => {
+      this.trailingAnnounce = false
+      this.maybeAnnounce()
+    })
+  }
+
+  private loadChangedSince(last: { queueDepth: number }): boolean {
     const q = this.deque.length
-    const changed = Math.abs(q - last.queueDepth) >= Math.max(2, last.queueDepth / 4) || (q === 0) !== (last.queueDepth === 0) || (q >= this.config.minVictimQueue) !== (last.queueDepth >= this.config.minVictimQueue)
-    if (changed) this.announce()
+    return Math.abs(q - last.queueDepth) >= Math.max(2, last.queueDepth / 4) || (q === 0) !== (last.queueDepth === 0) || (q >= this.config.minVictimQueue) !== (last.queueDepth >= this.config.minVictimQueue)
   }
 }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { createRng, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
-import { DEFAULT_WORKER_CONFIG, WorkerCore } from '../../src/worker/worker-core.js'
+import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort } from '../../src/worker/worker-core.js'
 
 interface Item {
   id: string
@@ -133,5 +133,37 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     const r = await runMesh({ workers: 1, slots: 2, actions: 50, durationMs: 10, strategy: 'power-of-two', seed: 4 })
     assertExactlyOnce(r, 50)
     assert.equal(r.workers[0]!.stats.stealsAttempted, 0)
+  })
+  it('a load change inside the announce gap is announced when the gap ends, so peers do not keep a stale queue depth', async () => {
+    const clock = new VirtualClock()
+    const sent: { atMs: number; queueDepth: number }[] = []
+    const port: MeshPort<Item> = {
+      startActions: async (_w, ids) => ids,
+      transfer: async () => [],
+      settleSteal: async () => [],
+      reportResult: async () => {},
+      requestSteal: async () => ({ refused: 'test' }),
+      announce: (_w, a) => sent.push({ atMs: clock.now(), queueDepth: a.queueDepth }),
+    }
+    const worker = new WorkerCore<Item>(
+      { ...DEFAULT_WORKER_CONFIG, id: 'w0', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(1), platform: 'linux-x64', sandboxes: ['local'], minAnnounceGapMs: 50, announceIntervalMs: 10_000 },
+      port,
+      (item) => new Promise((resolve) => clock.after(item.durationMs, () => resolve({ ok: true }))),
+      clock,
+    )
+    worker.start()
+    clock.after(100, () => {
+      // Ten actions of 1 ms: announced at once (queue 10), and empty 10 ms later, well inside the 50 ms gap.
+      worker.seed(Array.from({ length: 10 }, (_, i) => ({ id: `a${i}`, durationMs: 1 })))
+    })
+    await clock.run({ untilMs: 300 })
+    worker.stop()
+    assert.deepEqual(
+      sent.map((a) => a.queueDepth),
+      [0, 9, 0],
+      `start, the seeded queue, then empty: ${JSON.stringify(sent)}`,
+    )
+    assert.equal(sent[2]!.atMs, 150, `the empty queue went out when the gap ended, not at the next interval: ${JSON.stringify(sent)}`)
+    for (let i = 1; i < sent.length; i++) assert.ok(sent[i]!.atMs - sent[i - 1]!.atMs >= 50, `rate limit kept: ${JSON.stringify(sent)}`)
   })
 })
