@@ -135,7 +135,13 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         if (signal.aborted) onAbort()
         else signal.addEventListener('abort', onAbort, { once: true })
       })
-      await session.submit({ id, payload })
+      try {
+        await session.submit({ id, payload })
+      } catch (err) {
+        waiting.delete(id)
+        done.catch(() => {})
+        throw err
+      }
       const { worker, report } = await done
       init.onRan?.(action.id, worker)
       const exec = report.exec

@@ -111,7 +111,9 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       const parsed = resultReportSchema.safeParse(outcome.detail)
       const report: ResultReport = parsed.success ? parsed.data : outcome.ok ? { ok: true } : { ok: false, error: describe(outcome.detail) }
       const recorded = await results.add({ id: item.id, report })
-      if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
+      // 'unknown': the build was closed meanwhile (its client stopped), which is routine; a duplicate or conflict is not.
+      if (recorded === 'unknown') log?.debug({ action: item.id }, 'a result for a build that is closed')
+      else if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
     },
     requestSteal: async (_thief, victim, req, { timeoutMs }) => (await steal.request(peerIdFromString(victim), req, { timeoutMs })) as StealReply<WireItem>,
     announce: (_worker, a) => {
@@ -151,7 +153,9 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       if (!casClient) throw new Error('this worker has no store to push from')
       const peer = await reach(to)
       const unique = [...new Set(digests)]
-      const has = new Set(await casClient.has(peer, unique))
+      const has = new Set<string>()
+      // A has-request names at most 512 digests.
+      for (let i = 0; i < unique.length; i += 512) for (const d of await casClient.has(peer, unique.slice(i, i + 512))) has.add(d)
       await Promise.all(unique.filter((d) => !has.has(d)).map((d) => casClient.push(peer, d)))
     },
   }
