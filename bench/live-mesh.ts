@@ -26,14 +26,13 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
 import { openCasStore } from '../src/cas/store.js'
 import { openMeshBuild } from '../src/net/build-client.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
+import { parseMultiaddr, parsePeerId } from '../src/net/node.js'
 import { ProtocolClient } from '../src/net/request-response.js'
-import { multiaddr } from '@multiformats/multiaddr'
 import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { BENCH_ECHO } from './fixtures/libp2p-echo.js'
 import type { ActionPayload } from '../src/worker/action-payload.js'
@@ -153,8 +152,8 @@ async function roundTrips(): Promise<object> {
   try {
     const client = new ProtocolClient(m.coordinator.node, STEAL_PROTOCOL)
     const bareClient = new ProtocolClient(m.coordinator.node, BENCH_ECHO)
-    const bareAddr = multiaddr(bare.value)
-    const victim = peerIdFromString(m.workers[0]!.id)
+    const bareAddr = parseMultiaddr(bare.value)
+    const victim = parsePeerId(m.workers[0]!.id)
     const steal: number[] = []
     const echoes: number[] = []
     const bares: number[] = []

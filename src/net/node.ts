@@ -15,7 +15,8 @@ import { identify, type Identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -54,6 +55,11 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
 
 export function parseMultiaddr(text: string): Multiaddr {
   return multiaddr(text)
+}
+
+/** A peer id from its string form (what the ledger and the wire carry). */
+export function parsePeerId(text: string): PeerId {
+  return peerIdFromString(text)
 }
 
 /** The key in `file`, or a new Ed25519 key written there (mode 0600). */
