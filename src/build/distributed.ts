@@ -8,6 +8,7 @@ import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
 import type { SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
 import type { StrategyName } from '../../strategies/index.js'
+import type { AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createMeshExecutor } from './mesh-executor.js'
 import { PLATFORM, resolveTargets, type Project } from './project.js'
@@ -23,6 +24,8 @@ export interface DistributedBuildOptions {
   parallelism: number
   strategy: StrategyName
   seedPolicy: SeedPolicy
+  /** The sandbox actions must run in; only workers that offer it take them. Default local. */
+  sandbox?: AvailableSandbox
   /** Log level of local workers. */
   workerLogLevel?: string
   keepGoing?: boolean
@@ -68,6 +71,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         workers: opts.localWorkers,
         parallelism: opts.parallelism,
         strategy: opts.strategy,
+        sandbox: opts.sandbox ?? 'local',
         logLevel: opts.workerLogLevel ?? 'warn',
         // Until reassignment of a dead worker's actions exists (faults), its actions would never finish: stop the build.
         onWorkerLost: (err) => {
@@ -101,7 +105,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       executor: createMeshExecutor({
         connect,
         cas: project.cas,
-        sandbox: 'local',
+        sandbox: opts.sandbox ?? 'local',
         slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
         onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
       }),

@@ -15,7 +15,7 @@ import { didYouMean } from '../graph/suggest.js'
 import type { BuildGraph } from '../graph/dag.js'
 import { loadBuildGraph } from '../graph/load.js'
 import { STATE_DIR } from '../graph/paths.js'
-import { createLocalSandbox } from '../../sandbox/local.js'
+import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createFsSourceTree } from './fs-source-tree.js'
 import { createSandboxExecutor } from './sandbox-executor.js'
@@ -81,6 +81,8 @@ export function resolveTargets(graph: BuildGraph, names: readonly string[]): str
 export interface LocalBuildOptions {
   targets?: readonly string[]
   jobs: number
+  /** Default: local. */
+  sandbox?: AvailableSandbox
   keepGoing?: boolean
   /** Keep scratch folders of failed actions under .bldr/scratch. */
   keepFailed?: boolean
@@ -92,7 +94,7 @@ export interface LocalBuildOptions {
 export const PLATFORM = `${process.platform}-${process.arch}`
 
 export async function buildLocally(project: Project, opts: LocalBuildOptions): Promise<BuildSummary> {
-  const sandbox = createLocalSandbox({
+  const sandbox = createSandbox(opts.sandbox ?? 'local', {
     cas: project.cas,
     scratchRoot: join(project.stateDir, 'scratch'),
     slots: opts.jobs,

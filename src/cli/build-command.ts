@@ -10,10 +10,9 @@ import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategie
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
+import { isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { ProgressReporter } from './progress.js'
-import { LOCAL_ISOLATION_NOTE } from '../../sandbox/local.js'
 
-export const SANDBOXES = ['local'] as const
 
 export const BUILD_HELP = `Usage: bldr build [targets…] [options]
 
@@ -27,7 +26,7 @@ Options:
   -f, --file FILE       the build file, relative to DIR (default: BUILD.yaml)
   -j, --jobs N          actions run at once (default: ${availableParallelism()}, the number of cores)
   -k, --keep-going      after a failure, keep building what does not depend on it
-      --sandbox NAME    where actions run: ${SANDBOXES.join(', ')} (default: local)
+      --sandbox NAME    where actions run: ${SANDBOX_NAMES.join(', ')} (default: local)
       --stats FILE      write the build's figures as JSON to FILE
       --keep-failed     keep the folders of failed actions (under .bldr/scratch, until the next build)
       --log-level LEVEL ${LOG_LEVELS.join(', ')}, silent (default: warn); logs go to stderr as JSON
@@ -70,7 +69,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return ExitCode.ok
   }
   const jobs = parseIntFlag('--jobs', values.jobs, 1, availableParallelism())
-  parseChoiceFlag('--sandbox', values.sandbox, SANDBOXES, 'local')
+  const sandboxName = parseChoiceFlag('--sandbox', values.sandbox, SANDBOX_NAMES, 'local')
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'warn')
   const log = createLogger(level)
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
@@ -88,7 +87,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const project = await openProject({ dir: values.directory, file: values.file, log })
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)
-  process.stderr.write(`bldr: ${LOCAL_ISOLATION_NOTE}\n`)
+  process.stderr.write(`bldr: ${isolationNote(sandboxName)}\n`)
 
   const interrupt = new AbortController()
   const onSigint = (): void => interrupt.abort(new Error('interrupted'))
@@ -107,6 +106,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         parallelism: Math.ceil(jobs / localWorkers),
         strategy,
         seedPolicy,
+        sandbox: sandboxName,
         workerLogLevel: level,
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
@@ -119,6 +119,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       summary = await buildLocally(project, {
         targets: positionals,
         jobs,
+        sandbox: sandboxName,
         keepGoing: values['keep-going'] ?? false,
         keepFailed: values['keep-failed'] ?? false,
         signal: interrupt.signal,
@@ -131,18 +132,18 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSigint)
   }
   progress.finish(summary)
-  if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
+  if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs, sandboxName), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
 }
 
 /** The `--stats` document. Field names are stable: other tools read them. */
-export function statsJson(s: BuildSummary, jobs: number): object {
+export function statsJson(s: BuildSummary, jobs: number, sandbox: string): object {
   return {
     version: 1,
     ok: s.ok,
     jobs,
-    sandbox: 'local',
+    sandbox,
     wallTimeMs: round(s.wallTimeMs),
     total: s.total,
     executed: s.executed,

@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
 import { createActionRunner } from '../worker/action-runner.js'
-import { createLocalSandbox } from '../../sandbox/local.js'
+import { createSandbox, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
 
@@ -28,7 +28,7 @@ Options:
       --strategy NAME      how to pick a victim to steal from: ${Object.keys(STRATEGIES).join(', ')} (default: ${DEFAULT_STRATEGY})
       --data-dir DIR       the worker's store and node key, one worker per folder (default: ${DEFAULT_DATA_DIR})
       --listen ADDR        multiaddr to listen on for peers (default: /ip4/0.0.0.0/tcp/0)
-      --sandbox NAME       where actions run: local (default: local)
+      --sandbox NAME       where actions run: ${SANDBOX_NAMES.join(', ')} (default: local)
       --seed N             seed of the worker's random choices (default: 1)
       --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
       --stop-when-stdin-closes
@@ -62,7 +62,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const coordinator = requireFlag('worker', '--coordinator', values.coordinator)
   const slots = parseIntFlag('--parallelism', values.parallelism, 1, availableParallelism())
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
-  parseChoiceFlag('--sandbox', values.sandbox, ['local'] as const, 'local')
+  const sandboxName = parseChoiceFlag('--sandbox', values.sandbox, SANDBOX_NAMES, 'local')
   const seed = parseIntFlag('--seed', values.seed, 0, 1)
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
   const log = createLogger(level)
@@ -72,7 +72,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
   mkdirSync(scratchRoot, { recursive: true })
-  const sandbox = createLocalSandbox({ cas, scratchRoot, slots, log })
+  const sandbox = createSandbox(sandboxName, { cas, scratchRoot, slots, log })
   const daemon = await startWorkerDaemon({
     coordinator,
     slots,
@@ -82,7 +82,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     keyFile: join(dataDir, 'peer-key'),
     cas,
     runner: (blobs) => createActionRunner({ cas, sandbox, blobs, log }),
-    config: { sandboxes: ['local'] },
+    config: { sandboxes: [sandboxName] },
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
     log,
   })

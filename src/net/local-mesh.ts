@@ -18,6 +18,8 @@ export interface LocalMeshOptions {
   /** Slots per worker. */
   parallelism: number
   strategy: StrategyName
+  /** The sandbox the workers run actions in. */
+  sandbox: string
   /** The workers' log level (their logs go to this process's stderr). */
   logLevel: string
   /** A worker process ended while the mesh was up (not by `stop`). */
@@ -102,6 +104,8 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           String(opts.parallelism),
           '--strategy',
           opts.strategy,
+          '--sandbox',
+          opts.sandbox,
           '--seed',
           String(w + 1),
           '--log-level',

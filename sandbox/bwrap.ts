@@ -1,0 +1,105 @@
+/**
+ * The bubblewrap backend: the scratch folder of the local backend, with the
+ * command started inside fresh namespaces (user, mount, pid, network, ipc,
+ * uts, cgroup) by `bwrap`. Inside, the action sees:
+ *
+ * - its scratch folder at a fixed path, `/bldr/root` (so paths in its outputs
+ *   do not depend on where the folder is), holding only its declared inputs;
+ *   the inputs are read-only to it (it runs as an unprivileged user);
+ * - the toolchain read-only: /usr (with /bin, /lib, /lib64, /sbin as on the
+ *   host) and the few files of /etc that compilers need;
+ * - its own /tmp (if `writeTmp`) and HOME at /bldr/home (read-only unless
+ *   `writeHome`), both emptied between actions;
+ * - no network (unless `network`), a read-only root, its own /proc and /dev.
+ *
+ * Nothing of the project, the store or the rest of the machine is visible.
+ * Resource limits (maxCpu, maxMemory) need cgroups, which this backend does not
+ * set up yet: an action that asks for one is refused, not run without it.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, lstatSync, readlinkSync } from 'node:fs'
+import { isAbsolute } from 'node:path'
+import { createScratchSandbox, type ScratchBackendInit } from './scratch-backend.js'
+import { SandboxError, type Sandbox } from './types.js'
+
+export const BWRAP_ISOLATION_NOTE = 'sandbox bwrap: each action in its own namespaces with only its declared inputs, the toolchain read-only, no network'
+
+/** Where the action's folders appear inside the sandbox. */
+export const BWRAP_EXEC_ROOT = '/bldr/root'
+const BWRAP_HOME = '/bldr/home'
+/** The unprivileged user actions run as inside (so the read-only inputs really are read-only to them). */
+const SANDBOX_UID = '1000'
+
+/** Top-level folders that are symlinks into /usr on merged-/usr systems (bound as they are on the host). */
+const USR_ALIASES = ['/bin', '/lib', '/lib32', '/lib64', '/sbin']
+/** Files of /etc a toolchain reads: the dynamic linker's cache and Debian's alternatives (`cc` → gcc). */
+const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/alternatives']
+/** What a command with network access needs to resolve names. */
+const NETWORK_ETC_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf']
+
+export interface BwrapSandboxInit extends ScratchBackendInit {
+  /** The bwrap program (default: found on PATH). */
+  bwrapPath?: string
+}
+
+/** The bwrap program, checked to work here; a SandboxError saying how to get it otherwise. */
+export function findBwrap(path?: string): string {
+  const candidates = path ? [path] : (process.env['PATH'] ?? '/usr/bin:/bin').split(':').map((d) => `${d}/bwrap`)
+  const found = candidates.find((c) => existsSync(c))
+  if (!found) throw new SandboxError('bwrap', '-', 'bubblewrap is not installed (on Debian: apt-get install bubblewrap)')
+  const probe = spawnSync(found, ['--unshare-all', '--die-with-parent', ...toolchainMounts(), '--', '/usr/bin/true'], { encoding: 'utf8', timeout: 10_000 })
+  if (probe.status !== 0) {
+    throw new SandboxError('bwrap', '-', `bubblewrap cannot create namespaces here: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`)
+  }
+  return found
+}
+
+export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
+  const bwrap = findBwrap(init.bwrapPath)
+  const toolchain = toolchainMounts()
+  return createScratchSandbox(init, {
+    name: 'bwrap',
+    isolationNote: BWRAP_ISOLATION_NOTE,
+    refuse: (spec) => {
+      const c = spec.capabilities
+      const limits = [c.maxCpu !== undefined ? 'maxCpu' : '', c.maxMemoryBytes !== undefined ? 'maxMemory' : ''].filter(Boolean)
+      if (limits.length > 0) return `sandbox bwrap cannot enforce ${limits.join(' or ')} (it sets up no cgroups); use --sandbox docker`
+      const relative = [...c.readPaths, ...c.writePaths].find((p) => !isAbsolute(p))
+      if (relative !== undefined) return `capability path ${JSON.stringify(relative)} must be absolute`
+      const missing = [...c.readPaths, ...c.writePaths].find((p) => !existsSync(p))
+      if (missing !== undefined) return `capability path ${missing} does not exist on this machine`
+      return undefined
+    },
+    launch: (spec, scratch) => {
+      const c = spec.capabilities
+      const args = ['--unshare-all', '--die-with-parent', '--new-session', '--uid', SANDBOX_UID, '--gid', SANDBOX_UID]
+      if (c.network) {
+        args.push('--share-net')
+        for (const f of NETWORK_ETC_FILES) args.push('--ro-bind-try', f, f)
+      }
+      args.push(...toolchain, '--proc', '/proc', '--dev', '/dev')
+      args.push('--bind', scratch.execRoot, BWRAP_EXEC_ROOT)
+      args.push(c.writeHome ? '--bind' : '--ro-bind', scratch.home, BWRAP_HOME)
+      if (c.writeTmp) args.push('--bind', scratch.tmp, '/tmp')
+      for (const p of c.readPaths) args.push('--ro-bind', p, p)
+      for (const p of c.writePaths) args.push('--bind', p, p)
+      args.push('--remount-ro', '/', '--chdir', BWRAP_EXEC_ROOT, '--')
+      const env: Record<string, string> = { ...spec.env, HOME: BWRAP_HOME, PWD: BWRAP_EXEC_ROOT }
+      if (c.writeTmp) env['TMPDIR'] = '/tmp'
+      return { argv: [bwrap, ...args, ...spec.argv], env, cwd: scratch.execRoot }
+    },
+  })
+}
+
+/** Read-only mounts of the host's toolchain: /usr, its top-level aliases as the host has them, and a few /etc files. */
+function toolchainMounts(): string[] {
+  const args = ['--ro-bind', '/usr', '/usr']
+  for (const p of USR_ALIASES) {
+    const st = lstatSync(p, { throwIfNoEntry: false })
+    if (!st) continue
+    if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(p), p)
+    else args.push('--ro-bind', p, p)
+  }
+  for (const f of ETC_FILES) args.push('--ro-bind-try', f, f)
+  return args
+}

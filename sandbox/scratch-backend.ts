@@ -1,0 +1,110 @@
+/**
+ * What the local and bubblewrap backends share: each action runs in a scratch
+ * folder that holds only its declared inputs (verified blobs from the CAS, see
+ * scratch.ts), with a fixed environment and its own TMPDIR and HOME, started by
+ * the process runner that owns the slots; afterwards the inputs are checked
+ * and the declared outputs stored. A backend supplies `launch`: how the command
+ * is started around the scratch folder (as is, or inside a namespace), and
+ * `refuse`: a capability it cannot enforce, checked before anything is staged.
+ */
+import { join } from 'node:path'
+import { lstatSync } from 'node:fs'
+import type { Logger } from 'pino'
+import type { OutputRecord } from '../src/cas/action-cache.js'
+import type { CasStore } from '../src/cas/store.js'
+import { ProcessRunner } from './process-runner.js'
+import { ScratchPool, type Scratch } from './scratch.js'
+import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
+
+export interface ScratchBackendInit {
+  cas: CasStore
+  /** Folder for scratch folders, e.g. `<project>/.bldr/scratch`. */
+  scratchRoot: string
+  /** Most commands running at once (`-j`). */
+  slots: number
+  /** Keep scratch folders of failed actions for inspection. Default false. */
+  keepFailed?: boolean
+  log?: Logger
+}
+
+/** How a backend starts one command around its scratch folder. */
+export interface Launch {
+  argv: readonly string[]
+  env: Record<string, string>
+  cwd: string
+}
+
+export interface ScratchBackend {
+  name: SandboxName
+  isolationNote: string
+  /** Why this backend cannot run `spec` as asked (a capability it cannot enforce), or undefined. */
+  refuse(spec: SandboxSpec): string | undefined
+  launch(spec: SandboxSpec, scratch: Scratch): Launch
+}
+
+export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
+  const pool = new ScratchPool(init.cas, init.scratchRoot, init.log)
+  const runner = new ProcessRunner(init.slots)
+  return {
+    name: backend.name,
+    slots: init.slots,
+    isolationNote: backend.isolationNote,
+    run: (spec, opts) => runInScratch(init, backend, pool, runner, spec, opts ?? {}),
+    close: async () => {
+      runner.close()
+      pool.close()
+    },
+  }
+}
+
+async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, pool: ScratchPool, runner: ProcessRunner, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
+  const refusal = backend.refuse(spec)
+  if (refusal) throw new SandboxError(backend.name, spec.actionId, refusal)
+  runner.warmUp() // its start-up overlaps the staging below
+  let scratch: Scratch
+  try {
+    scratch = await pool.acquire(spec)
+  } catch (err) {
+    throw new SandboxError(backend.name, spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
+  }
+  let keep = false
+  try {
+    const launch = backend.launch(spec, scratch)
+    let proc
+    try {
+      proc = await runner.run({ ...launch, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
+    } catch (err) {
+      throw new SandboxError(backend.name, spec.actionId, (err as Error).message, { cause: err })
+    }
+    const written = pool.inputsWrittenTo(scratch)
+    if (written.length > 0) {
+      throw new SandboxError(backend.name, spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)
+    }
+    if (proc.exitCode !== 0) {
+      keep = init.keepFailed ?? false
+      return { ...proc, outputs: [], missingOutputs: [], ...(keep ? { keptAt: scratch.execRoot } : {}) }
+    }
+    const outputs: OutputRecord[] = []
+    const missingOutputs: string[] = []
+    for (const path of spec.outputs) {
+      const abs = join(scratch.execRoot, path)
+      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
+      if (!st) {
+        missingOutputs.push(path)
+        continue
+      }
+      if (!st.isFile()) {
+        missingOutputs.push(path)
+        proc.stderr = Buffer.concat([proc.stderr, Buffer.from(`\nbldr: output ${path} is not a regular file (outputs must be files)\n`)])
+        continue
+      }
+      const executable = (st.mode & 0o111n) !== 0n
+      const ref = await init.cas.putFile(abs, { move: true, executable })
+      outputs.push({ path, digest: ref.digest, size: ref.size, executable })
+    }
+    keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
+    return { ...proc, outputs, missingOutputs, ...(keep ? { keptAt: scratch.execRoot } : {}) }
+  } finally {
+    pool.release(scratch, { keep })
+  }
+}
