@@ -202,7 +202,7 @@ async function noopThroughput(): Promise<object> {
     const cas = await openCasStore(casDir, await createBlake3Hasher())
     // Round 0 warms the JIT of every process (a standing mesh is warm) and is not counted.
     for (let r = 0; r <= rounds; r++) {
-      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin' })
+      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin', sandbox: 'local' })
       let done = 0
       let finish: () => void = () => {}
       const all = new Promise<void>((resolve) => (finish = resolve))
@@ -243,7 +243,7 @@ async function speedup(n: number): Promise<object> {
         let last: Record<string, WorkerStatsWire | null> = {}
         let first: Record<string, WorkerStatsWire | null> = await m.coordinator.workerStats()
         for (let r = 0; r < rounds; r++) {
-          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy })
+          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy, sandbox: 'local' })
           let done = 0
           let finish: () => void = () => {}
           const all = new Promise<void>((resolve) => (finish = resolve))

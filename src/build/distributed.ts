@@ -85,6 +85,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       coordinator: opts.coordinator ?? local!.addr,
       cas: project.cas,
       policy: opts.seedPolicy,
+      sandbox: opts.sandbox ?? 'local',
       ...(opts.log ? { log: opts.log } : {}),
     })
     opts.onMeshReady?.(

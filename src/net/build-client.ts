@@ -13,7 +13,7 @@ import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
 import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
-import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type SeedPolicy, type WireItem, type WorkerStatsWire } from './protocols.js'
+import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
 import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
 
 export interface OpenMeshBuildOptions {
@@ -22,6 +22,8 @@ export interface OpenMeshBuildOptions {
   /** The project's store: served to workers; fetched outputs go here. */
   cas: CasStore
   policy: SeedPolicy
+  /** The sandbox this build's actions need: the coordinator places them only on workers that offer it. */
+  sandbox: WireSandbox
   log?: Logger
 }
 
@@ -88,9 +90,11 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const clientAddrs = node.getMultiaddrs().map((a) => a.toString())
   let opened: number
   try {
-    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs }, 'opened')).workers
+    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs, sandbox: opts.sandbox }, 'opened')).workers
   } catch (err) {
     await node.stop()
+    const refusal = err instanceof ProtocolError ? /answered: (?:handler failed: )?(.*)$/s.exec(err.message)?.[1] : undefined
+    if (refusal) throw new Error(`the coordinator at ${opts.coordinator} refused the build: ${refusal}`, { cause: err })
     throw new Error(`cannot reach the coordinator at ${opts.coordinator}: ${(err as Error).message}`, { cause: err })
   }
   const submits = new Batcher<WireItem, void>(async (items) => {
@@ -107,7 +111,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
     setHandlers: (h) => {
       handlers = h
     },
-    submit: (item) => submits.add(item),
+    submit: (item) => submits.add({ ...item, sandbox: item.payload.sandbox }),
     fetchBlob: async (digest: Digest, holder: string) => {
       await cas.fetch(peerIdFromString(holder), digest)
     },

@@ -75,6 +75,8 @@ interface Build {
   id: string
   client: string
   policy: SeedPolicy
+  /** The sandbox its actions need. */
+  sandbox: string
   /** Submitted, not yet in any worker's queue. */
   pending: ActionDeque<WireItem>
   events: Batcher<BuildEvent, void>
@@ -95,8 +97,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const log = opts.log?.child({ component: 'coordinator' })
   const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}) })
   const ledger = new OwnershipLedger()
-  /** Workers taking work, with their addresses and room (queue plus slots), in registration order. */
-  const registered = new Map<string, { addrs: string[]; room: number }>()
+  /** Workers taking work, with their addresses, room (queue plus slots) and sandboxes, in registration order. */
+  const registered = new Map<string, { addrs: string[]; room: number; sandboxes: string[] }>()
   const builds = new Map<string, Build>()
   /** Payloads of submitted actions not yet finished, by id: seeded again if a leaving worker gives them back. */
   const submitted = new Map<string, WireItem>()
@@ -137,12 +139,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   /** Which workers get the next items of `build`, by its policy; [] when none has room. */
   const targets = (build: Build): string[] => {
     const now = Date.now()
-    const open = [...registered.keys()].filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
+    // Only workers that offer the build's sandbox; among them, those not being seeded or passed over.
+    const able = [...registered].filter(([, w]) => w.sandboxes.includes(build.sandbox)).map(([id]) => id)
+    const open = able.filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
     const room = (w: string): number => roomOf(w) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
-        // Always the first registered worker: the case stealing must fix.
-        const first = registered.keys().next().value
+        // Always the first registered worker (that can run the build): the case stealing must fix.
+        const first = able[0]
         return first !== undefined && open.includes(first) && room(first) > 0 ? [first] : []
       }
       case 'least-loaded':
@@ -206,11 +210,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     dispatch()
   }
 
-  const newBuild = (buildId: string, client: string, policy: SeedPolicy): Build => {
+  const newBuild = (buildId: string, client: string, policy: SeedPolicy, sandbox: string): Build => {
     const build: Build = {
       id: buildId,
       client,
       policy,
+      sandbox,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
       cursor: 0,
       toldAddrs: new Set(),
@@ -251,7 +256,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       switch (req.type) {
         case 'register': {
           const peers = [...registered].filter(([id]) => id !== from).map(([id, w]) => ({ id, addrs: w.addrs }))
-          registered.set(from, { addrs: req.addrs, room: req.room })
+          registered.set(from, { addrs: req.addrs, room: req.room, sandboxes: req.sandboxes })
           pausedUntil.delete(from)
           log?.info({ worker: from, workers: registered.size }, 'worker registered')
           for (const w of registrationWaiters.splice(0)) w()
@@ -307,6 +312,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     log,
   )
 
+  /** What to tell a client whose sandbox no worker offers: what the mesh has instead. */
+  const noWorkerFor = (sandbox: string): string => {
+    const offered = new Map<string, number>()
+    for (const w of registered.values()) for (const s of w.sandboxes) offered.set(s, (offered.get(s) ?? 0) + 1)
+    const has = [...offered].map(([s, n]) => `${s} on ${n} worker${n === 1 ? '' : 's'}`).join(', ')
+    return `no worker in this mesh offers sandbox ${sandbox} (the mesh has ${has || 'no workers'})`
+  }
+
   const workerStats = async (): Promise<Record<string, WorkerStatsWire | null>> => {
     const ids = [...registered.keys()]
     const answers = await Promise.all(
@@ -327,8 +340,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       switch (req.type) {
         case 'open': {
           if (builds.has(req.buildId)) throw new Error(`build ${req.buildId} is already open`)
+          // Fail fast, not hang: a build whose sandbox no worker offers could never run.
+          if (![...registered.values()].some((w) => w.sandboxes.includes(req.sandbox))) throw new Error(noWorkerFor(req.sandbox))
           if (req.addrs.length > 0) await node.peerStore.merge(peerIdFromString(from), { multiaddrs: req.addrs.map(parseMultiaddr) })
-          builds.set(req.buildId, newBuild(req.buildId, from, req.policy))
+          builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.sandbox))
           log?.info({ build: req.buildId, client: from, policy: req.policy, workers: registered.size }, 'build opened')
           return { type: 'opened', workers: registered.size }
         }

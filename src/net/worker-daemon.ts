@@ -16,7 +16,7 @@ import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type Ste
 import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
-import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem } from './protocols.js'
+import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
 import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
 
 export interface WorkerDaemonOptions {
@@ -115,7 +115,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       if (recorded === 'unknown') log?.debug({ action: item.id }, 'a result for a build that is closed')
       else if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
     },
-    requestSteal: async (_thief, victim, req, { timeoutMs }) => (await steal.request(peerIdFromString(victim), req, { timeoutMs })) as StealReply<WireItem>,
+    requestSteal: async (_thief, victim, req, { timeoutMs }) =>
+      (await steal.request(peerIdFromString(victim), { stealId: req.stealId, max: req.max, ...(req.sandboxes ? { sandboxes: [...req.sandboxes] as WireSandbox[] } : {}) }, { timeoutMs })) as StealReply<WireItem>,
     announce: (_worker, a) => {
       node.services.pubsub.publish(LOAD_TOPIC, encodeAnnouncement(a)).catch((err: unknown) => log?.debug({ err }, 'load announcement not sent'))
     },
@@ -170,6 +171,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       slots: opts.slots,
       strategy: STRATEGIES[opts.strategy],
       rng: createRng(opts.seed),
+      sandboxOf: (item) => (item as WireItem).sandbox,
       ...(log ? { log } : {}),
     },
     port,
@@ -197,7 +199,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     core.onAnnouncement(msg.from.toString(), decoded.value)
   })
 
-  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots }, 'registered')
+  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes }, 'registered')
   // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
   for (const peer of reg.peers) {
     const pid = peerIdFromString(peer.id)
@@ -214,12 +216,11 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     node,
     core,
     stop: async ({ graceMs = 10_000 } = {}) => {
+      // Always tell the coordinator (even with nothing queued), so it seeds this worker no more.
       const queued = core.shutdown()
-      if (queued.length > 0) {
-        await call({ type: 'release', ids: queued.map((i) => i.id) }, 'released').catch((err: unknown) =>
-          log?.error({ err, actions: queued.length }, 'could not hand queued actions back to the coordinator'),
-        )
-      }
+      await call({ type: 'release', ids: queued.map((i) => i.id) }, 'released').catch((err: unknown) =>
+        log?.error({ err, actions: queued.length }, 'could not tell the coordinator this worker leaves (and hand back its queued actions)'),
+      )
       let timer: NodeJS.Timeout | undefined
       const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
       await Promise.race([core.whenNothingRuns(), graceOver])

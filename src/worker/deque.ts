@@ -70,15 +70,28 @@ export class ActionDeque<T> {
    * (rounded up, so a queue of 1 above the reserve can still give 1), and never
    * below `reserve` left behind. Returned oldest first.
    */
-  stealHalf(max: number, reserve: number): StealGrant<T> {
+  stealHalf(max: number, reserve: number, accept?: (item: T) => boolean): StealGrant<T> {
     const available = this.length - reserve
     if (this.length === 0) return { items: [], limitedBy: 'empty' }
     if (available <= 0) return { items: [], limitedBy: 'reserve' }
     const half = Math.ceil(this.length / 2)
     const n = Math.min(max, half, available)
+    if (accept) return this.stealMatching(n, accept)
     const items = this.items.splice(this.items.length - n, n)
     const limitedBy = n === max ? undefined : n === half ? 'half' : n === available ? 'reserve' : 'max'
     return limitedBy ? { items, limitedBy } : { items }
+  }
+
+  /** Up to `n` items the thief accepts, from the back, returned oldest first; the others stay in order. */
+  private stealMatching(n: number, accept: (item: T) => boolean): StealGrant<T> {
+    const taken: T[] = []
+    for (let i = this.items.length - 1; i >= this.head && taken.length < n; i--) {
+      if (!accept(this.items[i] as T)) continue
+      taken.push(this.items[i] as T)
+      this.items.splice(i, 1)
+    }
+    taken.reverse()
+    return taken.length === 0 ? { items: [], limitedBy: 'empty' } : { items: taken }
   }
 
   /** Everything queued, front first, removed (a draining worker hands it back). */

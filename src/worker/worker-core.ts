@@ -46,6 +46,8 @@ export interface WorkItem {
 export interface StealRequest {
   stealId: string
   max: number
+  /** The sandboxes the thief offers: it is given only actions it can run. */
+  sandboxes?: readonly string[]
 }
 
 export type StealReply<T> = { offered: T[] } | { refused: string }
@@ -107,6 +109,8 @@ export interface WorkerConfig {
   rng: Rng
   platform: string
   sandboxes: ('local' | 'bwrap' | 'docker')[]
+  /** The sandbox an action needs, if it says (a thief that lacks it is not given the action). */
+  sandboxOf?: (item: WorkItem) => string | undefined
   /** Every steal decision and its reason, and each outcome, at debug level. */
   log?: { debug(obj: object, msg: string): void }
 }
@@ -251,7 +255,10 @@ export class WorkerCore<T extends WorkItem> {
     if (again) return { offered: again }
     if (this.stopped) return { refused: 'stopping' }
     const max = Math.max(1, Math.min(req.max, this.config.stealBatch))
-    const grant = this.deque.stealHalf(max, this.config.victimReserve)
+    const thiefOffers = req.sandboxes
+    const sandboxOf = this.config.sandboxOf
+    const accept = thiefOffers && sandboxOf ? (item: T): boolean => { const s = sandboxOf(item); return s === undefined || thiefOffers.includes(s) } : undefined
+    const grant = this.deque.stealHalf(max, this.config.victimReserve, accept)
     if (grant.items.length === 0) return { refused: `nothing to spare: ${this.deque.length} queued, reserve ${this.config.victimReserve}` }
     this.offered.set(req.stealId, grant.items)
     this.stats.offers++
@@ -405,7 +412,7 @@ export class WorkerCore<T extends WorkItem> {
       const t0 = this.clock.now()
       let reply: StealReply<T>
       try {
-        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room }, { timeoutMs: this.config.stealTimeoutMs })
+        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room, sandboxes: this.config.sandboxes }, { timeoutMs: this.config.stealTimeoutMs })
       } catch (err) {
         this.config.log?.debug({ victim: decision.victim, err }, 'steal: request failed')
         this.stats.stealsFailed++

@@ -254,6 +254,29 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
         }),
       )
 
+      // Heterogeneous workers: a build that needs bwrap is refused at once while no worker offers it…
+      await withProject(makeProject(sleepProject(4, 0)), async (dir) => {
+        const t0 = performance.now()
+        const refused = await runCli(['build', '-C', dir, '--coordinator', addr, '--sandbox', 'bwrap'])
+        assert.equal(refused.code, 1)
+        assert.match(refused.stderr, /^bldr: the coordinator at .* refused the build: no worker in this mesh offers sandbox bwrap \(the mesh has local on 3 workers\)$/m)
+        assert.ok(performance.now() - t0 < 15_000, 'it failed fast')
+        // …and once a bwrap worker joins, every action goes to it and to nobody else (no seeding, no stealing elsewhere).
+        const bw = await startBldr(
+          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'worker-bwrap'), '--parallelism', '1', '--sandbox', 'bwrap', '--log-level', 'info'],
+          /"msg":"worker ready"/,
+        )
+        procs.push(bw.proc)
+        const statsFile = join(dir, 'stats.json')
+        const ok = await runCli(['build', '-C', dir, '--coordinator', addr, '--sandbox', 'bwrap', '--stats', statsFile])
+        assertBuilt(ok)
+        const stats = await readStats(statsFile)
+        const ran = stats.mesh.workers.filter((w) => w.actionsRun > 0)
+        assert.equal(ran.length, 1, JSON.stringify(stats.mesh.workers))
+        assert.equal(ran[0]!.actionsRun, 5)
+        assert.equal(await terminate(bw.proc), 0)
+      })
+
       // A worker leaves while a build runs.
       const n = 24
       await withProject(makeProject(sleepProject(n, 0.2)), async (dir) => {

@@ -81,4 +81,16 @@ describe('ActionDeque', () => {
       assert.equal(new Set(out).size, out.length, `seed ${seed}: an action came out twice`)
     }
   })
+  it('stealHalf with a filter takes only what the thief accepts, from the back, and keeps the rest in order', () => {
+    const d = new ActionDeque<{ id: string; sandbox: string }>(16)
+    for (const [i, sandbox] of ['local', 'docker', 'local', 'docker', 'local', 'local'].entries()) d.pushBack({ id: `a${i}`, sandbox })
+    const grant = d.stealHalf(2, 0, (item) => item.sandbox === 'docker')
+    assert.deepEqual(grant.items.map((i) => i.id), ['a1', 'a3'])
+    assert.deepEqual(d.drain().map((i) => i.id), ['a0', 'a2', 'a4', 'a5'])
+    const none = new ActionDeque<{ id: string; sandbox: string }>(4)
+    none.pushBack({ id: 'x', sandbox: 'local' })
+    none.pushBack({ id: 'y', sandbox: 'local' })
+    assert.deepEqual(none.stealHalf(4, 0, (item) => item.sandbox === 'docker').items, [])
+    assert.equal(none.length, 2)
+  })
 })

@@ -166,4 +166,28 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assert.equal(sent[2]!.atMs, 150, `the empty queue went out when the gap ended, not at the next interval: ${JSON.stringify(sent)}`)
     for (let i = 1; i < sent.length; i++) assert.ok(sent[i]!.atMs - sent[i - 1]!.atMs >= 50, `rate limit kept: ${JSON.stringify(sent)}`)
   })
+  it('a victim gives a thief only actions whose sandbox the thief offers', () => {
+    type Boxed = Item & { sandbox: string }
+    const port: MeshPort<Boxed> = {
+      startActions: () => new Promise(() => {}),
+      transfer: async () => [],
+      settleSteal: async () => [],
+      reportResult: async () => {},
+      requestSteal: async () => ({ refused: 'test' }),
+      announce: () => {},
+    }
+    const victim = new WorkerCore<Boxed>(
+      { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(2), platform: 'linux-x64', sandboxes: ['local', 'docker'], victimReserve: 0, sandboxOf: (i) => (i as Boxed).sandbox },
+      port,
+      () => new Promise(() => {}),
+      new VirtualClock(),
+    )
+    victim.seed(['docker', 'local', 'docker', 'local', 'local', 'docker', 'local', 'local'].map((sandbox, i) => ({ id: `a${i}`, durationMs: 1, sandbox })))
+    const toLocal = victim.onStealRequest({ stealId: 's1', max: 8, sandboxes: ['local'] })
+    assert.ok('offered' in toLocal)
+    assert.ok(toLocal.offered.length > 0 && toLocal.offered.every((i) => i.sandbox === 'local'), JSON.stringify(toLocal))
+    const toBwrap = victim.onStealRequest({ stealId: 's2', max: 8, sandboxes: ['bwrap'] })
+    assert.ok('refused' in toBwrap, JSON.stringify(toBwrap))
+    victim.stop()
+  })
 })
