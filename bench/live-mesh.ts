@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
 import { openCasStore } from '../src/cas/store.js'
 import { openMeshBuild } from '../src/net/build-client.js'
+import { percentile } from '../src/percentile.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
 import { parseMultiaddr, parsePeerId } from '../src/net/node.js'
@@ -58,11 +59,8 @@ const noopActions = quick ? 4000 : Number(values.actions)
 /** Slots of each no-op worker: enough that the start gate and result reports, not the slots, bound the rate. */
 const NOOP_SLOTS = Number(process.env['BLDR_BENCH_NOOP_SLOTS'] ?? 128)
 
-function percentile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN
-}
-const median = (xs: readonly number[]): number => percentile(xs, 0.5)
+const quantile = (xs: readonly number[], q: number): number => percentile(xs, q) ?? NaN
+const median = (xs: readonly number[]): number => quantile(xs, 0.5)
 
 /** Start a process and wait for `READY <value>` on its stdout. */
 function spawnReady(cmd: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> {
@@ -179,9 +177,9 @@ async function roundTrips(): Promise<object> {
     bareClient.close()
     return {
       samples: n,
-      rawEchoUs: { p50: median(echoes), p99: percentile(echoes, 0.99) },
-      bareLibp2pUs: { p50: median(bares), p99: percentile(bares, 0.99) },
-      stealUs: { p50: median(steal), p99: percentile(steal, 0.99) },
+      rawEchoUs: { p50: median(echoes), p99: quantile(echoes, 0.99) },
+      bareLibp2pUs: { p50: median(bares), p99: quantile(bares, 0.99) },
+      stealUs: { p50: median(steal), p99: quantile(steal, 0.99) },
       ratioP50: median(steal) / median(echoes),
       stealOverBareP50: median(steal) / median(bares),
       bareOverRawP50: median(bares) / median(echoes),
@@ -291,7 +289,7 @@ async function speedup(n: number): Promise<object> {
     rows: rows.map(({ stealRttMs, ...r }) => ({ ...r, stealRttP50Ms: stealRttMs.length ? median(stealRttMs) : null })),
     stealSuccessRate: attempted ? granted / attempted : null,
     stealsAttempted: attempted,
-    stealRttUnderLoadMs: rtts.length ? { p50: median(rtts), p99: percentile(rtts, 0.99), n: rtts.length } : null,
+    stealRttUnderLoadMs: rtts.length ? { p50: median(rtts), p99: quantile(rtts, 0.99), n: rtts.length } : null,
   }
 }
 

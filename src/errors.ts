@@ -116,3 +116,16 @@ export class MeshUnavailableError extends BldrError {
     super(message, options)
   }
 }
+
+/** A worker could not run an action (an infrastructure failure, not the action's). */
+export class RemoteExecutionError extends BldrError {
+  override readonly name = 'RemoteExecutionError'
+  readonly exitCode = ExitCode.buildFailed
+  constructor(
+    readonly actionId: string,
+    readonly worker: string,
+    readonly reason: string,
+  ) {
+    super(`worker ${worker.slice(-8)} could not run ${actionId}: ${reason}`)
+  }
+}

@@ -10,8 +10,7 @@
  */
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { BldrError, ExitCode } from '../errors.js'
-import type { Action } from '../graph/action.js'
+import { RemoteExecutionError } from '../errors.js'
 import type { ActionPayload, ResultReport } from '../worker/action-payload.js'
 import type { SandboxName, SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
@@ -33,19 +32,6 @@ export interface MeshSession {
   fetchBlob(digest: Digest, holder: string): Promise<void>
 }
 
-/** A worker could not run an action (an infrastructure failure, not the action's). */
-export class RemoteExecutionError extends BldrError {
-  override readonly name = 'RemoteExecutionError'
-  readonly exitCode = ExitCode.buildFailed
-  constructor(
-    readonly actionId: string,
-    readonly worker: string,
-    readonly reason: string,
-  ) {
-    super(`worker ${worker.slice(-8)} could not run ${actionId}: ${reason}`)
-  }
-}
-
 export interface MeshExecutorInit {
   /** Opens the build on the mesh; called when the first action must run (a build the cache covers starts no mesh). */
   connect: () => Promise<MeshSession>
@@ -62,7 +48,6 @@ export interface MeshExecutorInit {
 const MAX_IN_FLIGHT = 4096
 
 interface Waiting {
-  action: Action
   onStart: () => void
   resolve: (r: { worker: string; report: ResultReport }) => void
 }
@@ -125,7 +110,6 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
           reject(signal.reason instanceof Error ? signal.reason : new Error('interrupted'))
         }
         waiting.set(id, {
-          action,
           onStart,
           resolve: (r) => {
             signal.removeEventListener('abort', onAbort)

@@ -1,4 +1,6 @@
 /** Command line parsing on `node:util` parseArgs, with errors that say what and how to fix. */
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UsageError } from '../errors.js'
 import { didYouMean } from '../graph/suggest.js'
@@ -46,4 +48,9 @@ export function parseChoiceFlag<T extends string>(flag: string, value: string | 
 export function requireFlag(command: string, flag: string, value: string | undefined): string {
   if (value === undefined || value === '') throw new UsageError(`bldr ${command}: ${flag} is required; see bldr ${command} --help`)
   return value
+}
+
+/** Where a daemon keeps its state unless told: `$XDG_CACHE_HOME/bldr/<name>` (default `~/.cache/bldr/<name>`). */
+export function defaultDataDir(name: string): string {
+  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'bldr', name)
 }

@@ -8,6 +8,7 @@ import { buildLocally, openProject } from '../build/project.js'
 import { SEED_POLICIES } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
+import { percentile } from '../percentile.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
 import { isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
@@ -175,7 +176,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
               refused: w.stats.stealsRefused,
               failed: w.stats.stealsFailed,
               actionsStolen: w.stats.actionsStolen,
-              roundTripMs: { p50: percentile(w.stats.stealRoundTripsMs, 0.5), p99: percentile(w.stats.stealRoundTripsMs, 0.99), n: w.stats.stealRoundTripsMs.length },
+              roundTripMs: { p50: quantileMs(w.stats.stealRoundTripsMs, 0.5), p99: quantileMs(w.stats.stealRoundTripsMs, 0.99), n: w.stats.stealRoundTripsMs.length },
             },
             asVictim: { offers: w.stats.offers, actionsOffered: w.stats.actionsOffered, actionsTakenBack: w.stats.actionsTakenBack },
             notStarted: w.stats.notStarted,
@@ -186,11 +187,10 @@ export function meshStatsJson(m: DistributedBuildResult): object {
   }
 }
 
-/** The q-quantile of samples (nearest rank); null when there are none. */
-export function percentile(samples: readonly number[], q: number): number | null {
-  if (samples.length === 0) return null
-  const sorted = [...samples].sort((a, b) => a - b)
-  return round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!)
+/** A percentile of round-trip samples for the stats file: rounded, null when there are none. */
+function quantileMs(samples: readonly number[], q: number): number | null {
+  const v = percentile(samples, q)
+  return v === undefined ? null : round(v)
 }
 
 function round(ms: number): number {

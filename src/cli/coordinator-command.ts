@@ -1,12 +1,11 @@
 /** `bldr coordinator`: the mesh's coordinator, serving workers and build clients until stopped. */
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { ExitCode } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startCoordinatorService } from '../net/coordinator-service.js'
-import { parseChoiceFlag, parseCommandArgs } from './args.js'
+import { defaultDataDir, parseChoiceFlag, parseCommandArgs } from './args.js'
 
-const DEFAULT_DATA_DIR = join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'bldr', 'coordinator')
+const DEFAULT_DATA_DIR = defaultDataDir('coordinator')
 const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7411'
 
 export const COORDINATOR_HELP = `Usage: bldr coordinator [options]

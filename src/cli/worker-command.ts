@@ -1,6 +1,6 @@
 /** `bldr worker`: a worker daemon that joins a mesh and runs actions until stopped. */
 import { mkdirSync, rmSync } from 'node:fs'
-import { availableParallelism, homedir } from 'node:os'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createBlake3Hasher } from '../cas/hasher.js'
 import { openCasStore } from '../cas/store.js'
@@ -10,9 +10,9 @@ import { startWorkerDaemon } from '../net/worker-daemon.js'
 import { createActionRunner } from '../worker/action-runner.js'
 import { createSandbox, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
-import { parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
+import { defaultDataDir, parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
 
-const DEFAULT_DATA_DIR = join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'bldr', 'worker')
+const DEFAULT_DATA_DIR = defaultDataDir('worker')
 
 export const WORKER_HELP = `Usage: bldr worker --coordinator MULTIADDR [options]
 

@@ -12,9 +12,9 @@ import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
-import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, parseMultiaddr, type MeshNode } from './node.js'
 import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
-import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
+import { ProtocolClient, ProtocolError, requestExpecting, serveProtocol } from './request-response.js'
 
 export interface OpenMeshBuildOptions {
   /** The coordinator's multiaddr. */
@@ -39,6 +39,7 @@ export interface MeshBuild extends MeshSession {
 
 const CALL_TIMEOUT_MS = 30_000
 const CALL_ATTEMPTS = 3
+const CALL_RETRY_MS = 50
 /** Most actions in one submit. */
 const SUBMIT_BATCH = 2048
 
@@ -50,22 +51,15 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const cas = new CasClient(node, opts.cas)
   const buildId = randomBytes(6).toString('hex')
   let handlers: MeshSessionEvents | undefined
-  /** Peers whose addresses are in the peer store. */
-  const known = new Set<string>()
 
-  async function call<K extends BuildResponse['type']>(req: BuildRequest, expect: K): Promise<Extract<BuildResponse, { type: K }>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const res = await client.request(coordinatorAddr, req, { timeoutMs: CALL_TIMEOUT_MS })
-        if (res.type !== expect) throw new ProtocolError(`the coordinator answered ${res.type} to ${req.type}`)
-        return res as Extract<BuildResponse, { type: K }>
-      } catch (err) {
-        if (err instanceof ProtocolError || attempt >= CALL_ATTEMPTS) throw err
-        // Debug: the final failure is reported to the user; the attempts before it are detail.
-        log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
-      }
-    }
-  }
+  const call = <K extends BuildResponse['type']>(req: BuildRequest, expect: K): Promise<Extract<BuildResponse, { type: K }>> =>
+    requestExpecting(client, coordinatorAddr, req, expect, {
+      timeoutMs: CALL_TIMEOUT_MS,
+      attempts: CALL_ATTEMPTS,
+      backoffMs: CALL_RETRY_MS,
+      // Debug: the final failure is reported to the user; the attempts before it are detail.
+      onRetry: (err, attempt) => log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
+    })
 
   await serveCas(node, opts.cas, log ? { log } : {})
   await serveProtocol(
@@ -75,10 +69,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       for (const e of req.events) {
         if (e.type === 'started') handlers?.started(e.ids, e.worker)
         else {
-          if (!known.has(e.worker) && e.addrs.length > 0) {
-            await node.peerStore.merge(peerIdFromString(e.worker), { multiaddrs: e.addrs.map(parseMultiaddr) })
-            known.add(e.worker)
-          }
+          await learnPeer(node, e.worker, e.addrs)
           handlers?.result(e.id, e.worker, e.report)
         }
       }

@@ -20,7 +20,7 @@ import { OwnershipLedger, type RecordOutcome } from '../coordinator/ledger.js'
 import type { ResultReport } from '../worker/action-payload.js'
 import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
-import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, type MeshNode } from './node.js'
 import {
   BUILD_EVENTS_PROTOCOL,
   BUILD_PROTOCOL,
@@ -241,6 +241,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     const build = builds.get(buildId)
     if (!build) return
     builds.delete(buildId)
+    for (const id of submitted.keys()) if (id.startsWith(`${buildId}/`)) submitted.delete(id)
     const open = ledger.forget(`${buildId}/`)
     log?.info({ build: buildId, open }, 'build closed')
   }
@@ -268,7 +269,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           const byBuild = new Map<Build, string[]>()
           for (const id of allowed) {
             const b = buildOf(id)
-            if (b) byBuild.set(b, [...(byBuild.get(b) ?? []), id])
+            if (!b) continue
+            const list = byBuild.get(b)
+            if (list) list.push(id)
+            else byBuild.set(b, [id])
           }
           for (const [b, ids] of byBuild) emit(b, { type: 'started', ids, worker: from })
           return { type: 'allowed', ids: allowed }
@@ -342,7 +346,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           if (builds.has(req.buildId)) throw new Error(`build ${req.buildId} is already open`)
           // Fail fast, not hang: a build whose sandbox no worker offers could never run.
           if (![...registered.values()].some((w) => w.sandboxes.includes(req.sandbox))) throw new Error(noWorkerFor(req.sandbox))
-          if (req.addrs.length > 0) await node.peerStore.merge(peerIdFromString(from), { multiaddrs: req.addrs.map(parseMultiaddr) })
+          await learnPeer(node, from, req.addrs)
           builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.sandbox))
           log?.info({ build: req.buildId, client: from, policy: req.policy, workers: registered.size }, 'build opened')
           return { type: 'opened', workers: registered.size }
@@ -360,8 +364,6 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         case 'close': {
           const build = builds.get(req.buildId)
           if (build && build.client === from) {
-            for (const item of build.pending.drain()) submitted.delete(item.id)
-            for (const id of submitted.keys()) if (id.startsWith(`${req.buildId}/`)) submitted.delete(id)
             closeBuild(req.buildId)
           }
           return { type: 'closed' }

@@ -57,6 +57,25 @@ export function parseMultiaddr(text: string): Multiaddr {
   return multiaddr(text)
 }
 
+/** Peers whose addresses each node has put in its peer store. */
+const learned = new WeakMap<MeshNode, Set<string>>()
+
+/**
+ * Tell `node` where peer `id` listens (once per peer), so it can be dialled by
+ * its peer id; returns that peer id. With no addresses it relies on what the
+ * node already knows (an open connection, identify).
+ */
+export async function learnPeer(node: MeshNode, id: string, addrs: readonly string[] = []): Promise<PeerId> {
+  const peer = peerIdFromString(id)
+  let known = learned.get(node)
+  if (!known) learned.set(node, (known = new Set()))
+  if (addrs.length > 0 && !known.has(id)) {
+    await node.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
+    known.add(id)
+  }
+  return peer
+}
+
 /** A peer id from its string form (what the ledger and the wire carry). */
 export function parsePeerId(text: string): PeerId {
   return peerIdFromString(text)

@@ -177,3 +177,38 @@ export class ProtocolClient<Req, Res> {
     this.streams.clear()
   }
 }
+
+export interface RetryOptions {
+  /** Per attempt. */
+  timeoutMs: number
+  attempts: number
+  /** Wait before the second attempt, doubling after each. */
+  backoffMs: number
+  /** Told of each failed attempt that will be retried. */
+  onRetry?: (err: unknown, attempt: number) => void
+}
+
+/**
+ * A request whose answer must be of type `expect`, retried on timeouts and
+ * broken streams, never on an error answer or an answer of another type. Only
+ * for requests that are safe to repeat (idempotent).
+ */
+export async function requestExpecting<Req extends { type: string }, Res extends { type: string }, K extends Res['type']>(
+  client: ProtocolClient<Req, Res>,
+  peer: Multiaddr | PeerId,
+  req: Req,
+  expect: K,
+  opts: RetryOptions,
+): Promise<Extract<Res, { type: K }>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await client.request(peer, req, { timeoutMs: opts.timeoutMs })
+      if (res.type !== expect) throw new ProtocolError(`${peer.toString()} answered ${res.type} to ${req.type}`)
+      return res as Extract<Res, { type: K }>
+    } catch (err) {
+      if (err instanceof ProtocolError || attempt >= opts.attempts) throw err
+      opts.onRetry?.(err, attempt)
+      await new Promise((resolve) => setTimeout(resolve, opts.backoffMs * 2 ** (attempt - 1)))
+    }
+  }
+}

@@ -13,11 +13,11 @@ import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index
 import { systemClock } from '../worker/clock.js'
 import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/load-announcement.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
-import { createMeshNode, parseMultiaddr, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, parseMultiaddr, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
 import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
-import { ProtocolClient, ProtocolError, serveProtocol } from './request-response.js'
+import { ProtocolClient, requestExpecting, serveProtocol } from './request-response.js'
 
 export interface WorkerDaemonOptions {
   /** The coordinator's multiaddr. */
@@ -76,19 +76,13 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
    * answer). Safe because every call is idempotent: start (for the holder),
    * transfer and settle (by steal id), result (a repeat is a duplicate), register.
    */
-  async function call<K extends CoordinatorResponse['type']>(req: CoordinatorRequest, expect: K): Promise<Extract<CoordinatorResponse, { type: K }>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const res = await coordinator.request(coordinatorAddr, req, { timeoutMs: COORDINATOR_TIMEOUT_MS })
-        if (res.type !== expect) throw new ProtocolError(`coordinator answered ${res.type} to ${req.type}`)
-        return res as Extract<CoordinatorResponse, { type: K }>
-      } catch (err) {
-        if (err instanceof ProtocolError || attempt >= COORDINATOR_ATTEMPTS) throw err
-        log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying')
-        await new Promise((resolve) => setTimeout(resolve, COORDINATOR_RETRY_MS * 2 ** (attempt - 1)))
-      }
-    }
-  }
+  const call = <K extends CoordinatorResponse['type']>(req: CoordinatorRequest, expect: K): Promise<Extract<CoordinatorResponse, { type: K }>> =>
+    requestExpecting(coordinator, coordinatorAddr, req, expect, {
+      timeoutMs: COORDINATOR_TIMEOUT_MS,
+      attempts: COORDINATOR_ATTEMPTS,
+      backoffMs: COORDINATOR_RETRY_MS,
+      onRetry: (err, attempt) => log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
+    })
 
   // Start requests and results are batched: under load, one call carries many.
   const starts = new Batcher<string, boolean>(async (ids) => {
@@ -124,17 +118,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
 
   const cas = opts.cas
   const casClient = cas ? new CasClient(node, cas) : undefined
-  /** Peers whose addresses were added to the peer store. */
-  const known = new Set<string>()
-  /** The peer id to dial for a holder, its addresses put in the peer store first. */
-  const reach = async (holder: { id: string; addrs?: readonly string[] }): Promise<ReturnType<typeof peerIdFromString>> => {
-    const peer = peerIdFromString(holder.id)
-    if (holder.addrs?.length && !known.has(holder.id)) {
-      await node.peerStore.merge(peer, { multiaddrs: holder.addrs.map(parseMultiaddr) })
-      known.add(holder.id)
-    }
-    return peer
-  }
+  const reach = (holder: { id: string; addrs?: readonly string[] }) => learnPeer(node, holder.id, holder.addrs)
   const mesh: BlobExchange = {
     id,
     fetchBlob: async (digest, holders) => {
@@ -202,10 +186,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes }, 'registered')
   // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
   for (const peer of reg.peers) {
-    const pid = peerIdFromString(peer.id)
-    node.peerStore
-      .merge(pid, { multiaddrs: peer.addrs.map(parseMultiaddr) })
-      .then(() => node.dial(pid))
+    learnPeer(node, peer.id, peer.addrs)
+      .then((pid) => node.dial(pid))
       .catch((err: unknown) => log?.warn({ err, peer: peer.id }, 'could not reach a peer'))
   }
   core.start()

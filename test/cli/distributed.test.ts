@@ -158,24 +158,15 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
 
   it('a local worker killed mid-build stops the build with one clear error, and no process is left behind', async () => {
     await withProject(makeProject(sleepProject(20, 0.3)), async (dir) => {
-      const build = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir, '--distributed', '--local-workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
-      let stderr = ''
-      build.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-      const exited = new Promise<number | null>((resolve) => build.once('exit', (code) => resolve(code)))
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the build showed no progress')), 30_000)
-        createInterface({ input: build.stdout }).on('line', (line) => {
-          if (!/^\[1\//.test(line)) return
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-      const workers = await childPids(build.pid!)
+      // Once the first action is done, kill one worker.
+      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '2'], /^\[1\//)
+      const pid = build.proc.pid!
+      const workers = await childPids(pid)
       assert.equal(workers.length, 2, `the build's worker processes: ${workers.join(', ')}`)
       process.kill(workers[0]!, 'SIGKILL')
-      assert.equal(await exited, 1, stderr)
-      assert.match(stderr, new RegExp(`bldr: local worker \\d \\(pid ${workers[0]}\\) exited with SIGKILL during the build; the actions it held cannot be finished`))
-      assert.deepEqual(await childPids(build.pid!), [])
+      assert.equal(await build.exited, 1, build.output())
+      assert.match(build.output(), new RegExp(`bldr: local worker \\d \\(pid ${workers[0]}\\) exited with SIGKILL during the build; the actions it held cannot be finished`))
+      assert.deepEqual(await childPids(pid), [])
       assert.throws(() => process.kill(workers[1]!, 0), /ESRCH/, 'the other worker was stopped')
     })
   })
@@ -199,18 +190,30 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
   })
 })
 
-/** Start `bldr <args>` and resolve with the process once `ready` matches a line of its stdout or stderr. */
-function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+interface Started {
+  proc: ChildProcess
+  match: RegExpExecArray
+  /** Everything it printed so far, stdout and stderr lines interleaved. */
+  output: () => string
+  /** Its exit code, once it exits. */
+  exited: Promise<number | null>
+}
+
+/** Start `bldr <args>` and resolve once `ready` matches a line of its stdout or stderr. */
+function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<Started> {
   const proc = spawn(process.execPath, [BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  let out = ''
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms`)), deadlineMs)
-    proc.once('exit', (code) => reject(new Error(`bldr ${args[0]} exited early (${code})`)))
+    const timer = setTimeout(() => reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms:\n${out}`)), deadlineMs)
+    void exited.then((code) => reject(new Error(`bldr ${args[0]} exited early (${code}):\n${out}`)))
     for (const stream of [proc.stdout!, proc.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
+        out += `${line}\n`
         const m = ready.exec(line)
         if (!m) return
         clearTimeout(timer)
-        resolve({ proc, match: m })
+        resolve({ proc, match: m, output: () => out, exited })
       })
     }
   })
@@ -281,23 +284,10 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
       const n = 24
       await withProject(makeProject(sleepProject(n, 0.2)), async (dir) => {
         const statsFile = join(dir, 'stats.json')
-        const build = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir, '--coordinator', addr, '--stats', statsFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-        let out = ''
-        build.stderr.on('data', (b: Buffer) => (out += b.toString()))
-        const exited = new Promise<number | null>((resolve) => build.once('exit', (code) => resolve(code)))
         // After the third action finishes, stop worker 0.
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('the build showed no progress')), 30_000)
-          createInterface({ input: build.stdout }).on('line', (line) => {
-            out += `${line}\n`
-            if (/^\[3\//.test(line)) {
-              clearTimeout(timer)
-              resolve()
-            }
-          })
-        })
+        const build = await startBldr(['build', '-C', dir, '--coordinator', addr, '--stats', statsFile], /^\[3\//)
         assert.equal(await terminate(workers[0]!), 0, 'the worker left cleanly')
-        assert.equal(await exited, 0, out)
+        assert.equal(await build.exited, 0, build.output())
         assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
         const stats = await readStats(statsFile)
         assert.equal(stats.executed, n + 1)
