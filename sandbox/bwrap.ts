@@ -17,9 +17,10 @@
  * set up yet: an action that asks for one is refused, not run without it.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, lstatSync, readlinkSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
 import { createScratchSandbox, type ScratchBackendInit } from './scratch-backend.js'
+import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
 
 export const BWRAP_ISOLATION_NOTE = 'sandbox bwrap: each action in its own namespaces with only its declared inputs, the toolchain read-only, no network'
@@ -30,12 +31,6 @@ const BWRAP_HOME = '/bldr/home'
 /** The unprivileged user actions run as inside (so the read-only inputs really are read-only to them). */
 const SANDBOX_UID = '1000'
 
-/** Top-level folders that are symlinks into /usr on merged-/usr systems (bound as they are on the host). */
-const USR_ALIASES = ['/bin', '/lib', '/lib32', '/lib64', '/sbin']
-/** Files of /etc a toolchain reads: the dynamic linker's cache and Debian's alternatives (`cc` → gcc). */
-const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/alternatives']
-/** What a command with network access needs to resolve names. */
-const NETWORK_ETC_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf']
 
 export interface BwrapSandboxInit extends ScratchBackendInit {
   /** The bwrap program (default: found on PATH). */
@@ -91,15 +86,7 @@ export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
   })
 }
 
-/** Read-only mounts of the host's toolchain: /usr, its top-level aliases as the host has them, and a few /etc files. */
+/** Read-only mounts of the host's toolchain (see toolchain.ts), symlinks kept as symlinks. */
 function toolchainMounts(): string[] {
-  const args = ['--ro-bind', '/usr', '/usr']
-  for (const p of USR_ALIASES) {
-    const st = lstatSync(p, { throwIfNoEntry: false })
-    if (!st) continue
-    if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(p), p)
-    else args.push('--ro-bind', p, p)
-  }
-  for (const f of ETC_FILES) args.push('--ro-bind-try', f, f)
-  return args
+  return toolchainPaths().flatMap((t) => (t.symlinkTo !== undefined ? ['--symlink', t.symlinkTo, t.path] : ['--ro-bind', t.path, t.path]))
 }

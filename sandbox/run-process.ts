@@ -25,8 +25,8 @@ export interface ProcessResult {
   durationMs: number
 }
 
-/** Start `req`; `kill()` ends its whole process group. */
-export function startProcess(req: ProcessRequest): { done: Promise<ProcessResult>; kill: () => void } {
+/** Start `req`; `kill()` ends its whole process group; `pid` is undefined when it could not start. */
+export function startProcess(req: ProcessRequest): { done: Promise<ProcessResult>; kill: () => void; pid: number | undefined } {
   const started = performance.now()
   const out = new Capture()
   const err = new Capture()
@@ -64,7 +64,7 @@ export function startProcess(req: ProcessRequest): { done: Promise<ProcessResult
       resolve({ exitCode: code, signal: sig, timedOut, stdout: out.bytes(), stderr: err.bytes(), durationMs })
     })
   })
-  return { done, kill }
+  return { done, kill, pid: child.pid }
 }
 
 /** Collects a stream's bytes up to MAX_CAPTURE_BYTES. */

@@ -43,7 +43,7 @@ export interface ScratchBackend {
 }
 
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
-  const pool = new ScratchPool(init.cas, init.scratchRoot, init.log)
+  const pool = new ScratchPool(init.cas, init.scratchRoot, { log: init.log })
   const runner = new ProcessRunner(init.slots)
   return {
     name: backend.name,
@@ -76,35 +76,53 @@ async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, p
     } catch (err) {
       throw new SandboxError(backend.name, spec.actionId, (err as Error).message, { cause: err })
     }
-    const written = pool.inputsWrittenTo(scratch)
-    if (written.length > 0) {
-      throw new SandboxError(backend.name, spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)
-    }
-    if (proc.exitCode !== 0) {
-      keep = init.keepFailed ?? false
-      return { ...proc, outputs: [], missingOutputs: [], ...(keep ? { keptAt: scratch.execRoot } : {}) }
-    }
-    const outputs: OutputRecord[] = []
-    const missingOutputs: string[] = []
-    for (const path of spec.outputs) {
-      const abs = join(scratch.execRoot, path)
-      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
-      if (!st) {
-        missingOutputs.push(path)
-        continue
-      }
-      if (!st.isFile()) {
-        missingOutputs.push(path)
-        proc.stderr = Buffer.concat([proc.stderr, Buffer.from(`\nbldr: output ${path} is not a regular file (outputs must be files)\n`)])
-        continue
-      }
-      const executable = (st.mode & 0o111n) !== 0n
-      const ref = await init.cas.putFile(abs, { move: true, executable })
-      outputs.push({ path, digest: ref.digest, size: ref.size, executable })
-    }
-    keep = missingOutputs.length > 0 && (init.keepFailed ?? false)
-    return { ...proc, outputs, missingOutputs, ...(keep ? { keptAt: scratch.execRoot } : {}) }
+    const done = await collectResult(init, pool, backend.name, spec, scratch, proc)
+    keep = done.keptAt !== undefined
+    return done
   } finally {
     pool.release(scratch, { keep })
   }
+}
+
+/**
+ * After the command: refuse a run that wrote to its inputs, and store the
+ * declared outputs after a zero exit. `keptAt` is set when the folder must be
+ * kept for inspection (a failure, with `keepFailed`); the caller releases it.
+ */
+export async function collectResult(
+  init: Pick<ScratchBackendInit, 'cas' | 'keepFailed'>,
+  pool: ScratchPool,
+  name: SandboxName,
+  spec: SandboxSpec,
+  scratch: Scratch,
+  proc: Omit<SandboxResult, 'outputs' | 'missingOutputs' | 'keptAt'>,
+  opts: { beforeStore?: (abs: string) => void } = {},
+): Promise<SandboxResult> {
+  const written = pool.inputsWrittenTo(scratch)
+  if (written.length > 0) {
+    throw new SandboxError(name, spec.actionId, `the action wrote to its input${written.length > 1 ? 's' : ''} ${written.join(', ')} (inputs are read-only)`)
+  }
+  const kept = init.keepFailed ? { keptAt: scratch.execRoot } : {}
+  if (proc.exitCode !== 0) return { ...proc, outputs: [], missingOutputs: [], ...kept }
+  const outputs: OutputRecord[] = []
+  const missingOutputs: string[] = []
+  let stderr = proc.stderr
+  for (const path of spec.outputs) {
+    const abs = join(scratch.execRoot, path)
+    const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
+    if (!st) {
+      missingOutputs.push(path)
+      continue
+    }
+    if (!st.isFile()) {
+      missingOutputs.push(path)
+      stderr = Buffer.concat([stderr, Buffer.from(`\nbldr: output ${path} is not a regular file (outputs must be files)\n`)])
+      continue
+    }
+    const executable = (st.mode & 0o111n) !== 0n
+    opts.beforeStore?.(abs)
+    const ref = await init.cas.putFile(abs, { move: true, executable })
+    outputs.push({ path, digest: ref.digest, size: ref.size, executable })
+  }
+  return { ...proc, stderr, outputs, missingOutputs, ...(missingOutputs.length > 0 ? kept : {}) }
 }

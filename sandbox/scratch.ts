@@ -25,7 +25,7 @@
  * symlink. Cheaper still, but `..` inside a symlinked folder resolves from the
  * shared tree, so `#include "../other/x.h"` would break.
  */
-import { lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
@@ -69,22 +69,42 @@ export interface ScratchLayout {
 
 let scratchCounter = 0
 
+export interface ScratchPoolOptions {
+  log?: Logger
+  /**
+   * Who owns the folders (not the staged files, which stay the store's): set
+   * when actions run as another user than bldr (docker runs them as an
+   * unprivileged uid), so they can create their outputs.
+   */
+  owner?: { uid: number; gid: number }
+}
+
 export class ScratchPool {
   private readonly free: Scratch[] = []
   private readonly all = new Set<Scratch>()
   private sweptStale = false
 
+  private readonly log: Logger | undefined
+  private readonly owner: { uid: number; gid: number } | undefined
+
   constructor(
     private readonly cas: CasStore,
     /** Folder that holds the scratch folders, e.g. `<project>/.bldr/scratch`. */
     readonly root: string,
-    private readonly log?: Logger,
-  ) {}
+    opts: ScratchPoolOptions = {},
+  ) {
+    this.log = opts.log
+    this.owner = opts.owner
+  }
 
-  /** A scratch folder holding exactly `layout`'s inputs and the folders of its outputs. */
-  async acquire(layout: ScratchLayout): Promise<Scratch> {
+  /**
+   * A scratch folder holding exactly `layout`'s inputs and the folders of its
+   * outputs: a free one, or `own` (one the caller keeps, see `create` and
+   * `release`'s `retain`). If preparing fails, the folder is thrown away.
+   */
+  async acquire(layout: ScratchLayout, own?: Scratch): Promise<Scratch> {
     if (!this.sweptStale) await this.sweepStale()
-    const scratch = this.free.pop() ?? this.create()
+    const scratch = own ?? this.free.pop() ?? this.create()
     try {
       await this.prepare(scratch, layout)
     } catch (err) {
@@ -120,19 +140,32 @@ export class ScratchPool {
     return written
   }
 
-  /** Give a folder back after its action. With `keep`, it is left on disk as it is, for inspection. */
-  release(scratch: Scratch, opts: { keep?: boolean } = {}): void {
+  /**
+   * Give a folder back after its action. With `keep`, it is left on disk as it
+   * is, for inspection. With `retain`, it is cleaned but stays the caller's
+   * (not handed to another acquire). Returns false when the folder is gone
+   * (kept, or thrown away because it could not be cleaned).
+   */
+  release(scratch: Scratch, opts: { keep?: boolean; retain?: boolean } = {}): boolean {
     if (opts.keep) {
       this.all.delete(scratch)
-      return
+      return false
     }
     try {
       this.clean(scratch)
-      this.free.push(scratch)
+      if (!opts.retain) this.free.push(scratch)
+      return true
     } catch (err) {
       this.log?.warn({ err, dir: scratch.dir }, 'could not clean a scratch folder; removing it')
       this.discard(scratch)
+      return false
     }
+  }
+
+  /** Remove a folder now (one whose user is gone). */
+  discard(s: Scratch): void {
+    this.all.delete(s)
+    rmSync(s.dir, { recursive: true, force: true })
   }
 
   /** Remove every scratch folder this pool made (kept ones excepted). */
@@ -142,17 +175,18 @@ export class ScratchPool {
     this.free.length = 0
   }
 
-  private create(): Scratch {
+  /** A new empty folder (its exec root, tmp and home exist), not yet prepared for an action. */
+  create(): Scratch {
     const s = new Scratch(join(this.root, `${process.pid}-${++scratchCounter}`))
     rmSync(s.dir, { recursive: true, force: true })
-    for (const d of [s.execRoot, s.tmp, s.home]) mkdirSync(d, { recursive: true })
+    for (const d of [s.execRoot, s.tmp, s.home]) this.mkdir(d)
     this.all.add(s)
     return s
   }
 
-  private discard(s: Scratch): void {
-    this.all.delete(s)
-    rmSync(s.dir, { recursive: true, force: true })
+  private mkdir(abs: string): void {
+    mkdirSync(abs, { recursive: true })
+    if (this.owner) chownSync(abs, this.owner.uid, this.owner.gid)
   }
 
   /** Remove scratch folders left by bldr processes that no longer run. */
@@ -186,7 +220,7 @@ export class ScratchPool {
       s.dirs.delete(d)
     }
     for (const d of [...wantedDirs].filter((d) => !s.dirs.has(d)).sort()) {
-      mkdirSync(join(s.execRoot, d), { recursive: true })
+      this.mkdir(join(s.execRoot, d))
       s.dirs.add(d)
     }
     for (const i of wanted.values()) {
@@ -238,7 +272,8 @@ export class ScratchPool {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists on this machine. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

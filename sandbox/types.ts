@@ -37,6 +37,8 @@ export interface SandboxResult {
   signal: NodeJS.Signals | null
   /** Killed because it ran past `timeoutMs`. */
   timedOut: boolean
+  /** Killed by the kernel for going past its memory limit (`maxMemory`); only backends that enforce one set it. */
+  oomKilled?: boolean
   stdout: Buffer
   stderr: Buffer
   /** Declared outputs found after a zero exit, stored in the CAS. Empty otherwise. */

@@ -27,6 +27,7 @@ import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
 import type { SandboxResult } from '../../sandbox/types.js'
+import { formatBytes } from '../graph/schema.js'
 
 /** Runs one action whose inputs are in the CAS; returns what happened. */
 export interface Executor {
@@ -357,6 +358,10 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
 function describeFailure(action: Action, r: SandboxResult): string {
   if (r.timedOut) return `timed out after ${(action.timeoutMs / 1000).toFixed(1)} s`
+  if (r.oomKilled) {
+    const limit = action.capabilities.maxMemoryBytes
+    return `killed for using more memory than its limit${limit !== undefined ? ` (maxMemory ${formatBytes(limit)})` : ''}`
+  }
   if (r.exitCode === null) return `killed by ${r.signal ?? 'a signal'}`
   if (r.exitCode !== 0) return `exit ${r.exitCode}`
   return `did not create declared output${r.missingOutputs.length > 1 ? 's' : ''} ${r.missingOutputs.join(', ')}`

@@ -137,6 +137,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         exitCode: exec.exitCode,
         signal: exec.signal as NodeJS.Signals | null,
         timedOut: exec.timedOut,
+        ...(exec.oomKilled ? { oomKilled: true } : {}),
         stdout,
         stderr,
         outputs: exec.outputs,

@@ -11,7 +11,7 @@ import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
-import { isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
+import { checkSandbox, isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { ProgressReporter } from './progress.js'
 
 
@@ -85,6 +85,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   }
   if (values.coordinator !== undefined && values['local-workers'] !== undefined) throw new UsageError('--local-workers applies to the local mesh; it cannot be used with --coordinator')
 
+  // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
+  if (values.coordinator === undefined) await checkSandbox(sandboxName)
   const project = await openProject({ dir: values.directory, file: values.file, log })
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)

@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
 import { createActionRunner } from '../worker/action-runner.js'
-import { createSandbox, SANDBOX_NAMES } from '../../sandbox/create.js'
+import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { defaultDataDir, parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
 
@@ -28,7 +28,10 @@ Options:
       --strategy NAME      how to pick a victim to steal from: ${Object.keys(STRATEGIES).join(', ')} (default: ${DEFAULT_STRATEGY})
       --data-dir DIR       the worker's store and node key, one worker per folder (default: ${DEFAULT_DATA_DIR})
       --listen ADDR        multiaddr to listen on for peers (default: /ip4/0.0.0.0/tcp/0)
-      --sandbox NAME       where actions run: ${SANDBOX_NAMES.join(', ')} (default: local)
+      --sandbox LIST       the sandboxes this worker offers, comma-separated, from
+                           ${SANDBOX_NAMES.join(', ')} (default: every one that works here: docker
+                           when a Docker daemon answers, bwrap when it is installed,
+                           and local); a build runs only on workers offering its sandbox
       --seed N             seed of the worker's random choices (default: 1)
       --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
       --stop-when-stdin-closes
@@ -62,7 +65,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const coordinator = requireFlag('worker', '--coordinator', values.coordinator)
   const slots = parseIntFlag('--parallelism', values.parallelism, 1, availableParallelism())
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
-  const sandboxName = parseChoiceFlag('--sandbox', values.sandbox, SANDBOX_NAMES, 'local')
+  const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : parseSandboxList(values.sandbox)
+  for (const name of sandboxNames) await checkSandbox(name)
   const seed = parseIntFlag('--seed', values.seed, 0, 1)
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
   const log = createLogger(level)
@@ -72,7 +76,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
   mkdirSync(scratchRoot, { recursive: true })
-  const sandbox = createSandbox(sandboxName, { cas, scratchRoot, slots, log })
+  const sandboxes = sandboxNames.map((name) => createSandbox(name, { cas, scratchRoot: join(scratchRoot, name), slots, log }))
   const daemon = await startWorkerDaemon({
     coordinator,
     slots,
@@ -81,12 +85,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
     listen: [values.listen ?? '/ip4/0.0.0.0/tcp/0'],
     keyFile: join(dataDir, 'peer-key'),
     cas,
-    runner: (blobs) => createActionRunner({ cas, sandbox, blobs, log }),
-    config: { sandboxes: [sandboxName] },
+    runner: (blobs) => createActionRunner({ cas, sandboxes, blobs, log }),
+    config: { sandboxes: sandboxNames },
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
     log,
   })
   log.info({ peerId: daemon.id, addrs: daemon.node.getMultiaddrs().map((a) => a.toString()), slots, strategy, dataDir }, 'worker ready')
+  log.info({ sandboxes: sandboxNames }, `offering sandbox${sandboxNames.length > 1 ? 'es' : ''} ${sandboxNames.join(', ')}`)
 
   await new Promise<void>((done) => {
     process.once('SIGINT', done)
@@ -98,9 +103,17 @@ export async function workerCommand(argv: string[]): Promise<number> {
   log.info('leaving the mesh')
   await daemon.stop()
   log.debug('left the mesh; closing the sandbox')
-  await sandbox.close()
+  await Promise.all(sandboxes.map((s) => s.close()))
   rmSync(scratchRoot, { recursive: true, force: true })
   return ExitCode.ok
+}
+
+/** `docker,bwrap` → the names, each checked, no repeats. */
+function parseSandboxList(value: string): AvailableSandbox[] {
+  const names = value.split(',').map((n) => n.trim())
+  if (names.some((n) => n === '')) throw new UsageError(`invalid --sandbox: an empty name in ${JSON.stringify(value)} (give names separated by commas)`)
+  const checked = names.map((n) => parseChoiceFlag('--sandbox', n, SANDBOX_NAMES, 'local'))
+  return [...new Set(checked)]
 }
 
 function parseShare(name: string, value: string | undefined): number {

@@ -115,3 +115,16 @@ export function sizeToBytes(value: number | string): number {
   const base = m[3] ? 1024 : 1000
   return Math.round(n * base ** power)
 }
+
+/** A size for people: `512 MiB`, `2 GiB`, `64 KiB`, or bytes when under 1 KiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let n = bytes
+  let unit = 'bytes'
+  for (const u of units) {
+    if (n < 1024) break
+    n /= 1024
+    unit = u
+  }
+  return unit === 'bytes' ? `${bytes} bytes` : `${Number.isInteger(n) ? n : n.toFixed(1)} ${unit}`
+}

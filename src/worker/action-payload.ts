@@ -51,6 +51,7 @@ export const execReportSchema = z
     exitCode: z.number().int().nullable(),
     signal: z.string().max(32).nullable(),
     timedOut: z.boolean(),
+    oomKilled: z.boolean().optional(),
     outputs: z.array(outputRecord).max(10_000),
     missingOutputs: z.array(relPath).max(10_000),
     stdout: digestSchema,

@@ -37,7 +37,8 @@ export interface BlobExchange {
 
 export interface ActionRunnerInit {
   cas: CasStore
-  sandbox: Sandbox
+  /** The sandboxes this worker offers; an action names the one it needs. */
+  sandboxes: readonly Sandbox[]
   blobs: BlobExchange
   log?: Logger
 }
@@ -79,7 +80,8 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       return fail(`the action's payload fails its schema: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}`)
     }
     const payload = parsed.data
-    if (payload.sandbox !== init.sandbox.name) return fail(`the action needs sandbox ${payload.sandbox}; this worker runs ${init.sandbox.name}`)
+    const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
+    if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
     try {
       await fetchInputs(payload)
     } catch (err) {
@@ -87,7 +89,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       return fail(`inputs unavailable: ${(err as Error).message}`)
     }
     try {
-      const result = await init.sandbox.run({
+      const result = await sandbox.run({
         actionId: item.id,
         argv: payload.argv,
         env: payload.env,
@@ -109,6 +111,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
           exitCode: result.exitCode,
           signal: result.signal,
           timedOut: result.timedOut,
+          ...(result.oomKilled ? { oomKilled: true } : {}),
           outputs: result.outputs.map(({ path, digest, size, executable }) => ({ path, digest, size, executable })),
           missingOutputs: result.missingOutputs,
           stdout: stdout.digest,

@@ -34,7 +34,7 @@ async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnTy
     },
   }
   try {
-    await fn({ cas, peer, run: createActionRunner({ cas, sandbox, blobs }), fetched, pushed })
+    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs }), fetched, pushed })
   } finally {
     await sandbox.close()
     await rm(dir, { recursive: true, force: true })
@@ -92,7 +92,7 @@ describe('the action runner of a worker', () => {
       assert.equal(bad.ok, false)
       assert.match(report(bad.detail).error!, /payload fails its schema: /)
       const docker = await run({ id: 'b/docker', payload: payload({ sandbox: 'docker' }) })
-      assert.match(report(docker.detail).error!, /needs sandbox docker; this worker runs local/)
+      assert.match(report(docker.detail).error!, /needs sandbox docker; this worker offers local/)
       const missing = 'ab'.repeat(32)
       const lost = await run({ id: 'b/lost', payload: payload({ inputs: [{ path: 'x', digest: missing, executable: false }] }) })
       assert.equal(lost.ok, false)
