@@ -13,12 +13,14 @@
  * - no network (unless `network`), a read-only root, its own /proc and /dev.
  *
  * Nothing of the project, the store or the rest of the machine is visible.
- * Resource limits (maxCpu, maxMemory) need cgroups, which this backend does not
- * set up yet: an action that asks for one is refused, not run without it.
+ * Resource limits (maxCpu, maxMemory) are enforced by a control group per
+ * limited action (cgroup.ts); where none can be made, the action is refused,
+ * not run without its limit. A memory kill is reported as such.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
+import { createActionCgroup, type ActionCgroup, type CgroupLimits } from './cgroup.js'
 import { createScratchSandbox, type ScratchBackendInit } from './scratch-backend.js'
 import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
@@ -57,8 +59,7 @@ export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
     isolationNote: BWRAP_ISOLATION_NOTE,
     refuse: (spec) => {
       const c = spec.capabilities
-      const limits = [c.maxCpu !== undefined ? 'maxCpu' : '', c.maxMemoryBytes !== undefined ? 'maxMemory' : ''].filter(Boolean)
-      if (limits.length > 0) return `sandbox bwrap cannot enforce ${limits.join(' or ')} (it sets up no cgroups); use --sandbox docker`
+      if (c.maxCpu !== undefined && !(c.maxCpu >= 0.01)) return `maxCpu must be at least 0.01 (got ${c.maxCpu})`
       const relative = [...c.readPaths, ...c.writePaths].find((p) => !isAbsolute(p))
       if (relative !== undefined) return `capability path ${JSON.stringify(relative)} must be absolute`
       const missing = [...c.readPaths, ...c.writePaths].find((p) => !existsSync(p))
@@ -81,9 +82,22 @@ export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
       args.push('--remount-ro', '/', '--chdir', BWRAP_EXEC_ROOT, '--')
       const env: Record<string, string> = { ...spec.env, HOME: BWRAP_HOME, PWD: BWRAP_EXEC_ROOT }
       if (c.writeTmp) env['TMPDIR'] = '/tmp'
-      return { argv: [bwrap, ...args, ...spec.argv], env, cwd: scratch.execRoot }
+      const argv = [bwrap, ...args, ...spec.argv]
+      if (c.maxCpu === undefined && c.maxMemoryBytes === undefined) return { argv, env, cwd: scratch.execRoot }
+      const cgroup = limitsGroup(spec.actionId, { ...(c.maxMemoryBytes !== undefined ? { memoryBytes: c.maxMemoryBytes } : {}), ...(c.maxCpu !== undefined ? { cpu: c.maxCpu } : {}) })
+      return { argv: cgroup.wrap(argv), env, cwd: scratch.execRoot, cgroup }
     },
   })
+}
+
+/** A control group for an action's limits, or a SandboxError saying why none can be made here. */
+function limitsGroup(actionId: string, limits: CgroupLimits): ActionCgroup {
+  try {
+    return createActionCgroup(limits)
+  } catch (err) {
+    const which = [limits.memoryBytes !== undefined ? 'maxMemory' : '', limits.cpu !== undefined ? 'maxCpu' : ''].filter(Boolean).join(' and ')
+    throw new SandboxError('bwrap', actionId, `cannot enforce ${which}: no control group can be made here (${(err as Error).message}); run bldr as root or in a delegated cgroup, or use --sandbox docker`, { cause: err })
+  }
 }
 
 /** Read-only mounts of the host's toolchain (see toolchain.ts), symlinks kept as symlinks. */

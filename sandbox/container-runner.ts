@@ -5,7 +5,8 @@
  *
  * Protocol, over the container's attached stdin and stdout, one JSON object a
  * line. In: `{type:'run', id, req}` (a ProcessRequest) and `{type:'kill', id}`.
- * Out: `{type:'ready'}` once, then `{type:'done', id, result}` per run, with
+ * Out: `{type:'ready'}` once, then per run `{type:'started', id}` when the
+ * command is running and `{type:'done', id, result}` when it ended, with
  * stdout and stderr base64-encoded and `oomKilled` from the container's memory
  * cgroup (its OOM-kill counter rose during the run).
  *
@@ -24,6 +25,7 @@ import { startProcess, type ProcessRequest } from './run-process.js'
 export type ContainerRequest = { type: 'run'; id: number; req: ProcessRequest } | { type: 'kill'; id: number }
 export type ContainerReply =
   | { type: 'ready' }
+  | { type: 'started'; id: number }
   | {
       type: 'done'
       id: number
@@ -85,6 +87,7 @@ function run(id: number, req: ProcessRequest): void {
     return
   }
   running = { id, kill: started.kill }
+  send({ type: 'started', id })
   // When the container's memory limit is reached, the kernel should kill the
   // action, not this runner: raising a process's OOM score needs no privilege.
   if (started.pid !== undefined) {

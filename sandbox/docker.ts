@@ -212,16 +212,29 @@ class DockerSandbox implements Sandbox {
     let healthy = false
     let keep = false
     try {
-      warm = await this.take(profileOf(spec), runnerDir, spec.actionId)
-      try {
-        await this.pool.acquire(spec, warm.scratch)
-      } catch (err) {
-        throw new SandboxError('docker', spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
+      let proc: ProcessOutcome | undefined
+      let scratch: Scratch | undefined
+      for (let attempt = 1; !proc; attempt++) {
+        warm = await this.take(profileOf(spec), runnerDir, spec.actionId)
+        try {
+          scratch = await this.pool.acquire(spec, warm.scratch)
+        } catch (err) {
+          throw new SandboxError('docker', spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
+        }
+        if (attempt === 1) opts.onStart?.()
+        try {
+          proc = await warm.run(processRequest(spec), spec, opts.signal)
+        } catch (err) {
+          // A container that died before the action started (killed while idle, its
+          // death not yet seen): the action is run once more, in a new container.
+          if (!(err instanceof NotStartedError) || attempt > 1) throw err
+          this.log?.info({ container: warm.id, action: spec.actionId }, 'a container died before the action started in it; trying a new one')
+          this.giveBack(warm, false, false)
+          warm = undefined
+        }
       }
-      opts.onStart?.()
-      const proc = await warm.run(processRequest(spec), spec, opts.signal)
       const owned = this.user.uid !== process.getuid?.()
-      const result = await collectResult(this.init, this.pool, 'docker', spec, warm.scratch, proc, {
+      const result = await collectResult(this.init, this.pool, 'docker', spec, scratch!, proc, {
         // Outputs are made by the sandbox user: the store's blobs must be bldr's.
         beforeStore: owned ? (abs) => chownSync(abs, process.getuid!(), process.getgid!()) : undefined,
       })
@@ -265,6 +278,8 @@ class DockerSandbox implements Sandbox {
   /** An idle container for `profile`, or a new one (replacing an idle one of another profile when all slots have one). */
   private async take(profile: Profile, runnerDir: string, actionId: string): Promise<WarmContainer> {
     const key = JSON.stringify(profile)
+    // Containers that died while idle (killed, daemon restarted) are replaced.
+    for (const w of this.idle.filter((w) => w.dead)) this.remove(this.idle.splice(this.idle.indexOf(w), 1)[0]!)
     const i = this.idle.findIndex((w) => w.key === key)
     if (i >= 0) return this.idle.splice(i, 1)[0]!
     if (this.live >= this.slots && this.idle.length > 0) this.remove(this.idle.shift()!)
@@ -373,6 +388,8 @@ class WarmContainer {
   dead: string | undefined
   private nextId = 0
   private waiting: { id: number; resolve: (r: ContainerReply) => void; reject: (e: Error) => void } | undefined
+  /** The runner said the current action's command is running. */
+  private started = false
 
   private constructor(
     readonly key: string,
@@ -423,8 +440,9 @@ class WarmContainer {
 
   /** Run one action; resolves with how it ended (an OOM kill of the whole container included). */
   async run(req: ProcessRequest, spec: SandboxSpec, signal?: AbortSignal): Promise<ProcessOutcome> {
-    if (this.dead) throw new SandboxError('docker', spec.actionId, `container ${this.id} ${this.dead}`)
+    if (this.dead) throw new NotStartedError(spec.actionId, `container ${this.id} ${this.dead}`)
     const id = ++this.nextId
+    this.started = false
     const onAbort = (): void => this.send({ type: 'kill', id })
     signal?.addEventListener('abort', onAbort, { once: true })
     let watchdog: NodeJS.Timeout | undefined
@@ -445,8 +463,9 @@ class WarmContainer {
       if (err instanceof SandboxError) throw err
       // The runner is gone: if the kernel killed it for memory, the action did that.
       const state = await this.container.inspect().then((i) => i.State, () => undefined)
-      if (state?.OOMKilled) return { exitCode: null, signal: 'SIGKILL', timedOut: false, oomKilled: true, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), durationMs: 0 }
-      throw new SandboxError('docker', spec.actionId, `container ${this.id} ${(err as Error).message}${state ? ` (container ${state.Status}, exit code ${state.ExitCode})` : ''}`, { cause: err })
+      if (state?.OOMKilled && this.started) return { exitCode: null, signal: 'SIGKILL', timedOut: false, oomKilled: true, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), durationMs: 0 }
+      const reason = `container ${this.id} ${(err as Error).message}${state ? ` (container ${state.Status}, exit code ${state.ExitCode})` : ''}`
+      throw this.started ? new SandboxError('docker', spec.actionId, reason, { cause: err }) : new NotStartedError(spec.actionId, reason, { cause: err })
     } finally {
       clearTimeout(watchdog)
       signal?.removeEventListener('abort', onAbort)
@@ -474,6 +493,10 @@ class WarmContainer {
     const w = this.waiting
     if (!w) return
     if (reply.type === 'ready' ? w.id !== -1 : reply.id !== w.id) return
+    if (reply.type === 'started') {
+      this.started = true
+      return
+    }
     this.waiting = undefined
     w.resolve(reply)
   }
@@ -483,6 +506,13 @@ class WarmContainer {
     const w = this.waiting
     this.waiting = undefined
     w?.reject(new Error(this.dead))
+  }
+}
+
+/** The container was gone before the action's command started: nothing of the action ran. */
+class NotStartedError extends SandboxError {
+  constructor(actionId: string, reason: string, options?: { cause?: unknown }) {
+    super('docker', actionId, reason, options)
   }
 }
 

@@ -5,6 +5,9 @@
  */
 import { spawn } from 'node:child_process'
 
+/** How long output is still read after the command ended, from processes it left outside its group. */
+const PIPE_GRACE_MS = 200
+
 /** Most bytes of stdout (and of stderr) kept per action; the rest is dropped with a note. */
 export const MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 
@@ -51,10 +54,21 @@ export function startProcess(req: ProcessRequest): { done: Promise<ProcessResult
   child.on('error', (e: NodeJS.ErrnoException) => {
     spawnError = e
   })
+  let pipeGrace: NodeJS.Timeout | undefined
+  child.on('exit', () => {
+    clearTimeout(timer)
+    kill() // anything the command left running in its group
+    // A process that left the group (setsid) may hold stdout or stderr open for
+    // ever: read what is there, then stop waiting for it.
+    pipeGrace = setTimeout(() => {
+      child.stdout.destroy()
+      child.stderr.destroy()
+    }, PIPE_GRACE_MS)
+  })
   const done = new Promise<ProcessResult>((resolve) => {
     child.on('close', (code, sig) => {
       clearTimeout(timer)
-      kill() // anything the command left running in its group
+      clearTimeout(pipeGrace)
       const durationMs = performance.now() - started
       if (spawnError) {
         const why = spawnError.code === 'ENOENT' ? `not found (PATH=${req.env['PATH'] ?? ''})` : spawnError.message

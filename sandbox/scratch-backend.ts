@@ -12,7 +12,9 @@ import { lstatSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
+import type { ActionCgroup } from './cgroup.js'
 import { ProcessRunner } from './process-runner.js'
+import type { ProcessResult } from './run-process.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
 
@@ -32,6 +34,8 @@ export interface Launch {
   argv: readonly string[]
   env: Record<string, string>
   cwd: string
+  /** The control group that holds the command's limits (see cgroup.ts), removed after it ends. */
+  cgroup?: ActionCgroup
 }
 
 export interface ScratchBackend {
@@ -70,12 +74,19 @@ async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, p
   let keep = false
   try {
     const launch = backend.launch(spec, scratch)
-    let proc
+    let proc: ProcessResult & { oomKilled?: boolean }
+    let oomKilled = false
     try {
-      proc = await runner.run({ ...launch, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
+      proc = await runner.run({ argv: launch.argv, env: launch.env, cwd: launch.cwd, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
     } catch (err) {
       throw new SandboxError(backend.name, spec.actionId, (err as Error).message, { cause: err })
+    } finally {
+      if (launch.cgroup) {
+        oomKilled = launch.cgroup.oomKilled()
+        await launch.cgroup.remove().catch((err: unknown) => init.log?.warn({ err }, 'could not remove the control group of an action'))
+      }
     }
+    if (oomKilled && proc.exitCode !== 0) proc = { ...proc, oomKilled: true }
     const done = await collectResult(init, pool, backend.name, spec, scratch, proc)
     keep = done.keptAt !== undefined
     return done

@@ -237,7 +237,7 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
       const workers: ChildProcess[] = []
       for (let w = 0; w < 3; w++) {
         const worker = await startBldr(
-          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `worker-${w}`), '--parallelism', '1', '--seed', String(w + 1), '--log-level', 'info'],
+          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `worker-${w}`), '--parallelism', '1', '--seed', String(w + 1), '--sandbox', 'local', '--log-level', 'info'],
           /"msg":"worker ready"/,
         )
         procs.push(worker.proc)
@@ -264,11 +264,13 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
         assert.equal(refused.code, 1)
         assert.match(refused.stderr, /^bldr: the coordinator at .* refused the build: no worker in this mesh offers sandbox bwrap \(the mesh has local on 3 workers\)$/m)
         assert.ok(performance.now() - t0 < 15_000, 'it failed fast')
-        // …and once a bwrap worker joins, every action goes to it and to nobody else (no seeding, no stealing elsewhere).
+        // …and once a worker with bwrap joins, every action goes to it and to nobody else (no seeding, no stealing elsewhere).
+        // Without --sandbox it offers every backend that works here (.ci/run installs bubblewrap and starts dockerd).
         const bw = await startBldr(
-          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'worker-bwrap'), '--parallelism', '1', '--sandbox', 'bwrap', '--log-level', 'info'],
-          /"msg":"worker ready"/,
+          ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'worker-bwrap'), '--parallelism', '1', '--log-level', 'info'],
+          /"msg":"offering sandboxes ([a-z, ]+)"/,
         )
+        assert.equal(bw.match[1], 'docker, bwrap, local')
         procs.push(bw.proc)
         const statsFile = join(dir, 'stats.json')
         const ok = await runCli(['build', '-C', dir, '--coordinator', addr, '--sandbox', 'bwrap', '--stats', statsFile])

@@ -1,22 +1,29 @@
 /**
- * What each backend isolates, with real processes: bubblewrap for real (it is
- * installed by .ci/run), and what the local backend refuses.
+ * What each backend isolates, with real processes: the same cases against
+ * bubblewrap and a real Docker daemon (both installed and started by .ci/run),
+ * the warm-container pool of the docker backend, and what the local backend
+ * refuses.
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { describe, it } from 'node:test'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
 import { DEFAULT_CAPABILITIES, HERMETIC_ENV, type Capabilities } from '../../src/graph/action.js'
 import { BWRAP_EXEC_ROOT, createBwrapSandbox } from '../../sandbox/bwrap.js'
+import { createDockerSandbox, DOCKER_EXEC_ROOT } from '../../sandbox/docker.js'
 import { createLocalSandbox } from '../../sandbox/local.js'
 import type { Sandbox, SandboxInput, SandboxSpec } from '../../sandbox/types.js'
 import { copyExample, runCli, snapshotFiles, withProject } from '../helpers.js'
 
-async function withSandbox(make: (init: { cas: CasStore; scratchRoot: string; slots: number }) => Sandbox, fn: (s: Sandbox, cas: CasStore, dir: string) => Promise<void>): Promise<void> {
+type MakeSandbox = (init: { cas: CasStore; scratchRoot: string; slots: number }) => Sandbox
+
+async function withSandbox(make: MakeSandbox, fn: (s: Sandbox, cas: CasStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-isolation-'))
   const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
   const sandbox = make({ cas, scratchRoot: join(dir, 'scratch'), slots: 2 })
@@ -44,101 +51,223 @@ function spec(argv: string[], over: Partial<SandboxSpec> & { caps?: Partial<Capa
 
 const sh = (script: string): string[] => ['sh', '-c', script]
 
-describe('sandbox bwrap (real bubblewrap)', { timeout: 60_000 }, () => {
-  const bwrap = (init: { cas: CasStore; scratchRoot: string; slots: number }): Sandbox => createBwrapSandbox(init)
 
-  it('runs in a fixed exec root with only its declared inputs, and stores its outputs', async () => {
-    await withSandbox(bwrap, async (s, cas) => {
-      const src = await cas.putBytes('int answer(void) { return 42; }\n')
-      const input: SandboxInput = { path: 'src/a.c', digest: src.digest, executable: false }
-      const r = await s.run(spec(sh('pwd; ls -A; cc -c src/a.c -o out/a.o'), { inputs: [input], outputs: ['out/a.o'] }))
-      assert.equal(r.exitCode, 0, r.stderr.toString())
-      assert.equal(r.stdout.toString(), `${BWRAP_EXEC_ROOT}\nout\nsrc\n`)
-      assert.equal(r.outputs.length, 1)
-      assert.ok(r.outputs[0]!.size > 0)
-    })
-  })
+const ISOLATING: { name: 'bwrap' | 'docker'; make: MakeSandbox; execRoot: string }[] = [
+  { name: 'bwrap', make: (init) => createBwrapSandbox(init), execRoot: BWRAP_EXEC_ROOT },
+  { name: 'docker', make: (init) => createDockerSandbox(init), execRoot: DOCKER_EXEC_ROOT },
+]
 
-  it('cannot connect to a listener on the host', async () => {
-    const server = createServer((c) => c.end('hello\n'))
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const port = (server.address() as { port: number }).port
-    try {
-      await withSandbox(bwrap, async (s) => {
-        const probe = `exec 3<>/dev/tcp/127.0.0.1/${port} && head -1 <&3`
-        const r = await s.run(spec(['bash', '-c', probe]))
-        assert.notEqual(r.exitCode, 0, `connected: ${r.stdout.toString()}`)
-        assert.match(r.stderr.toString(), /Connection refused|Network is unreachable|Cannot assign/)
-        // The same probe with the network capability reaches it: the test can tell the two apart.
-        const open = await s.run(spec(['bash', '-c', probe], { caps: { network: true } }))
-        assert.equal(open.stdout.toString(), 'hello\n', open.stderr.toString())
-      })
-    } finally {
-      server.close()
-    }
-  })
+/** A command that allocates `mib` MiB and touches every page. */
+const allocate = (mib: number): string[] => ['python3', '-c', `b = bytearray(${mib} * 1024 * 1024)\nprint(len(b))`]
 
-  it('cannot read an undeclared file of the source tree, even by absolute path', async () => {
-    await withSandbox(bwrap, async (s, _cas, dir) => {
-      const secret = join(dir, 'project', 'undeclared.h')
-      await mkdir(join(dir, 'project'), { recursive: true })
-      await writeFile(secret, '#define SECRET 1\n')
-      const r = await s.run(spec(sh(`cat ${secret}`)))
-      assert.notEqual(r.exitCode, 0)
-      assert.match(r.stderr.toString(), /No such file or directory/)
-      // The local backend, for contrast, does not isolate: the same read succeeds there.
-      await withSandbox(createLocalSandbox, async (local) => {
-        const l = await local.run(spec(sh(`cat ${secret}`)))
-        assert.equal(l.stdout.toString(), '#define SECRET 1\n')
+for (const backend of ISOLATING) {
+  describe(`sandbox ${backend.name} (real ${backend.name === 'docker' ? 'Docker daemon' : 'bubblewrap'})`, { timeout: 120_000 }, () => {
+    const make = backend.make
+
+    it('runs in a fixed exec root with only its declared inputs, as an unprivileged user, and stores its outputs', async () => {
+      await withSandbox(make, async (s, cas) => {
+        const src = await cas.putBytes('int answer(void) { return 42; }\n')
+        const input: SandboxInput = { path: 'src/a.c', digest: src.digest, executable: false }
+        const r = await s.run(spec(sh('pwd; ls -A; id -u; cc -c src/a.c -o out/a.o'), { inputs: [input], outputs: ['out/a.o'] }))
+        assert.equal(r.exitCode, 0, r.stderr.toString())
+        const [pwd, ls1, ls2, uid] = r.stdout.toString().split('\n')
+        assert.deepEqual([pwd, ls1, ls2], [backend.execRoot, 'out', 'src'])
+        assert.notEqual(uid, '0', 'the action does not run as root')
+        assert.equal(r.outputs.length, 1)
+        assert.ok(r.outputs[0]!.size > 0)
       })
     })
-  })
 
-  it('cannot write outside its folder and /tmp, nor to its inputs', async () => {
-    await withSandbox(bwrap, async (s, cas) => {
-      const src = await cas.putBytes('data\n')
-      const input: SandboxInput = { path: 'in.txt', digest: src.digest, executable: false }
-      const r = await s.run(spec(sh('echo x > /usr/evil; echo x > /evil; echo x > in.txt; echo ok > /tmp/t && cat /tmp/t'), { inputs: [input] }))
-      const err = r.stderr.toString()
-      assert.match(err, /\/usr\/evil: (Read-only file system|Permission denied)/)
-      assert.match(err, /\/evil: (Read-only file system|Permission denied)/)
-      assert.match(err, /in\.txt: Permission denied/)
-      assert.equal(r.stdout.toString(), 'ok\n', 'its private /tmp is writable')
-      assert.equal((await cas.getBytes(src.digest)).toString(), 'data\n', 'the input blob is intact')
+    it('cannot connect to a listener on the host', async () => {
+      const server = createServer((c) => c.end('hello\n'))
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const port = (server.address() as { port: number }).port
+      try {
+        await withSandbox(make, async (s) => {
+          const probe = `exec 3<>/dev/tcp/127.0.0.1/${port} && head -1 <&3`
+          const r = await s.run(spec(['bash', '-c', probe]))
+          assert.notEqual(r.exitCode, 0, `connected: ${r.stdout.toString()}`)
+          assert.match(r.stderr.toString(), /Connection refused|Network is unreachable|Cannot assign/)
+          // The same probe with the network capability reaches it: the test can tell the two apart.
+          const open = await s.run(spec(['bash', '-c', probe], { caps: { network: true } }))
+          assert.equal(open.stdout.toString(), 'hello\n', open.stderr.toString())
+        })
+      } finally {
+        server.close()
+      }
+    })
+
+    it('cannot read an undeclared file of the source tree, even by absolute path', async () => {
+      await withSandbox(make, async (s, _cas, dir) => {
+        const secret = join(dir, 'project', 'undeclared.h')
+        await mkdir(join(dir, 'project'), { recursive: true })
+        await writeFile(secret, '#define SECRET 1\n')
+        const r = await s.run(spec(sh(`cat ${secret}`)))
+        assert.notEqual(r.exitCode, 0)
+        assert.match(r.stderr.toString(), /No such file or directory/)
+        // The local backend, for contrast, does not isolate: the same read succeeds there.
+        await withSandbox(createLocalSandbox, async (local) => {
+          const l = await local.run(spec(sh(`cat ${secret}`)))
+          assert.equal(l.stdout.toString(), '#define SECRET 1\n')
+        })
+      })
+    })
+
+    it('cannot write outside its folder and /tmp, nor to its inputs', async () => {
+      await withSandbox(make, async (s, cas) => {
+        const src = await cas.putBytes('data\n')
+        const input: SandboxInput = { path: 'in.txt', digest: src.digest, executable: false }
+        const r = await s.run(spec(sh('echo x > /usr/evil; echo x > /evil; echo x > in.txt; echo ok > /tmp/t && cat /tmp/t'), { inputs: [input] }))
+        const err = r.stderr.toString()
+        assert.match(err, /\/usr\/evil: (Read-only file system|Permission denied)/)
+        assert.match(err, /\/evil: (Read-only file system|Permission denied)/)
+        assert.match(err, /in\.txt: Permission denied/)
+        assert.equal(r.stdout.toString(), 'ok\n', 'its private /tmp is writable')
+        assert.equal((await cas.getBytes(src.digest)).toString(), 'data\n', 'the input blob is intact')
+      })
+    })
+
+    it('kills an action past its timeout and says so', async () => {
+      await withSandbox(make, async (s) => {
+        const t0 = performance.now()
+        const r = await s.run(spec(sh('sleep 30'), { timeoutMs: 300 }))
+        assert.equal(r.timedOut, true)
+        assert.ok(performance.now() - t0 < 10_000)
+      })
+    })
+
+    it('kills an action past its memory limit and reports it as such', async () => {
+      await withSandbox(make, async (s) => {
+        const limit = 64 * 1024 * 1024
+        const over = await s.run(spec(allocate(256), { caps: { maxMemoryBytes: limit } }))
+        assert.notEqual(over.exitCode, 0)
+        assert.equal(over.oomKilled, true, `not reported as a memory kill: exit ${over.exitCode} signal ${over.signal} ${over.stderr.toString()}`)
+        // Under the limit the same program runs: the limit, not the program, killed it.
+        const under = await s.run(spec(allocate(16), { caps: { maxMemoryBytes: limit } }))
+        assert.equal(under.exitCode, 0, under.stderr.toString())
+        assert.equal(under.stdout.toString(), `${16 * 1024 * 1024}\n`)
+        assert.ok(!under.oomKilled)
+      })
+    })
+
+    it('refuses a capability path it cannot provide, naming it', async () => {
+      await withSandbox(make, async (s) => {
+        await assert.rejects(s.run(spec(sh('true'), { caps: { readPaths: ['relative/path'] } })), /capability path "relative\/path" must be absolute/)
+      })
+    })
+
+    it('builds the example with outputs byte-identical to the local backend', async () => {
+      await withProject(copyExample(), async (a) =>
+        withProject(copyExample(), async (b) => {
+          const r = await runCli(['build', '-C', a, '--sandbox', backend.name])
+          assert.equal(r.code, 0, r.stderr)
+          assert.match(r.stderr, new RegExp(`sandbox ${backend.name}: each action in`))
+          assert.equal((await runCli(['build', '-C', b])).code, 0)
+          const [x, y] = await Promise.all([snapshotFiles(a, 'bldr-out'), snapshotFiles(b, 'bldr-out')])
+          assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort())
+          for (const [path, bytes] of x) assert.ok(bytes.equals(y.get(path)!), `${path} differs`)
+          assert.ok((await readFile(join(a, 'bldr-out', 'bin', 'calc'))).length > 0)
+        }),
+      )
     })
   })
+}
 
-  it('kills an action past its timeout and says so', async () => {
-    await withSandbox(bwrap, async (s) => {
-      const t0 = performance.now()
-      const r = await s.run(spec(sh('sleep 30'), { timeoutMs: 300 }))
-      assert.equal(r.timedOut, true)
-      assert.ok(performance.now() - t0 < 10_000)
-    })
-  })
-
+describe('local backend', () => {
   it('refuses a limit it cannot enforce, naming it, instead of running without it', async () => {
-    await withSandbox(bwrap, async (s) => {
-      await assert.rejects(s.run(spec(sh('true'), { caps: { maxMemoryBytes: 64 * 1024 * 1024 } })), /sandbox bwrap cannot enforce maxMemory .*use --sandbox docker/)
-      await assert.rejects(s.run(spec(sh('true'), { caps: { readPaths: ['/no/such/path'] } })), /capability path \/no\/such\/path does not exist/)
-    })
     await withSandbox(createLocalSandbox, async (s) => {
       await assert.rejects(s.run(spec(sh('true'), { caps: { maxCpu: 1 } })), /sandbox local cannot enforce maxCpu/)
+      await assert.rejects(s.run(spec(sh('true'), { caps: { maxMemoryBytes: 1 << 26 } })), /sandbox local cannot enforce maxMemory/)
+    })
+  })
+})
+
+/** The ids of running containers this test process's sandboxes made. */
+function ourContainers(): string[] {
+  const out = execFileSync('docker', ['ps', '-q', '--no-trunc', '--filter', `label=dev.bldr.owner=${hostname()}:${process.pid}`], { encoding: 'utf8' })
+  return out.split('\n').filter(Boolean)
+}
+
+describe('docker warm containers (real Docker daemon)', { timeout: 120_000 }, () => {
+  const docker: MakeSandbox = (init) => createDockerSandbox({ ...init, slots: 1 })
+
+  it('runs one action after another in the same container, with nothing of the last one left', async () => {
+    await withSandbox(docker, async (s) => {
+      // Leaves a file in /tmp, a process in its group holding stdout, and one that left the group.
+      const first = await s.run(spec(sh('echo secret > /tmp/left; (sleep 300 &); setsid sleep 301 >/dev/null 2>&1 & echo done')))
+      assert.equal(first.exitCode, 0, first.stderr.toString())
+      assert.equal(first.timedOut, false)
+      assert.ok(first.durationMs < 5_000, `the action was held open by what it left running (${first.durationMs} ms)`)
+      const [containers] = [ourContainers()]
+      assert.equal(containers.length, 1)
+      const second = await s.run(spec(sh('ls /proc | grep -c "^[0-9]"; cat /proc/[0-9]*/cmdline | tr "\\0" " "; echo; ls -A /tmp')))
+      assert.equal(second.exitCode, 0, second.stderr.toString())
+      assert.deepEqual(ourContainers(), containers, 'the same warm container ran both')
+      const lines = second.stdout.toString().split('\n')
+      assert.ok(!lines.includes('left'), `a file of the last action is visible: ${second.stdout.toString()}`)
+      // pid 1 (init), the runner, the shell, ls and grep: the sleeps of the first action are gone.
+      assert.ok(Number(lines[0]) <= 5, `leftover processes: ${second.stdout.toString()}`)
+      assert.doesNotMatch(lines[1] ?? '', /sleep 30/)
     })
   })
 
-  it('builds the example with outputs byte-identical to the local backend', async () => {
-    await withProject(copyExample(), async (a) =>
-      withProject(copyExample(), async (b) => {
-        const r = await runCli(['build', '-C', a, '--sandbox', 'bwrap'])
-        assert.equal(r.code, 0, r.stderr)
-        assert.match(r.stderr, /sandbox bwrap: each action in its own namespaces/)
-        assert.equal((await runCli(['build', '-C', b])).code, 0)
-        const [x, y] = await Promise.all([snapshotFiles(a, 'bldr-out'), snapshotFiles(b, 'bldr-out')])
-        assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort())
-        for (const [path, bytes] of x) assert.ok(bytes.equals(y.get(path)!), `${path} differs`)
-        assert.ok((await readFile(join(a, 'bldr-out', 'bin', 'calc'))).length > 0)
-      }),
-    )
+  it('replaces a container that crashed, and the next action still succeeds', async () => {
+    await withSandbox(docker, async (s) => {
+      assert.equal((await s.run(spec(['true']))).exitCode, 0)
+      const [before] = ourContainers()
+      assert.ok(before)
+      // Killed mid-action: that action fails as a sandbox failure, not as the action's.
+      const running = s.run(spec(sh('echo started; sleep 30')))
+      await waitFor(() => execFileSync('docker', ['top', before], { encoding: 'utf8' }).includes('sleep 30'), 10_000)
+      execFileSync('docker', ['kill', before])
+      await assert.rejects(running, (err: Error) => err.name === 'SandboxError' && /container .* (stopped|runner exited)/.test(err.message))
+      const next = await s.run(spec(sh('echo fine')))
+      assert.equal(next.stdout.toString(), 'fine\n', next.stderr.toString())
+      const [after] = ourContainers()
+      assert.ok(after && after !== before, 'a new container ran it')
+      // Killed between actions: the next action finds it dead and runs in a new one.
+      execFileSync('docker', ['kill', after])
+      await waitFor(() => !ourContainers().includes(after), 10_000)
+      const third = await s.run(spec(sh('echo again')))
+      assert.equal(third.stdout.toString(), 'again\n', third.stderr.toString())
+    })
+  })
+
+  it('replaces the container after a failed action', async () => {
+    await withSandbox(docker, async (s) => {
+      // A container's hostname is its id.
+      const failed = await s.run(spec(sh('cat /etc/hostname; exit 3')))
+      assert.equal(failed.exitCode, 3)
+      const ok = await s.run(spec(sh('cat /etc/hostname')))
+      const again = await s.run(spec(sh('cat /etc/hostname')))
+      assert.equal(ok.exitCode, 0)
+      assert.notEqual(ok.stdout.toString(), failed.stdout.toString(), 'a new container after the failure')
+      assert.equal(again.stdout.toString(), ok.stdout.toString(), 'but the same one after a success')
+      assert.match(ok.stdout.toString(), /^[0-9a-f]{12}\n$/)
+    })
+  })
+
+  it('removes every container when closed, and says clearly when no daemon answers', async () => {
+    await withSandbox(docker, async (s) => {
+      assert.equal((await s.run(spec(['true']))).exitCode, 0)
+      assert.equal(ourContainers().length, 1)
+      await s.close()
+      assert.deepEqual(ourContainers(), [])
+    })
+    await withProject(copyExample(), async (dir) => {
+      const r = await runCli(['build', '-C', dir, '--sandbox', 'docker'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } })
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /cannot reach the Docker daemon at \/nonexistent\/docker\.sock: .*\(start dockerd, or point DOCKER_HOST at one\)/)
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    })
   })
 })
+
+/** Poll `check` (a docker command: no event to wait on) every 20 ms until it holds, up to `deadlineMs`. */
+async function waitFor(check: () => boolean, deadlineMs: number): Promise<void> {
+  const end = performance.now() + deadlineMs
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`condition not met within ${deadlineMs} ms`)
+    await delay(20)
+  }
+}
