@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   const times = new Map<Variant, number[]>(variants.map((v) => [v, []]))
   try {
     // Warm-up, not counted: starts the runners and the warm containers, fills the page cache.
-    for (const v of variants) await runOne(v, -1 - variants.indexOf(v))
+    for (const v of variants) await runOne(v, actions + 1 + variants.indexOf(v))
     const perRound = Math.ceil(actions / rounds)
     for (let round = 0; round < rounds; round++) {
       process.stderr.write(`round ${round + 1}/${rounds}\n`)

@@ -12,6 +12,7 @@ import {
   type ActionSpec,
   type CcRuleSpec,
   type ToolchainSpec,
+  type DefaultsSpec,
 } from './schema.js'
 import { didYouMean } from './suggest.js'
 import { YamlSource, type KeyPath } from './yaml-source.js'
@@ -21,6 +22,7 @@ export interface BuildFileSpec {
   actions: Map<string, ActionSpec>
   targets: Map<string, CcRuleSpec>
   toolchain: ToolchainSpec
+  defaults: DefaultsSpec
 }
 
 export function parseBuildFile(text: string, file: string): BuildFileSpec {
@@ -73,6 +75,7 @@ export function parseBuildFile(text: string, file: string): BuildFileSpec {
     actions: new Map(Object.entries(root.data.actions ?? {})),
     targets,
     toolchain: root.data.toolchain ?? {},
+    defaults: root.data.defaults ?? {},
   }
 }
 

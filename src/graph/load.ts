@@ -91,8 +91,8 @@ export async function loadBuildGraph(spec: BuildFileSpec, tree: SourceTree): Pro
         description: a.description ?? name,
         argv: a.command,
         env: { ...HERMETIC_ENV, ...(a.env ?? {}) },
-        timeoutMs: a.timeout !== undefined ? durationToMs(a.timeout) : DEFAULT_ACTION_TIMEOUT_MS,
-        capabilities: toCapabilities(a.capabilities),
+        timeoutMs: timeoutOf(a.timeout, spec),
+        capabilities: toCapabilities(a.capabilities, spec),
         origin: src.locate(entryPath, { key: true }),
       },
     })
@@ -189,8 +189,8 @@ function expandCcRule(
   const common = {
     owner: name,
     env: { ...HERMETIC_ENV, ...(rule.env ?? {}) },
-    timeoutMs: rule.timeout !== undefined ? durationToMs(rule.timeout) : DEFAULT_ACTION_TIMEOUT_MS,
-    capabilities: toCapabilities(rule.capabilities),
+    timeoutMs: timeoutOf(rule.timeout, spec),
+    capabilities: toCapabilities(rule.capabilities, spec),
     origin: src.locate(base, { key: true }),
   }
   // Headers visible to this target's compiles: its own (hdrs and headers listed in srcs) and its deps' public ones.
@@ -332,9 +332,16 @@ function transitiveDeps(spec: BuildFileSpec, name: string): string[] {
   return post.reverse()
 }
 
-function toCapabilities(spec: CapabilitiesSpec | undefined): Capabilities {
+/** An entry's timeout: its own, else the file's `defaults`, else bldr's. */
+function timeoutOf(own: number | string | undefined, file: BuildFileSpec): number {
+  const t = own ?? file.defaults.timeout
+  return t !== undefined ? durationToMs(t) : DEFAULT_ACTION_TIMEOUT_MS
+}
+
+/** An entry's capabilities: bldr's defaults, overridden by the file's `defaults`, then by its own, field by field. */
+function toCapabilities(own: CapabilitiesSpec | undefined, file: BuildFileSpec): Capabilities {
+  const spec: CapabilitiesSpec = { ...file.defaults.capabilities, ...own }
   const caps: Capabilities = { ...DEFAULT_CAPABILITIES, readPaths: [], writePaths: [] }
-  if (!spec) return caps
   if (spec.network !== undefined) caps.network = spec.network
   if (spec.writeHome !== undefined) caps.writeHome = spec.writeHome
   if (spec.writeTmp !== undefined) caps.writeTmp = spec.writeTmp

@@ -83,8 +83,15 @@ export const toolchainSchema = z.strictObject({
   ar: nonEmpty.optional(),
 })
 
+/** What every action and target gets unless it says otherwise (capabilities merge field by field). */
+export const defaultsSchema = z.strictObject({
+  timeout: duration.optional(),
+  capabilities: capabilitiesSchema.optional(),
+})
+
 /** The file as a whole; targets are checked per kind afterwards (see build-file.ts). */
 export const buildFileSchema = z.strictObject({
+  defaults: defaultsSchema.optional(),
   actions: z.record(nameKey, actionSchema).optional(),
   targets: z.record(nameKey, z.unknown()).optional(),
   toolchain: toolchainSchema.optional(),
@@ -93,6 +100,7 @@ export const buildFileSchema = z.strictObject({
 export type ActionSpec = z.infer<typeof actionSchema>
 export type CcRuleSpec = z.infer<typeof ccLibrarySchema> | z.infer<typeof ccBinarySchema>
 export type ToolchainSpec = z.infer<typeof toolchainSchema>
+export type DefaultsSpec = z.infer<typeof defaultsSchema>
 export type CapabilitiesSpec = z.infer<typeof capabilitiesSchema>
 
 /** Parse a duration as written in a BUILD file into milliseconds. */

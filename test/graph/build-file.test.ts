@@ -242,6 +242,36 @@ targets:
     assert.equal(g.get('version').timeoutMs, 30_000)
   })
 
+  it('applies the file\'s defaults under each entry\'s own timeout and capabilities, field by field', async () => {
+    const g = await load(`
+defaults:
+  timeout: 2m
+  capabilities: { maxMemory: 256MiB, network: true }
+actions:
+  plain:
+    command: ["true"]
+  own:
+    command: ["true"]
+    timeout: 5s
+    capabilities: { network: false, maxCpu: 1 }
+targets:
+  core:
+    kind: cc_library
+    srcs: [src/a.c]
+`)
+    const plain = g.get('plain')
+    assert.equal(plain.timeoutMs, 120_000)
+    assert.deepEqual({ ...plain.capabilities }, { network: true, writeHome: false, writeTmp: true, readPaths: [], writePaths: [], maxMemoryBytes: 256 * 1024 * 1024 })
+    const own = g.get('own')
+    assert.equal(own.timeoutMs, 5_000)
+    assert.deepEqual({ ...own.capabilities }, { network: false, writeHome: false, writeTmp: true, readPaths: [], writePaths: [], maxMemoryBytes: 256 * 1024 * 1024, maxCpu: 1 })
+    assert.equal(g.get('core/compile/src/a.c').capabilities.maxMemoryBytes, 256 * 1024 * 1024)
+    assert.equal(g.get('core/archive').timeoutMs, 120_000)
+    // Without defaults, bldr's own.
+    assert.equal((await load('actions:\n  a:\n    command: ["true"]\n')).get('a').timeoutMs, 600_000)
+    assert.match((await errorsOf('defaults:\n  capabilities:\n    maxMemry: 1G\n'))[0]!, /\(defaults\.capabilities\.maxMemry\): unknown key "maxMemry" \(did you mean "maxMemory"\?\)/)
+  })
+
   it('orders libraries dependants-first on the link line', async () => {
     const g = await load(`
 targets:
