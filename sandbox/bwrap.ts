@@ -1,40 +1,50 @@
 /**
- * The bubblewrap backend: the scratch folder of the local backend, with the
- * command started inside fresh namespaces (user, mount, pid, network, ipc,
- * uts, cgroup) by `bwrap`. Inside, the action sees:
+ * The bubblewrap backend: each action runs inside fresh namespaces (user,
+ * mount, pid, network, ipc, uts, cgroup) made by `bwrap`. Inside, the action
+ * sees:
  *
  * - its scratch folder at a fixed path, `/bldr/root` (so paths in its outputs
  *   do not depend on where the folder is), holding only its declared inputs;
  *   the inputs are read-only to it (it runs as an unprivileged user);
  * - the toolchain read-only: /usr (with /bin, /lib, /lib64, /sbin as on the
- *   host) and the few files of /etc that compilers need;
+ *   host) and the few files of /etc that compilers need (toolchain.ts);
  * - its own /tmp (if `writeTmp`) and HOME at /bldr/home (read-only unless
  *   `writeHome`), both emptied between actions;
  * - no network (unless `network`), a read-only root, its own /proc and /dev.
  *
  * Nothing of the project, the store or the rest of the machine is visible.
- * Resource limits (maxCpu, maxMemory) are enforced by a control group per
- * limited action (cgroup.ts); where none can be made, the action is refused,
- * not run without its limit. A memory kill is reported as such.
+ *
+ * Warm, like the docker backend (warm-pool.ts): making the namespaces and
+ * mounts costs ~6 ms, three times a small compile's own spawn, so one bwrap
+ * sandbox per slot stays up with the runner in it (the host's node binary and
+ * container-runner.js bound read-only at /bldr/node and /bldr/runner), and
+ * takes actions over its stdin. bwrap's own init reaps what an action leaves;
+ * the runner kills it and empties /tmp between actions. `--die-with-parent`
+ * ends the sandbox with bldr.
+ *
+ * Limits (maxMemory, maxCpu) come from a control group made for the sandbox
+ * (cgroup.ts) that bwrap is started in; its memory counters are bound where
+ * the runner looks for them (as in a container), so a memory kill is reported
+ * as such. Where no group can be made the action is refused, not run without
+ * its limit.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { isAbsolute } from 'node:path'
+import type { Logger } from 'pino'
 import { createActionCgroup, type ActionCgroup, type CgroupLimits } from './cgroup.js'
-import { createScratchSandbox, type ScratchBackendInit } from './scratch-backend.js'
+import type { Scratch } from './scratch.js'
 import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
+import { createWarmPool, RUNNER_ARGV, RUNNER_DIR, RUNNER_MEMORY_BYTES, RUNNER_NODE, WARM_EXEC_ROOT, WARM_HOME, type Profile, type WarmChannel, type WarmPoolInit } from './warm-pool.js'
 
 export const BWRAP_ISOLATION_NOTE = 'sandbox bwrap: each action in its own namespaces with only its declared inputs, the toolchain read-only, no network'
 
 /** Where the action's folders appear inside the sandbox. */
-export const BWRAP_EXEC_ROOT = '/bldr/root'
-const BWRAP_HOME = '/bldr/home'
+export const BWRAP_EXEC_ROOT = WARM_EXEC_ROOT
 /** The unprivileged user actions run as inside (so the read-only inputs really are read-only to them). */
 const SANDBOX_UID = '1000'
 
-
-export interface BwrapSandboxInit extends ScratchBackendInit {
+export interface BwrapSandboxInit extends WarmPoolInit {
   /** The bwrap program (default: found on PATH). */
   bwrapPath?: string
 }
@@ -53,50 +63,69 @@ export function findBwrap(path?: string): string {
 
 export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
   const bwrap = findBwrap(init.bwrapPath)
-  const toolchain = toolchainMounts()
-  return createScratchSandbox(init, {
+  const log = init.log?.child({ component: 'sandbox-bwrap' })
+  return createWarmPool(init, {
     name: 'bwrap',
     isolationNote: BWRAP_ISOLATION_NOTE,
+    prepare: async () => undefined,
     refuse: (spec) => {
       const c = spec.capabilities
-      if (c.maxCpu !== undefined && !(c.maxCpu >= 0.01)) return `maxCpu must be at least 0.01 (got ${c.maxCpu})`
-      const relative = [...c.readPaths, ...c.writePaths].find((p) => !isAbsolute(p))
-      if (relative !== undefined) return `capability path ${JSON.stringify(relative)} must be absolute`
       const missing = [...c.readPaths, ...c.writePaths].find((p) => !existsSync(p))
-      if (missing !== undefined) return `capability path ${missing} does not exist on this machine`
-      return undefined
+      return missing !== undefined ? `capability path ${missing} does not exist on this machine` : undefined
     },
-    launch: (spec, scratch) => {
-      const c = spec.capabilities
-      const args = ['--unshare-all', '--die-with-parent', '--new-session', '--uid', SANDBOX_UID, '--gid', SANDBOX_UID]
-      if (c.network) {
-        args.push('--share-net')
-        for (const f of NETWORK_ETC_FILES) args.push('--ro-bind-try', f, f)
-      }
-      args.push(...toolchain, '--proc', '/proc', '--dev', '/dev')
-      args.push('--bind', scratch.execRoot, BWRAP_EXEC_ROOT)
-      args.push(c.writeHome ? '--bind' : '--ro-bind', scratch.home, BWRAP_HOME)
-      if (c.writeTmp) args.push('--bind', scratch.tmp, '/tmp')
-      for (const p of c.readPaths) args.push('--ro-bind', p, p)
-      for (const p of c.writePaths) args.push('--bind', p, p)
-      args.push('--remount-ro', '/', '--chdir', BWRAP_EXEC_ROOT, '--')
-      const env: Record<string, string> = { ...spec.env, HOME: BWRAP_HOME, PWD: BWRAP_EXEC_ROOT }
-      if (c.writeTmp) env['TMPDIR'] = '/tmp'
-      const argv = [bwrap, ...args, ...spec.argv]
-      if (c.maxCpu === undefined && c.maxMemoryBytes === undefined) return { argv, env, cwd: scratch.execRoot }
-      const cgroup = limitsGroup(spec.actionId, { ...(c.maxMemoryBytes !== undefined ? { memoryBytes: c.maxMemoryBytes } : {}), ...(c.maxCpu !== undefined ? { cpu: c.maxCpu } : {}) })
-      return { argv: cgroup.wrap(argv), env, cwd: scratch.execRoot, cgroup }
-    },
+    start: async (profile, scratch, runnerDir) => startBwrap(bwrap, profile, scratch, runnerDir, log),
   })
 }
 
-/** A control group for an action's limits, or a SandboxError saying why none can be made here. */
-function limitsGroup(actionId: string, limits: CgroupLimits): ActionCgroup {
+function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: string, log: Logger | undefined): WarmChannel {
+  const cgroup = p.memoryBytes !== undefined || p.cpu !== undefined ? limitsGroup({ ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes + RUNNER_MEMORY_BYTES } : {}), ...(p.cpu !== undefined ? { cpu: p.cpu } : {}) }) : undefined
+  const args = ['--unshare-all', '--die-with-parent', '--new-session', '--uid', SANDBOX_UID, '--gid', SANDBOX_UID]
+  if (p.network) {
+    args.push('--share-net')
+    for (const f of NETWORK_ETC_FILES) args.push('--ro-bind-try', f, f)
+  }
+  args.push(...toolchainMounts(), '--proc', '/proc', '--dev', '/dev')
+  args.push('--bind', scratch.execRoot, WARM_EXEC_ROOT)
+  args.push(p.writeHome ? '--bind' : '--ro-bind', scratch.home, WARM_HOME)
+  if (p.writeTmp) args.push('--bind', scratch.tmp, '/tmp')
+  for (const r of p.readPaths) args.push('--ro-bind', r, r)
+  for (const w of p.writePaths) args.push('--bind', w, w)
+  args.push('--ro-bind', runnerDir, RUNNER_DIR, '--ro-bind', process.execPath, RUNNER_NODE)
+  const counters = cgroup?.counterMount()
+  if (counters) args.push('--ro-bind', counters.source, counters.target)
+  args.push('--remount-ro', '/', '--chdir', WARM_EXEC_ROOT, '--', ...RUNNER_ARGV)
+  const argv = cgroup ? cgroup.wrap([bwrap, ...args]) : [bwrap, ...args]
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } })
+  const id = `bwrap-${child.pid ?? '?'}`
+  child.stderr.on('data', (b: Buffer) => log?.warn({ sandbox: id, output: b.toString().slice(0, 2000) }, 'bwrap sandbox said'))
+  child.stdin.on('error', () => undefined) // a write after it ended; its end is reported by 'close'
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
+  let removed: Promise<void> | undefined
+  const removeGroup = (): Promise<void> => (removed ??= exited.then(() => cgroup?.remove()))
+  return {
+    id,
+    input: child.stdin,
+    output: child.stdout,
+    onEnd: (cb) => void exited.then(cb),
+    destroy: async () => {
+      child.kill('SIGKILL')
+      await removeGroup()
+    },
+    deathCause: async () => {
+      await exited
+      const oomKilled = cgroup?.oomKilled() ?? false
+      return { oomKilled, detail: `bwrap ${child.signalCode ? `killed by ${child.signalCode}` : `exited with code ${child.exitCode}`}${oomKilled ? ', killed for memory' : ''}` }
+    },
+  }
+}
+
+/** A control group for a sandbox's limits, or a SandboxError saying why none can be made here. */
+function limitsGroup(limits: CgroupLimits): ActionCgroup {
   try {
     return createActionCgroup(limits)
   } catch (err) {
     const which = [limits.memoryBytes !== undefined ? 'maxMemory' : '', limits.cpu !== undefined ? 'maxCpu' : ''].filter(Boolean).join(' and ')
-    throw new SandboxError('bwrap', actionId, `cannot enforce ${which}: no control group can be made here (${(err as Error).message}); run bldr as root or in a delegated cgroup, or use --sandbox docker`, { cause: err })
+    throw new SandboxError('bwrap', '-', `cannot enforce ${which}: no control group can be made here (${(err as Error).message}); run bldr as root or in a delegated cgroup, or use --sandbox docker`, { cause: err })
   }
 }
 

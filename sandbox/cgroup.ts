@@ -1,7 +1,7 @@
 /**
- * One control group per limited action, for backends that start the action
- * themselves (bwrap): its memory limit (no swap beyond it) and CPU quota, and
- * afterwards whether the kernel killed something in it for memory.
+ * A control group for a sandbox that bldr starts itself (bwrap) and whose
+ * actions have limits: its memory limit (no swap beyond it) and CPU quota, and
+ * whether the kernel killed something in it for memory.
  *
  * cgroup v1 (a hierarchy per controller): the group is made under bldr's own
  * group in the memory and cpu hierarchies, so it stays within whatever limits
@@ -10,7 +10,7 @@
  * Both need write access to the cgroup file system (root, or a delegated
  * subtree); without it the action is refused, never run without its limit.
  *
- * The action enters its group before it starts: the launch is wrapped in
+ * The sandbox enters its group before it starts: its launch is wrapped in
  * `sh -c 'echo $$ > <group>/cgroup.procs && exec "$@"'`, so every process it
  * makes is born inside.
  */
@@ -32,6 +32,8 @@ export interface ActionCgroup {
   wrap(argv: readonly string[]): string[]
   /** Whether the kernel killed a process of the group for going past its memory limit. */
   oomKilled(): boolean
+  /** The group's memory files, and where a runner inside a sandbox looks for them (as in a container). */
+  counterMount(): { source: string; target: string } | undefined
   /** Remove the group (its processes are gone by then, or going). */
   remove(): Promise<void>
 }
@@ -71,6 +73,7 @@ function createV1(name: string, limits: CgroupLimits): ActionCgroup {
     return {
       wrap: (argv) => wrapInto(dirs, argv),
       oomKilled: () => memory !== undefined && counterOf(join(memory, 'memory.oom_control'), 'oom_kill') > 0,
+      counterMount: () => (memory !== undefined ? { source: memory, target: '/sys/fs/cgroup/memory' } : undefined),
       remove: () => removeAll(dirs),
     }
   } catch (err) {
@@ -103,6 +106,7 @@ function createV2(name: string, limits: CgroupLimits): ActionCgroup {
   return {
     wrap: (argv) => wrapInto([dir], argv),
     oomKilled: () => counterOf(join(dir, 'memory.events'), 'oom_kill') > 0,
+    counterMount: () => ({ source: dir, target: '/sys/fs/cgroup' }),
     remove: () => removeAll([dir]),
   }
 }

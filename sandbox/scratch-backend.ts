@@ -1,20 +1,19 @@
 /**
- * What the local and bubblewrap backends share: each action runs in a scratch
- * folder that holds only its declared inputs (verified blobs from the CAS, see
- * scratch.ts), with a fixed environment and its own TMPDIR and HOME, started by
- * the process runner that owns the slots; afterwards the inputs are checked
- * and the declared outputs stored. A backend supplies `launch`: how the command
- * is started around the scratch folder (as is, or inside a namespace), and
- * `refuse`: a capability it cannot enforce, checked before anything is staged.
+ * Backends that start each command on this machine themselves (local): each
+ * action runs in a scratch folder that holds only its declared inputs
+ * (verified blobs from the CAS, see scratch.ts), with a fixed environment and
+ * its own TMPDIR and HOME, started by the process runner that owns the slots;
+ * afterwards the inputs are checked and the declared outputs stored (also by
+ * the warm backends, see `collectResult`). A backend supplies `launch`: how the
+ * command is started around the scratch folder, and `refuse`: a capability it
+ * cannot enforce, checked before anything is staged.
  */
 import { join } from 'node:path'
 import { lstatSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
-import type { ActionCgroup } from './cgroup.js'
 import { ProcessRunner } from './process-runner.js'
-import type { ProcessResult } from './run-process.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
 
@@ -34,8 +33,6 @@ export interface Launch {
   argv: readonly string[]
   env: Record<string, string>
   cwd: string
-  /** The control group that holds the command's limits (see cgroup.ts), removed after it ends. */
-  cgroup?: ActionCgroup
 }
 
 export interface ScratchBackend {
@@ -74,19 +71,12 @@ async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, p
   let keep = false
   try {
     const launch = backend.launch(spec, scratch)
-    let proc: ProcessResult & { oomKilled?: boolean }
-    let oomKilled = false
+    let proc
     try {
-      proc = await runner.run({ argv: launch.argv, env: launch.env, cwd: launch.cwd, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
+      proc = await runner.run({ ...launch, timeoutMs: spec.timeoutMs }, { signal: opts.signal, onStart: opts.onStart })
     } catch (err) {
       throw new SandboxError(backend.name, spec.actionId, (err as Error).message, { cause: err })
-    } finally {
-      if (launch.cgroup) {
-        oomKilled = launch.cgroup.oomKilled()
-        await launch.cgroup.remove().catch((err: unknown) => init.log?.warn({ err }, 'could not remove the control group of an action'))
-      }
     }
-    if (oomKilled && proc.exitCode !== 0) proc = { ...proc, oomKilled: true }
     const done = await collectResult(init, pool, backend.name, spec, scratch, proc)
     keep = done.keptAt !== undefined
     return done

@@ -1,0 +1,429 @@
+/**
+ * Warm sandboxes: what the docker and bwrap backends share.
+ *
+ * Setting a sandbox up costs far more than a small action: a container start
+ * ~250 ms here, a bubblewrap start (namespaces, mounts) ~6 ms, against ~2 ms
+ * for a plain spawn of a compiler. So a sandbox is not set up per action: it
+ * runs a small runner (container-runner.ts) that stays up and runs one action
+ * at a time, sent over its stdin, and the pool keeps at most `slots` of them,
+ * each with its own scratch folder bound at /bldr/root.
+ *
+ * An action takes an idle sandbox whose configuration (network, mounts,
+ * limits: its "profile") matches its own, or replaces an idle one that does
+ * not. Between actions the scratch folder is reconciled to exactly the next
+ * action's inputs (scratch.ts), and the runner kills whatever the last action
+ * left running and empties /tmp, so no action sees another's files. A sandbox
+ * is replaced after a failure of its action (a non-zero exit, a timeout, a
+ * crash) and after `maxUses` actions; `maxUses: 1` gives every action a fresh
+ * one ("cold", for comparison). A sandbox that died before the action's
+ * command started (killed while idle, its death not yet seen) is replaced and
+ * the action tried once more: nothing of it ran.
+ *
+ * A backend supplies how to start one sandbox for a profile around a scratch
+ * folder (a `WarmChannel`: the runner's stdin and stdout, and how to end it).
+ */
+import { chownSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, isAbsolute, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import type { ContainerReply, ContainerRequest } from './container-runner.js'
+import type { ProcessRequest } from './run-process.js'
+import { collectResult, type ScratchBackendInit } from './scratch-backend.js'
+import { ScratchPool, type Scratch } from './scratch.js'
+import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
+
+/** Where the action's folders appear inside a warm sandbox (as in every backend that isolates, so outputs match). */
+export const WARM_EXEC_ROOT = '/bldr/root'
+export const WARM_HOME = '/bldr/home'
+/** Where the runner's files and the node binary that runs it are bound. */
+export const RUNNER_DIR = '/bldr/runner'
+export const RUNNER_NODE = '/bldr/node'
+/** The runner's command line inside the sandbox. */
+export const RUNNER_ARGV = [RUNNER_NODE, '--max-semi-space-size=1', `${RUNNER_DIR}/container-runner.js`]
+/** Memory added to an action's `maxMemory` for the runner beside it in its sandbox. */
+export const RUNNER_MEMORY_BYTES = 48 * 1024 * 1024
+/** Actions a sandbox runs before it is replaced. */
+const DEFAULT_MAX_USES = 200
+/** How long a new sandbox may take to say it is ready. */
+const START_TIMEOUT_MS = 30_000
+/** How long past its timeout an action's sandbox may stay silent before it is ended. */
+const WATCHDOG_GRACE_MS = 30_000
+
+/** Everything about an action that its sandbox must be made for; actions with equal profiles share sandboxes. */
+export interface Profile {
+  network: boolean
+  writeHome: boolean
+  writeTmp: boolean
+  readPaths: readonly string[]
+  writePaths: readonly string[]
+  memoryBytes?: number
+  /** Cores. */
+  cpu?: number
+}
+
+/** One started sandbox, as the pool sees it. */
+export interface WarmChannel {
+  /** A short name for logs and errors (a container id, a pid). */
+  readonly id: string
+  /** The runner's stdin. */
+  readonly input: Writable
+  /** The runner's stdout (protocol lines only). */
+  readonly output: Readable
+  /** Called once when the sandbox has ended (the runner's stdout closed). */
+  onEnd(cb: () => void): void
+  /** End the sandbox and release what it holds. */
+  destroy(): Promise<void>
+  /** After it ended: was it killed for memory, and what else is known. */
+  deathCause(): Promise<{ oomKilled: boolean; detail: string }>
+}
+
+export interface WarmBackend {
+  readonly name: SandboxName
+  readonly isolationNote: string
+  /** Once, before the first sandbox: check what the backend needs (a daemon, an image). */
+  prepare(): Promise<void>
+  /** Why this backend cannot run `spec` as asked (besides what every warm backend checks), or undefined. */
+  refuse?(spec: SandboxSpec): string | undefined
+  /** Start one sandbox for `profile` around `scratch`, its runner's files in `runnerDir`. */
+  start(profile: Profile, scratch: Scratch, runnerDir: string): Promise<WarmChannel>
+  /** Who owns the scratch folders, when actions run as another user than bldr (see scratch.ts). */
+  readonly folderOwner?: { uid: number; gid: number }
+}
+
+export interface WarmPoolInit extends ScratchBackendInit {
+  /** Actions per sandbox before it is replaced; 1 gives every action a fresh one. Default 200. */
+  maxUses?: number
+}
+
+export function profileOf(spec: SandboxSpec): Profile {
+  const c = spec.capabilities
+  return {
+    network: c.network,
+    writeHome: c.writeHome,
+    writeTmp: c.writeTmp,
+    readPaths: c.readPaths,
+    writePaths: c.writePaths,
+    ...(c.maxMemoryBytes !== undefined ? { memoryBytes: c.maxMemoryBytes } : {}),
+    ...(c.maxCpu !== undefined ? { cpu: c.maxCpu } : {}),
+  }
+}
+
+/** What no warm backend can do. */
+function refuseCommon(spec: SandboxSpec): string | undefined {
+  const c = spec.capabilities
+  const relative = [...c.readPaths, ...c.writePaths].find((p) => !isAbsolute(p))
+  if (relative !== undefined) return `capability path ${JSON.stringify(relative)} must be absolute`
+  if (c.maxCpu !== undefined && !(c.maxCpu >= 0.01)) return `maxCpu must be at least 0.01 (got ${c.maxCpu})`
+  return undefined
+}
+
+export function createWarmPool(init: WarmPoolInit, backend: WarmBackend): Sandbox {
+  return new WarmPool(init, backend)
+}
+
+class WarmPool implements Sandbox {
+  readonly name: SandboxName
+  readonly slots: number
+  readonly isolationNote: string
+  private readonly maxUses: number
+  private readonly log: Logger | undefined
+  private readonly pool: ScratchPool
+  private readonly slotGate: Gate
+  /** Sandboxes ready for an action. */
+  private readonly idle: WarmRunner[] = []
+  /** Sandboxes that exist or are being made (idle, busy, starting). */
+  private live = 0
+  /** Removals under way, awaited by close(). */
+  private readonly removing = new Set<Promise<void>>()
+  private ready: Promise<string> | undefined
+  private closed = false
+
+  constructor(
+    private readonly init: WarmPoolInit,
+    private readonly backend: WarmBackend,
+  ) {
+    this.name = backend.name
+    this.isolationNote = backend.isolationNote
+    this.slots = init.slots
+    this.maxUses = Math.max(1, init.maxUses ?? DEFAULT_MAX_USES)
+    this.log = init.log?.child({ component: `sandbox-${backend.name}` })
+    this.pool = new ScratchPool(init.cas, init.scratchRoot, { ...(init.log ? { log: init.log } : {}), ...(backend.folderOwner ? { owner: backend.folderOwner } : {}) })
+    this.slotGate = new Gate(init.slots)
+  }
+
+  async run(spec: SandboxSpec, opts: RunOptions = {}): Promise<SandboxResult> {
+    const refusal = refuseCommon(spec) ?? this.backend.refuse?.(spec)
+    if (refusal) throw new SandboxError(this.name, spec.actionId, refusal)
+    const runnerDir = await this.prepare(spec.actionId)
+    await this.slotGate.enter(opts.signal)
+    let warm: WarmRunner | undefined
+    let healthy = false
+    let keep = false
+    try {
+      let proc: ProcessOutcome | undefined
+      for (let attempt = 1; !proc; attempt++) {
+        warm = await this.take(profileOf(spec), runnerDir, spec.actionId)
+        try {
+          await this.pool.acquire(spec, warm.scratch)
+        } catch (err) {
+          throw new SandboxError(this.name, spec.actionId, `staging inputs failed: ${(err as Error).message}`, { cause: err })
+        }
+        if (attempt === 1) opts.onStart?.()
+        try {
+          proc = await warm.run(processRequest(spec), spec, opts.signal)
+        } catch (err) {
+          if (!(err instanceof NotStartedError) || attempt > 1) throw err
+          this.log?.info({ sandbox: warm.id, action: spec.actionId }, 'a sandbox died before the action started in it; trying a new one')
+          this.giveBack(warm, false, false)
+          warm = undefined
+        }
+      }
+      const owner = this.backend.folderOwner
+      const result = await collectResult(this.init, this.pool, this.name, spec, warm!.scratch, proc, {
+        // Outputs made by the sandbox's user: the store's blobs must be bldr's.
+        beforeStore: owner && owner.uid !== process.getuid?.() ? (abs) => chownSync(abs, process.getuid!(), process.getgid!()) : undefined,
+      })
+      keep = result.keptAt !== undefined
+      healthy = result.exitCode === 0 && !result.timedOut
+      return result
+    } finally {
+      if (warm) this.giveBack(warm, healthy, keep)
+      this.slotGate.leave()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    for (const w of this.idle.splice(0)) this.remove(w)
+    await Promise.all([...this.removing])
+    this.pool.close()
+  }
+
+  /** Once: the backend's checks, then the runner's files where sandboxes can bind them. */
+  private prepare(actionId: string): Promise<string> {
+    this.ready ??= (async () => {
+      await this.backend.prepare()
+      return writeRunnerFiles(join(this.init.scratchRoot, `runner-${process.pid}`))
+    })()
+    return this.ready.catch((err: unknown) => {
+      this.ready = undefined // try again for the next action: a daemon may come back
+      const reason = err instanceof SandboxError ? err.reason : (err as Error).message
+      throw new SandboxError(this.name, actionId, reason, { cause: err })
+    })
+  }
+
+  /** An idle sandbox for `profile`, or a new one (replacing an idle one of another profile when all slots have one). */
+  private async take(profile: Profile, runnerDir: string, actionId: string): Promise<WarmRunner> {
+    const key = JSON.stringify(profile)
+    for (const w of this.idle.filter((w) => w.dead)) this.remove(this.idle.splice(this.idle.indexOf(w), 1)[0]!)
+    const i = this.idle.findIndex((w) => w.key === key)
+    if (i >= 0) return this.idle.splice(i, 1)[0]!
+    if (this.live >= this.slots && this.idle.length > 0) this.remove(this.idle.shift()!)
+    const scratch = this.pool.create()
+    this.live++
+    try {
+      const channel = await this.backend.start(profile, scratch, runnerDir)
+      return await WarmRunner.start(this.name, key, channel, scratch, this.log)
+    } catch (err) {
+      this.live--
+      this.pool.discard(scratch)
+      const reason = err instanceof SandboxError ? err.reason : (err as Error).message
+      throw new SandboxError(this.name, actionId, `could not start a sandbox: ${reason}`, { cause: err })
+    }
+  }
+
+  private giveBack(warm: WarmRunner, healthy: boolean, keep: boolean): void {
+    const usable = this.pool.release(warm.scratch, { keep, retain: true })
+    if (!healthy || !usable || warm.dead || this.closed || ++warm.uses >= this.maxUses) this.remove(warm, { keepFolder: keep })
+    else this.idle.push(warm)
+  }
+
+  private remove(warm: WarmRunner, opts: { keepFolder?: boolean } = {}): void {
+    this.live--
+    const p = warm
+      .destroy()
+      .catch((err: unknown) => this.log?.warn({ err, sandbox: warm.id }, 'could not end a sandbox'))
+      .finally(() => {
+        if (!opts.keepFolder) this.pool.discard(warm.scratch)
+        this.removing.delete(p)
+      })
+    this.removing.add(p)
+  }
+}
+
+function processRequest(spec: SandboxSpec): ProcessRequest {
+  const env: Record<string, string> = { ...spec.env, HOME: WARM_HOME, PWD: WARM_EXEC_ROOT }
+  if (spec.capabilities.writeTmp) env['TMPDIR'] = '/tmp'
+  return { argv: spec.argv, env, cwd: WARM_EXEC_ROOT, timeoutMs: spec.timeoutMs }
+}
+
+/** The runner's files, where a sandbox can bind them: the runner, the one module it uses, and a package.json saying they are ES modules. */
+function writeRunnerFiles(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (const f of ['container-runner.js', 'run-process.js']) copyFileSync(join(here, f), join(dir, f))
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n')
+  return dir
+}
+
+type ProcessOutcome = Omit<SandboxResult, 'outputs' | 'missingOutputs' | 'keptAt'>
+
+/** One started sandbox and the runner in it. */
+class WarmRunner {
+  /** Actions run in it so far. */
+  uses = 0
+  /** Why it can no longer be used (its runner ended), if so. */
+  dead: string | undefined
+  private nextId = 0
+  private waiting: { id: number; resolve: (r: ContainerReply) => void; reject: (e: Error) => void } | undefined
+  /** The runner said the current action's command is running. */
+  private started = false
+
+  private constructor(
+    private readonly sandbox: SandboxName,
+    readonly key: string,
+    private readonly channel: WarmChannel,
+    readonly scratch: Scratch,
+  ) {}
+
+  get id(): string {
+    return this.channel.id
+  }
+
+  /** Wait for the runner in `channel` to say it is ready. */
+  static async start(sandbox: SandboxName, key: string, channel: WarmChannel, scratch: Scratch, log: Logger | undefined): Promise<WarmRunner> {
+    const warm = new WarmRunner(sandbox, key, channel, scratch)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`its runner did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
+        warm.waiting = {
+          id: -1,
+          resolve: () => {
+            clearTimeout(timer)
+            resolve()
+          },
+          reject: (e) => {
+            clearTimeout(timer)
+            reject(e)
+          },
+        }
+        createInterface({ input: channel.output }).on('line', (line) => warm.onLine(line))
+        channel.onEnd(() => warm.onEnd())
+      })
+    } catch (err) {
+      const cause = await channel.deathCause().catch(() => undefined)
+      await channel.destroy().catch(() => undefined)
+      throw new Error(`${(err as Error).message}${cause?.detail ? ` (${cause.detail})` : ''}`, { cause: err })
+    }
+    log?.debug({ sandbox: warm.id }, 'sandbox ready')
+    return warm
+  }
+
+  /** Run one action; resolves with how it ended (a memory kill of the whole sandbox included). */
+  async run(req: ProcessRequest, spec: SandboxSpec, signal?: AbortSignal): Promise<ProcessOutcome> {
+    if (this.dead) throw new NotStartedError(this.sandbox, spec.actionId, `sandbox ${this.id} ${this.dead}`)
+    const id = ++this.nextId
+    this.started = false
+    const onAbort = (): void => this.send({ type: 'kill', id })
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let watchdog: NodeJS.Timeout | undefined
+    try {
+      const reply = await new Promise<ContainerReply>((resolve, reject) => {
+        this.waiting = { id, resolve, reject }
+        watchdog = setTimeout(() => {
+          this.dead = `did not answer within ${((spec.timeoutMs + WATCHDOG_GRACE_MS) / 1000).toFixed(0)} s`
+          reject(new Error(this.dead))
+        }, spec.timeoutMs + WATCHDOG_GRACE_MS)
+        this.send({ type: 'run', id, req })
+      })
+      if (reply.type === 'error') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id}: ${reply.message}`)
+      if (reply.type !== 'done') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id} answered out of turn`)
+      const r = reply.result
+      return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(r.oomKilled ? { oomKilled: true } : {}), stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), durationMs: r.durationMs }
+    } catch (err) {
+      if (err instanceof SandboxError) throw err
+      // The runner is gone: if the kernel killed it for memory, the action did that.
+      const cause = await this.channel.deathCause().catch(() => undefined)
+      if (cause?.oomKilled && this.started) return { exitCode: null, signal: 'SIGKILL', timedOut: false, oomKilled: true, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), durationMs: 0 }
+      const reason = `sandbox ${this.id} ${(err as Error).message}${cause?.detail ? ` (${cause.detail})` : ''}`
+      throw this.started ? new SandboxError(this.sandbox, spec.actionId, reason, { cause: err }) : new NotStartedError(this.sandbox, spec.actionId, reason, { cause: err })
+    } finally {
+      clearTimeout(watchdog)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** End the sandbox. */
+  async destroy(): Promise<void> {
+    this.dead ??= 'was removed'
+    await this.channel.destroy()
+  }
+
+  private send(req: ContainerRequest): void {
+    this.channel.input.write(`${JSON.stringify(req)}\n`)
+  }
+
+  private onLine(line: string): void {
+    let reply: ContainerReply
+    try {
+      reply = JSON.parse(line) as ContainerReply
+    } catch {
+      return
+    }
+    const w = this.waiting
+    if (!w) return
+    if (reply.type === 'ready' ? w.id !== -1 : reply.id !== w.id) return
+    if (reply.type === 'started') {
+      this.started = true
+      return
+    }
+    this.waiting = undefined
+    w.resolve(reply)
+  }
+
+  private onEnd(): void {
+    this.dead ??= 'stopped (its runner exited)'
+    const w = this.waiting
+    this.waiting = undefined
+    w?.reject(new Error(this.dead))
+  }
+}
+
+/** The sandbox was gone before the action's command started: nothing of the action ran. */
+class NotStartedError extends SandboxError {}
+
+/** At most `n` holders at once; the others wait in order. */
+class Gate {
+  private held = 0
+  private readonly queue: (() => void)[] = []
+  constructor(private readonly n: number) {}
+
+  async enter(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
+    if (this.held < this.n) {
+      this.held++
+      return
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = (): void => {
+        const i = this.queue.indexOf(go)
+        if (i >= 0) this.queue.splice(i, 1)
+        reject(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'))
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.queue.push(go)
+    })
+  }
+
+  leave(): void {
+    const next = this.queue.shift()
+    if (next) next() // the slot passes straight to the next holder
+    else this.held--
+  }
+}
