@@ -34,6 +34,7 @@ import { startCoordinatorService, type CoordinatorService } from '../src/net/coo
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
 import { parseMultiaddr, parsePeerId } from '../src/net/node.js'
 import { ProtocolClient } from '../src/net/request-response.js'
+import { PLATFORM } from '../src/build/project.js'
 import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { BENCH_ECHO } from './fixtures/libp2p-echo.js'
 import type { ActionPayload } from '../src/worker/action-payload.js'
@@ -200,7 +201,7 @@ async function noopThroughput(): Promise<object> {
     const cas = await openCasStore(casDir, await createBlake3Hasher())
     // Round 0 warms the JIT of every process (a standing mesh is warm) and is not counted.
     for (let r = 0; r <= rounds; r++) {
-      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin', sandbox: 'local' })
+      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin', sandbox: 'local', platform: PLATFORM })
       let done = 0
       let finish: () => void = () => {}
       const all = new Promise<void>((resolve) => (finish = resolve))
@@ -241,7 +242,7 @@ async function speedup(n: number): Promise<object> {
         let last: Record<string, WorkerStatsWire | null> = {}
         let first: Record<string, WorkerStatsWire | null> = await m.coordinator.workerStats()
         for (let r = 0; r < rounds; r++) {
-          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy, sandbox: 'local' })
+          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy, sandbox: 'local', platform: PLATFORM })
           let done = 0
           let finish: () => void = () => {}
           const all = new Promise<void>((resolve) => (finish = resolve))

@@ -86,6 +86,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       cas: project.cas,
       policy: opts.seedPolicy,
       sandbox: opts.sandbox ?? 'local',
+      platform: PLATFORM,
       ...(opts.log ? { log: opts.log } : {}),
     })
     opts.onMeshReady?.(

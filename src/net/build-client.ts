@@ -24,6 +24,8 @@ export interface OpenMeshBuildOptions {
   policy: SeedPolicy
   /** The sandbox this build's actions need: the coordinator places them only on workers that offer it. */
   sandbox: WireSandbox
+  /** The platform its actions are built for (this machine's): only workers on it take them. */
+  platform: string
   log?: Logger
 }
 
@@ -81,7 +83,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const clientAddrs = node.getMultiaddrs().map((a) => a.toString())
   let opened: number
   try {
-    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs, sandbox: opts.sandbox }, 'opened')).workers
+    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs, sandbox: opts.sandbox, platform: opts.platform }, 'opened')).workers
   } catch (err) {
     await node.stop()
     const refusal = err instanceof ProtocolError ? /answered: (?:handler failed: )?(.*)$/s.exec(err.message)?.[1] : undefined
@@ -102,7 +104,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
     setHandlers: (h) => {
       handlers = h
     },
-    submit: (item) => submits.add({ ...item, sandbox: item.payload.sandbox }),
+    submit: (item) => submits.add({ ...item, sandbox: item.payload.sandbox, platform: opts.platform }),
     fetchBlob: async (digest: Digest, holder: string) => {
       await cas.fetch(peerIdFromString(holder), digest)
     },

@@ -77,6 +77,8 @@ interface Build {
   policy: SeedPolicy
   /** The sandbox its actions need. */
   sandbox: string
+  /** The platform they are built for (the client's). */
+  platform: string
   /** Submitted, not yet in any worker's queue. */
   pending: ActionDeque<WireItem>
   events: Batcher<BuildEvent, void>
@@ -98,7 +100,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}) })
   const ledger = new OwnershipLedger()
   /** Workers taking work, with their addresses, room (queue plus slots) and sandboxes, in registration order. */
-  const registered = new Map<string, { addrs: string[]; room: number; sandboxes: string[] }>()
+  const registered = new Map<string, { addrs: string[]; room: number; sandboxes: string[]; platform: string }>()
   const builds = new Map<string, Build>()
   /** Payloads of submitted actions not yet finished, by id: seeded again if a leaving worker gives them back. */
   const submitted = new Map<string, WireItem>()
@@ -139,8 +141,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   /** Which workers get the next items of `build`, by its policy; [] when none has room. */
   const targets = (build: Build): string[] => {
     const now = Date.now()
-    // Only workers that offer the build's sandbox; among them, those not being seeded or passed over.
-    const able = [...registered].filter(([, w]) => w.sandboxes.includes(build.sandbox)).map(([id]) => id)
+    // Only workers that offer the build's sandbox on its platform; among them, those not being seeded or passed over.
+    const able = [...registered].filter(([, w]) => canRun(w, build)).map(([id]) => id)
     const open = able.filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
     const room = (w: string): number => roomOf(w) - ledger.held(w)
     switch (build.policy) {
@@ -210,12 +212,13 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     dispatch()
   }
 
-  const newBuild = (buildId: string, client: string, policy: SeedPolicy, sandbox: string): Build => {
+  const newBuild = (buildId: string, client: string, policy: SeedPolicy, sandbox: string, platform: string): Build => {
     const build: Build = {
       id: buildId,
       client,
       policy,
       sandbox,
+      platform,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
       cursor: 0,
       toldAddrs: new Set(),
@@ -257,7 +260,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       switch (req.type) {
         case 'register': {
           const peers = [...registered].filter(([id]) => id !== from).map(([id, w]) => ({ id, addrs: w.addrs }))
-          registered.set(from, { addrs: req.addrs, room: req.room, sandboxes: req.sandboxes })
+          registered.set(from, { addrs: req.addrs, room: req.room, sandboxes: req.sandboxes, platform: req.platform })
           pausedUntil.delete(from)
           log?.info({ worker: from, workers: registered.size }, 'worker registered')
           for (const w of registrationWaiters.splice(0)) w()
@@ -316,12 +319,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     log,
   )
 
-  /** What to tell a client whose sandbox no worker offers: what the mesh has instead. */
-  const noWorkerFor = (sandbox: string): string => {
+  /** What to tell a client whose sandbox and platform no worker offers: what the mesh has instead. */
+  const noWorkerFor = (need: { sandbox: string; platform: string }): string => {
     const offered = new Map<string, number>()
-    for (const w of registered.values()) for (const s of w.sandboxes) offered.set(s, (offered.get(s) ?? 0) + 1)
-    const has = [...offered].map(([s, n]) => `${s} on ${n} worker${n === 1 ? '' : 's'}`).join(', ')
-    return `no worker in this mesh offers sandbox ${sandbox} (the mesh has ${has || 'no workers'})`
+    for (const w of registered.values()) for (const s of w.sandboxes) offered.set(`${s} on ${w.platform}`, (offered.get(`${s} on ${w.platform}`) ?? 0) + 1)
+    const has = [...offered].map(([s, n]) => `${s} (${n} worker${n === 1 ? '' : 's'})`).join(', ')
+    return `no worker in this mesh offers sandbox ${need.sandbox} on ${need.platform} (the mesh has ${has || 'no workers'})`
   }
 
   const workerStats = async (): Promise<Record<string, WorkerStatsWire | null>> => {
@@ -345,9 +348,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         case 'open': {
           if (builds.has(req.buildId)) throw new Error(`build ${req.buildId} is already open`)
           // Fail fast, not hang: a build whose sandbox no worker offers could never run.
-          if (![...registered.values()].some((w) => w.sandboxes.includes(req.sandbox))) throw new Error(noWorkerFor(req.sandbox))
+          if (![...registered.values()].some((w) => canRun(w, req))) throw new Error(noWorkerFor(req))
           await learnPeer(node, from, req.addrs)
-          builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.sandbox))
+          builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.sandbox, req.platform))
           log?.info({ build: req.buildId, client: from, policy: req.policy, workers: registered.size }, 'build opened')
           return { type: 'opened', workers: registered.size }
         }
@@ -404,4 +407,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       await node.stop()
     },
   }
+}
+
+/** Whether a worker offers what a build's actions need: its sandbox, on its platform. */
+function canRun(worker: { sandboxes: readonly string[]; platform: string }, need: { sandbox: string; platform: string }): boolean {
+  return worker.sandboxes.includes(need.sandbox) && worker.platform === need.platform
 }

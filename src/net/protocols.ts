@@ -18,13 +18,18 @@ const ids = z.array(actionId).max(4096)
 
 const sandboxName = z.enum(['local', 'bwrap', 'docker'])
 export type WireSandbox = z.infer<typeof sandboxName>
-/** `sandbox`: the sandbox the action needs (the payload says it too; here the mesh can read it without decoding the payload). */
-export const wireItemSchema = z.object({ id: actionId, payload: z.unknown(), sandbox: sandboxName.optional() }).strict()
+/** A platform, `<os>-<arch>` as node names them (`linux-x64`). */
+const platformName = z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/).max(64)
+/**
+ * `sandbox` and `platform`: what the action needs (the payload implies them;
+ * here the mesh can read them without decoding the payload).
+ */
+export const wireItemSchema = z.object({ id: actionId, payload: z.unknown(), sandbox: sandboxName.optional(), platform: platformName.optional() }).strict()
 export type WireItem = z.infer<typeof wireItemSchema> & { payload: unknown }
 
 const coordinatorRequest = z.discriminatedUnion('type', [
   /** `room`: most actions the worker can hold (its queue plus its slots). */
-  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000), sandboxes: z.array(sandboxName).min(1).max(3) }).strict(),
+  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000), sandboxes: z.array(sandboxName).min(1).max(3), platform: platformName }).strict(),
   z.object({ type: z.literal('start'), ids }).strict(),
   z.object({ type: z.literal('transfer'), stealId: z.string().min(1).max(256), ids, victim: peerId }).strict(),
   /** A victim settles one of its offers: which of the offered actions moved. */
@@ -52,7 +57,9 @@ export const COORDINATOR_PROTOCOL: ProtocolSpec<CoordinatorRequest, CoordinatorR
   response: coordinatorResponse,
 }
 
-const stealRequest = z.object({ stealId: z.string().min(1).max(256), max: z.number().int().min(1).max(1024), sandboxes: z.array(sandboxName).max(3).optional() }).strict()
+const stealRequest = z
+  .object({ stealId: z.string().min(1).max(256), max: z.number().int().min(1).max(1024), sandboxes: z.array(sandboxName).max(3).optional(), platform: platformName.optional() })
+  .strict()
 const stealResponse = z.union([z.object({ offered: z.array(wireItemSchema).max(1024) }).strict(), z.object({ refused: z.string().max(1024) }).strict()])
 
 /** Thief → victim. */
@@ -106,7 +113,7 @@ export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire
 
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
-  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName }).strict(),
+  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
   /** Ready actions; ids must start with `<buildId>/`. */
   z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
   z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),

@@ -110,7 +110,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       else if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
     },
     requestSteal: async (_thief, victim, req, { timeoutMs }) =>
-      (await steal.request(peerIdFromString(victim), { stealId: req.stealId, max: req.max, ...(req.sandboxes ? { sandboxes: [...req.sandboxes] as WireSandbox[] } : {}) }, { timeoutMs })) as StealReply<WireItem>,
+      (await steal.request(peerIdFromString(victim), { stealId: req.stealId, max: req.max, ...(req.sandboxes ? { sandboxes: [...req.sandboxes] as WireSandbox[] } : {}), ...(req.platform ? { platform: req.platform } : {}) }, { timeoutMs })) as StealReply<WireItem>,
     announce: (_worker, a) => {
       node.services.pubsub.publish(LOAD_TOPIC, encodeAnnouncement(a)).catch((err: unknown) => log?.debug({ err }, 'load announcement not sent'))
     },
@@ -156,6 +156,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       strategy: STRATEGIES[opts.strategy],
       rng: createRng(opts.seed),
       sandboxOf: (item) => (item as WireItem).sandbox,
+      platformOf: (item) => (item as WireItem).platform,
       ...(log ? { log } : {}),
     },
     port,
@@ -183,7 +184,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     core.onAnnouncement(msg.from.toString(), decoded.value)
   })
 
-  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes }, 'registered')
+  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes, platform: core.config.platform }, 'registered')
   // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
   for (const peer of reg.peers) {
     learnPeer(node, peer.id, peer.addrs)

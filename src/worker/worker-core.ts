@@ -48,6 +48,8 @@ export interface StealRequest {
   max: number
   /** The sandboxes the thief offers: it is given only actions it can run. */
   sandboxes?: readonly string[]
+  /** The thief's platform: it is given only actions built for it. */
+  platform?: string
 }
 
 export type StealReply<T> = { offered: T[] } | { refused: string }
@@ -111,6 +113,8 @@ export interface WorkerConfig {
   sandboxes: ('local' | 'bwrap' | 'docker')[]
   /** The sandbox an action needs, if it says (a thief that lacks it is not given the action). */
   sandboxOf?: (item: WorkItem) => string | undefined
+  /** The platform an action is built for, if it says (a thief on another platform is not given the action). */
+  platformOf?: (item: WorkItem) => string | undefined
   /** Every steal decision and its reason, and each outcome, at debug level. */
   log?: { debug(obj: object, msg: string): void }
 }
@@ -249,15 +253,26 @@ export class WorkerCore<T extends WorkItem> {
     }
   }
 
+  /** Which queued actions a thief may be given: those whose sandbox and platform it offers (all, when it does not say). */
+  private thiefCanRun(req: StealRequest): ((item: T) => boolean) | undefined {
+    const { sandboxOf, platformOf } = this.config
+    const offers = req.sandboxes
+    const platform = req.platform
+    if (!(offers && sandboxOf) && !(platform && platformOf)) return undefined
+    return (item) => {
+      const s = offers && sandboxOf ? sandboxOf(item) : undefined
+      const p = platform && platformOf ? platformOf(item) : undefined
+      return (s === undefined || offers!.includes(s)) && (p === undefined || p === platform)
+    }
+  }
+
   /** A peer asks this worker for work (the victim's side). */
   onStealRequest(req: StealRequest): StealReply<T> {
     const again = this.offered.get(req.stealId)
     if (again) return { offered: again }
     if (this.stopped) return { refused: 'stopping' }
     const max = Math.max(1, Math.min(req.max, this.config.stealBatch))
-    const thiefOffers = req.sandboxes
-    const sandboxOf = this.config.sandboxOf
-    const accept = thiefOffers && sandboxOf ? (item: T): boolean => { const s = sandboxOf(item); return s === undefined || thiefOffers.includes(s) } : undefined
+    const accept = this.thiefCanRun(req)
     const grant = this.deque.stealHalf(max, this.config.victimReserve, accept)
     if (grant.items.length === 0) return { refused: `nothing to spare: ${this.deque.length} queued, reserve ${this.config.victimReserve}` }
     this.offered.set(req.stealId, grant.items)
@@ -412,7 +427,7 @@ export class WorkerCore<T extends WorkItem> {
       const t0 = this.clock.now()
       let reply: StealReply<T>
       try {
-        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room, sandboxes: this.config.sandboxes }, { timeoutMs: this.config.stealTimeoutMs })
+        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room, sandboxes: this.config.sandboxes, platform: this.config.platform }, { timeoutMs: this.config.stealTimeoutMs })
       } catch (err) {
         this.config.log?.debug({ victim: decision.victim, err }, 'steal: request failed')
         this.stats.stealsFailed++

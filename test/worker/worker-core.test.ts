@@ -190,4 +190,32 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assert.ok('refused' in toBwrap, JSON.stringify(toBwrap))
     victim.stop()
   })
+
+  it('a victim gives a thief only actions built for its platform', () => {
+    type Built = Item & { platform: string }
+    const port: MeshPort<Built> = {
+      startActions: () => new Promise(() => {}),
+      transfer: async () => [],
+      settleSteal: async () => [],
+      reportResult: async () => {},
+      requestSteal: async () => ({ refused: 'test' }),
+      announce: () => {},
+    }
+    const victim = new WorkerCore<Built>(
+      { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(3), platform: 'linux-x64', sandboxes: ['local'], victimReserve: 0, platformOf: (i) => (i as Built).platform },
+      port,
+      () => new Promise(() => {}),
+      new VirtualClock(),
+    )
+    victim.seed(['linux-x64', 'linux-arm64', 'linux-x64', 'linux-arm64', 'linux-arm64', 'linux-x64'].map((platform, i) => ({ id: `a${i}`, durationMs: 1, platform })))
+    const toArm = victim.onStealRequest({ stealId: 's1', max: 8, sandboxes: ['local'], platform: 'linux-arm64' })
+    assert.ok('offered' in toArm)
+    assert.ok(toArm.offered.length > 0 && toArm.offered.every((i) => i.platform === 'linux-arm64'), JSON.stringify(toArm))
+    const toMac = victim.onStealRequest({ stealId: 's2', max: 8, platform: 'darwin-arm64' })
+    assert.ok('refused' in toMac, JSON.stringify(toMac))
+    // A thief that does not say is given anything (the coordinator already placed the build).
+    const unsaid = victim.onStealRequest({ stealId: 's3', max: 8 })
+    assert.ok('offered' in unsaid && unsaid.offered.length > 0, JSON.stringify(unsaid))
+    victim.stop()
+  })
 })
