@@ -29,7 +29,7 @@ export type ContainerReply =
   | {
       type: 'done'
       id: number
-      result: { exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; oomKilled: boolean; stdout: string; stderr: string; durationMs: number }
+      result: { exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; oomKilled: boolean; stdout: string; stderr: string; durationMs: number; cpuMs?: number }
     }
   | { type: 'error'; id: number; message: string }
 
@@ -46,6 +46,21 @@ function oomKills(): number {
     }
   }
   return 0
+}
+
+/**
+ * CPU time (user + system, ms) of this runner's children that have ended and
+ * been waited for: fields 16 and 17 of /proc/self/stat, in USER_HZ (100 a
+ * second on Linux). One action runs at a time, so a difference is that action's.
+ */
+function childCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[13]) + Number(fields[14])) * 10
+  } catch {
+    return undefined
+  }
 }
 
 function send(reply: ContainerReply): void {
@@ -79,6 +94,7 @@ let running: { id: number; kill: () => void } | undefined
 
 function run(id: number, req: ProcessRequest): void {
   const before = oomKills()
+  const cpuBefore = childCpuMs()
   let started
   try {
     started = startProcess(req)
@@ -100,9 +116,11 @@ function run(id: number, req: ProcessRequest): void {
   void started.done.then((r) => {
     running = undefined
     const oomKilled = r.signal === 'SIGKILL' && !r.timedOut && oomKills() > before
+    const cpuAfter = childCpuMs()
+    const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? { cpuMs: cpuAfter - cpuBefore } : {}
     killLeftovers()
     emptyTmp()
-    send({ type: 'done', id, result: { ...r, oomKilled, stdout: r.stdout.toString('base64'), stderr: r.stderr.toString('base64') } })
+    send({ type: 'done', id, result: { ...r, ...cpu, oomKilled, stdout: r.stdout.toString('base64'), stderr: r.stderr.toString('base64') } })
   })
 }
 

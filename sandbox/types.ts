@@ -47,6 +47,12 @@ export interface SandboxResult {
   missingOutputs: string[]
   /** Wall time of the command itself, excluding staging. */
   durationMs: number
+  /**
+   * CPU time (user + system) of the command and the processes it waited for,
+   * in 10 ms steps; set by the backends that run one action at a time in a
+   * runner (docker, bwrap).
+   */
+  cpuMs?: number
   /** Where the action's folder was kept for inspection (after a failure, when asked to keep it). */
   keptAt?: string
 }

@@ -341,7 +341,7 @@ class WarmRunner {
       if (reply.type === 'error') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id}: ${reply.message}`)
       if (reply.type !== 'done') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id} answered out of turn`)
       const r = reply.result
-      return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(r.oomKilled ? { oomKilled: true } : {}), stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), durationMs: r.durationMs }
+      return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(r.oomKilled ? { oomKilled: true } : {}), ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}), stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), durationMs: r.durationMs }
     } catch (err) {
       if (err instanceof SandboxError) throw err
       // The runner is gone: if the kernel killed it for memory, the action did that.

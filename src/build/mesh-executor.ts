@@ -143,6 +143,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         outputs: exec.outputs,
         missingOutputs: exec.missingOutputs,
         durationMs: exec.durationMs,
+        ...(exec.cpuMs !== undefined ? { cpuMs: exec.cpuMs } : {}),
       }
       return result
     },

@@ -57,6 +57,7 @@ export const execReportSchema = z
     stdout: digestSchema,
     stderr: digestSchema,
     durationMs: z.number().nonnegative(),
+    cpuMs: z.number().nonnegative().optional(),
   })
   .strict()
 export type ExecReport = z.infer<typeof execReportSchema>

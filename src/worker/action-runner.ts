@@ -117,6 +117,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
           stdout: stdout.digest,
           stderr: stderr.digest,
           durationMs: result.durationMs,
+          ...(result.cpuMs !== undefined ? { cpuMs: result.cpuMs } : {}),
         },
       }
       return { ok: true, detail: report }

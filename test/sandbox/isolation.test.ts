@@ -150,6 +150,17 @@ for (const backend of ISOLATING) {
       })
     })
 
+    it('reports the CPU time an action used, not its wall time', async () => {
+      await withSandbox(make, async (s) => {
+        const busy = await s.run(spec(sh('i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done')))
+        assert.equal(busy.exitCode, 0, busy.stderr.toString())
+        assert.ok(busy.cpuMs !== undefined && busy.cpuMs >= 100, `busy: ${busy.cpuMs} ms of CPU in ${busy.durationMs} ms`)
+        assert.ok(busy.cpuMs <= busy.durationMs * 1.2 + 20, `busy: ${busy.cpuMs} ms of CPU in ${busy.durationMs} ms`)
+        const idle = await s.run(spec(sh('sleep 0.3')))
+        assert.ok(idle.cpuMs !== undefined && idle.cpuMs < 100 && idle.durationMs >= 300, `idle: ${idle.cpuMs} ms of CPU in ${idle.durationMs} ms`)
+      })
+    })
+
     it('refuses a capability path it cannot provide, naming it', async () => {
       await withSandbox(make, async (s) => {
         await assert.rejects(s.run(spec(sh('true'), { caps: { readPaths: ['relative/path'] } })), /capability path "relative\/path" must be absolute/)
