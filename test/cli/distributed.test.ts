@@ -4,12 +4,13 @@
  * byte for byte with a local build; every action counted.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
+import { isAlive } from '../../sandbox/scratch.js'
 import { BLDR_BIN, copyExample, makeProject, runCli, snapshotFiles, withProject, type CliResult } from '../helpers.js'
 
 interface MeshStats {
@@ -90,6 +91,29 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         assertBuilt(again)
         assert.match(again.stdout, /0 executed, 15 cached/)
         assert.doesNotMatch(again.stderr, /local mesh/, 'nothing to run, so no mesh was started')
+      }),
+    )
+  })
+
+  it('--sandbox docker: the local workers run every action in containers, outputs identical to local, no container left', async () => {
+    await withProject(copyExample(), async (meshDir) =>
+      withProject(copyExample(), async (localDir) => {
+        const statsFile = join(meshDir, 'stats.json')
+        const mesh = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '2', '--sandbox', 'docker', '--stats', statsFile])
+        assertBuilt(mesh)
+        assert.match(mesh.stderr, /sandbox docker: each action in a container/)
+        assertBuilt(await runCli(['build', '-C', localDir]))
+        const [a, b] = await Promise.all([snapshotFiles(meshDir, 'bldr-out'), snapshotFiles(localDir, 'bldr-out')])
+        assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort())
+        for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs from the local build`)
+        const stats = await readStats(statsFile)
+        assert.equal((stats as unknown as { sandbox: string }).sandbox, 'docker')
+        assertExactlyOnce(stats, 15)
+        // The workers removed their containers when they left: no container of a bldr process that is gone
+        // (other test files' containers, of live processes, may exist meanwhile).
+        const owners = execFileSync('docker', ['ps', '-a', '--filter', 'label=dev.bldr.sandbox', '--format', '{{.Label "dev.bldr.owner"}}'], { encoding: 'utf8' })
+        const orphans = owners.split('\n').filter(Boolean).filter((o) => !isAlive(Number(o.split(':')[1])))
+        assert.deepEqual(orphans, [], 'containers left behind by workers that are gone')
       }),
     )
   })
