@@ -31,8 +31,8 @@ export interface DistributedBuildOptions {
   keepGoing?: boolean
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
-  /** One line about the mesh, e.g. "local mesh: 2 workers × 1 slot". */
-  onMeshReady?: (line: string) => void
+  /** A line about the mesh for the user: what it is when it starts ("local mesh: 2 workers × 1 slot"), a worker lost. */
+  onMeshNote?: (line: string) => void
   log?: Logger
 }
 
@@ -73,9 +73,13 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         strategy: opts.strategy,
         sandbox: opts.sandbox ?? 'local',
         logLevel: opts.workerLogLevel ?? 'warn',
-        // Until reassignment of a dead worker's actions exists (faults), its actions would never finish: stop the build.
-        onWorkerLost: (err) => {
-          meshError ??= new MeshUnavailableError(`${err.message}; the actions it held cannot be finished (handing them to other workers is not implemented yet)`, { cause: err })
+        // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
+        onWorkerLost: (err, remaining) => {
+          if (remaining > 0) {
+            opts.onMeshNote?.(`${err.message}; its actions go to the ${remaining} other worker${remaining === 1 ? '' : 's'}`)
+            return
+          }
+          meshError ??= new MeshUnavailableError(`${err.message}; no local worker is left to finish the build`, { cause: err })
           meshDown.abort(meshError)
         },
         ...(opts.log ? { log: opts.log } : {}),
@@ -89,7 +93,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       platform: PLATFORM,
       ...(opts.log ? { log: opts.log } : {}),
     })
-    opts.onMeshReady?.(
+    opts.onMeshNote?.(
       local
         ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, seeding ${opts.seedPolicy}`
         : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, seeding ${opts.seedPolicy}`,

@@ -114,7 +114,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
         onEvent: progress.onEvent,
-        onMeshReady: (line) => process.stderr.write(`bldr: ${line}\n`),
+        onMeshNote: (line) => process.stderr.write(`bldr: ${line}\n`),
         log,
       })
       summary = mesh.summary

@@ -70,6 +70,8 @@ const EVENT_ATTEMPTS = 3
 const SEED_BATCH = 512
 /** A worker that could not be seeded is passed over for this long. */
 const SEED_FAILURE_PAUSE_MS = 1_000
+/** How long a registered worker may stay disconnected before it is declared lost and its actions are seeded elsewhere. */
+export const DEFAULT_WORKER_LOSS_GRACE_MS = 2_000
 
 interface Build {
   id: string
@@ -92,6 +94,8 @@ export interface CoordinatorServiceOptions {
   listen?: string[]
   /** Keep the node's key here, so its peer id (and so its address) survives restarts. */
   dataDir?: string
+  /** How long a worker may stay disconnected before it is declared lost (default DEFAULT_WORKER_LOSS_GRACE_MS). */
+  workerLossGraceMs?: number
   log?: Logger
 }
 
@@ -116,6 +120,37 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   // The coordinator does not subscribe to load gossip: it does not act on it, and
   // workers are connected to each other, so it need not relay (verifying every
   // signed announcement cost it ~8% of its CPU under load).
+
+  /**
+   * A registered worker whose connection closed (it crashed, was killed, or was
+   * cut off) is declared lost unless it is back within the grace period; what
+   * it held, queued or running, is handed back and seeded elsewhere. A late
+   * result from it is still accepted once (see the ledger).
+   */
+  const lossTimers = new Map<string, NodeJS.Timeout>()
+  const declareLost = (worker: string, why: string): void => {
+    lossTimers.delete(worker)
+    if (stopped || !registered.delete(worker)) return
+    const back = ledger.workerLost(worker)
+    for (const id of back) {
+      const b = buildOf(id)
+      const item = submitted.get(id)
+      if (b && item) b.pending.pushFront([item])
+    }
+    log?.warn({ worker, handedBack: back.length, why }, 'worker lost; its actions are seeded elsewhere')
+    dispatch()
+  }
+  node.addEventListener('peer:disconnect', (evt) => {
+    const worker = evt.detail.toString()
+    if (!registered.has(worker) || lossTimers.has(worker)) return
+    const graceMs = opts.workerLossGraceMs ?? DEFAULT_WORKER_LOSS_GRACE_MS
+    lossTimers.set(worker, setTimeout(() => declareLost(worker, `disconnected for ${graceMs} ms`), graceMs).unref())
+  })
+  node.addEventListener('peer:connect', (evt) => {
+    const worker = evt.detail.toString()
+    clearTimeout(lossTimers.get(worker))
+    lossTimers.delete(worker)
+  })
 
   const roomOf = (w: string): number => registered.get(w)?.room ?? 0
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
@@ -401,6 +436,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     workerStats,
     stop: async () => {
       stopped = true
+      for (const t of lossTimers.values()) clearTimeout(t)
       seeder.close()
       eventSender.close()
       statsClient.close()

@@ -23,7 +23,7 @@ export interface LocalMeshOptions {
   /** The workers' log level (their logs go to this process's stderr). */
   logLevel: string
   /** A worker process ended while the mesh was up (not by `stop`). */
-  onWorkerLost?: (err: Error) => void
+  onWorkerLost?: (err: Error, remaining: number) => void
   log?: Logger
 }
 
@@ -121,7 +121,10 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           p.once('exit', (code, signal) => {
             const how = signal ?? `code ${code}`
             failure?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${how} before the mesh was ready`))
-            if (ready && !stopping) opts.onWorkerLost?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${how} during the build`))
+            if (ready && !stopping) {
+              const remaining = procs.filter((q) => q.exitCode === null && q.signalCode === null).length
+              opts.onWorkerLost?.(new Error(`local worker ${w + 1} (pid ${p.pid}) exited with ${how} during the build`), remaining)
+            }
             resolve()
           }),
         ),
