@@ -18,6 +18,8 @@ import type { Executor } from './engine.js'
 export interface MeshSessionEvents {
   started(ids: readonly string[], worker: string): void
   result(id: string, worker: string, report: ResultReport): void
+  /** No worker left can run this build's actions. */
+  stalled?(reason: string): void
 }
 
 /** A build opened on a mesh. */
@@ -42,6 +44,8 @@ export interface MeshExecutorInit {
   slots: number
   /** Told which worker ran each action. */
   onRan?: (actionId: string, worker: string) => void
+  /** The coordinator says no worker left can run this build. */
+  onStalled?: (reason: string) => void
 }
 
 /** Actions the engine may have submitted at once: enough to keep every worker queue full. */
@@ -70,6 +74,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
           waiting.delete(id)
           w.resolve({ worker, report })
         },
+        stalled: (reason) => init.onStalled?.(reason),
       })
       return session
     }))

@@ -70,6 +70,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
     async (req) => {
       for (const e of req.events) {
         if (e.type === 'started') handlers?.started(e.ids, e.worker)
+        else if (e.type === 'stalled') handlers?.stalled?.(e.reason)
         else {
           await learnPeer(node, e.worker, e.addrs)
           handlers?.result(e.id, e.worker, e.report)

@@ -138,6 +138,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       if (b && item) b.pending.pushFront([item])
     }
     log?.warn({ worker, handedBack: back.length, why }, 'worker lost; its actions are seeded elsewhere')
+    // A build that still has work and that no remaining worker can run would wait for ever: tell its client.
+    for (const b of builds.values()) {
+      if ([...registered.values()].some((w) => canRun(w, b))) continue
+      if (!b.pending.length && ![...submitted.keys()].some((id) => id.startsWith(`${b.id}/`))) continue
+      emit(b, { type: 'stalled', reason: `worker ${worker} was lost and ${noWorkerFor(b)}` })
+    }
     dispatch()
   }
   node.addEventListener('peer:disconnect', (evt) => {

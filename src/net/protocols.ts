@@ -140,6 +140,8 @@ export const BUILD_PROTOCOL: ProtocolSpec<BuildRequest, BuildResponse> = {
 const buildEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('started'), ids, worker: peerId }).strict(),
   z.object({ type: z.literal('result'), id: actionId, worker: peerId, addrs: z.array(z.string().max(256)).max(16), report: resultReportSchema }).strict(),
+  // No worker left in the mesh can run the build's actions (the last able one was lost): the client stops, rather than wait for ever.
+  z.object({ type: z.literal('stalled'), reason: z.string().max(1024) }).strict(),
 ])
 export type BuildEvent = z.infer<typeof buildEvent>
 

@@ -310,7 +310,16 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
         const ran = stats.mesh.workers.filter((w) => w.actionsRun > 0)
         assert.equal(ran.length, 1, JSON.stringify(stats.mesh.workers))
         assert.equal(ran[0]!.actionsRun, 5)
-        assert.equal(await terminate(bw.proc), 0)
+      })
+      // The only worker that can run a build is killed mid-build: the build stops with one clear line, it does not wait for ever.
+      await withProject(makeProject(sleepProject(12, 0.3)), async (dir) => {
+        const build = await startBldr(['build', '-C', dir, '--coordinator', addr, '--sandbox', 'bwrap'], /^\[1\//)
+        const bwProc = procs[procs.length - 1]!
+        bwProc.kill('SIGKILL')
+        const t0 = performance.now()
+        assert.equal(await build.exited, 1, build.output())
+        assert.ok(performance.now() - t0 < 20_000, 'it stopped soon after the loss')
+        assert.match(build.output(), /^bldr: the mesh can no longer run this build: worker \S+ was lost and no worker in this mesh offers sandbox bwrap on \S+ \(the mesh has local on \S+ \(3 workers\)\)$/m)
       })
 
       // A worker leaves while a build runs.
