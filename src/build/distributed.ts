@@ -114,6 +114,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         sandbox: opts.sandbox ?? 'local',
         slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
         onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
+        onRetry: (actionId, reason, next, max) => opts.onMeshNote?.(`${actionId}: ${reason}; trying again (attempt ${next} of ${max})`),
         onStalled: (reason) => {
           meshError ??= new MeshUnavailableError(`the mesh can no longer run this build: ${reason}`)
           meshDown.abort(meshError)

@@ -11,7 +11,8 @@
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { RemoteExecutionError } from '../errors.js'
-import type { ActionPayload, ResultReport } from '../worker/action-payload.js'
+import { setTimeout as delay } from 'node:timers/promises'
+import type { ActionPayload, ExecReport, ResultReport } from '../worker/action-payload.js'
 import type { SandboxName, SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
@@ -46,10 +47,16 @@ export interface MeshExecutorInit {
   onRan?: (actionId: string, worker: string) => void
   /** The coordinator says no worker left can run this build. */
   onStalled?: (reason: string) => void
+  /** An attempt failed for a reason that is not the action's; attempt `next` of `max` follows. */
+  onRetry?: (actionId: string, reason: string, next: number, max: number) => void
 }
 
 /** Actions the engine may have submitted at once: enough to keep every worker queue full. */
 const MAX_IN_FLIGHT = 4096
+/** Attempts of an action whose worker could not run it (infrastructure failures only). */
+const MAX_ATTEMPTS = 3
+/** Wait before the second attempt; doubled before each one after. */
+const RETRY_BACKOFF_MS = 200
 
 interface Waiting {
   onStart: () => void
@@ -87,6 +94,35 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     )
   }
 
+  /** Submit one attempt and wait for its report; a report that the worker could not run it is a RemoteExecutionError. */
+  const runOnce = async (session: MeshSession, id: string, payload: ActionPayload, signal: AbortSignal, onStart: () => void): Promise<{ worker: string; exec: ExecReport }> => {
+    const done = new Promise<{ worker: string; report: ResultReport }>((resolve, reject) => {
+      const onAbort = (): void => {
+        waiting.delete(id)
+        reject(signal.reason instanceof Error ? signal.reason : new Error('interrupted'))
+      }
+      waiting.set(id, {
+        onStart,
+        resolve: (r) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(r)
+        },
+      })
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      await session.submit({ id, payload })
+    } catch (err) {
+      waiting.delete(id)
+      done.catch(() => {})
+      throw err
+    }
+    const { worker, report } = await done
+    if (!report.ok || !report.exec) throw new RemoteExecutionError(id.slice(id.indexOf('/') + 1), worker, report.error ?? 'no report of the run')
+    return { worker, exec: report.exec }
+  }
+
   return {
     sandboxName: init.sandbox,
     slots: init.slots,
@@ -109,33 +145,29 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
       }
-      const done = new Promise<{ worker: string; report: ResultReport }>((resolve, reject) => {
-        const onAbort = (): void => {
-          waiting.delete(id)
-          reject(signal.reason instanceof Error ? signal.reason : new Error('interrupted'))
+      // An infrastructure failure (the worker could not fetch inputs or start the
+      // sandbox, or its outputs cannot be fetched) is tried again, as a new attempt
+      // with its own id, after a backoff; an action that ran and failed is not.
+      let worker = ''
+      let exec: ExecReport | undefined
+      for (let attempt = 1; ; attempt++) {
+        const attemptId = attempt === 1 ? id : `${id}#${attempt}`
+        let ran = false
+        try {
+          ;({ worker, exec } = await runOnce(session, attemptId, payload, signal, onStart))
+          ran = true
+          init.onRan?.(action.id, worker)
+          await fetchFrom(session, worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
+          break
+        } catch (err) {
+          if (signal.aborted || attempt >= MAX_ATTEMPTS) throw err
+          const reason =
+            err instanceof RemoteExecutionError ? err.message : ran ? `its outputs could not be fetched from worker ${worker.slice(-8)}: ${(err as Error).message}` : `it could not be submitted: ${(err as Error).message}`
+          init.onRetry?.(action.id, reason, attempt + 1, MAX_ATTEMPTS)
+          await delay(RETRY_BACKOFF_MS * 2 ** (attempt - 1), undefined, { signal })
         }
-        waiting.set(id, {
-          onStart,
-          resolve: (r) => {
-            signal.removeEventListener('abort', onAbort)
-            resolve(r)
-          },
-        })
-        if (signal.aborted) onAbort()
-        else signal.addEventListener('abort', onAbort, { once: true })
-      })
-      try {
-        await session.submit({ id, payload })
-      } catch (err) {
-        waiting.delete(id)
-        done.catch(() => {})
-        throw err
       }
-      const { worker, report } = await done
-      init.onRan?.(action.id, worker)
-      const exec = report.exec
-      if (!report.ok || !exec) throw new RemoteExecutionError(action.id, worker, report.error ?? 'no report of the run')
-      await fetchFrom(session, worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
+      if (!exec) throw new Error('unreachable: no report after the attempts')
       for (const o of exec.outputs) producedBy.set(o.digest, worker)
       const [stdout, stderr] = await Promise.all([cas.getBytes(exec.stdout), cas.getBytes(exec.stderr)])
       const result: SandboxResult = {

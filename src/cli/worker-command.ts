@@ -7,7 +7,7 @@ import { openCasStore } from '../cas/store.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
-import { createActionRunner } from '../worker/action-runner.js'
+import { createActionRunner, withInjectedFailures } from '../worker/action-runner.js'
 import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { defaultDataDir, parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
@@ -43,7 +43,9 @@ worker's resident memory by ~12 MB (bldr build --distributed starts its local
 workers this way).
 
 Fault injection (tests and benchmarks): BLDR_FAULT_DROP_GOSSIP=F drops the share
-F (0 to 1) of incoming load announcements on purpose.`
+F (0 to 1) of incoming load announcements on purpose; BLDR_FAULT_FAIL_EVERY=N
+reports every N-th action (first attempts only) as an infrastructure failure
+without running it.`
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('worker', argv, {
@@ -85,7 +87,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     listen: [values.listen ?? '/ip4/0.0.0.0/tcp/0'],
     keyFile: join(dataDir, 'peer-key'),
     cas,
-    runner: (blobs) => createActionRunner({ cas, sandboxes, blobs, log }),
+    runner: (blobs) => withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY'])),
     config: { sandboxes: sandboxNames },
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
     log,
@@ -114,6 +116,13 @@ function parseSandboxList(value: string): AvailableSandbox[] {
   if (names.some((n) => n === '')) throw new UsageError(`invalid --sandbox: an empty name in ${JSON.stringify(value)} (give names separated by commas)`)
   const checked = names.map((n) => parseChoiceFlag('--sandbox', n, SANDBOX_NAMES, 'local'))
   return [...new Set(checked)]
+}
+
+function parseCount(name: string, value: string | undefined): number {
+  if (value === undefined || value === '') return 0
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid ${name}: must be a whole number >= 0 (got ${JSON.stringify(value)})`)
+  return n
 }
 
 function parseShare(name: string, value: string | undefined): number {

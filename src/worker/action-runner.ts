@@ -132,6 +132,25 @@ function client(payload: ActionPayload): BlobHolder {
   return { id: payload.client, addrs: payload.clientAddrs }
 }
 
+/**
+ * Fault injection for tests and benchmarks: every `everyN`-th action this
+ * worker is given for the first time (not a retry) is reported as an
+ * infrastructure failure without running, as a sandbox that cannot start is.
+ */
+export function withInjectedFailures(run: (item: { id: string; payload: unknown }) => Promise<RunOutcome>, everyN: number): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+  if (everyN <= 0) return run
+  let firstTries = 0
+  return async (item) => {
+    if (!isRetry(item.id) && ++firstTries % everyN === 0) return fail('injected fault (BLDR_FAULT_FAIL_EVERY): the sandbox did not start')
+    return run(item)
+  }
+}
+
+/** Whether an action id names a second or later attempt (see the mesh executor). */
+function isRetry(id: string): boolean {
+  return /#\d+$/.test(id)
+}
+
 function fail(error: string): RunOutcome {
   const report: ResultReport = { ok: false, error }
   return { ok: false, detail: report }

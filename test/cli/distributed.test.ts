@@ -180,6 +180,22 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     })
   })
 
+  it('an action whose worker could not run it (an infrastructure failure) is tried again, and the build succeeds', async () => {
+    const n = 12
+    await withProject(makeProject(sleepProject(n, 0.05)), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      // Every third action a worker is given fails as if its sandbox did not start (first attempts only).
+      const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '2', '--stats', statsFile], { env: { BLDR_FAULT_FAIL_EVERY: '3' } })
+      assertBuilt(r)
+      assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+      const retries = r.stderr.split('\n').filter((l) => /^bldr: \S+: worker \S+ could not run \S+: injected fault .*; trying again \(attempt 2 of 3\)$/.test(l))
+      assert.ok(retries.length >= 2, `retries reported: ${retries.length}\n${r.stderr}`)
+      const stats = await readStats(statsFile)
+      assert.equal(stats.executed, n + 1)
+      assert.equal(sum(stats.mesh.workers, (w) => w.actionsRun), n + 1, 'one result used per action')
+    })
+  })
+
   it('a local worker killed (SIGKILL) mid-build: the others finish the build, each action recorded once, no process left behind', async () => {
     const n = 20
     await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
