@@ -36,6 +36,14 @@ export interface MeshNodeInit {
  * default (5) refuses a local mesh whose workers all start at once.
  */
 const INBOUND_CONNECTION_THRESHOLD = 1000
+/**
+ * Heartbeat on every direct connection (the Builder seed's 5 s): libp2p's
+ * connection monitor pings each peer this often and closes a connection whose
+ * ping gets no answer within its (adaptive, at least 5 s) timeout. A frozen or
+ * cut-off worker is so disconnected within ~10 s, and the coordinator declares
+ * it lost after its grace period (coordinator-service.ts).
+ */
+export const HEARTBEAT_INTERVAL_MS = 5_000
 
 export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode> {
   return createLibp2p({
@@ -45,6 +53,7 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD },
+    connectionMonitor: { pingInterval: HEARTBEAT_INTERVAL_MS, abortConnectionOnPingFailure: true },
     services: {
       identify: identify(),
       // Load announcements are hints: a peer publishing before anyone listens is not an error.

@@ -196,6 +196,32 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     })
   })
 
+  it('a local worker frozen (SIGSTOP) mid-build is declared lost after the heartbeat timeout; the others finish the build', async () => {
+    const n = 20
+    await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '3', '--stats', statsFile, '--log-level', 'warn'], /^\[1\//)
+      const workers = await childPids(build.proc.pid!)
+      assert.equal(workers.length, 3)
+      process.kill(workers[0]!, 'SIGSTOP')
+      const t0 = performance.now()
+      try {
+        // The build finishes while the worker is still frozen: its actions were taken from it.
+        await waitForLine(build, /^bldr: built \d+ actions/, 60_000)
+        const detectedMs = performance.now() - t0
+        assert.match(build.output(), /"msg":"worker lost; its actions are seeded elsewhere"/)
+        assert.ok(detectedMs < 40_000, `took ${detectedMs} ms`)
+      } finally {
+        process.kill(workers[0]!, 'SIGCONT')
+      }
+      assert.equal(await build.exited, 0, build.output())
+      assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
+      const stats = await readStats(statsFile)
+      assert.equal(stats.executed, n + 1)
+      assert.equal(sum(stats.mesh.workers, (w) => w.actionsRun), n + 1, 'one result used per action')
+    })
+  })
+
   it('a local worker killed (SIGKILL) mid-build: the others finish the build, each action recorded once, no process left behind', async () => {
     const n = 20
     await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
@@ -263,6 +289,37 @@ function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<
         resolve({ proc, match: m, output: () => out, exited })
       })
     }
+  })
+}
+
+/** Resolve once a line of `s`'s output matches `re` (already printed, or when it is); reject at the deadline or when it exits without one. */
+function waitForLine(s: Started, re: RegExp, deadlineMs: number): Promise<void> {
+  const seen = (): boolean => s.output().split('\n').some((l) => re.test(l))
+  if (seen()) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      s.proc.stdout!.off('data', check)
+      s.proc.stderr!.off('data', check)
+    }
+    const check = (): void => {
+      if (!seen()) return
+      cleanup()
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`no line matching ${re} within ${deadlineMs} ms:\n${s.output()}`))
+    }, deadlineMs)
+    s.proc.stdout!.on('data', check)
+    s.proc.stderr!.on('data', check)
+    void s.exited.then(() =>
+      setImmediate(() => {
+        if (seen()) return check()
+        cleanup()
+        reject(new Error(`exited without a line matching ${re}:\n${s.output()}`))
+      }),
+    )
   })
 }
 
