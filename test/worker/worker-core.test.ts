@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { createRng, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
-import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort } from '../../src/worker/worker-core.js'
+import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type WorkerConfig } from '../../src/worker/worker-core.js'
 
 interface Item {
   id: string
@@ -168,20 +168,7 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
   })
   it('a victim gives a thief only actions whose sandbox the thief offers', () => {
     type Boxed = Item & { sandbox: string }
-    const port: MeshPort<Boxed> = {
-      startActions: () => new Promise(() => {}),
-      transfer: async () => [],
-      settleSteal: async () => [],
-      reportResult: async () => {},
-      requestSteal: async () => ({ refused: 'test' }),
-      announce: () => {},
-    }
-    const victim = new WorkerCore<Boxed>(
-      { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(2), platform: 'linux-x64', sandboxes: ['local', 'docker'], victimReserve: 0, sandboxOf: (i) => (i as Boxed).sandbox },
-      port,
-      () => new Promise(() => {}),
-      new VirtualClock(),
-    )
+    const victim = stealOnlyVictim<Boxed>({ sandboxes: ['local', 'docker'], sandboxOf: (i) => (i as Boxed).sandbox })
     victim.seed(['docker', 'local', 'docker', 'local', 'local', 'docker', 'local', 'local'].map((sandbox, i) => ({ id: `a${i}`, durationMs: 1, sandbox })))
     const toLocal = victim.onStealRequest({ stealId: 's1', max: 8, sandboxes: ['local'] })
     assert.ok('offered' in toLocal)
@@ -193,20 +180,7 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
 
   it('a victim gives a thief only actions built for its platform', () => {
     type Built = Item & { platform: string }
-    const port: MeshPort<Built> = {
-      startActions: () => new Promise(() => {}),
-      transfer: async () => [],
-      settleSteal: async () => [],
-      reportResult: async () => {},
-      requestSteal: async () => ({ refused: 'test' }),
-      announce: () => {},
-    }
-    const victim = new WorkerCore<Built>(
-      { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(3), platform: 'linux-x64', sandboxes: ['local'], victimReserve: 0, platformOf: (i) => (i as Built).platform },
-      port,
-      () => new Promise(() => {}),
-      new VirtualClock(),
-    )
+    const victim = stealOnlyVictim<Built>({ platformOf: (i) => (i as Built).platform })
     victim.seed(['linux-x64', 'linux-arm64', 'linux-x64', 'linux-arm64', 'linux-arm64', 'linux-x64'].map((platform, i) => ({ id: `a${i}`, durationMs: 1, platform })))
     const toArm = victim.onStealRequest({ stealId: 's1', max: 8, sandboxes: ['local'], platform: 'linux-arm64' })
     assert.ok('offered' in toArm)
@@ -219,3 +193,21 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     victim.stop()
   })
 })
+
+/** A worker on linux-x64 that only answers steal requests (its port does nothing, its actions never end): the victim side alone. */
+function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>): WorkerCore<T> {
+  const port: MeshPort<T> = {
+    startActions: () => new Promise(() => {}),
+    transfer: async () => [],
+    settleSteal: async () => [],
+    reportResult: async () => {},
+    requestSteal: async () => ({ refused: 'test' }),
+    announce: () => {},
+  }
+  return new WorkerCore<T>(
+    { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(2), platform: 'linux-x64', sandboxes: ['local'], victimReserve: 0, ...config },
+    port,
+    () => new Promise(() => {}),
+    new VirtualClock(),
+  )
+}
