@@ -31,7 +31,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import type { Logger } from 'pino'
-import { createActionCgroup, type ActionCgroup, type CgroupLimits } from './cgroup.js'
+import { createSandboxCgroup, type SandboxCgroup, type CgroupLimits } from './cgroup.js'
 import type { Scratch } from './scratch.js'
 import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
@@ -120,9 +120,9 @@ function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: stri
 }
 
 /** A control group for a sandbox's limits, or a SandboxError saying why none can be made here. */
-function limitsGroup(limits: CgroupLimits): ActionCgroup {
+function limitsGroup(limits: CgroupLimits): SandboxCgroup {
   try {
-    return createActionCgroup(limits)
+    return createSandboxCgroup(limits)
   } catch (err) {
     const which = [limits.memoryBytes !== undefined ? 'maxMemory' : '', limits.cpu !== undefined ? 'maxCpu' : ''].filter(Boolean).join(' and ')
     throw new SandboxError('bwrap', '-', `cannot enforce ${which}: no control group can be made here (${(err as Error).message}); run bldr as root or in a delegated cgroup, or use --sandbox docker`, { cause: err })

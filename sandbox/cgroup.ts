@@ -27,7 +27,7 @@ export interface CgroupLimits {
   cpu?: number
 }
 
-export interface ActionCgroup {
+export interface SandboxCgroup {
   /** Wrap `argv` so it starts inside the group. */
   wrap(argv: readonly string[]): string[]
   /** Whether the kernel killed a process of the group for going past its memory limit. */
@@ -41,12 +41,12 @@ export interface ActionCgroup {
 let counter = 0
 
 /** A new group with `limits`; throws an Error saying why when groups cannot be made here. */
-export function createActionCgroup(limits: CgroupLimits): ActionCgroup {
+export function createSandboxCgroup(limits: CgroupLimits): SandboxCgroup {
   const name = `bldr-${process.pid}-${++counter}`
   return existsSync(join(ROOT, 'cgroup.controllers')) ? createV2(name, limits) : createV1(name, limits)
 }
 
-function createV1(name: string, limits: CgroupLimits): ActionCgroup {
+function createV1(name: string, limits: CgroupLimits): SandboxCgroup {
   const own = ownV1Paths()
   const dirs: string[] = []
   const make = (controller: string): string => {
@@ -82,7 +82,7 @@ function createV1(name: string, limits: CgroupLimits): ActionCgroup {
   }
 }
 
-function createV2(name: string, limits: CgroupLimits): ActionCgroup {
+function createV2(name: string, limits: CgroupLimits): SandboxCgroup {
   const base = join(ROOT, 'bldr')
   mkdirSync(base, { recursive: true })
   const wanted = [limits.memoryBytes !== undefined ? 'memory' : '', limits.cpu !== undefined ? 'cpu' : ''].filter(Boolean)

@@ -22,7 +22,7 @@
  * A backend supplies how to start one sandbox for a profile around a scratch
  * folder (a `WarmChannel`: the runner's stdin and stdout, and how to end it).
  */
-import { chownSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chownSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, isAbsolute, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
@@ -97,7 +97,7 @@ export interface WarmPoolInit extends ScratchBackendInit {
   maxUses?: number
 }
 
-export function profileOf(spec: SandboxSpec): Profile {
+function profileOf(spec: SandboxSpec): Profile {
   const c = spec.capabilities
   return {
     network: c.network,
@@ -138,6 +138,8 @@ class WarmPool implements Sandbox {
   /** Removals under way, awaited by close(). */
   private readonly removing = new Set<Promise<void>>()
   private ready: Promise<string> | undefined
+  /** The runner's files, bound read-only into every sandbox. */
+  private readonly runnerDir: string
   private closed = false
 
   constructor(
@@ -151,6 +153,7 @@ class WarmPool implements Sandbox {
     this.log = init.log?.child({ component: `sandbox-${backend.name}` })
     this.pool = new ScratchPool(init.cas, init.scratchRoot, { ...(init.log ? { log: init.log } : {}), ...(backend.folderOwner ? { owner: backend.folderOwner } : {}) })
     this.slotGate = new Gate(init.slots)
+    this.runnerDir = join(init.scratchRoot, `${process.pid}-runner`)
   }
 
   async run(spec: SandboxSpec, opts: RunOptions = {}): Promise<SandboxResult> {
@@ -199,13 +202,15 @@ class WarmPool implements Sandbox {
     for (const w of this.idle.splice(0)) this.remove(w)
     await Promise.all([...this.removing])
     this.pool.close()
+    rmSync(this.runnerDir, { recursive: true, force: true })
   }
 
   /** Once: the backend's checks, then the runner's files where sandboxes can bind them. */
   private prepare(actionId: string): Promise<string> {
     this.ready ??= (async () => {
       await this.backend.prepare()
-      return writeRunnerFiles(join(this.init.scratchRoot, `runner-${process.pid}`))
+      // Named like the scratch folders (`<pid>-…`), so a bldr that died leaves it for the next one's sweep.
+      return writeRunnerFiles(this.runnerDir)
     })()
     return this.ready.catch((err: unknown) => {
       this.ready = undefined // try again for the next action: a daemon may come back

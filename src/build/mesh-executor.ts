@@ -123,6 +123,30 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     return { worker, exec: report.exec }
   }
 
+  /**
+   * An infrastructure failure (the worker could not fetch inputs or start the
+   * sandbox, the action could not be submitted, or its outputs cannot be
+   * fetched) is tried again, as a new attempt with its own id, after a backoff;
+   * an action that ran and failed is not.
+   */
+  const runWithRetries = async (session: MeshSession, actionId: string, id: string, payload: ActionPayload, signal: AbortSignal, onStart: () => void): Promise<{ worker: string; exec: ExecReport }> => {
+    for (let attempt = 1; ; attempt++) {
+      let ran: { worker: string; exec: ExecReport } | undefined
+      try {
+        ran = await runOnce(session, attempt === 1 ? id : `${id}#${attempt}`, payload, signal, onStart)
+        init.onRan?.(actionId, ran.worker)
+        await fetchFrom(session, ran.worker, [...ran.exec.outputs.map((o) => o.digest), ran.exec.stdout, ran.exec.stderr])
+        return ran
+      } catch (err) {
+        if (signal.aborted || attempt >= MAX_ATTEMPTS) throw err
+        const reason =
+          err instanceof RemoteExecutionError ? err.message : ran ? `its outputs could not be fetched from worker ${ran.worker.slice(-8)}: ${(err as Error).message}` : `it could not be submitted: ${(err as Error).message}`
+        init.onRetry?.(actionId, reason, attempt + 1, MAX_ATTEMPTS)
+        await delay(RETRY_BACKOFF_MS * 2 ** (attempt - 1), undefined, { signal })
+      }
+    }
+  }
+
   return {
     sandboxName: init.sandbox,
     slots: init.slots,
@@ -145,29 +169,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
       }
-      // An infrastructure failure (the worker could not fetch inputs or start the
-      // sandbox, or its outputs cannot be fetched) is tried again, as a new attempt
-      // with its own id, after a backoff; an action that ran and failed is not.
-      let worker = ''
-      let exec: ExecReport | undefined
-      for (let attempt = 1; ; attempt++) {
-        const attemptId = attempt === 1 ? id : `${id}#${attempt}`
-        let ran = false
-        try {
-          ;({ worker, exec } = await runOnce(session, attemptId, payload, signal, onStart))
-          ran = true
-          init.onRan?.(action.id, worker)
-          await fetchFrom(session, worker, [...exec.outputs.map((o) => o.digest), exec.stdout, exec.stderr])
-          break
-        } catch (err) {
-          if (signal.aborted || attempt >= MAX_ATTEMPTS) throw err
-          const reason =
-            err instanceof RemoteExecutionError ? err.message : ran ? `its outputs could not be fetched from worker ${worker.slice(-8)}: ${(err as Error).message}` : `it could not be submitted: ${(err as Error).message}`
-          init.onRetry?.(action.id, reason, attempt + 1, MAX_ATTEMPTS)
-          await delay(RETRY_BACKOFF_MS * 2 ** (attempt - 1), undefined, { signal })
-        }
-      }
-      if (!exec) throw new Error('unreachable: no report after the attempts')
+      const { worker, exec } = await runWithRetries(session, action.id, id, payload, signal, onStart)
       for (const o of exec.outputs) producedBy.set(o.digest, worker)
       const [stdout, stderr] = await Promise.all([cas.getBytes(exec.stdout), cas.getBytes(exec.stderr)])
       const result: SandboxResult = {

@@ -5,7 +5,7 @@
  * refuses.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { hostname, tmpdir } from 'node:os'
@@ -259,11 +259,12 @@ describe('docker warm containers (real Docker daemon)', { timeout: 120_000 }, ()
   })
 
   it('removes every container when closed, and says clearly when no daemon answers', async () => {
-    await withSandbox(docker, async (s) => {
+    await withSandbox(docker, async (s, _cas, dir) => {
       assert.equal((await s.run(spec(['true']))).exitCode, 0)
       assert.equal(ourContainers().length, 1)
       await s.close()
       assert.deepEqual(ourContainers(), [])
+      assert.deepEqual(await readdir(join(dir, 'scratch')), [], 'no folder left behind (scratch, runner files)')
     })
     await withProject(copyExample(), async (dir) => {
       const r = await runCli(['build', '-C', dir, '--sandbox', 'docker'], { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } })
