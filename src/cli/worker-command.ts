@@ -67,8 +67,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const coordinator = requireFlag('worker', '--coordinator', values.coordinator)
   const slots = parseIntFlag('--parallelism', values.parallelism, 1, availableParallelism())
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
-  const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : parseSandboxList(values.sandbox)
-  for (const name of sandboxNames) await checkSandbox(name)
+  // Named ones are checked now (a clear error, not one per action); the defaults were found by checking.
+  const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : await checkedSandboxes(parseSandboxList(values.sandbox))
   const seed = parseIntFlag('--seed', values.seed, 0, 1)
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
   const log = createLogger(level)
@@ -108,6 +108,11 @@ export async function workerCommand(argv: string[]): Promise<number> {
   await Promise.all(sandboxes.map((s) => s.close()))
   rmSync(scratchRoot, { recursive: true, force: true })
   return ExitCode.ok
+}
+
+async function checkedSandboxes(names: AvailableSandbox[]): Promise<AvailableSandbox[]> {
+  for (const name of names) await checkSandbox(name)
+  return names
 }
 
 /** `docker,bwrap` → the names, each checked, no repeats. */
