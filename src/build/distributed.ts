@@ -6,7 +6,8 @@
 import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
-import type { SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
+import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
+import type { Liveness } from '../net/liveness.js'
 import type { StrategyName } from '../../strategies/index.js'
 import type { AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
@@ -28,6 +29,8 @@ export interface DistributedBuildOptions {
   sandbox?: AvailableSandbox
   /** Log level of local workers. */
   workerLogLevel?: string
+  /** Heartbeats of the local mesh and of this client (a standing mesh has its own). */
+  liveness?: Liveness
   keepGoing?: boolean
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
@@ -43,9 +46,20 @@ export interface WorkerFigures {
   stats: WorkerStatsWire | null
 }
 
+/** What went wrong during a distributed build and what was done about it. */
+export interface FaultReport {
+  /** The coordinator's account (null if it could not be had: the coordinator was lost). */
+  coordinator: FaultAccount | null
+  /** Attempts of an action run again after an infrastructure failure. */
+  retries: { action: string; reason: string; attempt: number }[]
+  /** Local worker processes that ended during the build. */
+  localWorkersExited: string[]
+}
+
 export interface DistributedBuildResult {
   summary: BuildSummary
   workers: Record<string, WorkerFigures>
+  faults: FaultReport
   seedPolicy: SeedPolicy
   strategy: StrategyName | 'per worker'
 }
@@ -55,6 +69,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   let session: MeshBuild | undefined
   let before: Record<string, WorkerStatsWire | null> = {}
   const ranBy = new Map<string, number>()
+  const faults: FaultReport = { coordinator: null, retries: [], localWorkersExited: [] }
   // Without a mesh no action can run: stop the whole build with one error, not one failure per action.
   const meshDown = new AbortController()
   let meshError: MeshUnavailableError | undefined
@@ -73,8 +88,10 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         strategy: opts.strategy,
         sandbox: opts.sandbox ?? 'local',
         logLevel: opts.workerLogLevel ?? 'warn',
+        ...(opts.liveness ? { liveness: opts.liveness } : {}),
         // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
         onWorkerLost: (err, remaining) => {
+          faults.localWorkersExited.push(err.message)
           if (remaining > 0) {
             opts.onMeshNote?.(`${err.message}; its actions go to the ${remaining} other worker${remaining === 1 ? '' : 's'}`)
             return
@@ -91,6 +108,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       policy: opts.seedPolicy,
       sandbox: opts.sandbox ?? 'local',
       platform: PLATFORM,
+      ...(opts.liveness ? { liveness: opts.liveness } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
     opts.onMeshNote?.(
@@ -114,7 +132,10 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         sandbox: opts.sandbox ?? 'local',
         slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
         onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
-        onRetry: (actionId, reason, next, max) => opts.onMeshNote?.(`${actionId}: ${reason}; trying again (attempt ${next} of ${max})`),
+        onRetry: (actionId, reason, next, max) => {
+          faults.retries.push({ action: actionId, reason, attempt: next })
+          opts.onMeshNote?.(`${actionId}: ${reason}; trying again (attempt ${next} of ${max})`)
+        },
         onStalled: (reason) => {
           meshError ??= new MeshUnavailableError(`the mesh can no longer run this build: ${reason}`)
           meshDown.abort(meshError)
@@ -136,7 +157,12 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         workers[id] = { actionsRun: ranBy.get(id) ?? 0, stats: s ? statsSince(before[id] ?? null, s) : null }
       }
     }
-    return { summary, workers, seedPolicy: opts.seedPolicy, strategy: opts.coordinator ? 'per worker' : opts.strategy }
+    if (session) {
+      const open = session
+      session = undefined
+      faults.coordinator = (await open.close()) ?? null
+    }
+    return { summary, workers, faults, seedPolicy: opts.seedPolicy, strategy: opts.coordinator ? 'per worker' : opts.strategy }
   } finally {
     project.actionCache.close()
     await session?.close()

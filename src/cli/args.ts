@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UsageError } from '../errors.js'
 import { didYouMean } from '../graph/suggest.js'
+import { DEFAULT_LIVENESS, type Liveness } from '../net/liveness.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -53,4 +54,29 @@ export function requireFlag(command: string, flag: string, value: string | undef
 /** Where a daemon keeps its state unless told: `$XDG_CACHE_HOME/bldr/<name>` (default `~/.cache/bldr/<name>`). */
 export function defaultDataDir(name: string): string {
   return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'bldr', name)
+}
+
+/** The heartbeat flags every mesh command takes (coordinator, worker, build with a local mesh). */
+export const LIVENESS_OPTIONS = {
+  'heartbeat-interval': { type: 'string' },
+  'worker-timeout': { type: 'string' },
+} as const
+
+/** Help lines for the heartbeat flags, with descriptions starting at column `col` (as the command's other options). */
+export function livenessHelp(col: number): string {
+  const pad = (s: string): string => s.padEnd(col)
+  return [
+    `      --heartbeat-interval MS`,
+    `${pad('')}ping every peer this often (default: ${DEFAULT_LIVENESS.heartbeatIntervalMs})`,
+    `${pad('      --worker-timeout MS')}a peer whose ping is not answered within MS is disconnected;`,
+    `${pad('')}a worker disconnected for min(2 s, MS) is declared lost and its`,
+    `${pad('')}actions are seeded elsewhere (default: ${DEFAULT_LIVENESS.workerTimeoutMs})`,
+  ].join('\n')
+}
+
+export function parseLivenessFlags(values: { 'heartbeat-interval'?: string | undefined; 'worker-timeout'?: string | undefined }): Liveness {
+  return {
+    heartbeatIntervalMs: parseIntFlag('--heartbeat-interval', values['heartbeat-interval'], 100, DEFAULT_LIVENESS.heartbeatIntervalMs),
+    workerTimeoutMs: parseIntFlag('--worker-timeout', values['worker-timeout'], 100, DEFAULT_LIVENESS.workerTimeoutMs),
+  }
 }

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { writeFileAtomic } from '../cas/fs-util.js'
-import type { DistributedBuildResult } from '../build/distributed.js'
+import type { DistributedBuildResult, FaultReport } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
 import { SEED_POLICIES } from '../net/seed-policy.js'
@@ -10,7 +10,7 @@ import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategie
 import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
-import { parseChoiceFlag, parseCommandArgs, parseIntFlag } from './args.js'
+import { livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseIntFlag, parseLivenessFlags } from './args.js'
 import { checkSandbox, isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { ProgressReporter } from './progress.js'
 
@@ -45,6 +45,11 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         single puts them all on one worker and leaves the rest to stealing
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
+${livenessHelp(24)}
+                        (the local mesh's; a standing mesh has its own)
+
+When a worker is lost, an action is retried, or a result comes late, the build
+says so after its summary, and --stats lists it under mesh.faults.
 
 Exit status: 0 built, 1 an action failed, 2 bad input (build file or flags), 130 interrupted.`
 
@@ -63,6 +68,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     'local-workers': { type: 'string' },
     'seed-policy': { type: 'string' },
     strategy: { type: 'string' },
+    ...LIVENESS_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help) {
@@ -83,7 +89,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --distributed or --coordinator`)
     }
   }
-  if (values.coordinator !== undefined && values['local-workers'] !== undefined) throw new UsageError('--local-workers applies to the local mesh; it cannot be used with --coordinator')
+  if (!distributed) {
+    for (const flag of ['heartbeat-interval', 'worker-timeout'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --distributed`)
+    }
+  }
+  for (const flag of ['local-workers', 'heartbeat-interval', 'worker-timeout'] as const) {
+    if (values.coordinator !== undefined && values[flag] !== undefined) throw new UsageError(`--${flag} applies to the local mesh; it cannot be used with --coordinator`)
+  }
+  const liveness = parseLivenessFlags(values)
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
   if (values.coordinator === undefined) await checkSandbox(sandboxName)
@@ -111,6 +125,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         seedPolicy,
         sandbox: sandboxName,
         workerLogLevel: level,
+        liveness,
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
         onEvent: progress.onEvent,
@@ -135,6 +150,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSigint)
   }
   progress.finish(summary)
+  if (mesh) for (const line of faultLines(mesh.faults)) process.stderr.write(`bldr: ${line}\n`)
   if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs, sandboxName), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
@@ -163,9 +179,21 @@ export function statsJson(s: BuildSummary, jobs: number, sandbox: string): objec
 
 /** The `mesh` section of `--stats`: per worker, what it ran and how its steals went. */
 export function meshStatsJson(m: DistributedBuildResult): object {
+  const c = m.faults.coordinator
   return {
     seedPolicy: m.seedPolicy,
     strategy: m.strategy,
+    faults: {
+      workersLost: c?.workersLost ?? null,
+      workersBack: c?.workersBack ?? null,
+      workersLeft: c?.workersLeft ?? null,
+      lateResults: c?.lateResults ?? null,
+      duplicatesIgnored: c?.duplicatesIgnored ?? null,
+      conflicts: c?.conflicts ?? null,
+      retries: m.faults.retries,
+      localWorkersExited: m.faults.localWorkersExited,
+      ledger: c ? { submitted: c.submitted, recorded: c.recorded, open: c.open } : null,
+    },
     workers: Object.entries(m.workers).map(([id, w]) => ({
       id,
       actionsRun: w.actionsRun,
@@ -187,6 +215,27 @@ export function meshStatsJson(m: DistributedBuildResult): object {
         : { stats: null }),
     })),
   }
+}
+
+/** What went wrong in a distributed build and what was done, one line each; nothing when nothing did. */
+export function faultLines(f: FaultReport): string[] {
+  const c = f.coordinator
+  const lines: string[] = []
+  for (const l of c?.workersLost ?? []) lines.push(`  worker ${short(l.worker)} was lost (${l.why}); ${l.handedBack} of this build's actions went to other workers`)
+  for (const w of c?.workersBack ?? []) lines.push(`  lost worker ${short(w)} came back and took work again`)
+  for (const l of c?.workersLeft ?? []) lines.push(`  worker ${short(l.worker)} left the mesh; it handed back ${l.handedBack} queued action${l.handedBack === 1 ? '' : 's'}`)
+  for (const e of f.localWorkersExited) lines.push(`  ${e}`)
+  for (const r of f.retries) lines.push(`  ${r.action}: attempt ${r.attempt}, because ${r.reason}`)
+  if (c && c.lateResults > 0) lines.push(`  ${c.lateResults} result${c.lateResults === 1 ? '' : 's'} came late from a lost worker and ${c.lateResults === 1 ? 'was' : 'were'} used (first result wins)`)
+  if (c && c.duplicatesIgnored > 0) lines.push(`  ${c.duplicatesIgnored} repeated result${c.duplicatesIgnored === 1 ? '' : 's'} ignored (same action, same outputs)`)
+  if (c && c.conflicts > 0) lines.push(`  ${c.conflicts} result${c.conflicts === 1 ? '' : 's'} with other outputs than the first were ignored (the action is not deterministic)`)
+  if (lines.length === 0) return []
+  const ledger = c ? `; the coordinator recorded ${c.recorded} of ${c.submitted} submitted attempts once each, ${c.open} left open` : '; the coordinator gave no account (it was lost)'
+  return [`faults during this build${ledger}:`, ...lines]
+}
+
+function short(peer: string): string {
+  return `…${peer.slice(-8)}`
 }
 
 /** A percentile of round-trip samples for the stats file: rounded, null when there are none. */

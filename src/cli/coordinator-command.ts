@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { ExitCode } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startCoordinatorService } from '../net/coordinator-service.js'
-import { defaultDataDir, parseChoiceFlag, parseCommandArgs } from './args.js'
+import { defaultDataDir, livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseLivenessFlags } from './args.js'
 
 const DEFAULT_DATA_DIR = defaultDataDir('coordinator')
 const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7411'
@@ -23,6 +23,7 @@ Options:
       --data-dir DIR     keeps the node key, so the peer id and addresses survive restarts
                          (default: ${DEFAULT_DATA_DIR})
       --log-level LEVEL  ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
+${livenessHelp(25)}
   -h, --help             show this help`
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
@@ -30,6 +31,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     listen: { type: 'string' },
     'data-dir': { type: 'string' },
     'log-level': { type: 'string' },
+    ...LIVENESS_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help) {
@@ -37,8 +39,10 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     return ExitCode.ok
   }
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
+  const liveness = parseLivenessFlags(values)
   const log = createLogger(level)
   const service = await startCoordinatorService({
+    liveness,
     listen: [values.listen ?? DEFAULT_LISTEN],
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
     log,

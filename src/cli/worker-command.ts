@@ -10,7 +10,7 @@ import { startWorkerDaemon } from '../net/worker-daemon.js'
 import { createActionRunner, withInjectedFailures } from '../worker/action-runner.js'
 import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
-import { defaultDataDir, parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
+import { defaultDataDir, livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseLivenessFlags, parseIntFlag, requireFlag } from './args.js'
 
 const DEFAULT_DATA_DIR = defaultDataDir('worker')
 
@@ -19,8 +19,10 @@ export const WORKER_HELP = `Usage: bldr worker --coordinator MULTIADDR [options]
 Join a build mesh: take actions seeded by the coordinator, steal queued actions
 from busier workers when this one runs dry, and run each action in a sandbox.
 Inputs are fetched from peers by BLAKE3 digest and kept in this worker's store.
-Runs until SIGINT or SIGTERM; then it hands its queued actions back, lets
-running ones finish, and exits.
+Runs until SIGINT or SIGTERM; then it stops taking and stealing work, hands its
+queued actions back to the coordinator, lets running ones finish and report
+(up to 10 s), and exits. If the connection to the coordinator closes (it
+restarted, or this worker was cut off), the worker registers again once it can.
 
 Options:
       --coordinator ADDR   the coordinator's multiaddr (printed by bldr coordinator)
@@ -34,6 +36,7 @@ Options:
                            and local); a build runs only on workers offering its sandbox
       --seed N             seed of the worker's random choices (default: 1)
       --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
+${livenessHelp(27)}
       --stop-when-stdin-closes
                            leave the mesh when standard input closes (bldr build --distributed uses this)
   -h, --help               show this help
@@ -57,6 +60,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     sandbox: { type: 'string' },
     seed: { type: 'string' },
     'log-level': { type: 'string' },
+    ...LIVENESS_OPTIONS,
     'stop-when-stdin-closes': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   })
@@ -71,6 +75,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : await checkedSandboxes(parseSandboxList(values.sandbox))
   const seed = parseIntFlag('--seed', values.seed, 0, 1)
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
+  const liveness = parseLivenessFlags(values)
   const log = createLogger(level)
   const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)
 
@@ -89,6 +94,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     cas,
     runner: (blobs) => withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY'])),
     config: { sandboxes: sandboxNames },
+    liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
     log,
   })

@@ -12,8 +12,8 @@ import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
-import { createMeshNode, learnPeer, parseMultiaddr, type MeshNode } from './node.js'
-import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
+import { createMeshNode, learnPeer, parseMultiaddr, type Liveness, type MeshNode } from './node.js'
+import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
 import { ProtocolClient, ProtocolError, requestExpecting, serveProtocol } from './request-response.js'
 
 export interface OpenMeshBuildOptions {
@@ -26,6 +26,8 @@ export interface OpenMeshBuildOptions {
   sandbox: WireSandbox
   /** The platform its actions are built for (this machine's): only workers on it take them. */
   platform: string
+  /** Heartbeats with the coordinator and workers (default DEFAULT_LIVENESS). */
+  liveness?: Liveness
   log?: Logger
 }
 
@@ -35,8 +37,8 @@ export interface MeshBuild extends MeshSession {
   workersAtOpen: number
   /** Every registered worker's counters. */
   workerStats(): Promise<Record<string, WorkerStatsWire | null>>
-  /** Close the build at the coordinator and stop this node. */
-  close(): Promise<void>
+  /** Close the build at the coordinator and stop this node; the coordinator's account of the build's faults (undefined if it could not be had). */
+  close(): Promise<FaultAccount | undefined>
 }
 
 const CALL_TIMEOUT_MS = 30_000
@@ -44,10 +46,12 @@ const CALL_ATTEMPTS = 3
 const CALL_RETRY_MS = 50
 /** Most actions in one submit. */
 const SUBMIT_BATCH = 2048
+/** After the connection to the coordinator closes, wait this long for it to come back before asking whether the build is still open there. */
+const COORDINATOR_GRACE_MS = 2_000
 
 export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBuild> {
   const log = opts.log?.child({ component: 'client' })
-  const node = await createMeshNode()
+  const node = await createMeshNode(opts.liveness ? { liveness: opts.liveness } : {})
   const coordinatorAddr = parseMultiaddr(opts.coordinator)
   const client = new ProtocolClient(node, BUILD_PROTOCOL)
   const cas = new CasClient(node, opts.cas)
@@ -81,6 +85,32 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
     log,
   )
 
+  /**
+   * A coordinator that stops (killed, restarted, cut off) would leave the build
+   * waiting for ever: when the connection to it closes and does not come back,
+   * ask whether the build is still open there; if it cannot say, or says no,
+   * the build cannot go on.
+   */
+  const coordinatorId = coordinatorAddr.getComponents().find((c) => c.name === 'p2p')?.value
+  let probe: NodeJS.Timeout | undefined
+  let closing = false
+  const onDisconnect = (evt: CustomEvent<{ toString(): string }>): void => {
+    if (closing || probe || evt.detail.toString() !== coordinatorId) return
+    probe = setTimeout(() => {
+      void call({ type: 'status', buildId }, 'status').then(
+        (s) => {
+          probe = undefined
+          if (!s.open && !closing) handlers?.stalled?.(`the coordinator at ${opts.coordinator} no longer knows this build (it was restarted)`)
+        },
+        (err: unknown) => {
+          probe = undefined
+          if (!closing) handlers?.stalled?.(`lost the coordinator at ${opts.coordinator}: ${(err as Error).message}`)
+        },
+      )
+    }, COORDINATOR_GRACE_MS)
+  }
+  node.addEventListener('peer:disconnect', onDisconnect)
+
   const clientAddrs = node.getMultiaddrs().map((a) => a.toString())
   let opened: number
   try {
@@ -111,9 +141,13 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
     },
     workerStats: async () => (await call({ type: 'stats' }, 'stats')).workers,
     close: async () => {
-      await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => log?.warn({ err }, 'could not close the build at the coordinator'))
+      closing = true
+      clearTimeout(probe)
+      node.removeEventListener('peer:disconnect', onDisconnect)
+      const closed = await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => log?.warn({ err }, 'could not close the build at the coordinator'))
       client.close()
       await node.stop()
+      return closed ? closed.account : undefined
     },
   }
 }

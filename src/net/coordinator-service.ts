@@ -20,7 +20,7 @@ import { OwnershipLedger, type RecordOutcome } from '../coordinator/ledger.js'
 import type { ResultReport } from '../worker/action-payload.js'
 import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
-import { createMeshNode, learnPeer, type MeshNode } from './node.js'
+import { createMeshNode, DEFAULT_LIVENESS, learnPeer, type Liveness, type MeshNode } from './node.js'
 import {
   BUILD_EVENTS_PROTOCOL,
   BUILD_PROTOCOL,
@@ -29,6 +29,7 @@ import {
   STATS_PROTOCOL,
   type BuildEvent,
   type BuildResponse,
+  type FaultAccount,
   type CoordinatorResponse,
   type SeedPolicy,
   type WireItem,
@@ -70,8 +71,12 @@ const EVENT_ATTEMPTS = 3
 const SEED_BATCH = 512
 /** A worker that could not be seeded is passed over for this long. */
 const SEED_FAILURE_PAUSE_MS = 1_000
-/** How long a registered worker may stay disconnected before it is declared lost and its actions are seeded elsewhere. */
-export const DEFAULT_WORKER_LOSS_GRACE_MS = 2_000
+/**
+ * How long a registered worker may stay disconnected before it is declared lost
+ * and its actions are seeded elsewhere (a shorter worker timeout shortens it):
+ * a connection that drops and is dialled again at once is not a lost worker.
+ */
+const RECONNECT_GRACE_MS = 2_000
 
 interface Build {
   id: string
@@ -88,20 +93,23 @@ interface Build {
   cursor: number
   /** Workers whose addresses the client was sent. */
   toldAddrs: Set<string>
+  /** What went wrong while it ran, and what was done: given to the client when it closes the build. */
+  account: FaultAccount
 }
 
 export interface CoordinatorServiceOptions {
   listen?: string[]
   /** Keep the node's key here, so its peer id (and so its address) survives restarts. */
   dataDir?: string
-  /** How long a worker may stay disconnected before it is declared lost (default DEFAULT_WORKER_LOSS_GRACE_MS). */
-  workerLossGraceMs?: number
+  /** Heartbeats: a worker whose heartbeat goes unanswered for `workerTimeoutMs`, or whose connection stays closed for min(2 s, that), is declared lost. */
+  liveness?: Liveness
   log?: Logger
 }
 
 export async function startCoordinatorService(opts: CoordinatorServiceOptions = {}): Promise<CoordinatorService> {
   const log = opts.log?.child({ component: 'coordinator' })
-  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}) })
+  const liveness = opts.liveness ?? DEFAULT_LIVENESS
+  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}), liveness })
   const ledger = new OwnershipLedger()
   /** Workers taking work, with their addresses, room (queue plus slots) and sandboxes, in registration order. */
   const registered = new Map<string, { addrs: string[]; room: number; sandboxes: string[]; platform: string }>()
@@ -128,15 +136,24 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
    * result from it is still accepted once (see the ledger).
    */
   const lossTimers = new Map<string, NodeJS.Timeout>()
+  /** Workers declared lost (a late result from one is counted as such; one that registers again is back). */
+  const lost = new Set<string>()
   const declareLost = (worker: string, why: string): void => {
     lossTimers.delete(worker)
     if (stopped || !registered.delete(worker)) return
+    lost.add(worker)
     const back = ledger.workerLost(worker)
+    const handedBack = new Map<Build, number>()
     for (const id of back) {
       const b = buildOf(id)
       const item = submitted.get(id)
-      if (b && item) b.pending.pushFront([item])
+      if (b && item) {
+        b.pending.pushFront([item])
+        handedBack.set(b, (handedBack.get(b) ?? 0) + 1)
+      }
     }
+    const at = Date.now()
+    for (const b of builds.values()) b.account.workersLost.push({ worker, why, at, handedBack: handedBack.get(b) ?? 0 })
     log?.warn({ worker, handedBack: back.length, why }, 'worker lost; its actions are seeded elsewhere')
     // A build that still has work and that no remaining worker can run would wait for ever: tell its client.
     for (const b of builds.values()) {
@@ -149,8 +166,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   node.addEventListener('peer:disconnect', (evt) => {
     const worker = evt.detail.toString()
     if (!registered.has(worker) || lossTimers.has(worker)) return
-    const graceMs = opts.workerLossGraceMs ?? DEFAULT_WORKER_LOSS_GRACE_MS
-    lossTimers.set(worker, setTimeout(() => declareLost(worker, `disconnected for ${graceMs} ms`), graceMs).unref())
+    const graceMs = Math.min(RECONNECT_GRACE_MS, liveness.workerTimeoutMs)
+    lossTimers.set(worker, setTimeout(() => declareLost(worker, `connection closed (crashed, cut off, or no heartbeat answer within ${liveness.workerTimeoutMs} ms) and not back within ${graceMs} ms`), graceMs).unref())
   })
   node.addEventListener('peer:connect', (evt) => {
     const worker = evt.detail.toString()
@@ -263,6 +280,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
       cursor: 0,
       toldAddrs: new Set(),
+      account: { workersLost: [], workersBack: [], workersLeft: [], lateResults: 0, duplicatesIgnored: 0, conflicts: 0, submitted: 0, recorded: 0, open: 0 },
       events: new Batcher<BuildEvent, void>(async (events) => {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -281,13 +299,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     return build
   }
 
-  const closeBuild = (buildId: string): void => {
+  const closeBuild = (buildId: string): FaultAccount | undefined => {
     const build = builds.get(buildId)
-    if (!build) return
+    if (!build) return undefined
     builds.delete(buildId)
     for (const id of submitted.keys()) if (id.startsWith(`${buildId}/`)) submitted.delete(id)
-    const open = ledger.forget(`${buildId}/`)
-    log?.info({ build: buildId, open }, 'build closed')
+    build.account.open = ledger.forget(`${buildId}/`)
+    log?.info({ build: buildId, ...build.account }, 'build closed')
+    return build.account
   }
 
   const emit = (build: Build | undefined, event: BuildEvent): void => {
@@ -303,7 +322,11 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           const peers = [...registered].filter(([id]) => id !== from).map(([id, w]) => ({ id, addrs: w.addrs }))
           registered.set(from, { addrs: req.addrs, room: req.room, sandboxes: req.sandboxes, platform: req.platform })
           pausedUntil.delete(from)
-          log?.info({ worker: from, workers: registered.size }, 'worker registered')
+          if (lost.delete(from)) {
+            // Declared lost, and back (it was frozen, or cut off): what it held went elsewhere; it takes new work.
+            for (const b of builds.values()) b.account.workersBack.push(from)
+            log?.warn({ worker: from, workers: registered.size }, 'a lost worker is back; it takes work again')
+          } else log?.info({ worker: from, workers: registered.size }, 'worker registered')
           for (const w of registrationWaiters.splice(0)) w()
           dispatch()
           return { type: 'registered', peers }
@@ -329,11 +352,16 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           // A leaving worker: no more seeding to it; what it had queued is seeded elsewhere.
           registered.delete(from)
           const back = new Set(ledger.release(req.ids, from))
+          const handedBack = new Map<Build, number>()
           for (const id of back) {
             const b = buildOf(id)
             const item = submitted.get(id)
-            if (b && item) b.pending.pushFront([item])
+            if (b && item) {
+              b.pending.pushFront([item])
+              handedBack.set(b, (handedBack.get(b) ?? 0) + 1)
+            }
           }
+          for (const b of builds.values()) b.account.workersLeft.push({ worker: from, handedBack: handedBack.get(b) ?? 0 })
           log?.info({ worker: from, handedBack: back.size }, 'worker left')
           dispatch()
           return { type: 'released', ids: [...back] }
@@ -342,6 +370,15 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           const outcomes = req.results.map(({ id, report }) => {
             const exec = report.exec
             const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            const account = buildOf(id)?.account
+            if (account) {
+              if (outcome === 'recorded') {
+                account.recorded++
+                // From a worker declared lost (or one lost and back): its actions were handed out again, and this one came first.
+                if (lost.has(from) || account.workersBack.includes(from)) account.lateResults++
+              } else if (outcome === 'duplicate') account.duplicatesIgnored++
+              else if (outcome === 'conflict') account.conflicts++
+            }
             if (outcome === 'recorded') {
               submitted.delete(id)
               const b = buildOf(id)
@@ -400,17 +437,24 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           if (!build || build.client !== from) throw new Error(`no open build ${req.buildId} from this client`)
           const bad = req.items.find((i) => !i.id.startsWith(`${req.buildId}/`))
           if (bad) throw new Error(`action id ${JSON.stringify(bad.id)} does not start with "${req.buildId}/"`)
-          for (const item of req.items) submitted.set(item.id, item as WireItem)
-          for (const item of req.items as WireItem[]) build.pending.pushBack(item)
+          for (const item of req.items as WireItem[]) {
+            // A submit retried after a lost answer repeats items: each is taken once.
+            if (submitted.has(item.id) || ledger.stateOf(item.id) !== undefined) continue
+            submitted.set(item.id, item)
+            build.account.submitted++
+            build.pending.pushBack(item)
+          }
           dispatch()
           return { type: 'submitted', n: req.items.length }
         }
         case 'close': {
           const build = builds.get(req.buildId)
-          if (build && build.client === from) {
-            closeBuild(req.buildId)
-          }
-          return { type: 'closed' }
+          const account = build && build.client === from ? closeBuild(req.buildId) : undefined
+          return { type: 'closed', ...(account ? { account } : {}) }
+        }
+        case 'status': {
+          const build = builds.get(req.buildId)
+          return { type: 'status', open: build !== undefined && build.client === from }
         }
         case 'stats':
           return { type: 'stats', workers: await workerStats() }

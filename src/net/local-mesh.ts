@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { StrategyName } from '../../strategies/index.js'
 import { startCoordinatorService, type CoordinatorService } from './coordinator-service.js'
+import type { Liveness } from './liveness.js'
 
 export interface LocalMeshOptions {
   workers: number
@@ -22,6 +23,8 @@ export interface LocalMeshOptions {
   sandbox: string
   /** The workers' log level (their logs go to this process's stderr). */
   logLevel: string
+  /** Heartbeats of the coordinator and the workers. */
+  liveness?: Liveness
   /** A worker process ended while the mesh was up (not by `stop`). */
   onWorkerLost?: (err: Error, remaining: number) => void
   log?: Logger
@@ -53,7 +56,7 @@ const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
 export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1']
 
 export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
-  const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.log ? { log: opts.log } : {}) })
+  const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.liveness ? { liveness: opts.liveness } : {}), ...(opts.log ? { log: opts.log } : {}) })
   const addr = `${coordinator.addrs[0]!}`
   const root = mkdtempSync(join(tmpdir(), 'bldr-mesh-'))
   const procs: ChildProcess[] = []
@@ -111,6 +114,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           '--log-level',
           opts.logLevel,
           '--stop-when-stdin-closes',
+          ...(opts.liveness ? ['--heartbeat-interval', String(opts.liveness.heartbeatIntervalMs), '--worker-timeout', String(opts.liveness.workerTimeoutMs)] : []),
         ],
         { stdio: ['pipe', 'ignore', 'inherit'] },
       )

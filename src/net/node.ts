@@ -21,6 +21,9 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isErrnoException, writeFileAtomic } from '../cas/fs-util.js'
+import { DEFAULT_LIVENESS, type Liveness } from './liveness.js'
+
+export { DEFAULT_LIVENESS, type Liveness }
 
 export type MeshNode = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
@@ -29,23 +32,19 @@ export interface MeshNodeInit {
   listen?: string[]
   /** The node's private key is kept in this file (made on first use): a stable peer id. Default: a new key each start. */
   keyFile?: string
+  /** Heartbeat interval and timeout (default DEFAULT_LIVENESS). */
+  liveness?: Liveness
 }
+
 
 /**
  * New inbound connections accepted per second from one address. libp2p's
  * default (5) refuses a local mesh whose workers all start at once.
  */
 const INBOUND_CONNECTION_THRESHOLD = 1000
-/**
- * Heartbeat on every direct connection (the Builder seed's 5 s): libp2p's
- * connection monitor pings each peer this often and closes a connection whose
- * ping gets no answer within its (adaptive, at least 5 s) timeout. A frozen or
- * cut-off worker is so disconnected within ~10 s, and the coordinator declares
- * it lost after its grace period (coordinator-service.ts).
- */
-export const HEARTBEAT_INTERVAL_MS = 5_000
 
 export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode> {
+  const liveness = init.liveness ?? DEFAULT_LIVENESS
   return createLibp2p({
     ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
@@ -53,7 +52,12 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD },
-    connectionMonitor: { pingInterval: HEARTBEAT_INTERVAL_MS, abortConnectionOnPingFailure: true },
+    connectionMonitor: {
+      pingInterval: liveness.heartbeatIntervalMs,
+      // A fixed timeout: libp2p's adaptive one (from 5 s, growing after failures) would make the configured one a lower bound only.
+      pingTimeout: { minTimeout: liveness.workerTimeoutMs, maxTimeout: liveness.workerTimeoutMs },
+      abortConnectionOnPingFailure: true,
+    },
     services: {
       identify: identify(),
       // Load announcements are hints: a peer publishing before anyone listens is not an error.

@@ -111,19 +111,45 @@ export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire
 }
 
 
+/**
+ * What went wrong in one build, as the coordinator saw it, and what it did:
+ * workers lost (with when, epoch ms, and how many of the build's actions went
+ * elsewhere), lost workers that came back, workers that left, results from a
+ * lost worker that came first (late results, accepted once), repeats ignored,
+ * conflicting repeats, and the ledger's count of the build's actions:
+ * submitted, recorded, and still open when it closed.
+ */
+export const faultAccountSchema = z
+  .object({
+    workersLost: z.array(z.object({ worker: peerId, why: z.string().max(1024), at: z.number(), handedBack: z.number().int().nonnegative() }).strict()).max(10_000),
+    workersBack: z.array(peerId).max(10_000),
+    workersLeft: z.array(z.object({ worker: peerId, handedBack: z.number().int().nonnegative() }).strict()).max(10_000),
+    lateResults: z.number().int().nonnegative(),
+    duplicatesIgnored: z.number().int().nonnegative(),
+    conflicts: z.number().int().nonnegative(),
+    submitted: z.number().int().nonnegative(),
+    recorded: z.number().int().nonnegative(),
+    open: z.number().int().nonnegative(),
+  })
+  .strict()
+export type FaultAccount = z.infer<typeof faultAccountSchema>
+
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
   z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
   /** Ready actions; ids must start with `<buildId>/`. */
   z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
   z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),
+  /** Is this build still open here? (A client that lost its connection to the coordinator asks.) */
+  z.object({ type: z.literal('status'), buildId: z.string().min(1).max(128) }).strict(),
   /** Every registered worker's counters. */
   z.object({ type: z.literal('stats') }).strict(),
 ])
 const buildResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('opened'), workers: z.number().int().nonnegative() }),
   z.object({ type: z.literal('submitted'), n: z.number().int().nonnegative() }),
-  z.object({ type: z.literal('closed') }),
+  z.object({ type: z.literal('closed'), account: faultAccountSchema.optional() }),
+  z.object({ type: z.literal('status'), open: z.boolean() }),
   z.object({ type: z.literal('stats'), workers: z.record(peerId, workerStatsSchema.nullable()) }),
 ])
 export type BuildRequest = z.infer<typeof buildRequest>

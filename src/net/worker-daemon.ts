@@ -13,7 +13,7 @@ import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index
 import { systemClock } from '../worker/clock.js'
 import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/load-announcement.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
-import { createMeshNode, learnPeer, parseMultiaddr, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, parseMultiaddr, type Liveness, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
 import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
@@ -34,6 +34,8 @@ export interface WorkerDaemonOptions {
   cas?: CasStore
   /** Makes the runner of work items, given the way to fetch blobs from peers. */
   runner: (mesh: BlobExchange) => Runner<WireItem>
+  /** Heartbeats on its connections (default DEFAULT_LIVENESS). */
+  liveness?: Liveness
   /** Overrides of the worker defaults (timeouts, intervals, …). */
   config?: Partial<Omit<WorkerConfig, 'id' | 'slots' | 'strategy' | 'rng'>>
   log?: Logger
@@ -62,9 +64,12 @@ const COORDINATOR_TIMEOUT_MS = 5_000
 /** Attempts per coordinator call, with doubling backoff from COORDINATOR_RETRY_MS. Every call is idempotent. */
 const COORDINATOR_ATTEMPTS = 4
 const COORDINATOR_RETRY_MS = 50
+/** After losing the coordinator, the first wait before registering again; doubled up to REREGISTER_MAX_MS. */
+const REREGISTER_FIRST_MS = 250
+const REREGISTER_MAX_MS = 5_000
 
 export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<WorkerDaemon> {
-  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.keyFile ? { keyFile: opts.keyFile } : {}) })
+  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.keyFile ? { keyFile: opts.keyFile } : {}), ...(opts.liveness ? { liveness: opts.liveness } : {}) })
   const id = node.peerId.toString()
   const log = opts.log?.child({ component: 'worker', workerId: id.slice(-8) })
   const coordinatorAddr = parseMultiaddr(opts.coordinator)
@@ -184,21 +189,59 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     core.onAnnouncement(msg.from.toString(), decoded.value)
   })
 
-  const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes, platform: core.config.platform }, 'registered')
-  // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
-  for (const peer of reg.peers) {
-    learnPeer(node, peer.id, peer.addrs)
-      .then((pid) => node.dial(pid))
-      .catch((err: unknown) => log?.warn({ err, peer: peer.id }, 'could not reach a peer'))
+  const register = async (): Promise<number> => {
+    const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes, platform: core.config.platform }, 'registered')
+    // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
+    for (const peer of reg.peers) {
+      learnPeer(node, peer.id, peer.addrs)
+        .then((pid) => node.dial(pid))
+        .catch((err: unknown) => log?.warn({ err, peer: peer.id }, 'could not reach a peer'))
+    }
+    return reg.peers.length
   }
+  const peers = await register()
   core.start()
-  log?.info({ peers: reg.peers.length }, 'worker started')
+  log?.info({ peers }, 'worker started')
+
+  /**
+   * The connection to the coordinator closed (it restarted, or this worker was
+   * frozen or cut off long enough to be declared lost): register again, with
+   * backoff, until it answers. Registering is idempotent; a worker that was
+   * declared lost finds its old queue refused at the start gate (the ledger
+   * handed those actions to others) and takes new work.
+   */
+  const coordinatorId = coordinatorAddr.getComponents().find((c) => c.name === 'p2p')?.value
+  let leaving = false
+  let rejoining = false
+  const rejoin = async (): Promise<void> => {
+    if (rejoining) return
+    rejoining = true
+    try {
+      for (let wait = REREGISTER_FIRST_MS; !leaving; wait = Math.min(REREGISTER_MAX_MS, wait * 2)) {
+        await new Promise((resolve) => setTimeout(resolve, wait).unref())
+        if (leaving) return
+        try {
+          await register()
+          log?.warn('lost the connection to the coordinator; registered again')
+          return
+        } catch (err) {
+          log?.warn({ err, retryInMs: Math.min(REREGISTER_MAX_MS, wait * 2) }, 'cannot reach the coordinator to register again')
+        }
+      }
+    } finally {
+      rejoining = false
+    }
+  }
+  node.addEventListener('peer:disconnect', (evt) => {
+    if (!leaving && evt.detail.toString() === coordinatorId) void rejoin()
+  })
 
   return {
     id,
     node,
     core,
     stop: async ({ graceMs = 10_000 } = {}) => {
+      leaving = true
       // Always tell the coordinator (even with nothing queued), so it seeds this worker no more.
       const queued = core.shutdown()
       await call({ type: 'release', ids: queued.map((i) => i.id) }, 'released').catch((err: unknown) =>
