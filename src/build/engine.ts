@@ -49,6 +49,8 @@ export type BuildEvent =
   | { type: 'action-failed'; action: Action; failure: ActionFailure }
   | { type: 'action-skipped'; action: Action; because: string }
   | { type: 'action-interrupted'; action: Action }
+  /** A flaky action's run failed and it runs again (`run` of FLAKY_RUNS). */
+  | { type: 'action-rerun'; action: Action; reason: string; run: number; of: number }
 
 export interface ActionFailure {
   /** One line: `exit 1`, `timed out after 600 s`, `missing output x.o`, `sandbox error: …`. */
@@ -97,6 +99,8 @@ export interface BuildSummary {
 
 /** I/O-bound cache checks in flight at once. */
 const CACHE_CHECK_CONCURRENCY = 64
+/** Runs of an action marked flaky, at most, before its failure counts. */
+export const FLAKY_RUNS = 3
 /** Source files copied into the CAS at once (through the thread pool). */
 const SOURCE_STORE_CONCURRENCY = 8
 
@@ -272,6 +276,18 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       log?.error({ err, action: action.id }, 'action could not run')
       fail(action, { reason: (err as Error).message, argv: action.argv })
       return
+    }
+    // An action marked flaky that failed runs again (its failure is the last run's).
+    for (let runNo = 2; action.flaky && runNo <= FLAKY_RUNS && (result.exitCode !== 0 || result.missingOutputs.length > 0) && !abort.signal.aborted; runNo++) {
+      emit({ type: 'action-rerun', action, reason: describeFailure(action, result), run: runNo, of: FLAKY_RUNS })
+      try {
+        result = await run()
+      } catch (err) {
+        if (startedAt !== undefined) running--
+        if (abort.signal.aborted) return interrupted(action)
+        fail(action, { reason: (err as Error).message, argv: action.argv })
+        return
+      }
     }
     if (startedAt !== undefined) running--
     if (abort.signal.aborted && result.exitCode !== 0) return interrupted(action)

@@ -68,6 +68,13 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
   const waiting = new Map<string, Waiting>()
   /** Which worker made each generated blob: workers fetch it from there first. */
   const producedBy = new Map<Digest, string>()
+  /** Attempts submitted per action: each has its own id (`<build>/<action>`, then `…#2`, `…#3`), so the ledger records each once. */
+  const submissions = new Map<string, number>()
+  const attemptId = (base: string): string => {
+    const n = (submissions.get(base) ?? 0) + 1
+    submissions.set(base, n)
+    return n === 1 ? base : `${base}#${n}`
+  }
   let connected: Promise<MeshSession> | undefined
   const connect = (): Promise<MeshSession> =>
     (connected ??= init.connect().then((session) => {
@@ -133,7 +140,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     for (let attempt = 1; ; attempt++) {
       let ran: { worker: string; exec: ExecReport } | undefined
       try {
-        ran = await runOnce(session, attempt === 1 ? id : `${id}#${attempt}`, payload, signal, onStart)
+        ran = await runOnce(session, attemptId(id), payload, signal, onStart)
         init.onRan?.(actionId, ran.worker)
         await fetchFrom(session, ran.worker, [...ran.exec.outputs.map((o) => o.digest), ran.exec.stdout, ran.exec.stderr])
         return ran

@@ -68,6 +68,9 @@ export class ProgressReporter {
       case 'action-interrupted':
         this.running.delete(e.action.id)
         break
+      case 'action-rerun':
+        this.print(`${e.action.id}: ${e.reason}; it is marked flaky, so it runs again (run ${e.run} of ${e.of})`)
+        break
     }
     if (this.live) this.scheduleDraw()
   }

@@ -57,6 +57,8 @@ export interface Action {
   readonly outputs: readonly string[]
   readonly timeoutMs: number
   readonly capabilities: Readonly<Capabilities>
+  /** Marked flaky in the BUILD file: a run that exits non-zero is run again (up to FLAKY_RUNS runs); not part of the action key. */
+  readonly flaky?: boolean
   /** Where the action was declared, for error messages. */
   readonly origin: SourceLocation
 }

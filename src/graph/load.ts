@@ -93,6 +93,7 @@ export async function loadBuildGraph(spec: BuildFileSpec, tree: SourceTree): Pro
         env: { ...HERMETIC_ENV, ...(a.env ?? {}) },
         timeoutMs: timeoutOf(a.timeout, spec),
         capabilities: toCapabilities(a.capabilities, spec),
+        ...(a.flaky ? { flaky: true } : {}),
         origin: src.locate(entryPath, { key: true }),
       },
     })
@@ -191,6 +192,7 @@ function expandCcRule(
     env: { ...HERMETIC_ENV, ...(rule.env ?? {}) },
     timeoutMs: timeoutOf(rule.timeout, spec),
     capabilities: toCapabilities(rule.capabilities, spec),
+    ...(rule.flaky ? { flaky: true } : {}),
     origin: src.locate(base, { key: true }),
   }
   // Headers visible to this target's compiles: its own (hdrs and headers listed in srcs) and its deps' public ones.

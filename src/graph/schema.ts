@@ -1,7 +1,7 @@
 /**
  * The shape of BUILD.yaml, as zod schemas (which also give the TypeScript types).
  *
- *   actions:   generic actions, name → { command, inputs, outputs, env, timeout, capabilities, description }
+ *   actions:   generic actions, name → { command, inputs, outputs, env, timeout, capabilities, description, flaky }
  *   targets:   rules, name → { kind: cc_library | cc_binary, srcs, hdrs, copts, includes, linkopts, deps, … }
  *   toolchain: { cc, cxx, ar } commands used by the C/C++ rules
  *
@@ -50,6 +50,8 @@ const commonFields = {
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: `${KEY_RULE_PREFIX}must be a valid environment variable name` }), z.string()).optional(),
   timeout: duration.optional(),
   capabilities: capabilitiesSchema.optional(),
+  /** The command sometimes fails for reasons of its own (a test that races): a non-zero exit is run again, up to 3 runs in all. */
+  flaky: z.boolean().optional(),
 }
 
 export const actionSchema = z.strictObject({

@@ -24,7 +24,7 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
       assert.equal(typo.code, 2)
       assert.equal(
         typo.stderr.trim(),
-        'bldr: BUILD.yaml:4:5 (actions.gen.ouputs): unknown key "ouputs" (did you mean "outputs"?); allowed keys: command, inputs, outputs, description, env, timeout, capabilities',
+        'bldr: BUILD.yaml:4:5 (actions.gen.ouputs): unknown key "ouputs" (did you mean "outputs"?); allowed keys: command, inputs, outputs, description, env, timeout, capabilities, flaky',
       )
     })
   })
@@ -80,6 +80,32 @@ actions:
       assert.equal(stats2.executed, 0)
       assert.equal(stats2.cached, 2)
     })
+  })
+
+  it('an action marked flaky that exits non-zero runs again (up to 3 runs); one not marked fails at once', async () => {
+    // Each run bumps a counter outside the project (the local sandbox does not isolate); the command succeeds from run `ok` on.
+    const counter = join(tmpdir(), `bldr-flaky-${process.pid}-${Date.now()}`)
+    const action = (name: string, ok: number, flaky: boolean): string =>
+      `  ${name}:\n    command: [sh, -c, "n=$(cat ${counter}.${name} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}.${name}; [ $n -ge ${ok} ] || { echo run $n failed >&2; exit 3; }; echo ok > ${name}.txt"]\n    outputs: [${name}.txt]\n${flaky ? '    flaky: true\n' : ''}`
+    const runs = async (name: string): Promise<number> => Number(await readFile(`${counter}.${name}`, 'utf8'))
+    try {
+      await withProject(makeProject({ 'BUILD.yaml': `actions:\n${action('second', 2, true)}${action('never', 9, true)}${action('plain', 2, false)}` }), async (dir) => {
+        const ok = await runCli(['build', '-C', dir, 'second'])
+        assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+        assert.match(ok.stdout, /^second: exit 3; it is marked flaky, so it runs again \(run 2 of 3\)$/m)
+        assert.equal(await runs('second'), 2)
+        const never = await runCli(['build', '-C', dir, 'never'])
+        assert.equal(never.code, 1)
+        assert.equal(await runs('never'), 3, 'three runs, then the failure counts')
+        assert.match(never.stdout, /^FAILED: never: exit 3\n.*\n {2}run 3 failed$/m)
+        const plain = await runCli(['build', '-C', dir, 'plain'])
+        assert.equal(plain.code, 1)
+        assert.equal(await runs('plain'), 1, 'an action not marked flaky is not run again')
+        assert.doesNotMatch(plain.stdout, /runs again/)
+      })
+    } finally {
+      for (const n of ['second', 'never', 'plain']) await rm(`${counter}.${n}`, { force: true })
+    }
   })
 
   it('builds only the named target and rejects an unknown one with a suggestion', async () => {
