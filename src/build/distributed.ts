@@ -54,6 +54,8 @@ export interface FaultReport {
   retries: { action: string; reason: string; attempt: number }[]
   /** Local worker processes that ended during the build. */
   localWorkersExited: string[]
+  /** This client's store: blobs found corrupt (removed) and blobs received with the wrong bytes (rejected). */
+  client: { corruptBlobsRemoved: number; blobsRejected: number }
 }
 
 export interface DistributedBuildResult {
@@ -69,7 +71,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   let session: MeshBuild | undefined
   let before: Record<string, WorkerStatsWire | null> = {}
   const ranBy = new Map<string, number>()
-  const faults: FaultReport = { coordinator: null, retries: [], localWorkersExited: [] }
+  const faults: FaultReport = { coordinator: null, retries: [], localWorkersExited: [], client: { corruptBlobsRemoved: 0, blobsRejected: 0 } }
+  const corruptionBefore = { ...project.cas.corruption }
   // Without a mesh no action can run: stop the whole build with one error, not one failure per action.
   const meshDown = new AbortController()
   let meshError: MeshUnavailableError | undefined
@@ -148,6 +151,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       ...(opts.log ? { log: opts.log } : {}),
     })
     if (meshError) throw meshError
+    faults.client = { corruptBlobsRemoved: project.cas.corruption.storedRemoved - corruptionBefore.storedRemoved, blobsRejected: project.cas.corruption.receivedRejected - corruptionBefore.receivedRejected }
     const workers: Record<string, WorkerFigures> = {}
     if (session) {
       const after = await session.workerStats()
@@ -190,5 +194,7 @@ function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): Wor
     // Samples are kept in order (the oldest dropped past a cap): the new ones are the tail.
     stealRoundTripsMs: after.stealRoundTripsMs.slice(Math.min(before.stealRoundTripsMs.length, after.stealRoundTripsMs.length)),
     queueDepthSamples: after.queueDepthSamples.slice(Math.min(before.queueDepthSamples.length, after.queueDepthSamples.length)),
+    corruptBlobsRemoved: (after.corruptBlobsRemoved ?? 0) - (before.corruptBlobsRemoved ?? 0),
+    blobsRejected: (after.blobsRejected ?? 0) - (before.blobsRejected ?? 0),
   }
 }

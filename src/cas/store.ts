@@ -72,6 +72,12 @@ export class CasStore {
    * not hashed again; any write to it changes the identity and forces a new check.
    */
   private readonly verified = new Map<Digest, string>()
+  /**
+   * Corruption found: stored blobs that no longer matched their name (removed
+   * when found, so they are fetched again or rebuilt, never used), and blobs
+   * received that did not match the digest asked for (not kept).
+   */
+  readonly corruption = { storedRemoved: 0, receivedRejected: 0 }
 
   constructor(
     /** The store's root folder. */
@@ -187,7 +193,10 @@ export class CasStore {
       }
       await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())))
       const actual = stream.digest()
-      if (actual !== expected) throw new DigestMismatchError(expected, actual, `blob received from ${opts.where}`)
+      if (actual !== expected) {
+        this.corruption.receivedRejected++
+        throw new DigestMismatchError(expected, actual, `blob received from ${opts.where}`)
+      }
       if (!(await this.has(actual))) this.publish(tmp, actual)
       return { digest: actual, size }
     } finally {
@@ -210,10 +219,7 @@ export class CasStore {
       yield chunk as Buffer
     }
     const actual = stream.digest()
-    if (actual !== digest) {
-      this.verified.delete(digest)
-      throw new DigestMismatchError(digest, actual, path)
-    }
+    if (actual !== digest) throw this.corrupt(digest, actual)
   }
 
   /** The bytes of a blob, verified against its digest. */
@@ -223,10 +229,7 @@ export class CasStore {
     if (!st) throw new BlobNotFoundError(digest, this.root)
     const bytes = st.size <= SYNC_MAX_BYTES ? readFileSync(path) : await readFile(path)
     const actual = this.hasher.hash(bytes)
-    if (actual !== digest) {
-      this.verified.delete(digest)
-      throw new DigestMismatchError(digest, actual, path)
-    }
+    if (actual !== digest) throw this.corrupt(digest, actual)
     return bytes
   }
 
@@ -262,7 +265,7 @@ export class CasStore {
           createWriteStream(tmp),
         )
         const actual = stream.digest()
-        if (actual !== digest) throw new DigestMismatchError(digest, actual, src)
+        if (actual !== digest) throw this.corrupt(digest, actual)
       }
       chmodSync(tmp, mode)
       renameSync(tmp, dest)
@@ -283,10 +286,7 @@ export class CasStore {
     const id = blobIdentity(st)
     if (this.verified.get(digest) === id) return
     const actual = await this.hashFile(path, Number(st.size))
-    if (actual !== digest) {
-      this.verified.delete(digest)
-      throw new DigestMismatchError(digest, actual, path)
-    }
+    if (actual !== digest) throw this.corrupt(digest, actual)
     this.verified.set(digest, id)
   }
 
@@ -380,6 +380,19 @@ export class CasStore {
     const stream = await this.hasher.createStream()
     for await (const chunk of createReadStream(path)) stream.update(chunk as Buffer)
     return stream.digest()
+  }
+
+  /**
+   * A stored blob whose bytes no longer match its name: removed at once (a
+   * later write of the right bytes then stores it again, where keeping it would
+   * make "already stored" skip the write), counted, and the error to throw.
+   */
+  private corrupt(digest: Digest, actual: Digest): DigestMismatchError {
+    const path = this.pathOf(digest)
+    this.verified.delete(digest)
+    rmSync(path, { force: true })
+    this.corruption.storedRemoved++
+    return new DigestMismatchError(digest, actual, `${path} (removed from the store)`)
   }
 
   /** Remove a blob (used to drop one found corrupt, so it is fetched or rebuilt). */

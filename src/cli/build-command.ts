@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { writeFileAtomic } from '../cas/fs-util.js'
-import type { DistributedBuildResult, FaultReport } from '../build/distributed.js'
+import type { DistributedBuildResult, FaultReport, WorkerFigures } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
 import { SEED_POLICIES } from '../net/seed-policy.js'
@@ -150,7 +150,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSigint)
   }
   progress.finish(summary)
-  if (mesh) for (const line of faultLines(mesh.faults)) process.stderr.write(`bldr: ${line}\n`)
+  if (mesh) for (const line of faultLines(mesh.faults, Object.values(mesh.workers))) process.stderr.write(`bldr: ${line}\n`)
   if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs, sandboxName), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
@@ -191,6 +191,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
       duplicatesIgnored: c?.duplicatesIgnored ?? null,
       conflicts: c?.conflicts ?? null,
       retries: m.faults.retries,
+      client: m.faults.client,
       localWorkersExited: m.faults.localWorkersExited,
       ledger: c ? { submitted: c.submitted, recorded: c.recorded, open: c.open } : null,
     },
@@ -210,6 +211,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
             },
             asVictim: { offers: w.stats.offers, actionsOffered: w.stats.actionsOffered, actionsTakenBack: w.stats.actionsTakenBack },
             notStarted: w.stats.notStarted,
+            corruption: { storedRemoved: w.stats.corruptBlobsRemoved ?? 0, receivedRejected: w.stats.blobsRejected ?? 0 },
             queueDepthSamples: w.stats.queueDepthSamples,
           }
         : { stats: null }),
@@ -218,7 +220,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
 }
 
 /** What went wrong in a distributed build and what was done, one line each; nothing when nothing did. */
-export function faultLines(f: FaultReport): string[] {
+export function faultLines(f: FaultReport, workers: readonly WorkerFigures[]): string[] {
   const c = f.coordinator
   const lines: string[] = []
   for (const l of c?.workersLost ?? []) lines.push(`  worker ${short(l.worker)} was lost (${l.why}); ${l.handedBack} of this build's actions went to other workers`)
@@ -226,6 +228,10 @@ export function faultLines(f: FaultReport): string[] {
   for (const l of c?.workersLeft ?? []) lines.push(`  worker ${short(l.worker)} left the mesh; it handed back ${l.handedBack} queued action${l.handedBack === 1 ? '' : 's'}`)
   for (const e of f.localWorkersExited) lines.push(`  ${e}`)
   for (const r of f.retries) lines.push(`  ${r.action}: attempt ${r.attempt}, because ${r.reason}`)
+  const removed = f.client.corruptBlobsRemoved + workers.reduce((n, w) => n + (w.stats?.corruptBlobsRemoved ?? 0), 0)
+  const rejected = f.client.blobsRejected + workers.reduce((n, w) => n + (w.stats?.blobsRejected ?? 0), 0)
+  if (removed > 0) lines.push(`  ${removed} stored blob${removed === 1 ? ' was' : 's were'} found corrupt and removed (fetched again or rebuilt, never used)`)
+  if (rejected > 0) lines.push(`  ${rejected} blob${rejected === 1 ? ' was' : 's were'} received with bytes that did not match the digest and rejected (fetched again)`)
   if (c && c.lateResults > 0) lines.push(`  ${c.lateResults} result${c.lateResults === 1 ? '' : 's'} came late from a lost worker and ${c.lateResults === 1 ? 'was' : 'were'} used (first result wins)`)
   if (c && c.duplicatesIgnored > 0) lines.push(`  ${c.duplicatesIgnored} repeated result${c.duplicatesIgnored === 1 ? '' : 's'} ignored (same action, same outputs)`)
   if (c && c.conflicts > 0) lines.push(`  ${c.conflicts} result${c.conflicts === 1 ? '' : 's'} with other outputs than the first were ignored (the action is not deterministic)`)

@@ -48,7 +48,8 @@ workers this way).
 Fault injection (tests and benchmarks): BLDR_FAULT_DROP_GOSSIP=F drops the share
 F (0 to 1) of incoming load announcements on purpose; BLDR_FAULT_FAIL_EVERY=N
 reports every N-th action (first attempts only) as an infrastructure failure
-without running it.`
+without running it; BLDR_FAULT_CORRUPT_SENT=N flips a byte in every N-th blob
+this worker sends to a peer (the receiver must reject it).`
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('worker', argv, {
@@ -96,6 +97,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     config: { sandboxes: sandboxNames },
     liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
+    corruptSentEvery: parseCount('BLDR_FAULT_CORRUPT_SENT', process.env['BLDR_FAULT_CORRUPT_SENT']),
     log,
   })
   log.info({ peerId: daemon.id, addrs: daemon.node.getMultiaddrs().map((a) => a.toString()), slots, strategy, dataDir }, 'worker ready')

@@ -71,7 +71,32 @@ async function* chunksOf(lp: LengthPrefixedStream, timeoutMs: number): AsyncGene
   }
 }
 
+/**
+ * Fault injection (tests and benchmarks): every `every`-th non-empty blob this
+ * node sends, served or pushed, has one byte flipped on the wire (the stored
+ * blob is untouched). Shared by a node's server and client.
+ */
+export interface WireCorruption {
+  every: number
+  sent: number
+}
+
+/** The chunks of a blob as sent: the first one with a byte flipped when `fault` says this blob is to be corrupted. */
+async function* sending(chunks: AsyncIterable<Uint8Array>, fault: WireCorruption | undefined): AsyncGenerator<Uint8Array> {
+  let first = true
+  for await (const chunk of chunks) {
+    if (first && fault && fault.every > 0 && chunk.byteLength > 0 && ++fault.sent % fault.every === 0) {
+      const bad = Uint8Array.from(chunk)
+      bad[0] = bad[0]! ^ 0xff
+      yield bad
+    } else yield chunk
+    first = false
+  }
+}
+
 export interface CasServerOptions {
+  /** Fault injection: corrupt some blobs sent. */
+  corruptSent?: WireCorruption
   maxBlobBytes?: number
   /** Longest wait for the next frame of a put. */
   frameTimeoutMs?: number
@@ -105,7 +130,7 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
           await lp.write(json(ok))
         } else {
           await lp.write(json({ found: true, size: ok.size }))
-          for await (const chunk of cas.readChunks(req.digest, CHUNK_BYTES)) await lp.write(chunk)
+          for await (const chunk of sending(cas.readChunks(req.digest, CHUNK_BYTES), opts.corruptSent)) await lp.write(chunk)
           await lp.write(new Uint8Array(0))
         }
       } else {
@@ -147,6 +172,8 @@ async function checkBeforeServing(cas: CasStore, d: Digest, log?: Logger): Promi
 }
 
 export interface CasClientOptions {
+  /** Fault injection: corrupt some blobs pushed. */
+  corruptSent?: WireCorruption
   /** Longest wait to open a stream or for the next frame. */
   timeoutMs?: number
   maxBlobBytes?: number
@@ -156,6 +183,7 @@ export interface CasClientOptions {
 export class CasClient {
   private readonly timeoutMs: number
   private readonly maxBlobBytes: number
+  private readonly corruptSent: WireCorruption | undefined
 
   constructor(
     private readonly node: MeshNode,
@@ -164,6 +192,7 @@ export class CasClient {
   ) {
     this.timeoutMs = opts.timeoutMs ?? 10_000
     this.maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
+    this.corruptSent = opts.corruptSent
   }
 
   /** Which of `digests` the peer holds. */
@@ -191,7 +220,7 @@ export class CasClient {
     if (size === undefined) throw new BlobNotFoundError(d, this.cas.root)
     await this.exchange(peer, async (lp) => {
       await lp.write(json({ op: 'put', digest: d, size }))
-      for await (const chunk of this.cas.readChunks(d, CHUNK_BYTES)) await lp.write(chunk)
+      for await (const chunk of sending(this.cas.readChunks(d, CHUNK_BYTES), this.corruptSent)) await lp.write(chunk)
       await lp.write(new Uint8Array(0))
       const answer = parse(await this.read(lp), putAnswer, 'answer')
       if ('error' in answer) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused blake3 ${d}: ${answer.error}`)

@@ -98,6 +98,10 @@ export const workerStatsSchema = z
     announcements: z.number().int().nonnegative(),
     reportFailures: z.number().int().nonnegative(),
     queueDepthSamples: z.array(z.number().int().nonnegative()).max(100_000),
+    /** Blobs in the worker's store found corrupt (removed; fetched again or rebuilt). */
+    corruptBlobsRemoved: z.number().int().nonnegative().optional(),
+    /** Blobs received whose bytes did not match their digest (not kept; fetched from another holder). */
+    blobsRejected: z.number().int().nonnegative().optional(),
   })
   .strict()
 export type WorkerStatsWire = z.infer<typeof workerStatsSchema>

@@ -39,6 +39,8 @@ export interface WorkerDaemonOptions {
   /** Overrides of the worker defaults (timeouts, intervals, …). */
   config?: Partial<Omit<WorkerConfig, 'id' | 'slots' | 'strategy' | 'rng'>>
   log?: Logger
+  /** Fault injection: every N-th non-empty blob this worker sends has a byte flipped on the wire. Default 0 (none). */
+  corruptSentEvery?: number
   /** Fault injection: the share of incoming load announcements dropped on purpose (0–1). Default 0. */
   dropGossip?: number
   /** Told of every load announcement dropped as malformed (also logged). */
@@ -122,7 +124,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   }
 
   const cas = opts.cas
-  const casClient = cas ? new CasClient(node, cas) : undefined
+  const corruptSent = opts.corruptSentEvery ? { every: opts.corruptSentEvery, sent: 0 } : undefined
+  const casClient = cas ? new CasClient(node, cas, corruptSent ? { corruptSent } : {}) : undefined
   const reach = (holder: { id: string; addrs?: readonly string[] }) => learnPeer(node, holder.id, holder.addrs)
   const mesh: BlobExchange = {
     id,
@@ -146,7 +149,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       const has = new Set<string>()
       // A has-request names at most 512 digests.
       for (let i = 0; i < unique.length; i += 512) for (const d of await casClient.has(peer, unique.slice(i, i + 512))) has.add(d)
-      await Promise.all(unique.filter((d) => !has.has(d)).map((d) => casClient.push(peer, d)))
+      // A push the peer refuses (the bytes did not match on arrival) is sent once more before the action fails for it.
+      await Promise.all(unique.filter((d) => !has.has(d)).map((d) => casClient.push(peer, d).catch(() => casClient.push(peer, d))))
     },
   }
 
@@ -169,8 +173,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     systemClock,
   )
 
-  if (cas) await serveCas(node, cas, opts.log ? { log: opts.log } : {})
-  await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats }), log)
+  if (cas) await serveCas(node, cas, { ...(opts.log ? { log: opts.log } : {}), ...(corruptSent ? { corruptSent } : {}) })
+  await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats, corruptBlobsRemoved: cas?.corruption.storedRemoved ?? 0, blobsRejected: cas?.corruption.receivedRejected ?? 0 }), log)
   await serveProtocol(node, STEAL_PROTOCOL, (req) => core.onStealRequest(req), log)
   await serveProtocol(node, SEED_PROTOCOL, (req) => ({ rest: core.seed(req.items as WireItem[]).map((i) => i.id) }), log)
   const dropGossip = opts.dropGossip ?? 0

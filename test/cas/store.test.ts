@@ -92,6 +92,19 @@ describe('CAS store', () => {
     })
   })
 
+  it('removes a blob found corrupt (counted), so storing the right bytes again repairs it', async () => {
+    const ref = await cas.putBytes('bytes that rot')
+    await corrupt(cas.pathOf(ref.digest), 2)
+    const before = cas.corruption.storedRemoved
+    await assert.rejects(cas.verify(ref.digest), (err: unknown) => err instanceof DigestMismatchError && /removed from the store/.test(err.message))
+    assert.equal(cas.corruption.storedRemoved, before + 1)
+    assert.equal(await cas.has(ref.digest), false, 'a corrupt blob is not kept')
+    await assert.rejects(cas.getBytes(ref.digest), BlobNotFoundError)
+    // "Already stored" would otherwise skip this write and keep the bad bytes.
+    await cas.putBytes('bytes that rot')
+    assert.equal((await cas.getBytes(ref.digest)).toString(), 'bytes that rot')
+  })
+
   it('refuses to materialize a corrupted blob and writes nothing', async () => {
     const ref = await cas.putBytes('to be copied out')
     await corrupt(cas.pathOf(ref.digest), 3)
