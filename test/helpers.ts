@@ -160,3 +160,83 @@ export async function stopProcess(proc: ChildProcess): Promise<void> {
 export async function mtimeMs(path: string): Promise<number> {
   return (await stat(path)).mtimeMs
 }
+
+/** Processes whose parent is `pid` (from /proc). */
+export async function childPids(pid: number): Promise<number[]> {
+  const out: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    // pid (comm) state ppid …: comm may contain spaces, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid === pid) out.push(Number(entry))
+  }
+  return out.sort((a, b) => a - b)
+}
+
+export interface Started {
+  proc: ChildProcess
+  match: RegExpExecArray
+  /** Everything it printed so far, stdout and stderr lines interleaved. */
+  output: () => string
+  /** Its exit code, once it exits. */
+  exited: Promise<number | null>
+}
+
+/** Start `bldr <args>` and resolve once `ready` matches a line of its stdout or stderr. */
+export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<Started> {
+  const proc = spawn(process.execPath, [BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  let out = ''
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms:\n${out}`)), deadlineMs)
+    void exited.then((code) => reject(new Error(`bldr ${args[0]} exited early (${code}):\n${out}`)))
+    for (const stream of [proc.stdout!, proc.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        out += `${line}\n`
+        const m = ready.exec(line)
+        if (!m) return
+        clearTimeout(timer)
+        resolve({ proc, match: m, output: () => out, exited })
+      })
+    }
+  })
+}
+
+/** Resolve once a line of `s`'s output matches `re` (already printed, or when it is); reject at the deadline or when it exits without one. */
+export function waitForLine(s: Started, re: RegExp, deadlineMs: number): Promise<void> {
+  const seen = (): boolean => s.output().split('\n').some((l) => re.test(l))
+  if (seen()) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      s.proc.stdout!.off('data', check)
+      s.proc.stderr!.off('data', check)
+    }
+    const check = (): void => {
+      if (!seen()) return
+      cleanup()
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`no line matching ${re} within ${deadlineMs} ms:\n${s.output()}`))
+    }, deadlineMs)
+    s.proc.stdout!.on('data', check)
+    s.proc.stderr!.on('data', check)
+    void s.exited.then(() =>
+      setImmediate(() => {
+        if (seen()) return check()
+        cleanup()
+        reject(new Error(`exited without a line matching ${re}:\n${s.output()}`))
+      }),
+    )
+  })
+}
+
+export async function terminate(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  proc.kill('SIGTERM')
+  return exited
+}

@@ -29,6 +29,8 @@ export interface DistributedBuildOptions {
   sandbox?: AvailableSandbox
   /** Log level of local workers. */
   workerLogLevel?: string
+  /** Where this client listens for workers (default: 127.0.0.1 for a local mesh, every interface for a standing one). */
+  listen?: string
   /** Heartbeats of the local mesh and of this client (a standing mesh has its own). */
   liveness?: Liveness
   keepGoing?: boolean
@@ -111,6 +113,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       policy: opts.seedPolicy,
       sandbox: opts.sandbox ?? 'local',
       platform: PLATFORM,
+      // Workers of a standing mesh may be on other machines: they must reach this client for inputs and outputs.
+      listen: [opts.listen ?? (opts.coordinator ? '/ip4/0.0.0.0/tcp/0' : '/ip4/127.0.0.1/tcp/0')],
       ...(opts.liveness ? { liveness: opts.liveness } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })

@@ -39,6 +39,8 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         build: a coordinator here and --local-workers worker processes
       --coordinator ADDR
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)
+      --listen ADDR     with --coordinator: where this client listens for the workers, which fetch
+                        inputs from it and send outputs to it (default: /ip4/0.0.0.0/tcp/0)
       --local-workers N worker processes of the local mesh (default: ${availableParallelism()}, the number of cores);
                         each runs ceil(jobs / N) actions at once
       --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: round-robin);
@@ -69,6 +71,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     'seed-policy': { type: 'string' },
     strategy: { type: 'string' },
     ...LIVENESS_OPTIONS,
+    listen: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help) {
@@ -97,6 +100,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   for (const flag of ['local-workers', 'heartbeat-interval', 'worker-timeout'] as const) {
     if (values.coordinator !== undefined && values[flag] !== undefined) throw new UsageError(`--${flag} applies to the local mesh; it cannot be used with --coordinator`)
   }
+  if (values.listen !== undefined && values.coordinator === undefined) throw new UsageError('--listen needs --coordinator (a local mesh listens on 127.0.0.1)')
   const liveness = parseLivenessFlags(values)
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
@@ -126,6 +130,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         sandbox: sandboxName,
         workerLogLevel: level,
         liveness,
+        ...(values.listen !== undefined ? { listen: values.listen } : {}),
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
         onEvent: progress.onEvent,

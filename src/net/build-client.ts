@@ -26,6 +26,8 @@ export interface OpenMeshBuildOptions {
   sandbox: WireSandbox
   /** The platform its actions are built for (this machine's): only workers on it take them. */
   platform: string
+  /** Multiaddrs this client listens on: workers fetch inputs from it and push outputs to it (default: 127.0.0.1, ephemeral port). */
+  listen?: string[]
   /** Heartbeats with the coordinator and workers (default DEFAULT_LIVENESS). */
   liveness?: Liveness
   log?: Logger
@@ -51,7 +53,7 @@ const COORDINATOR_GRACE_MS = 2_000
 
 export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBuild> {
   const log = opts.log?.child({ component: 'client' })
-  const node = await createMeshNode(opts.liveness ? { liveness: opts.liveness } : {})
+  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.liveness ? { liveness: opts.liveness } : {}) })
   const coordinatorAddr = parseMultiaddr(opts.coordinator)
   const client = new ProtocolClient(node, BUILD_PROTOCOL)
   const cas = new CasClient(node, opts.cas)
