@@ -183,9 +183,11 @@ export interface Started {
   exited: Promise<number | null>
 }
 
-/** Start `bldr <args>` and resolve once `ready` matches a line of its stdout or stderr. */
-export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000): Promise<Started> {
-  const proc = spawn(process.execPath, [BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Start `bldr <args>` and resolve once `ready` matches a line of its stdout or stderr (rejects at the deadline or if it exits first). */
+export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000, opts: { prefix?: string[]; env?: Record<string, string> } = {}): Promise<Started> {
+  // With a prefix (`ip netns exec NS`), that command runs node (it execs it, so the pid stays node's).
+  const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath]
+  const proc = spawn(cmd!, [...pre, BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   let out = ''
   return new Promise((resolve, reject) => {

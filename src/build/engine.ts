@@ -16,6 +16,7 @@
  * - The executor is an interface: the local one runs the sandbox on this
  *   machine; the mesh supplies another. The engine does not know which.
  */
+import { setMaxListeners } from 'node:events'
 import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
@@ -110,6 +111,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const emit = opts.onEvent ?? (() => {})
   const ids = graph.closure(opts.roots)
   const abort = new AbortController()
+  // Every action in flight listens to it (thousands, on a mesh): not a leak.
+  setMaxListeners(Infinity, abort.signal)
   const onOuterAbort = (): void => abort.abort(opts.signal?.reason)
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
 

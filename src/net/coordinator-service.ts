@@ -136,7 +136,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
    * result from it is still accepted once (see the ledger).
    */
   const lossTimers = new Map<string, NodeJS.Timeout>()
-  /** Workers declared lost (a late result from one is counted as such; one that registers again is back). */
+  /** Workers declared lost (one that registers again is back). */
   const lost = new Set<string>()
   const declareLost = (worker: string, why: string): void => {
     lossTimers.delete(worker)
@@ -369,13 +369,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         case 'results': {
           const outcomes = req.results.map(({ id, report }) => {
             const exec = report.exec
+            // Late: from a worker that no longer holds the action (it was declared lost and the action handed out again), and it came first.
+            const late = ledger.ownerOf(id) !== from
             const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
             const account = buildOf(id)?.account
             if (account) {
               if (outcome === 'recorded') {
                 account.recorded++
-                // From a worker declared lost (or one lost and back): its actions were handed out again, and this one came first.
-                if (lost.has(from) || account.workersBack.includes(from)) account.lateResults++
+                if (late) account.lateResults++
               } else if (outcome === 'duplicate') account.duplicatesIgnored++
               else if (outcome === 'conflict') account.conflicts++
             }
