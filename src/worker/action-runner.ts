@@ -15,6 +15,7 @@ import pLimit from 'p-limit'
 import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import type { Sandbox } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
 import type { RunOutcome } from './worker-core.js'
@@ -51,11 +52,30 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
   /** Fetches under way, by digest: two actions needing one blob wait for one fetch. */
   const fetching = new Map<Digest, Promise<void>>()
 
+  /**
+   * Whether the store has the blob with the right bytes. One found corrupt is
+   * removed by the check (and counted) and then fetched like a missing one, so
+   * a worker whose disk rots does not fail one attempt per bad input. A blob
+   * already checked and unchanged since costs one stat.
+   */
+  const intact = async (digest: Digest): Promise<boolean> => {
+    if (!(await init.cas.has(digest))) return false
+    try {
+      await init.cas.verify(digest)
+      return true
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError) && !(err instanceof BlobNotFoundError)) throw err
+      init.log?.warn({ err }, 'a stored input is corrupt; removed, fetching it again')
+      return false
+    }
+  }
+
   const ensure = (digest: Digest, holders: BlobHolder[]): Promise<void> => {
     let p = fetching.get(digest)
     if (!p) {
       p = limit(async () => {
-        if (!(await init.cas.has(digest))) await init.blobs.fetchBlob(digest, holders)
+        if (await intact(digest)) return
+        await init.blobs.fetchBlob(digest, holders)
       }).finally(() => fetching.delete(digest))
       fetching.set(digest, p)
     }

@@ -325,6 +325,47 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         report('client killed, rerun', r, stats, { doneBeforeKill: done.size, cachedOnRerun: stats.cached })
       })
     })
+
+    it(`round ${r + 1}: the coordinator of a standing mesh killed mid-build and restarted; the build run again resumes`, async () => {
+      const data = await mkdtemp(join(tmpdir(), 'bldr-chaos-coordinator-'))
+      const procs: Started[] = []
+      const coordinator = (listen: string): Promise<Started> =>
+        startBldr(['coordinator', '--listen', listen, '--data-dir', join(data, 'coordinator'), '--log-level', 'info', ...FAST], /^(\/ip4\/127\.0\.0\.1\/tcp\/(\d+)\/p2p\/\S+)$/)
+      try {
+        const first = await coordinator('/ip4/127.0.0.1/tcp/0')
+        procs.push(first)
+        const [, addr, port] = first.match
+        for (const n of [1, 2, 3]) {
+          procs.push(
+            await startBldr(['worker', '--coordinator', addr!, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `worker-${n}`), '--parallelism', '2', '--sandbox', 'local', '--seed', String(n), '--log-level', 'info', ...FAST], /"msg":"worker ready"/),
+          )
+        }
+        await withProject(makeProject(PROJECT.files), async (dir) => {
+          const statsFile = join(dir, 'stats.json')
+          const b = await startBldr(['build', '-C', dir, '--coordinator', addr!, '--stats', statsFile], new RegExp(`^\\[${triggerAt(r)}/${TOTAL}\\]`), 60_000)
+          first.proc.kill('SIGKILL')
+          // The client finds its coordinator gone and stops with one clear line, not a hang.
+          assert.equal(await b.exited, 1, b.output())
+          assert.match(b.output(), /^bldr: the mesh can no longer run this build: (lost the coordinator at \S+|the coordinator at \S+ no longer knows this build)/m)
+          const done = new Set([...b.output().matchAll(/^\[\d+\/\d+\] (\S+) \(/gm)].map((m) => m[1]!))
+          // Restarted with its key and port, it has the same address; the workers register again by themselves.
+          const second = await coordinator(`/ip4/127.0.0.1/tcp/${port}`)
+          procs.push(second)
+          assert.equal(second.match[1], addr)
+          for (let n = 0; n < 3; n++) await waitForLine(second, new RegExp(`"workers":${n + 1}[^\\n]*"msg":"worker registered"|"msg":"worker registered"[^\\n]*"workers":${n + 1}`), 30_000)
+          const again = await runCli(['build', '-C', dir, '--coordinator', addr!, '--stats', statsFile])
+          const stats = await readStats(statsFile)
+          const status = new Map(stats.actions.map((a) => [a.id, a.status]))
+          assert.deepEqual([...done].filter((id) => status.get(id) !== 'cached'), [], 'no action that finished before ran again')
+          await assertSound(dir, again.code, again.stdout + again.stderr, stats, stats.executed)
+          assert.equal(stats.executed + stats.cached, TOTAL)
+          report('coordinator killed, restarted, rerun', r, stats, { doneBeforeKill: done.size, cachedOnRerun: stats.cached })
+        })
+      } finally {
+        await Promise.all(procs.map((p) => terminate(p.proc)))
+        await rm(data, { recursive: true, force: true })
+      }
+    })
   }
 })
 

@@ -48,12 +48,13 @@ const spread = (xs: number[]): string => {
   const s = [...xs].sort((a, b) => a - b)
   return `${s[0]}/${s[Math.floor((s.length - 1) / 2)]}/${s[s.length - 1]}`
 }
+// A round that failed wrote no line: `rounds` is what ran, `built` what passed.
 const kinds = [...new Set(lines.map((l) => l.kind))]
 const rows = kinds.map((kind) => {
   const ls = lines.filter((l) => l.kind === kind)
   return {
     kind,
-    rounds: ls.length,
+    rounds,
     completed: ls.filter((l) => l.ok).length,
     actionsLost: ls.reduce((n, l) => n + l.lost, 0),
     duplicatesRecorded: ls.reduce((n, l) => n + l.duplicatesRecorded, 0),

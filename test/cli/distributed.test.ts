@@ -230,6 +230,21 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     })
   })
 
+  it('SIGINT to bldr build stops the local mesh cleanly: exit 130, no worker process and no container left', async () => {
+    await withProject(makeProject(sleepProject(12, 0.5)), async (dir) => {
+      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '2', '--sandbox', 'docker'], /^\[2\//, 60_000)
+      const workers = await childPids(build.proc.pid!)
+      assert.equal(workers.length, 2)
+      // Only bldr gets the signal (a terminal's Ctrl-C would reach the workers too).
+      build.proc.kill('SIGINT')
+      assert.equal(await build.exited, 130, build.output())
+      for (const w of workers) assert.ok(!isAlive(w), `worker ${w} is still running`)
+      const owners = execFileSync('docker', ['ps', '-a', '--filter', 'label=dev.bldr.sandbox', '--format', '{{.Label "dev.bldr.owner"}}'], { encoding: 'utf8' })
+      const left = owners.split('\n').filter(Boolean).filter((o) => workers.includes(Number(o.split(':')[1])))
+      assert.deepEqual(left, [], 'containers of the stopped workers')
+    })
+  })
+
   it('rejects mesh flags without --distributed, --local-workers with --coordinator, and says when the coordinator is unreachable', async () => {
     await withProject(copyExample(), async (dir) => {
       const a = await runCli(['build', '-C', dir, '--seed-policy', 'single'])
@@ -242,6 +257,15 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       assert.equal(down.code, 1)
       assert.match(down.stderr, /^bldr: cannot reach the coordinator at \/ip4\/127\.0\.0\.1\/tcp\/1: .*ECONNREFUSED/m)
       assert.doesNotMatch(down.stdout, /FAILED/, 'one error for the build, not one per action')
+      const hb = await runCli(['build', '-C', dir, '--worker-timeout', '3000'])
+      assert.equal(hb.code, 2)
+      assert.match(hb.stderr, /--worker-timeout needs --distributed/)
+      const hbc = await runCli(['build', '-C', dir, '--coordinator', '/ip4/127.0.0.1/tcp/1', '--heartbeat-interval', '500'])
+      assert.equal(hbc.code, 2)
+      assert.match(hbc.stderr, /--heartbeat-interval applies to the local mesh; it cannot be used with --coordinator/)
+      const bad = await runCli(['build', '-C', dir, '--distributed', '--worker-timeout', '5s'])
+      assert.equal(bad.code, 2)
+      assert.match(bad.stderr, /invalid --worker-timeout: must be an integer >= 100 \(got "5s"\)/)
       const c = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'singel'])
       assert.equal(c.code, 2)
       assert.match(c.stderr, /invalid --seed-policy: must be one of round-robin, least-loaded, single \(got "singel"\) \(did you mean "single"\?\)/)
