@@ -53,7 +53,7 @@ export interface CoordinatorService {
   workers(): string[]
   /** Resolves once `n` workers have registered. */
   waitForWorkers(n: number, timeoutMs: number): Promise<string[]>
-  /** Give items to a worker's queue (recorded in the ledger first). Returns ids that did not fit. */
+  /** Give items nobody holds to a worker's queue (recorded in the ledger first). Returns ids that did not fit (given back). */
   seed(worker: string, items: WireItem[]): Promise<string[]>
   /** Called for every result report. */
   onResult(fn: (e: ResultEvent) => void): void
@@ -178,22 +178,32 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const roomOf = (w: string): number => registered.get(w)?.room ?? 0
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
 
-  const seed = async (worker: string, items: WireItem[]): Promise<string[]> => {
+  const seed = async (worker: string, offered: WireItem[]): Promise<string[]> => {
+    // Only actions nobody holds: one handed back twice (its worker was lost while
+    // a seed to it was in flight, and the seed then failed) is seeded once, and
+    // one whose late result came meanwhile not at all.
+    const items = offered.filter((i) => {
+      const state = ledger.stateOf(i.id)
+      return state === undefined || state === 'unassigned'
+    })
+    if (items.length === 0) return []
     for (const item of items) ledger.seed(item.id, worker)
     let rest: string[]
     try {
       rest = (await seeder.request(peerIdFromString(worker), { items }, { timeoutMs: SEED_TIMEOUT_MS })).rest
     } catch (err) {
-      // Not delivered (or not known to be): the ledger takes them back. If the
-      // worker did get them, it cannot start them: the start gate refuses.
-      ledger.release(
-        items.map((i) => i.id),
-        worker,
+      // Not delivered (or not known to be): the ledger takes back what the worker
+      // still holds (a lost worker's were handed back already). If the worker did
+      // get them, it cannot start them: the start gate refuses.
+      throw new SeedError(
+        ledger.release(
+          items.map((i) => i.id),
+          worker,
+        ),
+        err,
       )
-      throw err
     }
-    ledger.release(rest, worker)
-    return rest
+    return ledger.release(rest, worker)
   }
 
   /** Which workers get the next items of `build`, by its policy; [] when none has room. */
@@ -261,7 +271,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       log?.debug({ worker: worker.slice(-8), seeded: items.length - rest.size, rest: rest.size, build: build.id }, 'seeded')
     } catch (err) {
       log?.warn({ err, worker, actions: items.length }, 'could not seed a worker; passing it over for a while')
-      build.pending.pushFront(items)
+      const back = new Set(err instanceof SeedError ? err.released : [])
+      build.pending.pushFront(items.filter((i) => back.has(i.id)))
       pausedUntil.set(worker, Date.now() + SEED_FAILURE_PAUSE_MS)
       setTimeout(dispatch, SEED_FAILURE_PAUSE_MS).unref()
     } finally {
@@ -493,6 +504,16 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       statsClient.close()
       await node.stop()
     },
+  }
+}
+
+/** A seed that failed; `released`: the actions given back to the coordinator (to be seeded again). */
+class SeedError extends Error {
+  constructor(
+    readonly released: string[],
+    cause: unknown,
+  ) {
+    super(`seeding failed: ${(cause as Error).message}`, { cause })
   }
 }
 

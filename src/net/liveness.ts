@@ -7,9 +7,9 @@
  * connection whose ping gets no answer within `workerTimeoutMs`. A frozen or
  * cut-off worker is so disconnected within interval + timeout, and the
  * coordinator then declares it lost (coordinator-service.ts); a crashed one's
- * connection closes at once. The timeout is 10 s, not the seed's 30 s: on a
- * loaded mesh a ping's round trip stays far below a second (bench/faults
- * reports the worst seen), so 10 s is still a wide margin against declaring a
+ * connection closes at once. The timeout is 10 s, not the seed's 30 s: with
+ * every core of the machine busy, bench/faults sees no worker declared lost
+ * even at a 2 s timeout, so 10 s is still a wide margin against declaring a
  * busy worker dead, and a frozen one costs a build about 15 s, not 35.
  */
 export interface Liveness {

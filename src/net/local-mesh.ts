@@ -5,7 +5,7 @@
  * disk with each other or with the client). Stopped and cleaned up at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -55,6 +55,16 @@ const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
  */
 export const WORKER_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1']
 
+/** Whether a process is stopped by a signal (state T in /proc). */
+function isStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return /^[Tt]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))
+  } catch {
+    return false
+  }
+}
+
 export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
   const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.liveness ? { liveness: opts.liveness } : {}), ...(opts.log ? { log: opts.log } : {}) })
   const addr = `${coordinator.addrs[0]!}`
@@ -70,6 +80,8 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
     await Promise.all(
       procs.map(async (p) => {
         p.stdin?.end()
+        // A stopped (SIGSTOP) worker cannot leave; the coordinator has handed its work on already.
+        if (p.pid !== undefined && isStopped(p.pid)) p.kill('SIGKILL')
         let timer: NodeJS.Timeout | undefined
         const killed = new Promise<void>((resolve) => {
           timer = setTimeout(() => {

@@ -7,6 +7,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { CasStore } from '../cas/store.js'
+import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { resultReportSchema, type ResultReport } from '../worker/action-payload.js'
 import type { BlobExchange } from '../worker/action-runner.js'
 import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index.js'
@@ -66,6 +67,8 @@ const COORDINATOR_TIMEOUT_MS = 5_000
 /** Attempts per coordinator call, with doubling backoff from COORDINATOR_RETRY_MS. Every call is idempotent. */
 const COORDINATOR_ATTEMPTS = 4
 const COORDINATOR_RETRY_MS = 50
+/** A blob holder that could not be reached is asked last for this long. */
+const UNREACHABLE_FOR_MS = 30_000
 /** After losing the coordinator, the first wait before registering again; doubled up to REREGISTER_MAX_MS. */
 const REREGISTER_FIRST_MS = 250
 const REREGISTER_MAX_MS = 5_000
@@ -127,16 +130,26 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const corruptSent = opts.corruptSentEvery ? { every: opts.corruptSentEvery, sent: 0 } : undefined
   const casClient = cas ? new CasClient(node, cas, corruptSent ? { corruptSent } : {}) : undefined
   const reach = (holder: { id: string; addrs?: readonly string[] }) => learnPeer(node, holder.id, holder.addrs)
+  /**
+   * Holders that could not be reached lately (dead, frozen, cut off), until
+   * when: asked last, so one frozen producer costs one timeout, not one per blob.
+   */
+  const unreachable = new Map<string, number>()
   const mesh: BlobExchange = {
     id,
     fetchBlob: async (digest, holders) => {
       if (!casClient) throw new Error('this worker has no store to fetch into')
       const errors: string[] = []
-      for (const holder of holders) {
+      const now = Date.now()
+      const ordered = [...holders].sort((a, b) => Number((unreachable.get(a.id) ?? 0) > now) - Number((unreachable.get(b.id) ?? 0) > now))
+      for (const holder of ordered) {
         try {
           await casClient.fetch(await reach(holder), digest)
+          unreachable.delete(holder.id)
           return
         } catch (err) {
+          // Not there, or corrupt there: the holder answered. Anything else (a timeout, a refused dial) is the holder's absence.
+          if (!(err instanceof BlobNotFoundError) && !(err instanceof DigestMismatchError)) unreachable.set(holder.id, Date.now() + UNREACHABLE_FOR_MS)
           errors.push(`${holder.id}: ${(err as Error).message}`)
         }
       }
@@ -237,7 +250,18 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     }
   }
   node.addEventListener('peer:disconnect', (evt) => {
-    if (!leaving && evt.detail.toString() === coordinatorId) void rejoin()
+    const peer = evt.detail.toString()
+    if (peer === coordinatorId) {
+      if (!leaving) void rejoin()
+      return
+    }
+    // A peer's last connection closed: it left, died, or stopped answering heartbeats. It is
+    // no steal victim until it announces again, and its blobs are asked of others first.
+    core.peers.forget(peer)
+    unreachable.set(peer, Date.now() + UNREACHABLE_FOR_MS)
+  })
+  node.addEventListener('peer:connect', (evt) => {
+    unreachable.delete(evt.detail.toString())
   })
 
   return {
