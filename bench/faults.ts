@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chaosProject } from './gen-chaos-project.js'
+import { isAlive } from '../sandbox/scratch.js'
 import { childPids, makeProject, startBldr, withProject } from '../test/helpers.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -69,7 +70,8 @@ async function build(files: Record<string, string>, total: number, setting: Sett
     }
     const code = await b.exited
     const end = Date.now()
-    if (fault === 'SIGSTOP' && victim !== undefined) process.kill(victim, 'SIGCONT')
+    // The local mesh kills a worker still stopped when the build ends; if it did not, wake it.
+    if (fault === 'SIGSTOP' && victim !== undefined && isAlive(victim)) process.kill(victim, 'SIGCONT')
     if (code !== 0) throw new Error(`the build failed (${code}):\n${b.output()}`)
     const stats = JSON.parse(await readFile(statsFile, 'utf8')) as StatsFile
     const lost = stats.mesh.faults.workersLost ?? []
