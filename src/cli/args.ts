@@ -64,13 +64,17 @@ export const LIVENESS_OPTIONS = {
 
 /** Help lines for the heartbeat flags, with descriptions starting at column `col` (as the command's other options). */
 export function livenessHelp(col: number): string {
-  const pad = (s: string): string => s.padEnd(col)
+  const pad = ''.padEnd(col)
+  // A flag too long for its column gets its description on the next line.
+  const option = (flag: string, lines: string[]): string[] =>
+    flag.length < col - 1 ? [`${flag.padEnd(col)}${lines[0]}`, ...lines.slice(1).map((l) => pad + l)] : [flag, ...lines.map((l) => pad + l)]
   return [
-    `      --heartbeat-interval MS`,
-    `${pad('')}ping every peer this often (default: ${DEFAULT_LIVENESS.heartbeatIntervalMs})`,
-    `${pad('      --worker-timeout MS')}a peer whose ping is not answered within MS is disconnected;`,
-    `${pad('')}a worker disconnected for min(2 s, MS) is declared lost and its`,
-    `${pad('')}actions are seeded elsewhere (default: ${DEFAULT_LIVENESS.workerTimeoutMs})`,
+    ...option('      --heartbeat-interval MS', [`ping every peer this often (default: ${DEFAULT_LIVENESS.heartbeatIntervalMs})`]),
+    ...option('      --worker-timeout MS', [
+      'a peer whose ping is not answered within MS is disconnected;',
+      'a worker disconnected for min(2 s, MS) is declared lost and its',
+      `actions are seeded elsewhere (default: ${DEFAULT_LIVENESS.workerTimeoutMs})`,
+    ]),
   ].join('\n')
 }
 

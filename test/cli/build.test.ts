@@ -167,8 +167,13 @@ actions:
   it('--help lists every build option', async () => {
     const r = await runCli(['build', '--help'])
     assert.equal(r.code, 0)
-    for (const flag of ['--directory', '--file', '--jobs', '--keep-going', '--sandbox', '--stats', '--keep-failed', '--log-level']) {
+    for (const flag of ['--directory', '--file', '--jobs', '--keep-going', '--sandbox', '--stats', '--keep-failed', '--log-level', '--distributed', '--coordinator', '--listen', '--local-workers', '--seed-policy', '--strategy', '--heartbeat-interval', '--worker-timeout']) {
       assert.ok(r.stdout.includes(flag), `--help does not mention ${flag}`)
+    }
+    // Every option's description is apart from the option (a long one starts on the next line).
+    for (const command of ['build', 'worker', 'coordinator']) {
+      const help = command === 'build' ? r.stdout : (await runCli([command, '--help'])).stdout
+      assert.doesNotMatch(help, /--[\w-]+ [A-Z]+[a-z]/, `bldr ${command} --help runs an option into its description`)
     }
     const top = await runCli(['--help'])
     assert.equal(top.code, 0)
