@@ -12,7 +12,8 @@ import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
-import { createMeshNode, learnPeer, parseMultiaddr, type Liveness, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
+import { RECONNECT_GRACE_MS } from './liveness.js'
 import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
 import { ProtocolClient, ProtocolError, requestExpecting, serveProtocol } from './request-response.js'
 
@@ -48,8 +49,6 @@ const CALL_ATTEMPTS = 3
 const CALL_RETRY_MS = 50
 /** Most actions in one submit. */
 const SUBMIT_BATCH = 2048
-/** After the connection to the coordinator closes, wait this long for it to come back before asking whether the build is still open there. */
-const COORDINATOR_GRACE_MS = 2_000
 
 export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBuild> {
   const log = opts.log?.child({ component: 'client' })
@@ -93,7 +92,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
    * ask whether the build is still open there; if it cannot say, or says no,
    * the build cannot go on.
    */
-  const coordinatorId = coordinatorAddr.getComponents().find((c) => c.name === 'p2p')?.value
+  const coordinatorId = peerIdOfAddr(coordinatorAddr)
   let probe: NodeJS.Timeout | undefined
   let closing = false
   const onDisconnect = (evt: CustomEvent<{ toString(): string }>): void => {
@@ -109,7 +108,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
           if (!closing) handlers?.stalled?.(`lost the coordinator at ${opts.coordinator}: ${(err as Error).message}`)
         },
       )
-    }, COORDINATOR_GRACE_MS)
+    }, RECONNECT_GRACE_MS)
   }
   node.addEventListener('peer:disconnect', onDisconnect)
 

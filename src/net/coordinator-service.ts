@@ -21,6 +21,7 @@ import type { ResultReport } from '../worker/action-payload.js'
 import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
 import { createMeshNode, DEFAULT_LIVENESS, learnPeer, type Liveness, type MeshNode } from './node.js'
+import { RECONNECT_GRACE_MS } from './liveness.js'
 import {
   BUILD_EVENTS_PROTOCOL,
   BUILD_PROTOCOL,
@@ -71,12 +72,6 @@ const EVENT_ATTEMPTS = 3
 const SEED_BATCH = 512
 /** A worker that could not be seeded is passed over for this long. */
 const SEED_FAILURE_PAUSE_MS = 1_000
-/**
- * How long a registered worker may stay disconnected before it is declared lost
- * and its actions are seeded elsewhere (a shorter worker timeout shortens it):
- * a connection that drops and is dialled again at once is not a lost worker.
- */
-const RECONNECT_GRACE_MS = 2_000
 
 interface Build {
   id: string
@@ -143,15 +138,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     if (stopped || !registered.delete(worker)) return
     lost.add(worker)
     const back = ledger.workerLost(worker)
-    const handedBack = new Map<Build, number>()
-    for (const id of back) {
-      const b = buildOf(id)
-      const item = submitted.get(id)
-      if (b && item) {
-        b.pending.pushFront([item])
-        handedBack.set(b, (handedBack.get(b) ?? 0) + 1)
-      }
-    }
+    const handedBack = requeue(back)
     const at = Date.now()
     for (const b of builds.values()) b.account.workersLost.push({ worker, why, at, handedBack: handedBack.get(b) ?? 0 })
     log?.warn({ worker, handedBack: back.length, why }, 'worker lost; its actions are seeded elsewhere')
@@ -174,6 +161,19 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     clearTimeout(lossTimers.get(worker))
     lossTimers.delete(worker)
   })
+
+  /** Actions handed back by a worker (lost or leaving) go to the front of their builds' queues; how many per build. */
+  const requeue = (ids: readonly string[]): Map<Build, number> => {
+    const perBuild = new Map<Build, number>()
+    for (const id of ids) {
+      const b = buildOf(id)
+      const item = submitted.get(id)
+      if (!b || !item) continue
+      b.pending.pushFront([item])
+      perBuild.set(b, (perBuild.get(b) ?? 0) + 1)
+    }
+    return perBuild
+  }
 
   const roomOf = (w: string): number => registered.get(w)?.room ?? 0
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
@@ -362,20 +362,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         case 'release': {
           // A leaving worker: no more seeding to it; what it had queued is seeded elsewhere.
           registered.delete(from)
-          const back = new Set(ledger.release(req.ids, from))
-          const handedBack = new Map<Build, number>()
-          for (const id of back) {
-            const b = buildOf(id)
-            const item = submitted.get(id)
-            if (b && item) {
-              b.pending.pushFront([item])
-              handedBack.set(b, (handedBack.get(b) ?? 0) + 1)
-            }
-          }
+          const back = ledger.release(req.ids, from)
+          const handedBack = requeue(back)
           for (const b of builds.values()) b.account.workersLeft.push({ worker: from, handedBack: handedBack.get(b) ?? 0 })
-          log?.info({ worker: from, handedBack: back.size }, 'worker left')
+          log?.info({ worker: from, handedBack: back.length }, 'worker left')
           dispatch()
-          return { type: 'released', ids: [...back] }
+          return { type: 'released', ids: back }
         }
         case 'results': {
           const outcomes = req.results.map(({ id, report }) => {

@@ -18,3 +18,11 @@ export interface Liveness {
 }
 
 export const DEFAULT_LIVENESS: Liveness = { heartbeatIntervalMs: 5_000, workerTimeoutMs: 10_000 }
+
+/**
+ * A connection that closes and is dialled again within this is a blip, not a
+ * lost peer: the coordinator declares a worker lost, and a client asks after
+ * its build, only when it stays closed this long (a shorter worker timeout
+ * shortens the coordinator's wait).
+ */
+export const RECONNECT_GRACE_MS = 2_000

@@ -89,6 +89,11 @@ export async function learnPeer(node: MeshNode, id: string, addrs: readonly stri
   return peer
 }
 
+/** The peer id a multiaddr names (its `/p2p/` part), if it names one. */
+export function peerIdOfAddr(addr: Multiaddr): string | undefined {
+  return addr.getComponents().find((c) => c.name === 'p2p')?.value
+}
+
 /** A peer id from its string form (what the ledger and the wire carry). */
 export function parsePeerId(text: string): PeerId {
   return peerIdFromString(text)

@@ -14,7 +14,7 @@ import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index
 import { systemClock } from '../worker/clock.js'
 import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/load-announcement.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
-import { createMeshNode, learnPeer, parseMultiaddr, type Liveness, type MeshNode } from './node.js'
+import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
 import { CasClient, serveCas } from './cas-protocol.js'
 import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
@@ -227,7 +227,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
    * declared lost finds its old queue refused at the start gate (the ledger
    * handed those actions to others) and takes new work.
    */
-  const coordinatorId = coordinatorAddr.getComponents().find((c) => c.name === 'p2p')?.value
+  const coordinatorId = peerIdOfAddr(coordinatorAddr)
   let leaving = false
   let rejoining = false
   const rejoin = async (): Promise<void> => {

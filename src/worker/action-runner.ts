@@ -59,12 +59,12 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
    * already checked and unchanged since costs one stat.
    */
   const intact = async (digest: Digest): Promise<boolean> => {
-    if (!(await init.cas.has(digest))) return false
     try {
       await init.cas.verify(digest)
       return true
     } catch (err) {
-      if (!(err instanceof DigestMismatchError) && !(err instanceof BlobNotFoundError)) throw err
+      if (err instanceof BlobNotFoundError) return false
+      if (!(err instanceof DigestMismatchError)) throw err
       init.log?.warn({ err }, 'a stored input is corrupt; removed, fetching it again')
       return false
     }

@@ -102,6 +102,14 @@ async function assertSound(dir: string, code: number | null, output: string, sta
   )
 }
 
+/** The one worker declared lost in a build, and the figures of its loss: fault → declared, declared → build ended. */
+function oneLoss(stats: Stats, faultAt: number, endedAt: number): { worker: string; detectMs: number; finishAfterMs: number } {
+  const lost = stats.mesh.faults.workersLost ?? []
+  assert.equal(lost.length, 1, `one worker declared lost: ${JSON.stringify(lost)}`)
+  const { worker, at } = lost[0]!
+  return { worker, detectMs: at - faultAt, finishAfterMs: endedAt - at }
+}
+
 function report(kind: string, round: number, stats: Stats, extra: Record<string, number | null> = {}): void {
   if (!REPORT) return
   const l = stats.mesh.faults.ledger!
@@ -181,10 +189,9 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         const endedAt = Date.now()
         const stats = await readStats(statsFile)
         await assertSound(dir, code, b.output(), stats)
-        const lost = stats.mesh.faults.workersLost ?? []
-        assert.equal(lost.length, 1, `one worker declared lost: ${JSON.stringify(lost)}`)
+        const { detectMs, finishAfterMs } = oneLoss(stats, killedAt, endedAt)
         assert.match(b.output(), new RegExp(`local worker \\d \\(pid ${victim}\\) exited with SIGKILL during the build`))
-        report('kill -9', r, stats, { detectMs: lost[0]!.at - killedAt, finishAfterMs: endedAt - lost[0]!.at })
+        report('kill -9', r, stats, { detectMs, finishAfterMs })
       })
     })
 
@@ -205,10 +212,9 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         const endedAt = Date.now()
         const stats = await readStats(statsFile)
         await assertSound(dir, code, b.output(), stats)
-        const lost = stats.mesh.faults.workersLost ?? []
-        assert.equal(lost.length, 1, `one worker declared lost: ${JSON.stringify(lost)}`)
+        const { detectMs, finishAfterMs } = oneLoss(stats, frozenAt, endedAt)
         assert.ok(!isAlive(victim), 'the woken worker was stopped with the mesh')
-        report('SIGSTOP', r, stats, { detectMs: lost[0]!.at - frozenAt, finishAfterMs: endedAt - lost[0]!.at })
+        report('SIGSTOP', r, stats, { detectMs, finishAfterMs })
       })
     })
 
@@ -237,13 +243,9 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
             const endedAt = Date.now()
             const stats = await readStats(statsFile)
             await assertSound(dir, code, b.output(), stats)
-            const lost = stats.mesh.faults.workersLost ?? []
-            assert.deepEqual(
-              lost.map((l) => l.worker),
-              [cutId],
-              'the cut-off worker was declared lost',
-            )
-            report('netns cut', r, stats, { detectMs: lost[0]!.at - cutAt, finishAfterMs: endedAt - lost[0]!.at })
+            const { worker, detectMs, finishAfterMs } = oneLoss(stats, cutAt, endedAt)
+            assert.equal(worker, cutId, 'the cut-off worker was declared lost')
+            report('netns cut', r, stats, { detectMs, finishAfterMs })
           })
           // Reconnected, the worker registers again and is told it is back.
           execFileSync('ip', ['link', 'set', net.hostIf, 'up'])
