@@ -24,6 +24,14 @@ export interface MemoryMeshOptions {
   gossipDuplicate: number
   /** Share of steal requests, and of steal replies, lost. */
   stealLoss: number
+  /**
+   * The coordinator's work per message, ms: it serves one message at a time,
+   * so at scale its queue is what a design that talks to it per action pays
+   * for (0: free and instant, as in unit tests).
+   */
+  coordinatorServiceMs?: number
+  /** Called when a result is recorded (first report of an action), at the coordinator's time. */
+  onResult?: (actionId: string, worker: string, outcome: RunOutcome) => void
 }
 
 export class MemoryMesh<T extends WorkItem> {
@@ -33,11 +41,28 @@ export class MemoryMesh<T extends WorkItem> {
   readonly reports = new Map<string, number>()
   /** Messages sent, by kind. */
   readonly messages = { gossip: 0, stealRequests: 0, stealReplies: 0, coordinator: 0 }
+  /** When the coordinator is free again (it serves messages one at a time). */
+  private coordinatorFreeAt = 0
 
   constructor(private readonly opts: MemoryMeshOptions) {}
 
   add(worker: WorkerCore<T>): void {
     this.workers.set(worker.config.id, worker)
+  }
+
+  /**
+   * `workerId` leaves the mesh (a drain): it stops stealing and announcing, no
+   * more messages reach it, and what it held but had not started is released
+   * in the ledger and returned, for the coordinator to seed again. What it is
+   * running finishes and reports as usual.
+   */
+  remove(workerId: string): T[] {
+    const w = this.workers.get(workerId)
+    if (!w) return []
+    this.workers.delete(workerId)
+    const items = w.shutdown()
+    const released = new Set(this.ledger.release(items.map((i) => i.id), workerId))
+    return items.filter((i) => released.has(i.id))
   }
 
   /** Give `items` to `workerId`, as the coordinator seeds them. */
@@ -54,16 +79,27 @@ export class MemoryMesh<T extends WorkItem> {
     reportResult: (worker, item, outcome: RunOutcome) =>
       this.coordinator(() => {
         this.reports.set(item.id, (this.reports.get(item.id) ?? 0) + 1)
-        this.ledger.recordResult(item.id, worker, { key: item.id, outputs: [], exitCode: outcome.ok ? 0 : 1 })
+        const recorded = this.ledger.recordResult(item.id, worker, { key: item.id, outputs: [], exitCode: outcome.ok ? 0 : 1 })
+        if (recorded === 'recorded') this.opts.onResult?.(item.id, worker, outcome)
       }),
     requestSteal: (thief, victim, req, { timeoutMs }) => this.steal(thief, victim, req, timeoutMs),
     announce: (worker, a) => this.gossip(worker, a),
   }
 
-  private coordinator<R>(fn: () => R): Promise<R> {
+  /** Run `fn` at the coordinator: a reliable round trip (losing the coordinator is the fault suite's subject), queued behind the messages it is already serving. */
+  coordinator<R>(fn: () => R): Promise<R> {
     this.messages.coordinator++
-    // A round trip to the coordinator; reliable here (losing the coordinator is issue 5's subject).
-    return new Promise((resolve) => this.opts.clock.after(2 * this.opts.latencyMs, () => resolve(fn())))
+    const { clock, latencyMs } = this.opts
+    const service = this.opts.coordinatorServiceMs ?? 0
+    const arrive = clock.now() + latencyMs
+    const done = Math.max(arrive, this.coordinatorFreeAt) + service
+    this.coordinatorFreeAt = done
+    return new Promise((resolve) =>
+      clock.after(done - clock.now(), () => {
+        const r = fn()
+        clock.after(latencyMs, () => resolve(r))
+      }),
+    )
   }
 
   private steal(thief: string, victim: string, req: StealRequest, timeoutMs: number): Promise<StealReply<T>> {
@@ -93,14 +129,28 @@ export class MemoryMesh<T extends WorkItem> {
     })
   }
 
+  /**
+   * A broadcast reaches every other worker once (counted per receiver), after
+   * the latency plus the gossip delay, unless lost for that receiver; some get
+   * a second copy one delay later. One event per delivery wave, not per
+   * receiver, so a 1,000-worker mesh does not drown the clock's queue.
+   */
   private gossip(from: string, a: LoadAnnouncement): void {
     const { clock, rng, latencyMs, gossipDelayMs, gossipLoss, gossipDuplicate } = this.opts
+    const first: WorkerCore<T>[] = []
+    const again: WorkerCore<T>[] = []
     for (const [id, w] of this.workers) {
       if (id === from) continue
       this.messages.gossip++
-      if (rng.next() < gossipLoss) continue
-      const copies = rng.next() < gossipDuplicate ? 2 : 1
-      for (let c = 0; c < copies; c++) clock.after(latencyMs + gossipDelayMs * (1 + c), () => w.onAnnouncement(from, a))
+      if (gossipLoss > 0 && rng.next() < gossipLoss) continue
+      first.push(w)
+      if (gossipDuplicate > 0 && rng.next() < gossipDuplicate) again.push(w)
     }
+    const deliver = (to: WorkerCore<T>[]) => () => {
+      // A receiver that left meanwhile gets nothing.
+      for (const w of to) if (this.workers.get(w.config.id) === w) w.onAnnouncement(from, a)
+    }
+    if (first.length > 0) clock.after(latencyMs + gossipDelayMs, deliver(first))
+    if (again.length > 0) clock.after(latencyMs + 2 * gossipDelayMs, deliver(again))
   }
 }

@@ -15,10 +15,14 @@ interface Entry {
   announcement: LoadAnnouncement
   /** Our clock when it arrived. */
   receivedAtMs: number
+  /** The strategies' view of it, updated in place. */
+  load: PeerLoad
 }
 
 export class PeerTable {
   private readonly peers = new Map<string, Entry>()
+  /** `view()` without a filter, kept between calls (rebuilt when a peer comes or goes): a thief on a 1,000-worker mesh asks for it on every attempt. */
+  private all: PeerLoad[] | undefined
 
   constructor(
     readonly selfId: string,
@@ -34,7 +38,15 @@ export class PeerTable {
       if (a.seq < known.announcement.seq) return 'older'
     }
     // A new peer, a newer announcement, or a restarted peer (new incarnation).
-    this.peers.set(peerId, { announcement: a, receivedAtMs })
+    const load = { peerId, queueDepth: a.queueDepth, executing: a.executing, capacity: a.capacity, announcedAtMs: receivedAtMs }
+    if (known) {
+      known.announcement = a
+      known.receivedAtMs = receivedAtMs
+      Object.assign(known.load, load)
+    } else {
+      this.peers.set(peerId, { announcement: a, receivedAtMs, load })
+      this.all = undefined
+    }
     return 'accepted'
   }
 
@@ -44,6 +56,7 @@ export class PeerTable {
     for (const [id, e] of this.peers) {
       if (nowMs - e.receivedAtMs > this.staleAfterMs) {
         this.peers.delete(id)
+        this.all = undefined
         gone.push(id)
       }
     }
@@ -52,20 +65,18 @@ export class PeerTable {
 
   /** A peer left (disconnect, drain): forget it now rather than at the timeout. */
   forget(peerId: string): void {
-    this.peers.delete(peerId)
+    if (this.peers.delete(peerId)) this.all = undefined
   }
 
   get size(): number {
     return this.peers.size
   }
 
-  /** The peers as strategies see them, in our clock, optionally only those offering a sandbox. */
-  view(opts: { sandbox?: string } = {}): PeerLoad[] {
+  /** The peers as strategies see them, in our clock, optionally only those offering a sandbox. Read it before the next `record`: entries are updated in place. */
+  view(opts: { sandbox?: string } = {}): readonly PeerLoad[] {
+    if (!opts.sandbox) return (this.all ??= [...this.peers.values()].map((e) => e.load))
     const out: PeerLoad[] = []
-    for (const [peerId, { announcement: a, receivedAtMs }] of this.peers) {
-      if (opts.sandbox && !a.sandboxes.includes(opts.sandbox as never)) continue
-      out.push({ peerId, queueDepth: a.queueDepth, executing: a.executing, capacity: a.capacity, announcedAtMs: receivedAtMs })
-    }
+    for (const { announcement: a, load } of this.peers.values()) if (a.sandboxes.includes(opts.sandbox as never)) out.push(load)
     return out
   }
 }

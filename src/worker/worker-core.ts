@@ -243,7 +243,10 @@ export class WorkerCore<T extends WorkItem> {
   /** A load announcement arrived from `peerId`. */
   onAnnouncement(peerId: string, a: LoadAnnouncement): void {
     if (this.peers.record(peerId, a, this.clock.now()) !== 'accepted') return
-    // New information: a resting thief may try again now.
+    // A peer with work to spare: a resting thief may try again now. An
+    // announcement of a short queue wakes nobody (it names no new victim, and
+    // on a large mesh every idle thief would wake for it and find nothing).
+    if (a.queueDepth < this.config.minVictimQueue) return
     if (this.retries === 0 || this.waitingToSteal) {
       this.waitingToSteal?.()
       this.waitingToSteal = undefined
@@ -403,7 +406,8 @@ export class WorkerCore<T extends WorkItem> {
   private async stealOnce(): Promise<void> {
     this.stealing = true
     try {
-      const peers = this.peers.view().filter((p) => !this.failedThisRound.has(p.peerId))
+      const all = this.peers.view()
+      const peers = this.failedThisRound.size > 0 ? all.filter((p) => !this.failedThisRound.has(p.peerId)) : all
       const decision = this.config.strategy(
         {
           selfId: this.config.id,
@@ -438,6 +442,8 @@ export class WorkerCore<T extends WorkItem> {
       if ('refused' in reply) {
         this.config.log?.debug({ victim: decision.victim, refused: reply.refused }, 'steal: refused')
         this.stats.stealsRefused++
+        // It has nothing to spare: no longer a candidate until it announces that it is again.
+        this.peers.forget(decision.victim)
         this.failed(decision.victim)
         return
       }
@@ -560,9 +566,17 @@ export class WorkerCore<T extends WorkItem> {
     this.port.announce(this.config.id, a)
   }
 
+  /**
+   * The periodic announcement keeps a worker that is worth asking fresh in its
+   * peers' tables (they drop it after `staleAfterMs`). One that is not worth
+   * asking said so when it stopped being so, and stays quiet until that
+   * changes: on a 1,000-worker mesh the idle majority's heartbeats were most of
+   * the gossip (bench/strategies). Its queue depth is sampled either way.
+   */
   private scheduleAnnounce(): void {
     this.cancelAnnounce = this.clock.after(this.config.announceIntervalMs, () => {
-      this.announce()
+      if (this.deque.length >= this.config.minVictimQueue) this.announce()
+      else pushSample(this.stats.queueDepthSamples, this.deque.length)
       this.scheduleAnnounce()
     })
   }
@@ -589,9 +603,19 @@ export class WorkerCore<T extends WorkItem> {
     })
   }
 
+  /**
+   * A change worth a message is one thieves act on: becoming worth asking (a
+   * queue of at least `minVictimQueue`) or ceasing to be, or, while worth
+   * asking, a queue that grew or shrank by a quarter. Below the threshold no
+   * thief asks, so 0 → 1 → 3 → 0 is no news: on a 1,000-worker mesh, where
+   * every announcement reaches every peer, announcing it cost hundreds of
+   * gossip messages per action (bench/strategies).
+   */
   private loadChangedSince(last: { queueDepth: number }): boolean {
     const q = this.deque.length
-    return Math.abs(q - last.queueDepth) >= Math.max(2, last.queueDepth / 4) || (q === 0) !== (last.queueDepth === 0) || (q >= this.config.minVictimQueue) !== (last.queueDepth >= this.config.minVictimQueue)
+    const min = this.config.minVictimQueue
+    if (q >= min !== last.queueDepth >= min) return true
+    return q >= min && Math.abs(q - last.queueDepth) >= Math.max(2, last.queueDepth / 4)
   }
 }
 

@@ -1,0 +1,129 @@
+/**
+ * Baseline: a central pull queue (the Blixard seed's design). The coordinator
+ * keeps every ready task in one priority queue; each free slot of each worker
+ * claims one task, runs it, reports it and claims again. A claim that finds
+ * the queue empty waits at the coordinator (a long poll) and is answered when
+ * a task becomes ready, so no slot polls in vain. The coordinator serves one
+ * message at a time, with the same latency and service time as the mesh
+ * simulation's coordinator: at scale, its queue is this design's cost.
+ */
+import { VirtualClock } from '../../src/worker/clock.js'
+import { DagState } from './dag-state.js'
+import { createRng } from '../../strategies/index.js'
+import { DEFAULT_NETWORK, lowerBound, speedsFor, type SimOptions, type SimResult } from './simulate.js'
+
+export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult> {
+  const t0 = performance.now()
+  const slots = opts.slots ?? 1
+  const speedKind = opts.speeds ?? 'uniform'
+  const net = { ...DEFAULT_NETWORK, ...opts.network }
+  const clock = new VirtualClock()
+  const dag = new DagState(opts.workload)
+  const tasks = opts.workload.tasks
+  const rng = createRng(opts.seed)
+  const speeds = speedsFor(opts.workers + 1024, speedKind, opts.seed)
+  let makespanMs = 0
+  let executions = 0
+  let messages = 0
+
+  interface Member {
+    speed: number
+    joinedAt: number
+    leftAt?: number
+    busyMs: number
+    executed: number
+  }
+  const members: Member[] = []
+  const present: Member[] = []
+  /** Claims waiting for a ready task, oldest first (one per free slot). */
+  let parked: Member[] = []
+
+  let freeAt = 0
+  /** A message to the coordinator: `fn` runs when it has been served, in arrival order. */
+  const serve = (fn: () => void): void => {
+    messages++
+    const done = Math.max(clock.now() + net.latencyMs, freeAt) + net.coordinatorServiceMs
+    freeAt = done
+    clock.after(done - clock.now(), fn)
+  }
+
+  const run = (m: Member, i: number): void => {
+    clock.after(net.latencyMs, () => {
+      const ms = tasks[i]!.durationMs / m.speed
+      executions++
+      clock.after(ms, () => {
+        m.busyMs += ms
+        m.executed++
+        serve(() => {
+          dag.complete(i)
+          if (dag.finished) makespanMs = clock.now()
+          while (parked.length > 0 && dag.readyCount > 0) run(parked.shift()!, dag.pop()!)
+        })
+        if (m.leftAt === undefined) claim(m)
+      })
+    })
+  }
+
+  const claim = (m: Member): void =>
+    serve(() => {
+      if (m.leftAt !== undefined || dag.finished) return
+      const i = dag.pop()
+      if (i === undefined) parked.push(m)
+      else run(m, i)
+    })
+
+  const join = (): void => {
+    const m: Member = { speed: speeds[members.length % speeds.length]!, joinedAt: clock.now(), busyMs: 0, executed: 0 }
+    members.push(m)
+    present.push(m)
+    for (let s = 0; s < slots; s++) claim(m)
+  }
+  for (let k = 0; k < opts.workers; k++) join()
+
+  if (opts.churn) {
+    const { everyMs, downMs } = opts.churn
+    const leaveOne = (): void => {
+      if (dag.finished) return
+      if (present.length > 1) {
+        const m = present[Math.floor(rng.next() * present.length)]!
+        present.splice(present.indexOf(m), 1)
+        m.leftAt = clock.now()
+        parked = parked.filter((p) => p !== m)
+        clock.after(downMs, () => {
+          if (!dag.finished) join()
+        })
+      }
+      clock.after(everyMs, leaveOne)
+    }
+    clock.after(everyMs, leaveOne)
+  }
+
+  const maxMs = opts.maxMs ?? Math.max(60_000, 50 * lowerBound(opts.workload, opts.workers, slots, speeds))
+  const events = await clock.run({ untilMs: maxMs })
+  if (!dag.finished) throw new Error(`central-queue simulation of ${opts.workload.name} on ${opts.workers} workers did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
+
+  const slotTime = members.reduce((a, m) => a + slots * (Math.min(m.leftAt ?? makespanMs, makespanMs) - Math.min(m.joinedAt, makespanMs)), 0)
+  const busy = members.reduce((a, m) => a + m.busyMs, 0)
+  const lb = lowerBound(opts.workload, opts.workers, slots, speeds)
+  const executed = members.map((m) => m.executed)
+  return {
+    workload: opts.workload.name,
+    workers: opts.workers,
+    slots,
+    scheduler: 'central-queue',
+    seedPolicy: opts.seedPolicy ?? 'round-robin',
+    speeds: speedKind,
+    churn: !!opts.churn,
+    tasks: tasks.length,
+    makespanMs,
+    lowerBoundMs: lb,
+    efficiency: lb / makespanMs,
+    steals: { attempted: 0, granted: 0, refused: 0, failed: 0, successRate: null, actionsStolen: 0 },
+    messages: { gossip: 0, steal: 0, coordinator: messages, total: messages, perAction: messages / tasks.length },
+    idleShare: slotTime > 0 ? Math.max(0, 1 - busy / slotTime) : 0,
+    executedPerWorker: { min: Math.min(...executed), max: Math.max(...executed) },
+    executions,
+    events,
+    wallMs: performance.now() - t0,
+  }
+}
