@@ -2,7 +2,7 @@
  * bench/live-mesh: the mesh's own costs on loopback, with real worker
  * processes and real libp2p, measured side by side in one run.
  *
- *   node dist/bench/live-mesh.js [--actions 20000] [--sleep-actions 64,256] [--rounds 3] [--quick] [--only roundtrip|noop|speedup|rss]
+ *   node dist/bench/live-mesh.js [--actions 20000] [--sleep-actions 64,256] [--speedup-workers 1,2,4,8] [--rounds 3] [--quick] [--only roundtrip|noop|speedup|rss] [--out FILE]
  *
  * 1. Round trip: a steal request/response (`/bldr/steal/1.0.0` on a reused
  *    stream, answered by a worker process) against a raw `node:net`
@@ -49,6 +49,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     /** Sizes of the speedup part's builds (sleep actions), comma-separated. */
     'sleep-actions': { type: 'string', default: '64,256' },
+    /** Worker counts of the speedup part, comma-separated (bench/strategies checks the simulator at 2,4,8). */
+    'speedup-workers': { type: 'string' },
     /** Run one part only: roundtrip, noop, speedup, rss. */
     only: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench', 'results', 'live-mesh.json') },
@@ -228,7 +230,7 @@ async function noopThroughput(): Promise<object> {
 
 // ---------------------------------------------------------------- 3. speedup
 async function speedup(n: number): Promise<object> {
-  const counts = quick ? [1, 2, 4] : [1, 2, 4, 8]
+  const counts = values['speedup-workers'] ? values['speedup-workers'].split(',').map(Number) : quick ? [1, 2, 4] : [1, 2, 4, 8]
   const sleepMs = 100
   const policy: SeedPolicy = 'single'
   const rows: { workers: number; seconds: number; speedup?: number; efficiency?: number; attempted: number; granted: number; refused: number; failed: number; stolen: number; stealRttMs: number[] }[] = []
@@ -274,7 +276,8 @@ async function speedup(n: number): Promise<object> {
   } finally {
     await rm(casDir, { recursive: true, force: true })
   }
-  const t1 = rows[0]!.seconds
+  // Speedup over one worker, when one worker was measured.
+  const t1 = rows[0]!.workers === 1 ? rows[0]!.seconds : NaN
   for (const r of rows) {
     r.speedup = t1 / r.seconds
     r.efficiency = r.speedup / r.workers

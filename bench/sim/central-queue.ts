@@ -10,7 +10,7 @@
 import { VirtualClock } from '../../src/worker/clock.js'
 import { DagState } from './dag-state.js'
 import { createRng } from '../../strategies/index.js'
-import { DEFAULT_NETWORK, lowerBound, speedsFor, type SimOptions, type SimResult } from './simulate.js'
+import { DEFAULT_NETWORK, defaultLimitMs, lowerBound, speedsFor, type SimOptions, type SimResult } from './simulate.js'
 
 export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult> {
   const t0 = performance.now()
@@ -98,7 +98,7 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
     clock.after(everyMs, leaveOne)
   }
 
-  const maxMs = opts.maxMs ?? Math.max(60_000, 50 * lowerBound(opts.workload, opts.workers, slots, speeds))
+  const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
   const events = await clock.run({ untilMs: maxMs })
   if (!dag.finished) throw new Error(`central-queue simulation of ${opts.workload.name} on ${opts.workers} workers did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
 
@@ -114,6 +114,7 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
     seedPolicy: opts.seedPolicy ?? 'round-robin',
     speeds: speedKind,
     churn: !!opts.churn,
+    membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },
     tasks: tasks.length,
     makespanMs,
     lowerBoundMs: lb,

@@ -78,6 +78,8 @@ export interface SimResult {
   seedPolicy: SeedPolicy
   speeds: 'uniform' | 'mixed'
   churn: boolean
+  /** Workers that were in the mesh at some time, and those that left before the end. */
+  membership: { joined: number; left: number }
   tasks: number
   makespanMs: number
   /** max(critical path at the fastest speed, total work / total capacity). */
@@ -117,6 +119,11 @@ export function speedsFor(n: number, kind: 'uniform' | 'mixed', seed: number): n
 export function lowerBound(workload: Workload, workers: number, slots: number, speeds: number[]): number {
   const capacity = speeds.slice(0, workers).reduce((a, s) => a + s * slots, 0)
   return Math.max(workload.criticalPathMs / Math.max(...speeds), workload.totalWorkMs / capacity)
+}
+
+/** Virtual time after which a run is declared stuck: three times the whole build run serially at the slowest speed, plus a minute. */
+export function defaultLimitMs(workload: Workload): number {
+  return 3 * (workload.totalWorkMs / 0.5 + workload.criticalPathMs) + 60_000
 }
 
 /** Run one simulated build. */
@@ -281,7 +288,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   }
 
   dispatch()
-  const maxMs = opts.maxMs ?? Math.max(60_000, 50 * lowerBound(opts.workload, opts.workers, slots, speeds))
+  const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
   const events = await clock.run({ untilMs: maxMs })
   if (!dag.finished) throw new Error(`simulation of ${opts.workload.name} on ${opts.workers} workers with ${opts.scheduler} did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
   for (const m of members) m.core.stop()
@@ -306,6 +313,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     seedPolicy: policy,
     speeds: speedKind,
     churn: !!opts.churn,
+    membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },
     tasks: tasks.length,
     makespanMs,
     lowerBoundMs: lb,

@@ -120,3 +120,8 @@ export function monorepo({ actions, seed }: MonorepoShape): Workload {
   }
   return finish('monorepo', `a synthetic monorepo: ${pkgs.length} packages, ${tasks.length} actions (codegen → compiles → archive → link → test)`, tasks)
 }
+
+/** `n` independent tasks of exactly `ms` each: the live mesh's sleep actions (bench/live-mesh), for checking the simulator against it. */
+export function sleeps(n: number, ms: number): Workload {
+  return finish('sleeps', `${n} independent tasks of ${ms} ms`, Array.from({ length: n }, () => ({ durationMs: ms, deps: [] })))
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { createRng, STRATEGIES, type StrategyName } from '../../strategies/index.js'
+import { createRng, STRATEGIES, type Strategy, type StrategyName } from '../../strategies/index.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type WorkerConfig } from '../../src/worker/worker-core.js'
@@ -166,6 +166,62 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assert.equal(sent[2]!.atMs, 150, `the empty queue went out when the gap ended, not at the next interval: ${JSON.stringify(sent)}`)
     for (let i = 1; i < sent.length; i++) assert.ok(sent[i]!.atMs - sent[i - 1]!.atMs >= 50, `rate limit kept: ${JSON.stringify(sent)}`)
   })
+  it('the periodic announcement comes only from a worker worth asking; the rest stay quiet until that changes', async () => {
+    const clock = new VirtualClock()
+    const sent: { atMs: number; queueDepth: number }[] = []
+    const port: MeshPort<Item> = { ...quietPort(), announce: (_w, a) => sent.push({ atMs: clock.now(), queueDepth: a.queueDepth }) }
+    const worker = new WorkerCore<Item>(
+      { ...DEFAULT_WORKER_CONFIG, id: 'w0', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(1), platform: 'linux-x64', sandboxes: ['local'], announceIntervalMs: 1_000 },
+      port,
+      (item) => new Promise((resolve) => clock.after(item.durationMs, () => resolve({ ok: true }))),
+      clock,
+    )
+    worker.start()
+    // Idle for 5 intervals: only the announcement at start.
+    clock.after(5_500, () => worker.seed(Array.from({ length: 10 }, (_, i) => ({ id: `a${i}`, durationMs: 100_000 }))))
+    await clock.run({ untilMs: 8_700 })
+    worker.stop()
+    assert.deepEqual(
+      sent.map((a) => [a.atMs, a.queueDepth]),
+      [
+        [0, 0],
+        [5_500, 9],
+        [6_000, 9],
+        [7_000, 9],
+        [8_000, 9],
+      ],
+    )
+    assert.equal(worker.stats.queueDepthSamples.length, 10, 'the queue is sampled at every interval, announced or not')
+  })
+
+  it('an announcement of a short queue does not wake a resting thief; one with work to spare does', async () => {
+    const clock = new VirtualClock()
+    const asked: number[] = []
+    let decisions = 0
+    const counting: Strategy = (view, rng) => {
+      decisions++
+      return STRATEGIES['power-of-two'](view, rng)
+    }
+    const port: MeshPort<Item> = {
+      ...quietPort(),
+      requestSteal: async () => {
+        asked.push(clock.now())
+        return { refused: 'test' }
+      },
+    }
+    const thief = new WorkerCore<Item>({ ...DEFAULT_WORKER_CONFIG, id: 't', slots: 1, strategy: counting, rng: createRng(3), platform: 'linux-x64', sandboxes: ['local'] }, port, async () => ({ ok: true }), clock)
+    thief.start()
+    thief.seed([]) // an idle worker looks for work, finds no peer, and rests
+    const base = { v: 1 as const, incarnation: 'p-1', sentAtMs: 0, executing: 1, capacity: 1, loadFactor: 1, sandboxes: ['local' as const], platform: 'linux-x64' }
+    clock.after(10, () => thief.onAnnouncement('p', { ...base, seq: 1, queueDepth: 1 }))
+    clock.after(20, () => thief.onAnnouncement('p', { ...base, seq: 2, queueDepth: 10 }))
+    await clock.run({ untilMs: 30 })
+    thief.stop()
+    assert.equal(decisions, 2, 'one decision at the start, none for the short queue, one for the queue of 10')
+    assert.deepEqual(asked, [20], 'asked the peer as soon as it said it had work to spare')
+    assert.equal(thief.peers.view().length, 0, 'a victim that refused is dropped until it announces again')
+  })
+
   it('a victim gives a thief only actions whose sandbox the thief offers', () => {
     type Boxed = Item & { sandbox: string }
     const victim = stealOnlyVictim<Boxed>({ sandboxes: ['local', 'docker'], sandboxOf: (i) => (i as Boxed).sandbox })
@@ -210,4 +266,16 @@ function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>): WorkerC
     () => new Promise(() => {}),
     new VirtualClock(),
   )
+}
+
+/** A port that accepts everything and says nothing. */
+function quietPort<T extends Item>(): MeshPort<T> {
+  return {
+    startActions: async (_w, ids) => ids,
+    transfer: async () => [],
+    settleSteal: async () => [],
+    reportResult: async () => {},
+    requestSteal: async () => ({ refused: 'test' }),
+    announce: () => {},
+  }
 }
