@@ -30,7 +30,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../strategies/index.js'
-import { SEED_POLICIES, type SeedPolicy } from '../src/net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, SEED_POLICIES } from '../src/net/seed-policy.js'
 import { DEFAULT_NETWORK, SCHEDULERS, simulate, type Scheduler, type SimOptions, type SimResult } from './sim/simulate.js'
 import { barChart, lineChart } from './sim/svg.js'
 import { heavyTailed, monorepo, sleeps, uniform, type Workload } from './sim/workloads.js'
@@ -94,6 +94,7 @@ const report: Record<string, unknown> = {
   seed,
   network: DEFAULT_NETWORK,
   defaultStrategy: DEFAULT_STRATEGY,
+  defaultSeedPolicy: DEFAULT_SEED_POLICY,
   workloads: Object.fromEntries([...new Map(scenarios.map((s) => [s.workload, s])).keys()].map((w) => [w.name === 'uniform' ? 'uniform' : w.name, { description: w.description, tasks: w.tasks.length, totalWorkMs: w.totalWorkMs, criticalPathMs: w.criticalPathMs }])),
 }
 await mkdir(values.out, { recursive: true })
@@ -130,7 +131,7 @@ for (const scheduler of SCHEDULERS) {
   headline.set(scheduler, rows)
 }
 const speedupOf = (rows: SimResult[], r: SimResult): number => rows[0]!.makespanMs / r.makespanMs
-console.log(`\nHeadline: monorepo DAG (${dag.tasks.length} actions, critical path ${fmt(dag.criticalPathMs / 1000, 1)} s), 1 slot per worker: speedup over one worker / efficiency`)
+console.log(`\nHeadline: monorepo DAG (${dag.tasks.length} actions, critical path ${fmt(dag.criticalPathMs / 1000, 1)} s), 1 slot per worker, ${DEFAULT_SEED_POLICY} seeding: speedup over one worker / efficiency`)
 console.log(`  workers  ${SCHEDULERS.map((s) => s.padStart(18)).join('')}`)
 cfg.headline.forEach((w, i) => {
   console.log(`  ${String(w).padStart(7)}  ${SCHEDULERS.map((s) => { const rows = headline.get(s)!; const r = rows[i]!; return `${fmt(speedupOf(rows, r), 1)}× ${pct(r.efficiency)}`.padStart(18) }).join('')}`)
@@ -146,11 +147,16 @@ await svg('headline-messages', lineChart({ title: 'Messages per action vs worker
 await svg('headline-idle', lineChart({ title: 'Idle share vs workers, monorepo DAG', xLabel: 'workers (log scale)', yLabel: 'share of slot time idle', xLog: true, yMin: 0, series: vsWorkers((r) => r.idleShare) }))
 
 // ------------------------------------------------------------ 3. seed policies
-const policyRows: (SimResult & { policy: SeedPolicy })[] = []
-for (const workers of [cfg.compareWorkers, 1000]) for (const policy of SEED_POLICIES) policyRows.push({ ...(await run(`seed policy ${policy}`, { workload: dag, workers, scheduler: DEFAULT_STRATEGY, seedPolicy: policy, seed })), policy })
+const policyRows: (SimResult & { policy: string })[] = []
+// 'single' on 1,000 workers takes a minute of host time (every thief herds on a few victims): full runs only.
+for (const workers of quick ? [cfg.compareWorkers, 100] : [cfg.compareWorkers, 1000]) {
+  for (const policy of SEED_POLICIES) if (!(quick && workers > cfg.compareWorkers && policy === 'single')) policyRows.push({ ...(await run(`seed policy ${policy}`, { workload: dag, workers, scheduler: DEFAULT_STRATEGY, seedPolicy: policy, seed })), policy })
+  // Not in the real coordinator yet: seed at most 2 actions beyond a worker's slots, keeping the rest at the coordinator, most urgent first.
+  policyRows.push({ ...(await run('seed policy least-loaded, window 2', { workload: dag, workers, scheduler: DEFAULT_STRATEGY, seedPolicy: 'least-loaded', seedWindow: 2, seed })), policy: 'least-loaded, window 2 (simulated only)' })
+}
 console.log(`\nSeed policies, monorepo DAG, ${DEFAULT_STRATEGY}`)
-console.log('  workers  policy         efficiency  steal success  msgs/action')
-for (const r of policyRows) console.log(`  ${String(r.workers).padStart(7)}  ${r.policy.padEnd(13)}  ${pct(r.efficiency).padStart(10)}  ${pct(r.steals.successRate).padStart(13)}  ${fmt(r.messages.perAction, 1).padStart(11)}`)
+console.log('  workers  policy                                   efficiency  steal success  msgs/action')
+for (const r of policyRows) console.log(`  ${String(r.workers).padStart(7)}  ${r.policy.padEnd(39)}  ${pct(r.efficiency).padStart(10)}  ${pct(r.steals.successRate).padStart(13)}  ${fmt(r.messages.perAction, 1).padStart(11)}`)
 report['seedPolicies'] = policyRows
 
 // ------------------------------------------------------------ 4. scale
@@ -211,12 +217,19 @@ console.log('\nTargets (monorepo DAG):')
 console.log(`  best strategy at 100 workers: ${best(100)}, efficiency ${pct(b100.efficiency)} (target ≥ 95%), steal success ${pct(b100.steals.successRate)} (target ≥ 90%)`)
 console.log(`  best strategy at 1,000 workers: ${best(1000)}, efficiency ${pct(b1000.efficiency)} (target ≥ 90%), steal success ${pct(b1000.steals.successRate)} (target ≥ 90%)`)
 console.log(`  mean efficiency over every scenario and mesh size: ${ranked.map((s) => `${s} ${pct(score(s))}`).join(', ')}`)
-console.log(`  the benchmark supports ${ranked[0]} as the default strategy (the default is ${DEFAULT_STRATEGY})`)
+// One point of mean efficiency is within what another seed moves: below that, the benchmark does not call for a change.
+const margin = score(ranked[0]!) - score(DEFAULT_STRATEGY)
+const supported = margin > 0.01 ? ranked[0]! : DEFAULT_STRATEGY
+console.log(
+  margin > 0.01
+    ? `  the benchmark supports ${ranked[0]} as the default strategy, ${fmt(margin * 100, 1)} points above the default ${DEFAULT_STRATEGY}`
+    : `  the default strategy ${DEFAULT_STRATEGY} is within 1 point of the best (${ranked[0]}): the benchmark supports keeping it`,
+)
 report['verdict'] = {
   best100: { strategy: best(100), efficiency: b100.efficiency, stealSuccess: b100.steals.successRate },
   best1000: { strategy: best(1000), efficiency: b1000.efficiency, stealSuccess: b1000.steals.successRate },
   meanEfficiency: Object.fromEntries(ranked.map((s) => [s, score(s)])),
-  supportedDefault: ranked[0],
+  supportedDefault: supported,
   currentDefault: DEFAULT_STRATEGY,
 }
 const jsonPath = join(values.out, 'strategies.json')

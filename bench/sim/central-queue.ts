@@ -8,6 +8,7 @@
  * simulation's coordinator: at scale, its queue is this design's cost.
  */
 import { VirtualClock } from '../../src/worker/clock.js'
+import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
 import { DagState } from './dag-state.js'
 import { createRng } from '../../strategies/index.js'
 import { DEFAULT_NETWORK, defaultLimitMs, lowerBound, speedsFor, type SimOptions, type SimResult } from './simulate.js'
@@ -111,7 +112,8 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
     workers: opts.workers,
     slots,
     scheduler: 'central-queue',
-    seedPolicy: opts.seedPolicy ?? 'round-robin',
+    seedPolicy: opts.seedPolicy ?? DEFAULT_SEED_POLICY,
+    seedWindow: null,
     speeds: speedKind,
     churn: !!opts.churn,
     membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },

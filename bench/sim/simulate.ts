@@ -22,7 +22,7 @@ import type { Strategy } from '../../strategies/types.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type WorkerConfig } from '../../src/worker/worker-core.js'
-import type { SeedPolicy } from '../../src/net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, type SeedPolicy } from '../../src/net/seed-policy.js'
 import { DagState, MinHeap } from './dag-state.js'
 import type { Workload } from './workloads.js'
 
@@ -56,8 +56,14 @@ export interface SimOptions {
   /** Execution slots per worker. */
   slots?: number
   scheduler: Scheduler
-  /** How the coordinator places ready tasks (default round-robin). */
+  /** How the coordinator places ready tasks (default: the CLI's). */
   seedPolicy?: SeedPolicy
+  /**
+   * Seed a worker at most this many actions beyond its slots (the rest wait at
+   * the coordinator, most urgent first, until results free room). Unset: up to
+   * the worker's queue capacity, as the real coordinator does today.
+   */
+  seedWindow?: number
   /** Worker speeds: all 1, or mixed (a quarter at 0.5, half at 1, a quarter at 2). */
   speeds?: 'uniform' | 'mixed'
   /** Every `everyMs` one worker (chosen at random) leaves; a new one joins `downMs` later. */
@@ -76,6 +82,7 @@ export interface SimResult {
   slots: number
   scheduler: Scheduler
   seedPolicy: SeedPolicy
+  seedWindow: number | null
   speeds: 'uniform' | 'mixed'
   churn: boolean
   /** Workers that were in the mesh at some time, and those that left before the end. */
@@ -134,7 +141,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   }
   const t0 = performance.now()
   const slots = opts.slots ?? 1
-  const policy = opts.seedPolicy ?? 'round-robin'
+  const policy = opts.seedPolicy ?? DEFAULT_SEED_POLICY
   const speedKind = opts.speeds ?? 'uniform'
   const net = { ...DEFAULT_NETWORK, ...opts.network }
   const clock = new VirtualClock()
@@ -175,7 +182,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   /** Workers in the mesh, in join order (the coordinator's registration order). */
   const present: Member[] = []
   const strategy = opts.scheduler === 'no-stealing' ? never : STRATEGIES[opts.scheduler]
-  const roomOf = (m: Member): number => m.core.config.queueCapacity + slots - mesh.ledger.held(m.core.config.id)
+  const roomOf = (m: Member): number => Math.min(m.core.config.queueCapacity, opts.seedWindow ?? Infinity) + slots - mesh.ledger.held(m.core.config.id)
 
   const join = (): void => {
     const k = members.length
@@ -311,6 +318,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     slots,
     scheduler: opts.scheduler,
     seedPolicy: policy,
+    seedWindow: opts.seedWindow ?? null,
     speeds: speedKind,
     churn: !!opts.churn,
     membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../cas/fs-util.js'
 import type { DistributedBuildResult, FaultReport, WorkerFigures } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
-import { SEED_POLICIES } from '../net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, SEED_POLICIES } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
@@ -43,7 +43,7 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         inputs from it and send outputs to it (default: /ip4/0.0.0.0/tcp/0)
       --local-workers N worker processes of the local mesh (default: ${availableParallelism()}, the number of cores);
                         each runs ceil(jobs / N) actions at once
-      --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: round-robin);
+      --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: ${DEFAULT_SEED_POLICY});
                         single puts them all on one worker and leaves the rest to stealing
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
@@ -85,7 +85,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
-  const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, 'round-robin')
+  const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   if (!distributed) {
     for (const flag of ['local-workers', 'seed-policy', 'strategy'] as const) {
