@@ -7,33 +7,18 @@
  * message at a time, with the same latency and service time as the mesh
  * simulation's coordinator: at scale, its queue is this design's cost.
  */
-import { VirtualClock } from '../../src/worker/clock.js'
 import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
-import { DagState } from './dag-state.js'
-import { createRng } from '../../strategies/index.js'
-import { DEFAULT_NETWORK, defaultLimitMs, lowerBound, speedsFor, type SimOptions, type SimResult } from './simulate.js'
+import { churn, presenceFigures, type Presence } from './membership.js'
+import { defaultLimitMs, lowerBound, setUp, type SimOptions, type SimResult } from './simulate.js'
 
 export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult> {
   const t0 = performance.now()
-  const slots = opts.slots ?? 1
-  const speedKind = opts.speeds ?? 'uniform'
-  const net = { ...DEFAULT_NETWORK, ...opts.network }
-  const clock = new VirtualClock()
-  const dag = new DagState(opts.workload)
-  const tasks = opts.workload.tasks
-  const rng = createRng(opts.seed)
-  const speeds = speedsFor(opts.workers + 1024, speedKind, opts.seed)
+  const { slots, speedKind, net, clock, dag, tasks, rng, speeds } = setUp(opts)
   let makespanMs = 0
   let executions = 0
   let messages = 0
 
-  interface Member {
-    speed: number
-    joinedAt: number
-    leftAt?: number
-    busyMs: number
-    executed: number
-  }
+  type Member = Presence
   const members: Member[] = []
   const present: Member[] = []
   /** Claims waiting for a ready task, oldest first (one per free slot). */
@@ -81,32 +66,13 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
   }
   for (let k = 0; k < opts.workers; k++) join()
 
-  if (opts.churn) {
-    const { everyMs, downMs } = opts.churn
-    const leaveOne = (): void => {
-      if (dag.finished) return
-      if (present.length > 1) {
-        const m = present[Math.floor(rng.next() * present.length)]!
-        present.splice(present.indexOf(m), 1)
-        m.leftAt = clock.now()
-        parked = parked.filter((p) => p !== m)
-        clock.after(downMs, () => {
-          if (!dag.finished) join()
-        })
-      }
-      clock.after(everyMs, leaveOne)
-    }
-    clock.after(everyMs, leaveOne)
-  }
+  if (opts.churn) churn(clock, rng, opts.churn, present, () => dag.finished, (m) => (parked = parked.filter((p) => p !== m)), join)
 
   const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
-  const events = await clock.run({ untilMs: maxMs })
+  const events = await clock.run({ untilMs: maxMs, maxEvents: Number.MAX_SAFE_INTEGER })
   if (!dag.finished) throw new Error(`central-queue simulation of ${opts.workload.name} on ${opts.workers} workers did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
 
-  const slotTime = members.reduce((a, m) => a + slots * (Math.min(m.leftAt ?? makespanMs, makespanMs) - Math.min(m.joinedAt, makespanMs)), 0)
-  const busy = members.reduce((a, m) => a + m.busyMs, 0)
   const lb = lowerBound(opts.workload, opts.workers, slots, speeds)
-  const executed = members.map((m) => m.executed)
   return {
     workload: opts.workload.name,
     workers: opts.workers,
@@ -116,15 +82,13 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
     seedWindow: null,
     speeds: speedKind,
     churn: !!opts.churn,
-    membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },
     tasks: tasks.length,
     makespanMs,
     lowerBoundMs: lb,
     efficiency: lb / makespanMs,
     steals: { attempted: 0, granted: 0, refused: 0, failed: 0, successRate: null, actionsStolen: 0 },
     messages: { gossip: 0, steal: 0, coordinator: messages, total: messages, perAction: messages / tasks.length },
-    idleShare: slotTime > 0 ? Math.max(0, 1 - busy / slotTime) : 0,
-    executedPerWorker: { min: Math.min(...executed), max: Math.max(...executed) },
+    ...presenceFigures(members, slots, makespanMs),
     executions,
     events,
     wallMs: performance.now() - t0,

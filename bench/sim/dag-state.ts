@@ -4,7 +4,10 @@
  * which become ready as results come in. Shared by the mesh simulation and the
  * central-queue baseline, so both schedule the same graph the same way.
  */
+import { MinHeap } from '../../src/worker/min-heap.js'
 import type { Workload } from './workloads.js'
+
+export { MinHeap }
 
 export class DagState {
   private readonly waiting: Int32Array
@@ -52,50 +55,5 @@ export class DagState {
   /** A task handed back (its worker left) is ready again. */
   push(i: number): void {
     this.heap.push(i)
-  }
-}
-
-/** A binary min-heap by `cmp` (negative: `a` comes first). */
-export class MinHeap<T> {
-  private readonly h: T[] = []
-
-  constructor(private readonly cmp: (a: T, b: T) => number) {}
-
-  get size(): number {
-    return this.h.length
-  }
-
-  push(x: T): void {
-    const h = this.h
-    h.push(x)
-    let k = h.length - 1
-    while (k > 0) {
-      const p = (k - 1) >> 1
-      if (this.cmp(h[k]!, h[p]!) >= 0) break
-      ;[h[p], h[k]] = [h[k]!, h[p]!]
-      k = p
-    }
-  }
-
-  pop(): T | undefined {
-    const h = this.h
-    if (h.length === 0) return undefined
-    const top = h[0]!
-    const last = h.pop()!
-    if (h.length > 0) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && this.cmp(h[l]!, h[m]!) < 0) m = l
-        if (r < h.length && this.cmp(h[r]!, h[m]!) < 0) m = r
-        if (m === i) break
-        ;[h[m], h[i]] = [h[i]!, h[m]!]
-        i = m
-      }
-    }
-    return top
   }
 }

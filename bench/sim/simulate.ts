@@ -24,6 +24,7 @@ import { MemoryMesh } from '../../src/worker/memory-mesh.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type WorkerConfig } from '../../src/worker/worker-core.js'
 import { DEFAULT_SEED_POLICY, type SeedPolicy } from '../../src/net/seed-policy.js'
 import { DagState, MinHeap } from './dag-state.js'
+import { churn, presenceFigures, type Presence } from './membership.js'
 import type { Workload } from './workloads.js'
 
 export const BASELINES = ['no-stealing', 'central-queue'] as const
@@ -133,6 +134,22 @@ export function defaultLimitMs(workload: Workload): number {
   return 3 * (workload.totalWorkMs / 0.5 + workload.criticalPathMs) + 60_000
 }
 
+/** What every simulated run starts from: its clock, graph state, seeded random source and worker speeds. */
+export function setUp(opts: SimOptions) {
+  const speedKind = opts.speeds ?? 'uniform'
+  return {
+    slots: opts.slots ?? 1,
+    speedKind,
+    net: { ...DEFAULT_NETWORK, ...opts.network },
+    clock: new VirtualClock(),
+    dag: new DagState(opts.workload),
+    tasks: opts.workload.tasks,
+    rng: createRng(opts.seed),
+    // Speeds for the workers that join later too (churn).
+    speeds: speedsFor(opts.workers + 1024, speedKind, opts.seed),
+  }
+}
+
 /** Run one simulated build. */
 export async function simulate(opts: SimOptions): Promise<SimResult> {
   if (opts.scheduler === 'central-queue') {
@@ -140,15 +157,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     return simulateCentralQueue(opts)
   }
   const t0 = performance.now()
-  const slots = opts.slots ?? 1
+  const { slots, speedKind, net, clock, dag, tasks, rng, speeds } = setUp(opts)
   const policy = opts.seedPolicy ?? DEFAULT_SEED_POLICY
-  const speedKind = opts.speeds ?? 'uniform'
-  const net = { ...DEFAULT_NETWORK, ...opts.network }
-  const clock = new VirtualClock()
-  const dag = new DagState(opts.workload)
-  const tasks = opts.workload.tasks
-  const rng = createRng(opts.seed)
-  const speeds = speedsFor(opts.workers + 1024, speedKind, opts.seed)
   let makespanMs = 0
   let executions = 0
 
@@ -170,13 +180,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     },
   })
 
-  interface Member {
+  interface Member extends Presence {
     core: WorkerCore<Item>
-    speed: number
-    joinedAt: number
-    leftAt?: number
-    busyMs: number
-    executed: number
   }
   const members: Member[] = []
   /** Workers in the mesh, in join order (the coordinator's registration order). */
@@ -274,29 +279,18 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   for (let k = 0; k < opts.workers; k++) join()
 
   if (opts.churn) {
-    const { everyMs, downMs } = opts.churn
-    const leaveOne = (): void => {
-      if (dag.finished) return
-      if (present.length > 1) {
-        const m = present[Math.floor(rng.next() * present.length)]!
-        present.splice(present.indexOf(m), 1)
-        m.leftAt = clock.now()
-        for (const item of mesh.remove(m.core.config.id)) dag.push(item.index)
-        dispatchSoon()
-        clock.after(downMs, () => {
-          if (dag.finished) return
-          join()
-          dispatchSoon()
-        })
-      }
-      clock.after(everyMs, leaveOne)
-    }
-    clock.after(everyMs, leaveOne)
+    churn(clock, rng, opts.churn, present, () => dag.finished, (m) => {
+      for (const item of mesh.remove(m.core.config.id)) dag.push(item.index)
+      dispatchSoon()
+    }, () => {
+      join()
+      dispatchSoon()
+    })
   }
 
   dispatch()
   const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
-  const events = await clock.run({ untilMs: maxMs })
+  const events = await clock.run({ untilMs: maxMs, maxEvents: Number.MAX_SAFE_INTEGER })
   if (!dag.finished) throw new Error(`simulation of ${opts.workload.name} on ${opts.workers} workers with ${opts.scheduler} did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
   for (const m of members) m.core.stop()
   await clock.run()
@@ -305,13 +299,10 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   const sum = (f: (s: (typeof stats)[number]) => number): number => stats.reduce((a, s) => a + f(s), 0)
   const attempted = sum((s) => s.stealsAttempted)
   const granted = sum((s) => s.stealsGranted)
-  const slotTime = members.reduce((a, m) => a + slots * (Math.min(m.leftAt ?? makespanMs, makespanMs) - Math.min(m.joinedAt, makespanMs)), 0)
-  const busy = members.reduce((a, m) => a + m.busyMs, 0)
   const messages = { gossip: mesh.messages.gossip, steal: mesh.messages.stealRequests, coordinator: mesh.messages.coordinator, total: 0, perAction: 0 }
   messages.total = messages.gossip + messages.steal + messages.coordinator
   messages.perAction = messages.total / tasks.length
   const lb = lowerBound(opts.workload, opts.workers, slots, speeds)
-  const executedCounts = members.map((m) => m.executed)
   return {
     workload: opts.workload.name,
     workers: opts.workers,
@@ -321,15 +312,13 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     seedWindow: opts.seedWindow ?? null,
     speeds: speedKind,
     churn: !!opts.churn,
-    membership: { joined: members.length, left: members.filter((m) => m.leftAt !== undefined).length },
     tasks: tasks.length,
     makespanMs,
     lowerBoundMs: lb,
     efficiency: lb / makespanMs,
     steals: { attempted, granted, refused: sum((s) => s.stealsRefused), failed: sum((s) => s.stealsFailed), successRate: attempted > 0 ? granted / attempted : null, actionsStolen: sum((s) => s.actionsStolen) },
     messages,
-    idleShare: slotTime > 0 ? Math.max(0, 1 - busy / slotTime) : 0,
-    executedPerWorker: { min: Math.min(...executedCounts), max: Math.max(...executedCounts) },
+    ...presenceFigures(members, slots, makespanMs),
     executions,
     events,
     wallMs: performance.now() - t0,

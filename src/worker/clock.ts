@@ -3,6 +3,7 @@
  * worker logic runs on real time in the daemon and on virtual time in tests
  * and the simulator.
  */
+import { MinHeap } from './min-heap.js'
 
 export interface Clock {
   /** Milliseconds, monotonic. */
@@ -28,8 +29,8 @@ export const systemClock: Clock = {
 export class VirtualClock implements Clock {
   private t = 0
   private seq = 0
-  /** A binary heap of pending events, by (time, seq). */
-  private heap: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = []
+  /** Pending events, by (time, seq). */
+  private readonly heap = new MinHeap<Event>((a, b) => a.at - b.at || a.seq - b.seq)
 
   now(): number {
     return this.t
@@ -37,7 +38,7 @@ export class VirtualClock implements Clock {
 
   after(ms: number, fn: () => void): () => void {
     const ev = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false }
-    this.push(ev)
+    this.heap.push(ev)
     return () => {
       ev.cancelled = true
     }
@@ -45,7 +46,7 @@ export class VirtualClock implements Clock {
 
   /** Events waiting (cancelled ones included until they are reached). */
   get pending(): number {
-    return this.heap.length
+    return this.heap.size
   }
 
   /**
@@ -56,13 +57,12 @@ export class VirtualClock implements Clock {
     const max = opts.maxEvents ?? 10_000_000
     let n = 0
     await settle()
-    while (this.heap.length > 0) {
-      const top = this.heap[0]!
+    for (let top = this.heap.peek(); top; top = this.heap.peek()) {
       if (opts.untilMs !== undefined && top.at > opts.untilMs) {
         this.t = opts.untilMs
         break
       }
-      this.pop()
+      this.heap.pop()
       if (top.cancelled) continue
       this.t = top.at
       top.fn()
@@ -71,40 +71,13 @@ export class VirtualClock implements Clock {
     }
     return n
   }
-
-  private push(ev: (typeof this.heap)[number]): void {
-    const h = this.heap
-    h.push(ev)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (before(h[p]!, h[i]!)) break
-      ;[h[p], h[i]] = [h[i]!, h[p]!]
-      i = p
-    }
-  }
-
-  private pop(): void {
-    const h = this.heap
-    const last = h.pop()!
-    if (h.length === 0) return
-    h[0] = last
-    let i = 0
-    for (;;) {
-      const l = 2 * i + 1
-      const r = l + 1
-      let m = i
-      if (l < h.length && before(h[l]!, h[m]!)) m = l
-      if (r < h.length && before(h[r]!, h[m]!)) m = r
-      if (m === i) return
-      ;[h[m], h[i]] = [h[i]!, h[m]!]
-      i = m
-    }
-  }
 }
 
-function before(a: { at: number; seq: number }, b: { at: number; seq: number }): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
+interface Event {
+  at: number
+  seq: number
+  fn: () => void
+  cancelled: boolean
 }
 
 /**
