@@ -8,12 +8,13 @@
  * simulation's coordinator: at scale, its queue is this design's cost.
  */
 import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
-import { churn, presenceFigures, type Presence } from './membership.js'
-import { defaultLimitMs, lowerBound, setUp, type SimOptions, type SimResult } from './simulate.js'
+import { churn, type Presence } from './membership.js'
+import { commonFigures, runToEnd, setUp, type SimOptions, type SimResult } from './simulate.js'
 
 export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult> {
   const t0 = performance.now()
-  const { slots, speedKind, net, clock, dag, tasks, rng, speeds } = setUp(opts)
+  const setup = setUp(opts)
+  const { slots, net, clock, dag, tasks, rng, speeds } = setup
   let makespanMs = 0
   let executions = 0
   let messages = 0
@@ -68,27 +69,14 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
 
   if (opts.churn) churn(clock, rng, opts.churn, present, () => dag.finished, (m) => (parked = parked.filter((p) => p !== m)), join)
 
-  const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
-  const events = await clock.run({ untilMs: maxMs, maxEvents: Number.MAX_SAFE_INTEGER })
-  if (!dag.finished) throw new Error(`central-queue simulation of ${opts.workload.name} on ${opts.workers} workers did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
-
-  const lb = lowerBound(opts.workload, opts.workers, slots, speeds)
+  const events = await runToEnd(opts, setup)
   return {
-    workload: opts.workload.name,
-    workers: opts.workers,
-    slots,
+    ...commonFigures(opts, setup, members, makespanMs),
     scheduler: 'central-queue',
     seedPolicy: opts.seedPolicy ?? DEFAULT_SEED_POLICY,
     seedWindow: null,
-    speeds: speedKind,
-    churn: !!opts.churn,
-    tasks: tasks.length,
-    makespanMs,
-    lowerBoundMs: lb,
-    efficiency: lb / makespanMs,
     steals: { attempted: 0, granted: 0, refused: 0, failed: 0, successRate: null, actionsStolen: 0 },
     messages: { gossip: 0, steal: 0, coordinator: messages, total: messages, perAction: messages / tasks.length },
-    ...presenceFigures(members, slots, makespanMs),
     executions,
     events,
     wallMs: performance.now() - t0,

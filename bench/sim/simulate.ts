@@ -25,6 +25,7 @@ import { DEFAULT_WORKER_CONFIG, WorkerCore, type WorkerConfig } from '../../src/
 import { DEFAULT_SEED_POLICY, type SeedPolicy } from '../../src/net/seed-policy.js'
 import { DagState, MinHeap } from './dag-state.js'
 import { churn, presenceFigures, type Presence } from './membership.js'
+import { simulateCentralQueue } from './central-queue.js'
 import type { Workload } from './workloads.js'
 
 export const BASELINES = ['no-stealing', 'central-queue'] as const
@@ -150,14 +151,40 @@ export function setUp(opts: SimOptions) {
   }
 }
 
+/** Run the clock until the build is done; a run that strands work fails at its virtual-time limit. Returns the events run. */
+export async function runToEnd(opts: SimOptions, run: ReturnType<typeof setUp>): Promise<number> {
+  const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
+  const events = await run.clock.run({ untilMs: maxMs, maxEvents: Number.MAX_SAFE_INTEGER })
+  const { dag } = run
+  if (!dag.finished) throw new Error(`simulation of ${opts.workload.name} on ${opts.workers} workers with ${opts.scheduler} did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
+  return events
+}
+
+/** The figures every scheduler reports the same way. */
+export function commonFigures(opts: SimOptions, run: ReturnType<typeof setUp>, members: readonly Presence[], makespanMs: number) {
+  const lb = lowerBound(opts.workload, opts.workers, run.slots, run.speeds)
+  return {
+    workload: opts.workload.name,
+    workers: opts.workers,
+    slots: run.slots,
+    speeds: run.speedKind,
+    churn: !!opts.churn,
+    tasks: run.tasks.length,
+    makespanMs,
+    lowerBoundMs: lb,
+    efficiency: lb / makespanMs,
+    ...presenceFigures(members, run.slots, makespanMs),
+  }
+}
+
 /** Run one simulated build. */
 export async function simulate(opts: SimOptions): Promise<SimResult> {
   if (opts.scheduler === 'central-queue') {
-    const { simulateCentralQueue } = await import('./central-queue.js')
     return simulateCentralQueue(opts)
   }
   const t0 = performance.now()
-  const { slots, speedKind, net, clock, dag, tasks, rng, speeds } = setUp(opts)
+  const setup = setUp(opts)
+  const { slots, net, clock, dag, tasks, rng, speeds } = setup
   const policy = opts.seedPolicy ?? DEFAULT_SEED_POLICY
   let makespanMs = 0
   let executions = 0
@@ -289,9 +316,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   }
 
   dispatch()
-  const maxMs = opts.maxMs ?? defaultLimitMs(opts.workload)
-  const events = await clock.run({ untilMs: maxMs, maxEvents: Number.MAX_SAFE_INTEGER })
-  if (!dag.finished) throw new Error(`simulation of ${opts.workload.name} on ${opts.workers} workers with ${opts.scheduler} did not finish within ${maxMs} ms of virtual time (${dag.done}/${dag.size} done)`)
+  const events = await runToEnd(opts, setup)
   for (const m of members) m.core.stop()
   await clock.run()
 
@@ -302,23 +327,13 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   const messages = { gossip: mesh.messages.gossip, steal: mesh.messages.stealRequests, coordinator: mesh.messages.coordinator, total: 0, perAction: 0 }
   messages.total = messages.gossip + messages.steal + messages.coordinator
   messages.perAction = messages.total / tasks.length
-  const lb = lowerBound(opts.workload, opts.workers, slots, speeds)
   return {
-    workload: opts.workload.name,
-    workers: opts.workers,
-    slots,
+    ...commonFigures(opts, setup, members, makespanMs),
     scheduler: opts.scheduler,
     seedPolicy: policy,
     seedWindow: opts.seedWindow ?? null,
-    speeds: speedKind,
-    churn: !!opts.churn,
-    tasks: tasks.length,
-    makespanMs,
-    lowerBoundMs: lb,
-    efficiency: lb / makespanMs,
     steals: { attempted, granted, refused: sum((s) => s.stealsRefused), failed: sum((s) => s.stealsFailed), successRate: attempted > 0 ? granted / attempted : null, actionsStolen: sum((s) => s.actionsStolen) },
     messages,
-    ...presenceFigures(members, slots, makespanMs),
     executions,
     events,
     wallMs: performance.now() - t0,

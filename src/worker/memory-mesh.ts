@@ -87,7 +87,7 @@ export class MemoryMesh<T extends WorkItem> {
   }
 
   /** Run `fn` at the coordinator: a reliable round trip (losing the coordinator is the fault suite's subject), queued behind the messages it is already serving. */
-  coordinator<R>(fn: () => R): Promise<R> {
+  private coordinator<R>(fn: () => R): Promise<R> {
     this.messages.coordinator++
     const { clock, latencyMs } = this.opts
     const service = this.opts.coordinatorServiceMs ?? 0
