@@ -4,7 +4,9 @@
  * sees:
  *
  * - its scratch folder at a fixed path, `/bldr/root` (so paths in its outputs
- *   do not depend on where the folder is), holding only its declared inputs;
+ *   do not depend on where the folder is), or at the client's project path
+ *   when the action expects it there (`execRoot`: ninja commands), holding
+ *   only its declared inputs;
  *   the inputs are read-only to it (it runs as an unprivileged user);
  * - the toolchain read-only: /usr (with /bin, /lib, /lib64, /sbin as on the
  *   host) and the few files of /etc that compilers need (toolchain.ts);
@@ -85,15 +87,18 @@ function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: stri
     for (const f of NETWORK_ETC_FILES) args.push('--ro-bind-try', f, f)
   }
   args.push(...toolchainMounts(), '--proc', '/proc', '--dev', '/dev')
-  args.push('--bind', scratch.execRoot, WARM_EXEC_ROOT)
+  // The action's folder under /tmp (a project there, shown at its own path) needs its mount point
+  // inside /tmp: then /tmp is a private tmpfs, so that point is never made in the host's folder.
+  const rootUnderTmp = p.execRootPath.startsWith('/tmp/')
+  if (p.writeTmp) args.push(...(rootUnderTmp ? ['--tmpfs', '/tmp'] : ['--bind', scratch.tmp, '/tmp']))
+  args.push('--bind', scratch.execRoot, p.execRootPath)
   args.push(p.writeHome ? '--bind' : '--ro-bind', scratch.home, WARM_HOME)
-  if (p.writeTmp) args.push('--bind', scratch.tmp, '/tmp')
   for (const r of p.readPaths) args.push('--ro-bind', r, r)
   for (const w of p.writePaths) args.push('--bind', w, w)
   args.push('--ro-bind', runnerDir, RUNNER_DIR, '--ro-bind', process.execPath, RUNNER_NODE)
   const counters = cgroup?.counterMount()
   if (counters) args.push('--ro-bind', counters.source, counters.target)
-  args.push('--remount-ro', '/', '--chdir', WARM_EXEC_ROOT, '--', ...RUNNER_ARGV)
+  args.push('--remount-ro', '/', '--chdir', p.execRootPath, '--', ...RUNNER_ARGV)
   const argv = cgroup ? cgroup.wrap([bwrap, ...args]) : [bwrap, ...args]
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } })
   const id = `bwrap-${child.pid ?? '?'}`

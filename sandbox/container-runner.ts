@@ -80,14 +80,20 @@ function killLeftovers(): void {
   }
 }
 
-function emptyTmp(): void {
+/** Empty `dir` (/tmp), except the folder `keep` and the folders on the way to it. */
+function emptyTmp(keep?: string, dir = '/tmp'): void {
   let entries: string[]
   try {
-    entries = readdirSync('/tmp')
+    entries = readdirSync(dir)
   } catch {
     return // no /tmp (writeTmp is off)
   }
-  for (const e of entries) rmSync(`/tmp/${e}`, { recursive: true, force: true })
+  for (const e of entries) {
+    const path = `${dir}/${e}`
+    if (keep === path) continue
+    if (keep?.startsWith(`${path}/`)) emptyTmp(keep, path)
+    else rmSync(path, { recursive: true, force: true })
+  }
 }
 
 let running: { id: number; kill: () => void } | undefined
@@ -119,7 +125,7 @@ function run(id: number, req: ProcessRequest): void {
     const cpuAfter = childCpuMs()
     const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? { cpuMs: cpuAfter - cpuBefore } : {}
     killLeftovers()
-    emptyTmp()
+    emptyTmp(req.keep)
     send({ type: 'done', id, result: { ...r, ...cpu, oomKilled, stdout: r.stdout.toString('base64'), stderr: r.stderr.toString('base64') } })
   })
 }

@@ -136,7 +136,7 @@ function containerConfig(image: string, user: { uid: number; gid: number }, p: P
   binds.push(`${runnerDir}:${RUNNER_DIR}:ro`, `${process.execPath}:${RUNNER_NODE}:ro`)
   const init = INIT_CANDIDATES.find((c) => existsSync(c))
   if (init) binds.push(`${init}:${RUNNER_INIT}:ro`)
-  binds.push(`${scratch.execRoot}:${WARM_EXEC_ROOT}`, `${scratch.home}:${WARM_HOME}${p.writeHome ? '' : ':ro'}`)
+  binds.push(`${scratch.execRoot}:${p.execRootPath}`, `${scratch.home}:${WARM_HOME}${p.writeHome ? '' : ':ro'}`)
   for (const r of p.readPaths) binds.push(`${r}:${r}:ro`)
   for (const w of p.writePaths) binds.push(`${w}:${w}`)
   const memory = p.memoryBytes !== undefined ? p.memoryBytes + RUNNER_MEMORY_BYTES : undefined
@@ -144,7 +144,7 @@ function containerConfig(image: string, user: { uid: number; gid: number }, p: P
     Image: image,
     Cmd: [...(init ? [RUNNER_INIT, '--'] : []), ...RUNNER_ARGV],
     User: `${user.uid}:${user.gid}`,
-    WorkingDir: WARM_EXEC_ROOT,
+    WorkingDir: p.execRootPath,
     Env: [],
     Labels: { [LABEL_SANDBOX]: 'docker', [LABEL_OWNER]: `${hostname()}:${process.pid}` },
     AttachStdin: true,

@@ -8,7 +8,16 @@
  * machine by absolute path and reach the network (the CLI says so once per
  * build). It cannot enforce resource limits, so an action that asks for one is
  * refused rather than run without it.
+ *
+ * It cannot show the action's folder at another path, so an action that
+ * expects its project at an absolute path (`execRoot`: ninja commands) gets
+ * its command rewritten to name the scratch folder instead, and its depfile
+ * rewritten back. Outputs that record source paths (assert's __FILE__, debug
+ * information) then name the scratch folder: use bwrap or docker for those to
+ * match a build in place.
  */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createScratchSandbox, type ScratchBackendInit } from './scratch-backend.js'
 import type { Sandbox } from './types.js'
 
@@ -26,9 +35,25 @@ export function createLocalSandbox(init: LocalSandboxInit): Sandbox {
       return limits.length > 0 ? `sandbox local cannot enforce ${limits.join(' or ')}; use --sandbox docker` : undefined
     },
     launch: (spec, scratch) => {
-      const env: Record<string, string> = { ...spec.env, HOME: scratch.home, PWD: scratch.execRoot }
+      const cwd = spec.cwd ? join(scratch.execRoot, spec.cwd) : scratch.execRoot
+      const move = spec.execRoot !== undefined ? pathRewriter(spec.execRoot, scratch.execRoot) : (s: string) => s
+      const env: Record<string, string> = {}
+      for (const [k, v] of Object.entries(spec.env)) env[k] = move(v)
+      Object.assign(env, { HOME: scratch.home, PWD: cwd })
       if (spec.capabilities.writeTmp) env['TMPDIR'] = scratch.tmp
-      return { argv: spec.argv, env, cwd: scratch.execRoot }
+      return { argv: spec.argv.map(move), env, cwd }
+    },
+    beforeStore: (spec, scratch, output, abs) => {
+      if (spec.execRoot === undefined || output !== spec.depfile) return
+      const text = readFileSync(abs, 'utf8')
+      const back = pathRewriter(scratch.execRoot, spec.execRoot)(text)
+      if (back !== text) writeFileSync(abs, back)
     },
   })
+}
+
+/** Replaces the folder `from` with `to` wherever it appears as a whole path (`/a/b` in `/a/b/c` and `-I/a/b`, not in `/a/bc`). */
+export function pathRewriter(from: string, to: string): (s: string) => string {
+  const re = new RegExp(`${from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_.+-])`, 'g')
+  return (s) => (s.includes(from) ? s.replace(re, () => to) : s)
 }

@@ -16,6 +16,8 @@ export interface ProcessRequest {
   env: Record<string, string>
   cwd: string
   timeoutMs: number
+  /** A folder the runner must not empty with /tmp (the action's folder, when it is shown under /tmp). */
+  keep?: string
 }
 
 export interface ProcessResult {

@@ -41,6 +41,8 @@ export interface ScratchBackend {
   /** Why this backend cannot run `spec` as asked (a capability it cannot enforce), or undefined. */
   refuse(spec: SandboxSpec): string | undefined
   launch(spec: SandboxSpec, scratch: Scratch): Launch
+  /** Called on each output file before it is stored (after a zero exit). */
+  beforeStore?(spec: SandboxSpec, scratch: Scratch, output: string, abs: string): void
 }
 
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
@@ -77,7 +79,9 @@ async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, p
     } catch (err) {
       throw new SandboxError(backend.name, spec.actionId, (err as Error).message, { cause: err })
     }
-    const done = await collectResult(init, pool, backend.name, spec, scratch, proc)
+    const done = await collectResult(init, pool, backend.name, spec, scratch, proc, {
+      ...(backend.beforeStore ? { beforeStore: (output: string, abs: string) => backend.beforeStore?.(spec, scratch, output, abs) } : {}),
+    })
     keep = done.keptAt !== undefined
     return done
   } finally {
@@ -97,7 +101,7 @@ export async function collectResult(
   spec: SandboxSpec,
   scratch: Scratch,
   proc: Omit<SandboxResult, 'outputs' | 'missingOutputs' | 'keptAt'>,
-  opts: { beforeStore?: (abs: string) => void } = {},
+  opts: { beforeStore?: (output: string, abs: string) => void } = {},
 ): Promise<SandboxResult> {
   const written = pool.inputsWrittenTo(scratch)
   if (written.length > 0) {
@@ -121,7 +125,7 @@ export async function collectResult(
       continue
     }
     const executable = (st.mode & 0o111n) !== 0n
-    opts.beforeStore?.(abs)
+    opts.beforeStore?.(path, abs)
     const ref = await init.cas.putFile(abs, { move: true, executable })
     outputs.push({ path, digest: ref.digest, size: ref.size, executable })
   }

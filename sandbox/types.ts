@@ -28,6 +28,34 @@ export interface SandboxSpec {
   outputs: readonly string[]
   timeoutMs: number
   capabilities: Readonly<Capabilities>
+  /**
+   * The absolute path where the command expects its folder (the project root
+   * on the client; ninja commands name files by absolute path). bwrap and
+   * docker show the folder there; local rewrites the command instead. Unset:
+   * the backend's own place (`/bldr/root`, or the scratch folder).
+   */
+  execRoot?: string
+  /** The command's working folder, relative to its folder. Default: the folder itself. */
+  cwd?: string
+  /** A declared output that is a dependency file (gcc -MD): local writes its paths back as `execRoot` paths. */
+  depfile?: string
+}
+
+/** The set ones of a spec's placement fields (`execRoot`, `cwd`, `depfile`), for building a spec from an action or a payload. */
+export function placementOf(p: { execRoot?: string | undefined; cwd?: string | undefined; depfile?: string | undefined }): Pick<SandboxSpec, 'execRoot' | 'cwd' | 'depfile'> {
+  return {
+    ...(p.execRoot !== undefined ? { execRoot: p.execRoot } : {}),
+    ...(p.cwd ? { cwd: p.cwd } : {}),
+    ...(p.depfile !== undefined ? { depfile: p.depfile } : {}),
+  }
+}
+
+/** Why `execRoot` cannot be used by a backend that shows the folder at that path, or undefined. */
+export function refuseExecRoot(execRoot: string | undefined): string | undefined {
+  if (execRoot === undefined) return undefined
+  if (!execRoot.startsWith('/') || execRoot === '/' || execRoot.split('/').includes('..')) return `the project folder ${JSON.stringify(execRoot)} must be an absolute path below /`
+  const clash = ['/usr', '/bin', '/lib', '/lib64', '/sbin', '/etc', '/proc', '/dev', '/bldr'].find((p) => execRoot === p || execRoot.startsWith(`${p}/`))
+  return clash ? `the project folder ${execRoot} is inside ${clash}, which the sandbox reserves for the toolchain or itself; move the project` : undefined
 }
 
 export interface SandboxResult {

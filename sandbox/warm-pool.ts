@@ -32,7 +32,7 @@ import type { ContainerReply, ContainerRequest } from './container-runner.js'
 import type { ProcessRequest } from './run-process.js'
 import { collectResult, type ScratchBackendInit } from './scratch-backend.js'
 import { ScratchPool, type Scratch } from './scratch.js'
-import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
+import { refuseExecRoot, SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
 
 /** Where the action's folders appear inside a warm sandbox (as in every backend that isolates, so outputs match). */
 export const WARM_EXEC_ROOT = '/bldr/root'
@@ -61,6 +61,8 @@ export interface Profile {
   memoryBytes?: number
   /** Cores. */
   cpu?: number
+  /** Where the action's folder is shown: WARM_EXEC_ROOT, or the client's project path (`execRoot`). */
+  execRootPath: string
 }
 
 /** One started sandbox, as the pool sees it. */
@@ -107,6 +109,7 @@ function profileOf(spec: SandboxSpec): Profile {
     writePaths: c.writePaths,
     ...(c.maxMemoryBytes !== undefined ? { memoryBytes: c.maxMemoryBytes } : {}),
     ...(c.maxCpu !== undefined ? { cpu: c.maxCpu } : {}),
+    execRootPath: spec.execRoot ?? WARM_EXEC_ROOT,
   }
 }
 
@@ -116,7 +119,7 @@ function refuseCommon(spec: SandboxSpec): string | undefined {
   const relative = [...c.readPaths, ...c.writePaths].find((p) => !isAbsolute(p))
   if (relative !== undefined) return `capability path ${JSON.stringify(relative)} must be absolute`
   if (c.maxCpu !== undefined && !(c.maxCpu >= 0.01)) return `maxCpu must be at least 0.01 (got ${c.maxCpu})`
-  return undefined
+  return refuseExecRoot(spec.execRoot)
 }
 
 export function createWarmPool(init: WarmPoolInit, backend: WarmBackend): Sandbox {
@@ -186,7 +189,7 @@ class WarmPool implements Sandbox {
       const owner = this.backend.folderOwner
       const result = await collectResult(this.init, this.pool, this.name, spec, warm!.scratch, proc, {
         // Outputs made by the sandbox's user: the store's blobs must be bldr's.
-        beforeStore: owner && owner.uid !== process.getuid?.() ? (abs) => chownSync(abs, process.getuid!(), process.getgid!()) : undefined,
+        beforeStore: owner && owner.uid !== process.getuid?.() ? (_output, abs) => chownSync(abs, process.getuid!(), process.getgid!()) : undefined,
       })
       keep = result.keptAt !== undefined
       healthy = result.exitCode === 0 && !result.timedOut
@@ -259,9 +262,11 @@ class WarmPool implements Sandbox {
 }
 
 function processRequest(spec: SandboxSpec): ProcessRequest {
-  const env: Record<string, string> = { ...spec.env, HOME: WARM_HOME, PWD: WARM_EXEC_ROOT }
+  const root = spec.execRoot ?? WARM_EXEC_ROOT
+  const cwd = spec.cwd ? join(root, spec.cwd) : root
+  const env: Record<string, string> = { ...spec.env, HOME: WARM_HOME, PWD: cwd }
   if (spec.capabilities.writeTmp) env['TMPDIR'] = '/tmp'
-  return { argv: spec.argv, env, cwd: WARM_EXEC_ROOT, timeoutMs: spec.timeoutMs }
+  return { argv: spec.argv, env, cwd, timeoutMs: spec.timeoutMs, keep: root }
 }
 
 /** The runner's files, where a sandbox can bind them: the runner, the one module it uses, and a package.json saying they are ES modules. */

@@ -15,18 +15,28 @@
  *   mtime (which tools like make rely on).
  * - The executor is an interface: the local one runs the sandbox on this
  *   machine; the mesh supplies another. The engine does not know which.
+ * - An action with a depfile (ninja compiles) reads more than it declares: the
+ *   source tree is staged for it (`staged`), and what it really read comes
+ *   from its depfile. Its result is recorded under a key that adds those files
+ *   with their digests, and the list under its declared key; a later build
+ *   looks the list up, hashes those files as they are now, and finds the
+ *   result only if none changed (ccache's "direct mode", two levels). A
+ *   header edited to include a new one changes a listed file, so it runs again
+ *   and lists the new one.
+ * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
 import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
-import pLimit from 'p-limit'
+import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
-import { computeActionKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
+import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
+import { parseDepfile, projectFilesOf } from '../graph/ninja/depfile.js'
 import type { SandboxResult } from '../../sandbox/types.js'
 import { formatBytes } from '../graph/schema.js'
 
@@ -157,6 +167,48 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       }),
     )
 
+  /** A file as it is now: a generated one's recorded digest (undefined if not made in this build), else the source file's. */
+  const currentInput = async (path: string): Promise<KeyedInput | undefined> => {
+    if (graph.producerOf(path)) return generated.get(path)
+    try {
+      return await sourceInput(path)
+    } catch (err) {
+      if (err instanceof SourceChangedError) return undefined
+      throw err
+    }
+  }
+
+  /** What the command gets: its inputs, then its order-only inputs and staged files (a file gone since the graph was read is left out). */
+  const stagingOf = async (action: Action, inputs: KeyedInput[]): Promise<KeyedInput[]> => {
+    if (!action.orderOnly && !action.staged) return inputs
+    const byPath = new Map(inputs.map((i) => [i.path, i]))
+    const extra = [...(action.orderOnly ?? []), ...(action.staged ?? [])].filter((p) => !byPath.has(p))
+    for (const i of await Promise.all(extra.map(currentInput))) if (i) byPath.set(i.path, i)
+    return [...byPath.values()]
+  }
+
+  /** The key an action with a depfile was last recorded under, from the files it read then as they are now; undefined when unknown. */
+  const discoveredKeyOf = async (declaredKey: Digest): Promise<Digest | undefined> => {
+    const paths = actionCache.getDiscovered(declaredKey)
+    if (!paths) return undefined
+    const files = await Promise.all(paths.map(currentInput))
+    if (files.some((f) => f === undefined)) return undefined
+    return computeDiscoveredKey(cas.hasher, declaredKey, files as KeyedInput[])
+  }
+
+  /** After a run of an action with a depfile: record what it read; its result's key; its outputs (the depfile dropped unless kept). */
+  const recordDiscovered = async (action: Action, declaredKey: Digest, staging: KeyedInput[], outputs: OutputRecord[]): Promise<{ key: Digest; outputs: OutputRecord[] }> => {
+    const depfile = action.depfile
+    const record = depfile && outputs.find((o) => o.path === depfile.path)
+    if (!depfile || !record) return { key: declaredKey, outputs }
+    const text = (await cas.getBytes(record.digest)).toString('utf8')
+    const staged = new Map(staging.map((i) => [i.path, i]))
+    // Files the command made itself, or that no longer exist, are not inputs.
+    const read = projectFilesOf(parseDepfile(text), { execRoot: action.execRoot ?? opts.root, cwd: action.cwd ?? '' }).flatMap((p) => staged.get(p) ?? [])
+    actionCache.putDiscovered(declaredKey, read.map((i) => i.path))
+    return { key: computeDiscoveredKey(cas.hasher, declaredKey, read), outputs: depfile.keep ? outputs : outputs.filter((o) => o !== record) }
+  }
+
   const finish = (action: Action, status: 'executed' | 'cached', outputs: OutputRecord[], durationMs: number, result?: SandboxResult): void => {
     for (const o of outputs) generated.set(o.path, { path: o.path, digest: o.digest, executable: o.executable })
     const s = state.get(action.id)!
@@ -248,8 +300,9 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     return false
   }
 
-  const execute = async (action: Action, inputs: KeyedInput[], key: Digest): Promise<void> => {
+  const execute = async (action: Action, declared: KeyedInput[], declaredKey: Digest): Promise<void> => {
     if (stopping || abort.signal.aborted) return
+    const inputs = await stagingOf(action, declared)
     /** When the command first started (staging before it is not counted as running). */
     let startedAt: number | undefined
     const onStart = (): void => {
@@ -295,7 +348,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (startedAt !== undefined) running--
     if (abort.signal.aborted && result.exitCode !== 0) return interrupted(action)
     const durationMs = startedAt === undefined ? result.durationMs : performance.now() - startedAt
-    if (result.exitCode !== 0 || result.missingOutputs.length > 0) {
+    if (result.exitCode !== 0 || (result.missingOutputs.length > 0 && !action.outputsMayBeMissing)) {
       fail(action, {
         reason: describeFailure(action, result),
         argv: action.argv,
@@ -307,17 +360,18 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       return
     }
     const [stdout, stderr] = await Promise.all([cas.putBytes(result.stdout), cas.putBytes(result.stderr)])
-    await actionCache.put(key, { v: 1, exitCode: 0, outputs: result.outputs, stdout, stderr, durationMs: result.durationMs, sandbox: executor.sandboxName })
-    for (const o of result.outputs) await materializeOutput(cas, opts.root, o)
+    const { key, outputs } = await recordDiscovered(action, declaredKey, inputs, result.outputs)
+    await actionCache.put(key, { v: 1, exitCode: 0, outputs, stdout, stderr, durationMs: result.durationMs, sandbox: executor.sandboxName })
+    for (const o of outputs) await materializeOutput(cas, opts.root, o)
     state.get(action.id)!.key = key
-    finish(action, 'executed', result.outputs, durationMs, result)
+    finish(action, 'executed', outputs, durationMs, result)
   }
 
   const process1 = async (id: string): Promise<void> => {
     if (stopping || abort.signal.aborted) return
     const action = graph.get(id)
     const inputs = await inputsOf(action)
-    const key = computeActionKey(cas.hasher, {
+    const declaredKey = computeActionKey(cas.hasher, {
       argv: action.argv,
       env: action.env,
       inputs,
@@ -325,13 +379,25 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       sandbox: executor.sandboxName,
       platform: opts.platform,
     })
-    state.get(id)!.key = key
-    const cached = await actionCache.get(key)
-    if (cached && (await restore(action, cached))) {
-      finish(action, 'cached', cached.outputs, 0)
-      return
+    const key = action.depfile ? await discoveredKeyOf(declaredKey) : declaredKey
+    if (key !== undefined) {
+      state.get(id)!.key = key
+      const cached = await actionCache.get(key)
+      if (cached && (await restore(action, cached))) {
+        finish(action, 'cached', cached.outputs, 0)
+        return
+      }
     }
-    await execLimit(() => execute(action, inputs, key))
+    const run = (): Promise<void> => execLimit(() => execute(action, inputs, declaredKey))
+    await (action.pool ? poolLimit(action.pool)(run) : run())
+  }
+
+  /** Ninja pools: one limit per pool, taken before a -j slot. */
+  const pools = new Map<string, LimitFunction>()
+  const poolLimit = (pool: NonNullable<Action['pool']>): LimitFunction => {
+    let limit = pools.get(pool.name)
+    if (!limit) pools.set(pool.name, (limit = pLimit(pool.depth)))
+    return limit
   }
 
   const inFlight = new Set<Promise<void>>()

@@ -21,7 +21,7 @@ export function createFsSourceTree(root: string): SourceTree {
         cwd: root,
         onlyFiles: true,
         expandDirectories: false,
-        ignore: [`${STATE_DIR}/**`],
+        ignore: [`**/${STATE_DIR}/**`],
       })
       return matches.sort()
     },

@@ -13,7 +13,7 @@ import type { CasStore } from '../cas/store.js'
 import { RemoteExecutionError } from '../errors.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { ActionPayload, ExecReport, ResultReport } from '../worker/action-payload.js'
-import type { SandboxName, SandboxResult } from '../../sandbox/types.js'
+import { placementOf, type SandboxName, type SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 export interface MeshSessionEvents {
@@ -175,6 +175,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         outputs: [...action.outputs],
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
+        ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
       }
       const { worker, exec } = await runWithRetries(session, action.id, id, payload, signal, onStart)
       for (const o of exec.outputs) producedBy.set(o.digest, worker)

@@ -2,6 +2,7 @@
  * A project on disk: its BUILD file, graph, store and cache, and a local build
  * of it. The CLI is a thin layer over this; tests use it directly.
  */
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve, relative } from 'node:path'
 import type { Logger } from 'pino'
@@ -14,6 +15,8 @@ import { parseBuildFile } from '../graph/build-file.js'
 import { didYouMean } from '../graph/suggest.js'
 import type { BuildGraph } from '../graph/dag.js'
 import { loadBuildGraph } from '../graph/load.js'
+import { parseNinjaManifest } from '../graph/ninja/manifest-parser.js'
+import { loadNinjaGraph, projectRootOf } from '../graph/ninja/ninja-load.js'
 import { STATE_DIR } from '../graph/paths.js'
 import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
@@ -23,13 +26,13 @@ import { createSandboxExecutor } from './sandbox-executor.js'
 export const DEFAULT_BUILD_FILE = 'BUILD.yaml'
 
 export interface Project {
-  /** Absolute project root: the folder of the BUILD file. */
+  /** Absolute project root: the folder of the BUILD file (for a ninja file: the folder holding its build folder and sources). */
   root: string
   buildFile: string
   graph: BuildGraph
   cas: CasStore
   actionCache: ActionCache
-  /** bldr's state folder, `<root>/.bldr`. */
+  /** bldr's state folder, `<root>/.bldr` (for a ninja file `<build folder>/.bldr`). */
   stateDir: string
 }
 
@@ -54,17 +57,29 @@ export async function openProject(opts: OpenProjectOptions = {}): Promise<Projec
     if (isErrnoException(err, 'EISDIR')) throw new UsageError(`${buildFile} is a folder, not a build file`)
     throw err
   }
-  const root = dirname(buildFile)
   const shownName = relative(process.cwd(), buildFile) || buildFile
-  const spec = parseBuildFile(text, shownName.startsWith('..') ? buildFile : shownName)
-  const graph = await loadBuildGraph(spec, createFsSourceTree(root))
-  const stateDir = join(root, STATE_DIR)
+  const shown = shownName.startsWith('..') ? buildFile : shownName
+  let root: string
+  let graph: BuildGraph
+  let stateDir: string
+  if (buildFile.endsWith('.ninja')) {
+    const buildDir = dirname(buildFile)
+    const manifest = parseNinjaManifest(shown, (p) => (p === shown ? text : readFileSync(resolve(buildDir, p), 'utf8')))
+    root = projectRootOf(manifest, buildDir)
+    graph = loadNinjaGraph({ manifest, root, buildDir, files: await createFsSourceTree(root).glob('**') })
+    stateDir = join(buildDir, STATE_DIR)
+  } else {
+    root = dirname(buildFile)
+    graph = await loadBuildGraph(parseBuildFile(text, shown), createFsSourceTree(root))
+    stateDir = join(root, STATE_DIR)
+  }
   const cas = await openCasStore(join(stateDir, 'cas'), await createBlake3Hasher())
   return { root, buildFile, graph, cas, actionCache: ActionCache.open(join(stateDir, 'ac.log'), opts.log), stateDir }
 }
 
-/** The action ids that make the named targets (all targets when none are named). */
+/** The action ids that make the named targets (the graph's defaults, else every action, when none are named). */
 export function resolveTargets(graph: BuildGraph, names: readonly string[]): string[] {
+  if (names.length === 0 && graph.defaults) return graph.defaults.length > 0 ? resolveTargets(graph, graph.defaults) : []
   if (names.length === 0) return [...graph.actions.keys()]
   const roots: string[] = []
   for (const name of names) {

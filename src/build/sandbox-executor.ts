@@ -4,7 +4,7 @@
  * STAGING_AHEAD actions more, so the next actions' inputs are staged (and
  * finished ones' outputs stored) while the slots stay busy.
  */
-import type { Sandbox } from '../../sandbox/types.js'
+import { placementOf, type Sandbox } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 /** Actions staged ahead of the running ones. */
@@ -25,6 +25,7 @@ export function createSandboxExecutor(sandbox: Sandbox): Executor {
           outputs: action.outputs,
           timeoutMs: action.timeoutMs,
           capabilities: action.capabilities,
+          ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
         },
         { signal, onStart },
       ),

@@ -82,6 +82,17 @@ export function computeActionKey(hasher: Hasher, parts: ActionKeyParts): Digest 
   return hasher.hash(encodeActionKey(parts))
 }
 
+/**
+ * The key of an action whose command reports the files it read (a depfile):
+ * its declared key plus each discovered file with its digest. Never equal to a
+ * declared key (the encoding differs), so the log can hold both: the declared
+ * key names the discovered paths of the last run, this key the result.
+ */
+export function computeDiscoveredKey(hasher: Hasher, declaredKey: Digest, discovered: readonly KeyedInput[]): Digest {
+  const files = [...discovered].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((i) => [i.path, i.digest, i.executable ? 1 : 0])
+  return hasher.hash(JSON.stringify(['bldr-discovered-inputs-v1', declaredKey, files]))
+}
+
 const digestSchema = z.string().regex(/^[0-9a-f]{64}$/)
 const blobRefSchema = z.object({ digest: digestSchema, size: z.number().int().nonnegative() })
 
@@ -104,6 +115,9 @@ export const actionResultSchema = z.object({
   sandbox: z.string(),
 })
 export type ActionResult = z.infer<typeof actionResultSchema>
+
+/** The files an action's last run read (from its depfile), recorded under its declared key. */
+const discoveredSchema = z.object({ v: z.literal(1), discovered: z.array(z.string().min(1)) }).strict()
 
 /** Rewrite the log when it has this many lines per live key (and at least COMPACT_MIN_LINES). */
 const COMPACT_RATIO = 3
@@ -159,7 +173,28 @@ export class ActionCache {
   }
 
   async put(key: Digest, result: ActionResult): Promise<void> {
-    const text = JSON.stringify(result)
+    this.append(key, JSON.stringify(result))
+  }
+
+  /** The project files the last run of the action with this declared key read, or null if unknown (a miss). */
+  getDiscovered(key: Digest): string[] | null {
+    const text = this.entries.get(key)
+    if (text === undefined) return null
+    try {
+      const parsed = discoveredSchema.safeParse(JSON.parse(text))
+      if (parsed.success) return parsed.data.discovered
+    } catch {
+      // not JSON: a torn line
+    }
+    this.log?.warn({ key }, 'discovered-inputs entry is unreadable; treating as a miss')
+    return null
+  }
+
+  putDiscovered(key: Digest, paths: readonly string[]): void {
+    this.append(key, JSON.stringify({ v: 1, discovered: paths }))
+  }
+
+  private append(key: Digest, text: string): void {
     this.fd ??= withParentDir(this.file, () => openSync(this.file, 'a'))
     writeSync(this.fd, `${key} ${text}\n`)
     this.entries.set(key, text)

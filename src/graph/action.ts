@@ -37,7 +37,7 @@ export const DEFAULT_CAPABILITIES: Readonly<Capabilities> = Object.freeze({
 export const DEFAULT_ACTION_TIMEOUT_MS = 600_000
 
 /** What kind of work an action does; shown in progress lines. */
-export type Mnemonic = 'Action' | 'CcCompile' | 'CcArchive' | 'CcLink'
+export type Mnemonic = 'Action' | 'CcCompile' | 'CcArchive' | 'CcLink' | 'Ninja'
 
 export interface Action {
   /** Unique name: a generic action's key, or `<target>/<role>[/<src>]` for rule expansions. */
@@ -61,6 +61,33 @@ export interface Action {
   readonly flaky?: boolean
   /** Where the action was declared, for error messages. */
   readonly origin: SourceLocation
+  /**
+   * The absolute path at which the command expects the project root (ninja
+   * commands name files by absolute path). Sandboxes that can show the action's
+   * folder there do (bwrap, docker); the local one rewrites the command. Unset:
+   * the command uses project-relative paths and runs anywhere.
+   */
+  readonly execRoot?: string
+  /** The command's working folder, project-relative (ninja: the build folder). Default: the project root. */
+  readonly cwd?: string
+  /** Order-only inputs: built first and staged, but not part of the key (the depfile names those actually read). */
+  readonly orderOnly?: readonly string[]
+  /**
+   * Files staged for the command beside its inputs but not part of its key:
+   * what it may read without the build file saying so (ninja: the source tree).
+   * Which of them it did read comes from its depfile. One array shared by many actions.
+   */
+  readonly staged?: readonly string[]
+  /**
+   * The dependency file the command writes (gcc's -MD): the files it read,
+   * which join its key from then on. `keep`: leave it in the project (ninja
+   * keeps it unless the rule says `deps = gcc`). The path is also in `outputs`.
+   */
+  readonly depfile?: { readonly path: string; readonly keep: boolean }
+  /** An output the command did not make is not a failure (ninja does not check; CMake's `.util` outputs are never made). */
+  readonly outputsMayBeMissing?: boolean
+  /** A ninja pool: at most `depth` actions of the pool run at once. */
+  readonly pool?: { readonly name: string; readonly depth: number }
 }
 
 /** The environment every action starts from: fixed, so the user's shell does not leak into results. */

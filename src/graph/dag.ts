@@ -19,11 +19,13 @@ export class BuildGraph {
   constructor(
     readonly actions: ReadonlyMap<string, Action>,
     readonly targets: ReadonlyMap<string, readonly string[]>,
+    /** Targets built when none are named (ninja's `default`); undefined: every action. */
+    readonly defaults?: readonly string[],
   ) {
     for (const a of actions.values()) for (const out of a.outputs) this.producers.set(out, a)
     for (const a of actions.values()) {
       const ds = new Set<string>()
-      for (const input of a.inputs) {
+      for (const input of a.orderOnly ? [...a.inputs, ...a.orderOnly] : a.inputs) {
         const p = this.producers.get(input)
         if (p && p.id !== a.id) ds.add(p.id)
       }

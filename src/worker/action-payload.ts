@@ -41,6 +41,10 @@ export const actionPayloadSchema = z
         maxMemoryBytes: z.number().int().positive().optional(),
       })
       .strict(),
+    /** Where the command expects its folder (the client's project path), its working folder in it, and its depfile (see SandboxSpec). */
+    execRoot: z.string().min(2).max(4096).startsWith('/').optional(),
+    cwd: z.string().max(4096).optional(),
+    depfile: relPath.optional(),
   })
   .strict()
 export type ActionPayload = z.infer<typeof actionPayloadSchema>

@@ -16,7 +16,7 @@ import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
-import type { Sandbox } from '../../sandbox/types.js'
+import { placementOf, type Sandbox } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
 import type { RunOutcome } from './worker-core.js'
 
@@ -117,6 +117,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
         outputs: payload.outputs,
         timeoutMs: payload.timeoutMs,
         capabilities: payload.capabilities,
+        ...placementOf(payload),
       })
       const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
       try {
