@@ -44,7 +44,8 @@ export interface OpenProjectOptions {
   log?: Logger
 }
 
-export async function openProject(opts: OpenProjectOptions = {}): Promise<Project> {
+/** A project's build file read into its graph, without opening its store (nothing is written). */
+export async function readProjectGraph(opts: OpenProjectOptions = {}): Promise<Pick<Project, 'root' | 'buildFile' | 'graph' | 'stateDir'>> {
   const dir = resolve(opts.dir ?? '.')
   const buildFile = resolve(dir, opts.file ?? DEFAULT_BUILD_FILE)
   let text: string
@@ -73,6 +74,11 @@ export async function openProject(opts: OpenProjectOptions = {}): Promise<Projec
     graph = await loadBuildGraph(parseBuildFile(text, shown), createFsSourceTree(root))
     stateDir = join(root, STATE_DIR)
   }
+  return { root, buildFile, graph, stateDir }
+}
+
+export async function openProject(opts: OpenProjectOptions = {}): Promise<Project> {
+  const { root, buildFile, graph, stateDir } = await readProjectGraph(opts)
   const cas = await openCasStore(join(stateDir, 'cas'), await createBlake3Hasher())
   return { root, buildFile, graph, cas, actionCache: ActionCache.open(join(stateDir, 'ac.log'), opts.log), stateDir }
 }

@@ -17,14 +17,19 @@ import { ProgressReporter } from './progress.js'
 
 export const BUILD_HELP = `Usage: bldr build [targets…] [options]
 
-Build the named targets (default: every target and action in the BUILD file)
+Build the named targets (default: every target and action in the BUILD file;
+for a ninja file, its \`default\` targets, else every target nothing else uses)
 and everything they depend on, in parallel. Each action runs in a fresh folder
 that holds only its declared inputs; results are cached by content, so a
 rebuild with nothing changed runs nothing.
 
 Options:
   -C, --directory DIR   run as if started in DIR (default: .)
-  -f, --file FILE       the build file, relative to DIR (default: BUILD.yaml)
+  -f, --file FILE       the build file, relative to DIR (default: BUILD.yaml); a file ending
+                        in .ninja (as cmake -G Ninja or meson write) is read as a ninja file:
+                        commands run in its folder, the source tree is staged for each, and
+                        depfiles say what each read (use --sandbox bwrap or docker for
+                        outputs identical to ninja's when they record source paths)
   -j, --jobs N          actions run at once (default: ${availableParallelism()}, the number of cores)
   -k, --keep-going      after a failure, keep building what does not depend on it
       --sandbox NAME    where actions run: ${SANDBOX_NAMES.join(', ')} (default: local)

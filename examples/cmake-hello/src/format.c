@@ -1,8 +1,9 @@
 #include <assert.h>
 #include "greet.h"
 #include "table.h"
+#include "format-internal.h"
 
 int square(int n) {
-  assert(n >= 0 && n < SQUARES_COUNT);
+  assert(in_table(n));
   return squares[n];
 }

@@ -125,7 +125,8 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
     return files
   }
 
-  const staged = input.files.filter((f) => !producer.has(f) && !generated.has(f) && !NINJA_STATE_FILES.has(posix.basename(f)))
+  const made = (f: string): boolean => generated.has(f) || (producer.has(f) && producer.get(f)?.rule !== 'phony')
+  const staged = input.files.filter((f) => !made(f) && !NINJA_STATE_FILES.has(posix.basename(f))).sort()
   const actions = new Map<string, Action>()
   const idOf = new Map<NinjaEdge, string>()
   for (const e of manifest.edges) {

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { BuildFileError, BuildFileErrors } from '../../../src/errors.js'
+import { parseNinjaManifest } from '../../../src/graph/ninja/manifest-parser.js'
+import { loadNinjaGraph, projectRootOf } from '../../../src/graph/ninja/ninja-load.js'
+
+const RULES = `rule cc
+  command = cc -MD -MF $out.d -c $in -o $out
+  depfile = $out.d
+  deps = gcc
+  description = CC $out
+rule ar
+  command = ar rcs $out $in
+rule gen
+  command = sh $in > $out
+rule regen
+  command = cmake .
+  generator = 1
+pool link_pool
+  depth = 1
+rule ld
+  command = cc $in -o $out
+  pool = link_pool
+`
+
+/** A CMake-like manifest: sources by absolute path under /p, the build folder /p/build. */
+const MANIFEST = `${RULES}
+build gen/t.h | /p/build/gen/t.h: gen /p/tools/t.sh
+build order_a: phony || gen/t.h
+build obj/a.o: cc /p/src/a.c || order_a
+build obj/b.o: cc /p/src/b.c | /usr/lib/x.h || order_a
+build liba.a: ar obj/a.o obj/b.o
+build app: ld obj/b.o | liba.a /usr/lib/libm.so
+build all: phony app
+build build.ninja: regen /p/CMakeLists.txt
+build /p/CMakeLists.txt: phony
+default all
+`
+
+const FILES = ['CMakeLists.txt', 'src/a.c', 'src/b.c', 'include/a.h', 'tools/t.sh', 'build/build.ninja', 'build/CMakeCache.txt', 'build/gen/config.h', 'build/obj/a.o', 'build/.ninja_log']
+
+function load(text: string, files = FILES, buildDir = '/p/build') {
+  const manifest = parseNinjaManifest('build.ninja', () => text)
+  const root = projectRootOf(manifest, buildDir)
+  return { root, graph: loadNinjaGraph({ manifest, root, buildDir, files }) }
+}
+
+function errorsOf(text: string, files = FILES, buildDir = '/p/build'): string[] {
+  try {
+    load(text, files, buildDir)
+  } catch (err) {
+    if (err instanceof BuildFileError) return [err.message]
+    assert.ok(err instanceof BuildFileErrors, `expected BuildFileErrors, got ${String(err)}`)
+    return err.errors.map((e) => e.message)
+  }
+  assert.fail('the manifest was accepted')
+}
+
+describe('ninja manifest → actions', () => {
+  it('finds the project root holding the build folder and the sources, and maps every path onto it', () => {
+    const { root, graph } = load(MANIFEST)
+    assert.equal(root, '/p')
+    const a = graph.get('obj/a.o')
+    assert.deepEqual(a.inputs, ['src/a.c'])
+    assert.deepEqual(a.orderOnly, ['build/gen/t.h'], 'order-only through the phony target, to the file')
+    assert.deepEqual(a.outputs, ['build/obj/a.o', 'build/obj/a.o.d'], 'the depfile is an output')
+    assert.deepEqual(a.depfile, { path: 'build/obj/a.o.d', keep: false })
+    assert.equal(a.execRoot, '/p')
+    assert.equal(a.cwd, 'build')
+    assert.deepEqual(a.argv, ['/bin/sh', '-c', 'cc -MD -MF obj/a.o.d -c /p/src/a.c -o obj/a.o'])
+    assert.equal(a.description, 'CC obj/a.o')
+    assert.deepEqual(graph.depsOf('obj/a.o'), ['gen/t.h'])
+  })
+
+  it('leaves toolchain files out, and stages the source tree without outputs, ninja\'s own files or build.ninja\'s generator outputs', () => {
+    const { graph } = load(MANIFEST)
+    assert.deepEqual(graph.get('obj/b.o').inputs, ['src/b.c'])
+    assert.deepEqual(graph.get('app').inputs, ['build/liba.a', 'build/obj/b.o'])
+    assert.deepEqual(graph.get('obj/a.o').staged, ['CMakeLists.txt', 'build/CMakeCache.txt', 'build/gen/config.h', 'include/a.h', 'src/a.c', 'src/b.c', 'tools/t.sh'])
+    assert.equal(graph.get('app').pool?.depth, 1)
+  })
+
+  it('targets: outputs as written and as project paths, phony aliases; defaults from `default`; generator statements are not actions', () => {
+    const { graph } = load(MANIFEST)
+    assert.deepEqual(graph.targets.get('all'), ['app'])
+    assert.deepEqual(graph.targets.get('obj/b.o'), ['obj/b.o'])
+    assert.deepEqual(graph.targets.get('build/obj/b.o'), ['obj/b.o'])
+    assert.deepEqual(graph.targets.get('/p/build/gen/t.h'), ['gen/t.h'])
+    assert.deepEqual(graph.defaults, ['all'])
+    assert.equal(graph.actions.has('build.ninja'), false)
+    assert.deepEqual([...graph.closure(graph.targets.get('all') ?? [])].sort(), ['app', 'gen/t.h', 'liba.a', 'obj/a.o', 'obj/b.o'])
+  })
+
+  it('without `default`, builds every output nothing else uses', () => {
+    const { graph } = load(`${RULES}\nbuild x.o: cc /p/src/a.c\nbuild y.o: cc /p/src/b.c\nbuild lib.a: ar x.o\n`)
+    assert.deepEqual(graph.defaults, ['y.o', 'lib.a'])
+  })
+
+  it('refuses with file and line: a missing input, two statements making one file, a path outside the project, a cycle, an unknown default, dyndep', () => {
+    assert.deepEqual(errorsOf(`${RULES}\nbuild x.o: cc /p/src/missing.c\n`), ['build.ninja:19: input src/missing.c is missing and no statement makes it'])
+    assert.deepEqual(errorsOf(`${RULES}\nbuild x.o: cc /p/src/a.c\nbuild x.o: cc /p/src/b.c\n`), ['build.ninja:20: multiple statements make build/x.o (also build.ninja:19)'])
+    assert.deepEqual(errorsOf(`${RULES}\nbuild x.o: cc ../../up.c\n`), ['build.ninja:19: ../../up.c is outside the project folder /p/build'])
+    assert.deepEqual(errorsOf(`${RULES}\nbuild a: ar b\nbuild b: ar a\n`), ['build.ninja:19: dependency cycle: a -> b -> a'])
+    assert.deepEqual(errorsOf(`${RULES}\nbuild x.o: cc /p/src/a.c\ndefault nope\n`), ['build.ninja:20: unknown target "nope" in default'])
+    assert.match(errorsOf(`${RULES}\nbuild x.o: cc /p/src/a.c\n  dyndep = dd\n`)[0] ?? '', /^build\.ninja:19: dyndep is not supported/)
+  })
+
+  it('refuses a manifest whose files share no folder with the build folder but /', () => {
+    assert.match(errorsOf(`${RULES}\nbuild x.o: cc /elsewhere/a.c\n`)[0] ?? '', /^build\.ninja:19: \/elsewhere\/a\.c and the build folder \/p\/build have no common folder but \//)
+  })
+})
