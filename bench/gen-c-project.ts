@@ -104,3 +104,20 @@ clean:
 `,
   )
 }
+
+/** The same project for CMake (the library of every module, the binary linking it), with the same flags. */
+export async function writeCMakeLists(dir: string): Promise<void> {
+  await writeFile(
+    join(dir, 'CMakeLists.txt'),
+    `cmake_minimum_required(VERSION 3.16)
+project(bench_gen C)
+file(GLOB LIB_SRCS \${CMAKE_CURRENT_SOURCE_DIR}/src/lib/*.c)
+add_library(gen STATIC \${LIB_SRCS})
+target_include_directories(gen PUBLIC include)
+target_compile_options(gen PRIVATE ${CFLAGS.filter((f) => !f.startsWith('-I')).join(' ')})
+add_executable(app src/main.c)
+target_compile_options(app PRIVATE ${CFLAGS.filter((f) => !f.startsWith('-I')).join(' ')})
+target_link_libraries(app PRIVATE gen)
+`,
+  )
+}

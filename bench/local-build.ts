@@ -10,13 +10,13 @@
  * bench/results/local-build.json.
  * Targets (issue 2): cold within 1.15x of make; no-op under 0.5 s.
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { generateCProject } from './gen-c-project.js'
+import { median, run } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BLDR = join(REPO, 'bin', 'bldr')
@@ -33,45 +33,6 @@ const { values } = parseArgs({
 const files = Number(values.files)
 const rounds = values.quick ? 1 : Number(values.rounds)
 const jobs = Number(values.jobs)
-
-/**
- * Let the file system settle before a timed run: flush dirty pages (and, on a
- * file system mounted with `discard`, the trims of what the last round deleted),
- * so one tool does not pay for the other's writes.
- */
-function settle(): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sync', [], { stdio: 'ignore' })
-    child.on('error', reject)
-    child.on('close', () => resolve())
-  })
-}
-
-async function run(cmd: string, args: string[], cwd: string): Promise<number> {
-  await settle()
-  return timed(cmd, args, cwd)
-}
-
-function timed(cmd: string, args: string[], cwd: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const ms = performance.now() - t0
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr}`))
-      else resolve(ms)
-    })
-  })
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 
 async function changeOneSource(dir: string, round: number): Promise<void> {
   const path = join(dir, 'src', 'lib', 'mod_0007.c')

@@ -137,9 +137,10 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
     }
     const outputs = mapAll([...e.outs, ...e.implicitOuts], e)
     const inputs = new Set(mapAll([...e.ins, ...e.implicitIns], e).flatMap((p) => filesOf(p, new Set())))
-    const orderOnly = new Set(mapAll(e.orderOnly, e).flatMap((p) => filesOf(p, new Set())))
+    // Order-only inputs only order: one no statement makes (CMake names object folders so) orders nothing.
+    const orderOnly = new Set(mapAll(e.orderOnly, e).flatMap((p) => filesOf(p, new Set())).filter((p) => producer.has(p) || fileSet.has(p)))
     for (const i of inputs) orderOnly.delete(i)
-    for (const i of [...inputs, ...orderOnly]) {
+    for (const i of inputs) {
       if (!producer.has(i) && !fileSet.has(i)) errorAt(e, `input ${i} is missing and no statement makes it`)
     }
     const depfile = e.depfile ? toProject(e.depfile, e) : undefined
