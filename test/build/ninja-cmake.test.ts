@@ -120,6 +120,19 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     assert.match(ctest, /100% tests passed, 0 tests failed out of 2/)
   })
 
+  it('--sandbox docker: each action in a container that shows the project at its own path; outputs byte-identical to ninja\'s', async () => {
+    const other = join(dir, 'build-docker')
+    execFileSync('cmake', ['-G', 'Ninja', '-S', dir, '-B', other], { stdio: 'pipe' })
+    // The reference was built before the header edits of the first test: build the same sources.
+    execFileSync('ninja', ['-C', other], { stdio: 'pipe' })
+    const expected = new Map<string, Buffer>()
+    for (const o of ninjaOutputs(other)) if (!o.startsWith('/')) expected.set(o, await readFile(join(other, o)))
+    execFileSync('ninja', ['-C', other, '-t', 'clean'], { stdio: 'pipe' })
+    assertBuilt(await runCli(['build', '-C', other, '-f', 'build.ninja', '--sandbox', 'docker'], { cwd: dir }))
+    assert.ok(expected.size >= 6)
+    for (const [o, bytes] of expected) assert.ok(bytes.equals(await readFile(join(other, o))), `${o} differs from ninja's`)
+  })
+
   it('bldr graph lists the commands in dependency order; a broken ninja file is refused with its file and line', async () => {
     const g = await runCli(['graph', '-C', build, '-f', 'build.ninja', 'hello'])
     assert.equal(g.code, 0, g.stderr)

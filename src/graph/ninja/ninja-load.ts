@@ -2,9 +2,9 @@
  * A parsed ninja manifest → bldr actions → `BuildGraph`.
  *
  * The project: ninja runs every command in the build folder, and CMake names
- * sources by absolute path, so bldr's project root is the deepest folder that
- * holds the build folder and every file the statements name outside the
- * toolchain (`projectRootOf`). Every path is mapped onto that root; a path
+ * sources by absolute path (meson by `../` paths), so bldr's project root is
+ * the deepest folder that holds the build folder and every file the
+ * statements name outside the toolchain (`projectRootOf`). Every path is mapped onto that root; a path
  * under a toolchain folder (/usr, /lib, …) is the toolchain's, present on
  * every worker, and is neither staged nor keyed; any other path outside the
  * root is an error.
@@ -40,15 +40,17 @@ export function isToolchainPath(abs: string): boolean {
 
 /**
  * The project root for a manifest in `buildDir` (absolute): the deepest folder
- * holding the build folder and every absolute non-toolchain path the build
- * statements (other than generator ones) name. Errors when that is `/`.
+ * holding the build folder and every non-toolchain path the build statements
+ * (other than generator ones) name. Errors when that is `/`.
  */
 export function projectRootOf(manifest: NinjaManifest, buildDir: string): string {
   let root = buildDir
   for (const e of manifest.edges) {
     if (e.generator) continue
-    for (const p of [...e.outs, ...e.implicitOuts, ...e.ins, ...e.implicitIns, ...e.orderOnly]) {
-      if (!p.startsWith('/') || isToolchainPath(p)) continue
+    for (const written of [...e.outs, ...e.implicitOuts, ...e.ins, ...e.implicitIns, ...e.orderOnly]) {
+      // Meson names sources relative to the build folder (`../src/a.c`), CMake by absolute path.
+      const p = written.startsWith('/') ? written : posix.join(buildDir, written)
+      if (isToolchainPath(p)) continue
       while (root !== '/' && p !== root && !p.startsWith(`${root}/`)) root = posix.dirname(root)
       if (root === '/') {
         throw new BuildFileError({ file: e.file, line: e.line }, `${p} and the build folder ${buildDir} have no common folder but /; bldr needs one project folder holding the sources and the build folder`)
