@@ -323,8 +323,8 @@ describe('bldr coordinator, bldr worker, bldr build --coordinator (separate proc
           ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'worker-bwrap'), '--parallelism', '1', '--log-level', 'info'],
           /"msg":"offering sandboxes ([a-z, ]+)"/,
         )
+        procs.push(bw.proc) // before any assertion, so a failure still ends it
         assert.equal(bw.match[1], 'docker, bwrap, local')
-        procs.push(bw.proc)
         const statsFile = join(dir, 'stats.json')
         const ok = await runCli(['build', '-C', dir, '--coordinator', addr, '--sandbox', 'bwrap', '--stats', statsFile])
         assertBuilt(ok)
