@@ -8,6 +8,8 @@ import { existsSync, lstatSync, readlinkSync } from 'node:fs'
 
 /** Top-level folders that are symlinks into /usr on merged-/usr systems (shown as the host has them). */
 const USR_ALIASES = ['/bin', '/lib', '/lib32', '/lib64', '/sbin']
+/** The toolchain's folders (/usr and its aliases), whether or not this host has each. */
+export const TOOLCHAIN_FOLDERS = ['/usr', ...USR_ALIASES]
 /** Files of /etc a toolchain reads: the dynamic linker's cache and Debian's alternatives (`cc` → gcc). */
 const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/alternatives']
 /** What a command with network access needs to resolve names. */

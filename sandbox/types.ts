@@ -6,6 +6,7 @@
  * A backend decides nothing about where an action runs; it only runs it.
  */
 import { BldrError, ExitCode } from '../src/errors.js'
+import { TOOLCHAIN_FOLDERS } from './toolchain.js'
 import type { Capabilities } from '../src/graph/action.js'
 import type { Digest } from '../src/cas/hasher.js'
 import type { OutputRecord } from '../src/cas/action-cache.js'
@@ -54,7 +55,7 @@ export function placementOf(p: { execRoot?: string | undefined; cwd?: string | u
 export function refuseExecRoot(execRoot: string | undefined): string | undefined {
   if (execRoot === undefined) return undefined
   if (!execRoot.startsWith('/') || execRoot === '/' || execRoot.split('/').includes('..')) return `the project folder ${JSON.stringify(execRoot)} must be an absolute path below /`
-  const clash = ['/usr', '/bin', '/lib', '/lib64', '/sbin', '/etc', '/proc', '/dev', '/bldr'].find((p) => execRoot === p || execRoot.startsWith(`${p}/`))
+  const clash = [...TOOLCHAIN_FOLDERS, '/etc', '/proc', '/dev', '/bldr'].find((p) => execRoot === p || execRoot.startsWith(`${p}/`))
   return clash ? `the project folder ${execRoot} is inside ${clash}, which the sandbox reserves for the toolchain or itself; move the project` : undefined
 }
 

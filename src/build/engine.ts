@@ -178,12 +178,20 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     }
   }
 
+  /** A staged list as inputs, once per build: the list is one array shared by every action of a ninja file. */
+  const stagedLists = new WeakMap<readonly string[], Promise<(KeyedInput | undefined)[]>>()
+  const stagedInputsOf = (list: readonly string[]): Promise<(KeyedInput | undefined)[]> => {
+    let p = stagedLists.get(list)
+    if (!p) stagedLists.set(list, (p = Promise.all(list.map(currentInput))))
+    return p
+  }
+
   /** What the command gets: its inputs, then its order-only inputs and staged files (a file gone since the graph was read is left out). */
   const stagingOf = async (action: Action, inputs: KeyedInput[]): Promise<KeyedInput[]> => {
     if (!action.orderOnly && !action.staged) return inputs
     const byPath = new Map(inputs.map((i) => [i.path, i]))
-    const extra = [...(action.orderOnly ?? []), ...(action.staged ?? [])].filter((p) => !byPath.has(p))
-    for (const i of await Promise.all(extra.map(currentInput))) if (i) byPath.set(i.path, i)
+    const [orderOnly, staged] = await Promise.all([Promise.all((action.orderOnly ?? []).map(currentInput)), stagedInputsOf(action.staged ?? [])])
+    for (const i of [...orderOnly, ...staged]) if (i && !byPath.has(i.path)) byPath.set(i.path, i)
     return [...byPath.values()]
   }
 

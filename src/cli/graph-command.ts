@@ -3,8 +3,8 @@ import { ExitCode } from '../errors.js'
 import { readProjectGraph, resolveTargets } from '../build/project.js'
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
-import { shellEscape } from '../graph/ninja/eval-string.js'
 import { parseChoiceFlag, parseCommandArgs } from './args.js'
+import { shellQuote } from './progress.js'
 
 export const GRAPH_HELP = `Usage: bldr graph [targets…] [options]
 
@@ -43,7 +43,7 @@ export async function graphCommand(argv: string[]): Promise<number> {
 /** The command as a shell line: a `sh -c` command as written, else each argument quoted as needed. */
 export function commandLine(a: Action): string {
   if (a.argv.length === 3 && a.argv[0] === '/bin/sh' && a.argv[1] === '-c') return a.argv[2] as string
-  return a.argv.map(shellEscape).join(' ')
+  return a.argv.map(shellQuote).join(' ')
 }
 
 function describeActions(graph: BuildGraph, order: readonly string[]): unknown[] {

@@ -26,6 +26,7 @@ import { posix } from 'node:path'
 import { BuildFileError, BuildFileErrors } from '../../errors.js'
 import { DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_CAPABILITIES, HERMETIC_ENV, type Action } from '../action.js'
 import { BuildGraph } from '../dag.js'
+import { shellEscape } from './eval-string.js'
 import type { NinjaEdge, NinjaManifest } from './manifest-parser.js'
 
 /** Folders of the toolchain, which every worker has: paths under them are not project files. */
@@ -155,7 +156,7 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
       owner: e.rule,
       mnemonic: 'Ninja',
       description: e.description || e.command,
-      argv: ['/bin/sh', '-c', e.rspfile ? `printf '%s' "$BLDR_RSPFILE_CONTENT" > ${shellQuote(e.rspfile)} && ${e.command}` : e.command],
+      argv: ['/bin/sh', '-c', e.rspfile ? `printf '%s' "$BLDR_RSPFILE_CONTENT" > ${shellEscape(e.rspfile)} && ${e.command}` : e.command],
       env: e.rspfile ? { ...HERMETIC_ENV, BLDR_RSPFILE_CONTENT: e.rspfileContent } : HERMETIC_ENV,
       inputs: [...inputs].sort(),
       outputs: [...new Set(outputs)].sort(),
@@ -212,8 +213,4 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
     throw new BuildFileErrors([new BuildFileError(first.origin, `dependency cycle: ${cycle.join(' -> ')}`)])
   }
   return graph
-}
-
-function shellQuote(p: string): string {
-  return `'${p.replace(/'/g, `'\\''`)}'`
 }
