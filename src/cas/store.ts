@@ -33,7 +33,7 @@ import {
   writeFileSync,
   constants,
 } from 'node:fs'
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import { copyFile, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
@@ -86,15 +86,7 @@ export class CasStore {
     readonly hasher: Hasher,
   ) {
     this.tmpDir = join(root, 'tmp')
-    const created = mkdirSync(this.tmpDir, { recursive: true })
-    // A new store: make its 256 blob folders in the background (the thread
-    // pool), so the first blobs stored, the first build's sources, do not each
-    // wait for a folder to be made (bench/local-build: ~40 ms before the first
-    // compile). A blob stored before its folder is made makes it itself.
-    if (created !== undefined && created !== this.tmpDir) {
-      // Not recursive: a store removed meanwhile is not made again.
-      for (let i = 0; i < 256; i++) mkdir(join(root, i.toString(16).padStart(2, '0'))).catch(() => {})
-    }
+    mkdirSync(this.tmpDir, { recursive: true })
   }
 
   /** The file that holds (or would hold) a blob. */
