@@ -3,6 +3,7 @@
  * executor. With no coordinator given, a local mesh is started for the build
  * (a coordinator here, worker processes on 127.0.0.1) and stopped after it.
  */
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
@@ -92,6 +93,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         parallelism: opts.parallelism,
         strategy: opts.strategy,
         sandbox: opts.sandbox ?? 'local',
+        workersDir: join(project.stateDir, 'mesh'),
         logLevel: opts.workerLogLevel ?? 'warn',
         ...(opts.liveness ? { liveness: opts.liveness } : {}),
         // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
@@ -200,5 +202,7 @@ function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): Wor
     queueDepthSamples: after.queueDepthSamples.slice(Math.min(before.queueDepthSamples.length, after.queueDepthSamples.length)),
     corruptBlobsRemoved: (after.corruptBlobsRemoved ?? 0) - (before.corruptBlobsRemoved ?? 0),
     blobsRejected: (after.blobsRejected ?? 0) - (before.blobsRejected ?? 0),
+    blobsFetched: (after.blobsFetched ?? 0) - (before.blobsFetched ?? 0),
+    bytesFetched: (after.bytesFetched ?? 0) - (before.bytesFetched ?? 0),
   }
 }

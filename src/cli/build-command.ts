@@ -41,7 +41,8 @@ Options:
 Distributed builds (actions run on a mesh of worker processes that share no
 disk with this one; inputs and outputs move between them by BLAKE3 digest):
       --distributed     build on a mesh; without --coordinator, start a local one for this
-                        build: a coordinator here and --local-workers worker processes
+                        build: a coordinator here and --local-workers worker processes, whose
+                        stores are kept under .bldr/mesh for the next build
       --coordinator ADDR
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)
       --listen ADDR     with --coordinator: where this client listens for the workers, which fetch
@@ -225,6 +226,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
             asVictim: { offers: w.stats.offers, actionsOffered: w.stats.actionsOffered, actionsTakenBack: w.stats.actionsTakenBack },
             notStarted: w.stats.notStarted,
             corruption: { storedRemoved: w.stats.corruptBlobsRemoved ?? 0, receivedRejected: w.stats.blobsRejected ?? 0 },
+            fetched: { blobs: w.stats.blobsFetched ?? 0, bytes: w.stats.bytesFetched ?? 0 },
             queueDepthSamples: w.stats.queueDepthSamples,
           }
         : { stats: null }),

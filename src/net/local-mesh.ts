@@ -2,7 +2,16 @@
  * A mesh on this machine for `bldr build --distributed` with no coordinator
  * given: a coordinator in this process, listening on 127.0.0.1, and N worker
  * processes (`bldr worker`), each with its own data folder (they share no
- * disk with each other or with the client). Stopped and cleaned up at the end.
+ * disk with each other or with the client). Stopped at the end.
+ *
+ * The data folders are the project's (`workersDir`, e.g. `.bldr/mesh/worker-1`)
+ * and stay after the build, so the next build's workers start with the blobs
+ * they had: an incremental build sends the files that changed, not the whole
+ * source tree again (bench/ninja). Two builds at once in one project may share
+ * them: each worker's store takes concurrent writers (blobs appear by rename
+ * and are verified on use), its scratch folders are per process, and the two
+ * meshes never meet (each has its own coordinator). Without `workersDir` they
+ * are temporary and removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -21,6 +30,8 @@ export interface LocalMeshOptions {
   strategy: StrategyName
   /** The sandbox the workers run actions in. */
   sandbox: string
+  /** Where the workers' data folders are kept between builds; default: a temporary folder, removed at the end. */
+  workersDir?: string
   /** The workers' log level (their logs go to this process's stderr). */
   logLevel: string
   /** Heartbeats of the coordinator and the workers. */
@@ -68,7 +79,7 @@ function isStopped(pid: number): boolean {
 export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh> {
   const coordinator = await startCoordinatorService({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.liveness ? { liveness: opts.liveness } : {}), ...(opts.log ? { log: opts.log } : {}) })
   const addr = `${coordinator.addrs[0]!}`
-  const root = mkdtempSync(join(tmpdir(), 'bldr-mesh-'))
+  const root = opts.workersDir ?? mkdtempSync(join(tmpdir(), 'bldr-mesh-'))
   const procs: ChildProcess[] = []
   const exited = new Map<ChildProcess, Promise<void>>()
 
@@ -94,7 +105,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
       }),
     )
     await coordinator.stop()
-    rmSync(root, { recursive: true, force: true })
+    if (!opts.workersDir) rmSync(root, { recursive: true, force: true })
   }
 
   try {

@@ -102,6 +102,9 @@ export const workerStatsSchema = z
     corruptBlobsRemoved: z.number().int().nonnegative().optional(),
     /** Blobs received whose bytes did not match their digest (not kept; fetched from another holder). */
     blobsRejected: z.number().int().nonnegative().optional(),
+    /** Blobs this worker fetched from peers (inputs it did not have), and their bytes. */
+    blobsFetched: z.number().int().nonnegative().optional(),
+    bytesFetched: z.number().int().nonnegative().optional(),
   })
   .strict()
 export type WorkerStatsWire = z.infer<typeof workerStatsSchema>

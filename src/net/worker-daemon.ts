@@ -135,6 +135,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
    * when: asked last, so one frozen producer costs one timeout, not one per blob.
    */
   const unreachable = new Map<string, number>()
+  /** Blobs this worker fetched from peers, and their bytes (its stats). */
+  const fetched = { blobs: 0, bytes: 0 }
   const mesh: BlobExchange = {
     id,
     fetchBlob: async (digest, holders) => {
@@ -144,8 +146,10 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       const ordered = [...holders].sort((a, b) => Number((unreachable.get(a.id) ?? 0) > now) - Number((unreachable.get(b.id) ?? 0) > now))
       for (const holder of ordered) {
         try {
-          await casClient.fetch(await reach(holder), digest)
+          const ref = await casClient.fetch(await reach(holder), digest)
           unreachable.delete(holder.id)
+          fetched.blobs++
+          fetched.bytes += ref.size
           return
         } catch (err) {
           // Not there, or corrupt there: the holder answered. Anything else (a timeout, a refused dial) is the holder's absence.
@@ -187,7 +191,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   )
 
   if (cas) await serveCas(node, cas, { ...(opts.log ? { log: opts.log } : {}), ...(corruptSent ? { corruptSent } : {}) })
-  await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats, corruptBlobsRemoved: cas?.corruption.storedRemoved ?? 0, blobsRejected: cas?.corruption.receivedRejected ?? 0 }), log)
+  await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats, corruptBlobsRemoved: cas?.corruption.storedRemoved ?? 0, blobsRejected: cas?.corruption.receivedRejected ?? 0, blobsFetched: fetched.blobs, bytesFetched: fetched.bytes }), log)
   await serveProtocol(node, STEAL_PROTOCOL, (req) => core.onStealRequest(req), log)
   await serveProtocol(node, SEED_PROTOCOL, (req) => ({ rest: core.seed(req.items as WireItem[]).map((i) => i.id) }), log)
   const dropGossip = opts.dropGossip ?? 0

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -17,7 +17,7 @@ interface MeshStats {
   total: number
   mesh: {
     seedPolicy: string
-    workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number } }[]
+    workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; fetched?: { blobs: number; bytes: number } }[]
   }
 }
 
@@ -79,6 +79,22 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         assert.doesNotMatch(again.stderr, /local mesh/, 'nothing to run, so no mesh was started')
       }),
     )
+  })
+
+  it('the local workers keep their stores under .bldr/mesh: after one source changes, the next build fetches only that file', async () => {
+    await withProject(copyExample(), async (dir) => {
+      const fetched = (s: MeshStats): number => sum(s.mesh.workers, (w) => w.fetched?.blobs ?? 0)
+      const first = join(dir, 'first.json')
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '1', '--stats', first]))
+      assert.ok(fetched(await readStats(first)) >= 11, 'a new worker fetches every source it compiles')
+      // A change that alters the object, so the archive, the link and the self-test run again too.
+      await appendFile(join(dir, 'src/lib/vars.c'), '\nint calc_extra_symbol(void);\nint calc_extra_symbol(void) { return 1; }\n')
+      const second = join(dir, 'second.json')
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '1', '--stats', second]))
+      const stats = await readStats(second)
+      assert.equal(stats.executed, 4, 'the compile, the archive, the link and the self-test')
+      assert.equal(fetched(stats), 1, 'only the changed source was fetched: the worker still held the other objects and headers')
+    })
   })
 
   it('--sandbox docker: the local workers run every action in containers, outputs identical to local, no container left', async () => {
