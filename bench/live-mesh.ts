@@ -23,7 +23,6 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
@@ -38,6 +37,7 @@ import { PLATFORM } from '../src/build/project.js'
 import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { BENCH_ECHO } from './fixtures/libp2p-echo.js'
 import type { ActionPayload } from '../src/worker/action-payload.js'
+import { spawnUntil, stopAll } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BLDR = join(REPO, 'bin', 'bldr')
@@ -65,37 +65,9 @@ const NOOP_SLOTS = Number(process.env['BLDR_BENCH_NOOP_SLOTS'] ?? 128)
 const quantile = (xs: readonly number[], q: number): number => percentile(xs, q) ?? NaN
 const median = (xs: readonly number[]): number => quantile(xs, 0.5)
 
-/** Start a process and wait for `READY <value>` on its stdout. */
-function spawnReady(cmd: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> {
-  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] })
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: not ready within 60 s`)), 60_000)
-    proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited early (${code})`)))
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = /^READY (\S+)$/.exec(line)
-      if (!m) return
-      clearTimeout(timer)
-      resolve({ proc, value: m[1]! })
-    })
-  })
-}
-
-async function stopAll(procs: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    procs.map(async (p) => {
-      if (p.exitCode !== null || p.signalCode !== null) return
-      const exited = new Promise((resolve) => p.once('exit', resolve))
-      p.stdin?.end()
-      const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-    }),
-  )
-}
-
 /** Bench fixtures run with the local mesh's worker flags, as `bldr build --distributed` runs its workers. */
 const node = (script: string, args: string[]): Promise<{ proc: ChildProcess; value: string }> =>
-  spawnReady(process.execPath, [...WORKER_NODE_FLAGS, ...EXTRA_NODE_FLAGS, join(REPO, 'dist', 'bench', 'fixtures', script), ...args])
+  spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, ...EXTRA_NODE_FLAGS, join(REPO, 'dist', 'bench', 'fixtures', script), ...args], /^READY (\S+)$/)
 /** More node flags for fixture processes, e.g. BLDR_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the workers. */
 const EXTRA_NODE_FLAGS = (process.env['BLDR_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean)
 

@@ -2,9 +2,11 @@
  * bench/ninja: a generated CMake project (bench/gen-c-project.ts: a library of
  * N-1 modules and a binary) configured with `cmake -G Ninja`, then built by
  * `ninja -j2` and by `bldr build -f build.ninja` on a local mesh (2 worker
- * processes, bwrap), side by side in one run; `bldr` without the mesh (bwrap,
- * -j2) beside them for reference. Each builds its own copy of the sources, so
- * no cache or output is shared. Whole processes are timed from spawn to exit.
+ * processes, bwrap), side by side in one run; beside them for reference, bldr
+ * on a standing mesh (`bldr coordinator` and 2 `bldr worker` processes started
+ * before the round, fresh stores, so a build pays no worker start-up) and bldr
+ * without a mesh (bwrap, -j2). Each builds its own copy of the sources, so no
+ * cache or output is shared. Whole build processes are timed from spawn to exit.
  *
  *   node dist/bench/ninja.js [--files 200] [--rounds 2] [--quick]
  *
@@ -20,7 +22,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { generateCProject, writeCMakeLists } from './gen-c-project.js'
-import { median, run } from './process-timing.js'
+import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
+import { median, run, spawnUntil, stopAll } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BLDR = join(REPO, 'bin', 'bldr')
@@ -37,13 +40,38 @@ const files = Number(values.files ?? (values.quick ? 60 : 200))
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 2))
 const JOBS = 2
 
-type Tool = 'ninja' | 'mesh' | 'local'
-const TOOLS: Tool[] = ['ninja', 'mesh', 'local']
+type Tool = 'ninja' | 'mesh' | 'standing' | 'local'
+const TOOLS: Tool[] = ['ninja', 'mesh', 'standing', 'local']
 
-function command(tool: Tool): [string, string[]] {
+function command(tool: Tool, standingAddr: string): [string, string[]] {
   if (tool === 'ninja') return ['ninja', [`-j${JOBS}`]]
   const common = ['build', '-f', 'build.ninja', `-j${JOBS}`, '--sandbox', 'bwrap']
-  return [BLDR, tool === 'mesh' ? [...common, '--distributed', '--local-workers', String(JOBS)] : common]
+  if (tool === 'mesh') return [BLDR, [...common, '--distributed', '--local-workers', String(JOBS)]]
+  if (tool === 'standing') return [BLDR, [...common, '--coordinator', standingAddr]]
+  return [BLDR, common]
+}
+
+/** A standing mesh: `bldr coordinator` and JOBS `bldr worker` processes (bwrap, one slot each, the local mesh's node flags) with fresh stores in `dataDir`. */
+async function startStandingMesh(dataDir: string): Promise<{ addr: string; stop: () => Promise<void> }> {
+  const coordinator = await spawnUntil(process.execPath, [BLDR, 'coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'], /^(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)
+  const workers: Awaited<ReturnType<typeof spawnUntil>>[] = []
+  try {
+    for (let w = 1; w <= JOBS; w++) {
+      const args = ['worker', '--coordinator', coordinator.value, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dataDir, `worker-${w}`), '--parallelism', '1', '--sandbox', 'bwrap', '--seed', String(w), '--log-level', 'info', '--stop-when-stdin-closes']
+      workers.push(await spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, BLDR, ...args], /"msg":"worker ready"/, { stderr: 'lines' }))
+    }
+  } catch (err) {
+    await stopAll(workers.map((w) => w.proc))
+    coordinator.proc.kill('SIGTERM')
+    throw err
+  }
+  const stop = async (): Promise<void> => {
+    await stopAll(workers.map((w) => w.proc))
+    const exited = new Promise((resolve) => coordinator.proc.once('exit', resolve))
+    coordinator.proc.kill('SIGTERM')
+    await exited
+  }
+  return { addr: coordinator.value, stop }
 }
 
 async function changeOneSource(src: string, round: number): Promise<void> {
@@ -68,38 +96,46 @@ async function main(): Promise<void> {
     execFileSync('cmake', ['-G', 'Ninja', '-S', src, '-B', join(src, 'build')], { stdio: 'ignore' })
     builds[tool] = join(src, 'build')
   }
-  console.log(`bench/ninja: a CMake project of ${files} C files, -j${JOBS}, ${rounds} round(s); ninja, bldr on a local mesh (2 workers, bwrap) and bldr alone (bwrap) alternate within each round`)
-  const t = { cold: { ninja: [], mesh: [], local: [] }, incremental: { ninja: [], mesh: [], local: [] } } as Record<'cold' | 'incremental', Record<Tool, number[]>>
+  console.log(`bench/ninja: a CMake project of ${files} C files, -j${JOBS}, ${rounds} round(s); ninja, bldr on a local mesh (2 workers, bwrap), bldr on a standing mesh (2 workers, bwrap) and bldr alone (bwrap) alternate within each round`)
+  const t = Object.fromEntries((['cold', 'incremental'] as const).map((k) => [k, Object.fromEntries(TOOLS.map((tool) => [tool, [] as number[]]))])) as Record<'cold' | 'incremental', Record<Tool, number[]>>
   let identical = true
   try {
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? TOOLS : [...TOOLS].reverse()
       for (const tool of order) await clean(builds[tool])
-      for (const tool of order) t.cold[tool].push(await run(...command(tool), builds[tool]))
-      for (const tool of order) await changeOneSource(dirname(builds[tool]), r)
-      for (const tool of order) t.incremental[tool].push(await run(...command(tool), builds[tool]))
+      const standing = await startStandingMesh(join(root, `standing-mesh-${r + 1}`))
+      try {
+        for (const tool of order) t.cold[tool].push(await run(...command(tool, standing.addr), builds[tool]))
+        for (const tool of order) await changeOneSource(dirname(builds[tool]), r)
+        for (const tool of order) t.incremental[tool].push(await run(...command(tool, standing.addr), builds[tool]))
+      } finally {
+        await standing.stop()
+      }
       const app = await Promise.all(TOOLS.map((tool) => readFile(join(builds[tool], 'app'))))
       identical &&= app.every((b) => b.equals(app[0] as Buffer))
-      process.stderr.write(`  round ${r + 1}/${rounds}: cold ninja ${(t.cold.ninja.at(-1)! / 1000).toFixed(2)} s, mesh ${(t.cold.mesh.at(-1)! / 1000).toFixed(2)} s, local ${(t.cold.local.at(-1)! / 1000).toFixed(2)} s\n`)
+      const last = (tool: Tool): string => `${(t.cold[tool].at(-1)! / 1000).toFixed(2)} s`
+      process.stderr.write(`  round ${r + 1}/${rounds}: cold ninja ${last('ninja')}, mesh ${last('mesh')}, standing mesh ${last('standing')}, local ${last('local')}\n`)
     }
   } finally {
     await rm(root, { recursive: true, force: true })
   }
 
   const rows = (['cold', 'incremental'] as const).map((scenario) => {
-    const [ninja, mesh, local] = TOOLS.map((tool) => median(t[scenario][tool])) as [number, number, number]
-    return { scenario, ninja, mesh, local, meshRatio: mesh / ninja, localRatio: local / ninja, target: 'mesh/ninja <= 1.2', pass: mesh / ninja <= 1.2 }
+    const [ninja, mesh, standing, local] = TOOLS.map((tool) => median(t[scenario][tool])) as [number, number, number, number]
+    return { scenario, ninja, mesh, standing, local, meshRatio: mesh / ninja, standingRatio: standing / ninja, localRatio: local / ninja, target: 'mesh/ninja <= 1.2', pass: mesh / ninja <= 1.2 }
   })
   const s = (ms: number): string => `${(ms / 1000).toFixed(3).padStart(8)} s`
+  const x = (ratio: number, width: number): string => `${ratio.toFixed(2).padStart(width - 1)}x`
   console.log('')
-  console.log('| scenario    |   ninja -j2 | bldr mesh (bwrap) | mesh/ninja | bldr local (bwrap) | local/ninja | target            | met |')
-  console.log('|-------------|------------:|------------------:|-----------:|-------------------:|------------:|-------------------|-----|')
+  console.log('| scenario    |   ninja -j2 | local mesh | /ninja | standing mesh | /ninja | bldr alone | /ninja | target (local mesh) | met |')
+  console.log('|-------------|------------:|-----------:|-------:|--------------:|-------:|-----------:|-------:|---------------------|-----|')
   for (const row of rows) {
     console.log(
-      `| ${row.scenario.padEnd(11)} | ${s(row.ninja)}  | ${s(row.mesh).padStart(17)} | ${row.meshRatio.toFixed(2).padStart(9)}x | ${s(row.local).padStart(18)} | ${row.localRatio.toFixed(2).padStart(10)}x | ${row.target} | ${row.pass ? 'yes' : 'NO '} |`,
+      `| ${row.scenario.padEnd(11)} | ${s(row.ninja)}  | ${s(row.mesh)} | ${x(row.meshRatio, 6)} | ${s(row.standing).padStart(13)} | ${x(row.standingRatio, 6)} | ${s(row.local)} | ${x(row.localRatio, 6)} | ${row.target.padEnd(19)} | ${row.pass ? 'yes' : 'NO '} |`,
     )
   }
-  console.log(`\nthe three builds' binaries are ${identical ? 'byte-identical' : 'NOT identical'} in every round`)
+  console.log('(all bldr columns use bwrap; local mesh = `--distributed --local-workers 2`, standing mesh = `--coordinator` to 2 running `bldr worker`s)')
+  console.log(`\nthe four builds' binaries are ${identical ? 'byte-identical' : 'NOT identical'} in every round`)
   await mkdir(dirname(values.out), { recursive: true })
   await writeFile(values.out, `${JSON.stringify({ bench: 'ninja', files, jobs: JOBS, rounds, node: process.version, identical, samplesMs: t, rows }, null, 2)}\n`)
   console.log(`wrote ${values.out}`)

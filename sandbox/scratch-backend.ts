@@ -48,8 +48,6 @@ export interface ScratchBackend {
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
   const pool = new ScratchPool(init.cas, init.scratchRoot, { log: init.log })
   const runner = new ProcessRunner(init.slots)
-  // Its start-up (a Node process, ~50 ms) overlaps the build's first hashing and staging.
-  runner.warmUp()
   return {
     name: backend.name,
     slots: init.slots,
@@ -65,7 +63,7 @@ export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchB
 async function runInScratch(init: ScratchBackendInit, backend: ScratchBackend, pool: ScratchPool, runner: ProcessRunner, spec: SandboxSpec, opts: RunOptions): Promise<SandboxResult> {
   const refusal = backend.refuse(spec)
   if (refusal) throw new SandboxError(backend.name, spec.actionId, refusal)
-  runner.warmUp() // started again if it died
+  runner.warmUp() // its start-up overlaps the staging below
   let scratch: Scratch
   try {
     scratch = await pool.acquire(spec)
