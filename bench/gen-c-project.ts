@@ -5,7 +5,7 @@
  * equivalent Makefile (same flags, same header dependencies), so make and bldr
  * do the same work.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export const CFLAGS = ['-std=c11', '-O2', '-Wall', '-Iinclude']
@@ -120,4 +120,11 @@ target_compile_options(app PRIVATE ${CFLAGS.filter((f) => !f.startsWith('-I')).j
 target_link_libraries(app PRIVATE gen)
 `,
   )
+}
+
+/** Change one library source of a generated project (a different constant each round), as an incremental build's edit. */
+export async function changeOneSource(dir: string, round: number): Promise<void> {
+  const path = join(dir, 'src', 'lib', 'mod_0007.c')
+  const text = await readFile(path, 'utf8')
+  await writeFile(path, text.replace(/double total = \d+;/, `double total = ${round + 1};`))
 }

@@ -10,12 +10,12 @@
  * bench/results/local-build.json.
  * Targets (issue 2): cold within 1.15x of make; no-op under 0.5 s.
  */
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { generateCProject } from './gen-c-project.js'
+import { changeOneSource, generateCProject } from './gen-c-project.js'
 import { median, run } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -33,12 +33,6 @@ const { values } = parseArgs({
 const files = Number(values.files)
 const rounds = values.quick ? 1 : Number(values.rounds)
 const jobs = Number(values.jobs)
-
-async function changeOneSource(dir: string, round: number): Promise<void> {
-  const path = join(dir, 'src', 'lib', 'mod_0007.c')
-  const text = await readFile(path, 'utf8')
-  await writeFile(path, text.replace(/double total = \d+;/, `double total = ${round + 1};`))
-}
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'bldr-bench-local-'))

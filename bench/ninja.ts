@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { generateCProject, writeCMakeLists } from './gen-c-project.js'
+import { changeOneSource, generateCProject, writeCMakeLists } from './gen-c-project.js'
 import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { median, run, spawnUntil, stopAll } from './process-timing.js'
 
@@ -55,29 +55,22 @@ function command(tool: Tool, standingAddr: string): [string, string[]] {
 async function startStandingMesh(dataDir: string): Promise<{ addr: string; stop: () => Promise<void> }> {
   const coordinator = await spawnUntil(process.execPath, [BLDR, 'coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'], /^(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)
   const workers: Awaited<ReturnType<typeof spawnUntil>>[] = []
-  try {
-    for (let w = 1; w <= JOBS; w++) {
-      const args = ['worker', '--coordinator', coordinator.value, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dataDir, `worker-${w}`), '--parallelism', '1', '--sandbox', 'bwrap', '--seed', String(w), '--log-level', 'info', '--stop-when-stdin-closes']
-      workers.push(await spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, BLDR, ...args], /"msg":"worker ready"/, { stderr: 'lines' }))
-    }
-  } catch (err) {
-    await stopAll(workers.map((w) => w.proc))
-    coordinator.proc.kill('SIGTERM')
-    throw err
-  }
   const stop = async (): Promise<void> => {
     await stopAll(workers.map((w) => w.proc))
     const exited = new Promise((resolve) => coordinator.proc.once('exit', resolve))
     coordinator.proc.kill('SIGTERM')
     await exited
   }
+  try {
+    for (let w = 1; w <= JOBS; w++) {
+      const args = ['worker', '--coordinator', coordinator.value, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dataDir, `worker-${w}`), '--parallelism', '1', '--sandbox', 'bwrap', '--seed', String(w), '--log-level', 'info', '--stop-when-stdin-closes']
+      workers.push(await spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, BLDR, ...args], /"msg":"worker ready"/, { stderr: 'lines' }))
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
   return { addr: coordinator.value, stop }
-}
-
-async function changeOneSource(src: string, round: number): Promise<void> {
-  const path = join(src, 'src', 'lib', 'mod_0007.c')
-  const text = await readFile(path, 'utf8')
-  await writeFile(path, text.replace(/double total = \d+;/, `double total = ${round + 1};`))
 }
 
 /** Remove a build folder's outputs (and bldr's cache): a cold start. */

@@ -183,7 +183,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
 /** A worker's counters over one build: the difference of two readings. */
 function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): WorkerStatsWire {
   if (!before) return after
-  const d = (k: keyof WorkerStatsWire): number => (after[k] as number) - (before[k] as number)
+  // Counters a worker of an older version may not send count as 0.
+  const d = (k: keyof WorkerStatsWire): number => ((after[k] as number | undefined) ?? 0) - ((before[k] as number | undefined) ?? 0)
   return {
     executed: d('executed'),
     notStarted: d('notStarted'),
@@ -200,9 +201,9 @@ function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): Wor
     // Samples are kept in order (the oldest dropped past a cap): the new ones are the tail.
     stealRoundTripsMs: after.stealRoundTripsMs.slice(Math.min(before.stealRoundTripsMs.length, after.stealRoundTripsMs.length)),
     queueDepthSamples: after.queueDepthSamples.slice(Math.min(before.queueDepthSamples.length, after.queueDepthSamples.length)),
-    corruptBlobsRemoved: (after.corruptBlobsRemoved ?? 0) - (before.corruptBlobsRemoved ?? 0),
-    blobsRejected: (after.blobsRejected ?? 0) - (before.blobsRejected ?? 0),
-    blobsFetched: (after.blobsFetched ?? 0) - (before.blobsFetched ?? 0),
-    bytesFetched: (after.bytesFetched ?? 0) - (before.bytesFetched ?? 0),
+    corruptBlobsRemoved: d('corruptBlobsRemoved'),
+    blobsRejected: d('blobsRejected'),
+    blobsFetched: d('blobsFetched'),
+    bytesFetched: d('bytesFetched'),
   }
 }
