@@ -12,7 +12,9 @@
  *    worker with lossy, slow gossip.
  * 2. The headline table: the monorepo DAG on 1, 10, 50, 100 and 1,000 workers
  *    → speedup and efficiency per scheduler.
- * 3. Seed policies: the default strategy on the DAG under each policy.
+ * 3. Seed policies: the default strategy on the DAG under each policy; and
+ *    seed windows (how far ahead the coordinator seeds: 0, 1, 2 queued actions
+ *    per slot, or a worker's whole queue) at 100 and 1,000 workers.
  * 4. With --scale (and in a full run): the DAG on 10,000 workers.
  * 5. The simulator against the live mesh (bench/live-mesh's speedup part:
  *    real worker processes, libp2p on loopback) at 2, 4 and 8 workers on the
@@ -30,7 +32,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../strategies/index.js'
-import { DEFAULT_SEED_POLICY, SEED_POLICIES } from '../src/net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES } from '../src/net/seed-policy.js'
 import { DEFAULT_NETWORK, SCHEDULERS, simulate, type Scheduler, type SimOptions, type SimResult } from './sim/simulate.js'
 import { barChart, lineChart } from './sim/svg.js'
 import { heavyTailed, monorepo, sleeps, uniform, type Workload } from './sim/workloads.js'
@@ -131,7 +133,7 @@ for (const scheduler of SCHEDULERS) {
   headline.set(scheduler, rows)
 }
 const speedupOf = (rows: SimResult[], r: SimResult): number => rows[0]!.makespanMs / r.makespanMs
-console.log(`\nHeadline: monorepo DAG (${dag.tasks.length} actions, critical path ${fmt(dag.criticalPathMs / 1000, 1)} s), 1 slot per worker, ${DEFAULT_SEED_POLICY} seeding: speedup over one worker / efficiency`)
+console.log(`\nHeadline: monorepo DAG (${dag.tasks.length} actions, critical path ${fmt(dag.criticalPathMs / 1000, 1)} s), 1 slot per worker, ${DEFAULT_SEED_POLICY} seeding, seed window ${DEFAULT_SEED_WINDOW}: speedup over one worker / efficiency`)
 console.log(`  workers  ${SCHEDULERS.map((s) => s.padStart(18)).join('')}`)
 cfg.headline.forEach((w, i) => {
   console.log(`  ${String(w).padStart(7)}  ${SCHEDULERS.map((s) => { const rows = headline.get(s)!; const r = rows[i]!; return `${fmt(speedupOf(rows, r), 1)}× ${pct(r.efficiency)}`.padStart(18) }).join('')}`)
@@ -151,13 +153,37 @@ const policyRows: (SimResult & { policy: string })[] = []
 // 'single' on 1,000 workers takes a minute of host time (every thief herds on a few victims): full runs only.
 for (const workers of quick ? [cfg.compareWorkers, 100] : [cfg.compareWorkers, 1000]) {
   for (const policy of SEED_POLICIES) if (!(quick && workers > cfg.compareWorkers && policy === 'single')) policyRows.push({ ...(await run(`seed policy ${policy}`, { workload: dag, workers, scheduler: DEFAULT_STRATEGY, seedPolicy: policy, seed })), policy })
-  // Not in the real coordinator yet: seed at most 2 actions beyond a worker's slots, keeping the rest at the coordinator, most urgent first.
-  policyRows.push({ ...(await run('seed policy least-loaded, window 2', { workload: dag, workers, scheduler: DEFAULT_STRATEGY, seedPolicy: 'least-loaded', seedWindow: 2, seed })), policy: 'least-loaded, window 2 (simulated only)' })
 }
 console.log(`\nSeed policies, monorepo DAG, ${DEFAULT_STRATEGY}`)
 console.log('  workers  policy                                   efficiency  steal success  msgs/action')
 for (const r of policyRows) console.log(`  ${String(r.workers).padStart(7)}  ${r.policy.padEnd(39)}  ${pct(r.efficiency).padStart(10)}  ${pct(r.steals.successRate).padStart(13)}  ${fmt(r.messages.perAction, 1).padStart(11)}`)
 report['seedPolicies'] = policyRows
+
+// ------------------------------------------------------------ 3b. seed windows
+// How far ahead the coordinator seeds (seed-policy.ts): queued actions per slot beyond those running, or no window (a worker's whole queue).
+const windowRows: SimResult[] = []
+const windowShapes = quick ? [{ workers: 100, slots: 1 }, { workers: 1000, slots: 1 }] : [{ workers: 100, slots: 1 }, { workers: 1000, slots: 1 }, { workers: 125, slots: 8 }]
+for (const shape of windowShapes) {
+  for (const seedWindow of [0, 1, 2, null]) windowRows.push(await run(`seed window ${seedWindow ?? 'none'}, ${shape.slots} slot${shape.slots > 1 ? 's' : ''}`, { workload: dag, ...shape, scheduler: DEFAULT_STRATEGY, seedWindow, seed }))
+}
+console.log(`\nSeed windows, monorepo DAG, ${DEFAULT_STRATEGY}, ${DEFAULT_SEED_POLICY} seeding (window: queued actions per slot beyond those running; default ${DEFAULT_SEED_WINDOW})`)
+console.log('  workers × slots  window  efficiency  steals (granted/attempted)  success  msgs/action  idle share')
+for (const r of windowRows) {
+  const steals = r.steals.attempted > 0 ? `${r.steals.granted}/${r.steals.attempted}` : '—'
+  console.log(`  ${`${r.workers} × ${r.slots}`.padStart(15)}  ${String(r.seedWindow ?? 'none').padStart(6)}  ${pct(r.efficiency).padStart(10)}  ${steals.padStart(26)}  ${pct(r.steals.successRate).padStart(7)}  ${fmt(r.messages.perAction, 1).padStart(11)}  ${pct(r.idleShare).padStart(10)}`)
+}
+report['seedWindows'] = windowRows
+await svg(
+  'seed-windows',
+  barChart({
+    title: `Efficiency by seed window, monorepo DAG, ${DEFAULT_STRATEGY}`,
+    yLabel: 'efficiency (lower bound / makespan)',
+    categories: windowShapes.map((s) => `${s.workers} × ${s.slots}`),
+    series: [0, 1, 2, null].map((w) => ({ name: w === null ? 'no window' : `window ${w}`, values: windowShapes.map((s) => windowRows.find((r) => r.workers === s.workers && r.slots === s.slots && r.seedWindow === w)!.efficiency) })),
+    yMax: 1.05,
+    guide: { y: 0.9, label: 'target at 1,000: 90%' },
+  }),
+)
 
 // ------------------------------------------------------------ 4. scale
 if (cfg.scale > 0) {

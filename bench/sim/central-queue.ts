@@ -78,6 +78,8 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
     steals: { attempted: 0, granted: 0, refused: 0, failed: 0, successRate: null, actionsStolen: 0 },
     messages: { gossip: 0, steal: 0, coordinator: messages, total: messages, perAction: messages / tasks.length },
     executions,
+    // A worker claims one task per free slot, so it never holds more.
+    maxHeld: setup.slots,
     events,
     wallMs: performance.now() - t0,
   }

@@ -22,7 +22,7 @@ import type { Strategy } from '../../strategies/types.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type WorkerConfig } from '../../src/worker/worker-core.js'
-import { DEFAULT_SEED_POLICY, type SeedPolicy } from '../../src/net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, windowRoom, type SeedPolicy } from '../../src/net/seed-policy.js'
 import { DagState, MinHeap } from './dag-state.js'
 import { churn, presenceFigures, type Presence } from './membership.js'
 import { simulateCentralQueue } from './central-queue.js'
@@ -61,11 +61,13 @@ export interface SimOptions {
   /** How the coordinator places ready tasks (default: the CLI's). */
   seedPolicy?: SeedPolicy
   /**
-   * Seed a worker at most this many actions beyond its slots (the rest wait at
-   * the coordinator, most urgent first, until results free room). Unset: up to
-   * the worker's queue capacity, as the real coordinator does today.
+   * Seed a worker at most this many queued actions per slot beyond those it
+   * runs (the rest wait at the coordinator, most urgent first, until results
+   * free room), as the real coordinator does (seed-policy.ts). Unset: the
+   * CLI's default (DEFAULT_SEED_WINDOW; none under `single`); null: no window,
+   * up to the worker's queue capacity.
    */
-  seedWindow?: number
+  seedWindow?: number | null
   /** Worker speeds: all 1, or mixed (a quarter at 0.5, half at 1, a quarter at 2). */
   speeds?: 'uniform' | 'mixed'
   /** Every `everyMs` one worker (chosen at random) leaves; a new one joins `downMs` later. */
@@ -101,6 +103,8 @@ export interface SimResult {
   idleShare: number
   /** Tasks each worker ran: fewest and most. */
   executedPerWorker: { min: number; max: number }
+  /** The most tasks one worker held (queued or running) at once, as the coordinator seeded it. */
+  maxHeld: number
   /** Times a task was run; more than the task count would be a duplicate. */
   executions: number
   /** Simulator cost, for the report: events run and host wall time. */
@@ -114,6 +118,13 @@ interface Item {
 }
 
 const never: Strategy = () => null
+
+/** The window a run seeds with: the CLI's default unless the options say (none under `single`). */
+export function seedWindowOf(opts: SimOptions): number | undefined {
+  if (opts.seedWindow === null) return undefined
+  if (opts.seedWindow !== undefined) return opts.seedWindow
+  return (opts.seedPolicy ?? DEFAULT_SEED_POLICY) === 'single' ? undefined : DEFAULT_SEED_WINDOW
+}
 
 /** Per-worker speeds: deterministic from the seed. */
 export function speedsFor(n: number, kind: 'uniform' | 'mixed', seed: number): number[] {
@@ -188,6 +199,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   const policy = opts.seedPolicy ?? DEFAULT_SEED_POLICY
   let makespanMs = 0
   let executions = 0
+  let maxHeld = 0
 
   const mesh = new MemoryMesh<Item>({
     clock,
@@ -214,7 +226,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   /** Workers in the mesh, in join order (the coordinator's registration order). */
   const present: Member[] = []
   const strategy = opts.scheduler === 'no-stealing' ? never : STRATEGIES[opts.scheduler]
-  const roomOf = (m: Member): number => Math.min(m.core.config.queueCapacity, opts.seedWindow ?? Infinity) + slots - mesh.ledger.held(m.core.config.id)
+  const window = seedWindowOf(opts)
+  const roomOf = (m: Member): number => Math.min(m.core.config.queueCapacity + slots, windowRoom(slots, window)) - mesh.ledger.held(m.core.config.id)
 
   const join = (): void => {
     const k = members.length
@@ -258,6 +271,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     const give = (m: Member, i: number): void => {
       const item = { id: String(i), index: i }
       mesh.ledger.seed(item.id, m.core.config.id)
+      maxHeld = Math.max(maxHeld, mesh.ledger.held(m.core.config.id))
       const list = share.get(m)
       if (list) list.push(item)
       else share.set(m, [item])
@@ -331,10 +345,11 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     ...commonFigures(opts, setup, members, makespanMs),
     scheduler: opts.scheduler,
     seedPolicy: policy,
-    seedWindow: opts.seedWindow ?? null,
+    seedWindow: window ?? null,
     steals: { attempted, granted, refused: sum((s) => s.stealsRefused), failed: sum((s) => s.stealsFailed), successRate: attempted > 0 ? granted / attempted : null, actionsStolen: sum((s) => s.actionsStolen) },
     messages,
     executions,
+    maxHeld,
     events,
     wallMs: performance.now() - t0,
   }

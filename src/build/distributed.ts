@@ -26,6 +26,8 @@ export interface DistributedBuildOptions {
   parallelism: number
   strategy: StrategyName
   seedPolicy: SeedPolicy
+  /** Seed a worker at most this many queued actions per slot beyond what it runs (default: up to its queue; the CLI's default is DEFAULT_SEED_WINDOW). */
+  seedWindow?: number
   /** The sandbox actions must run in; only workers that offer it take them. Default local. */
   sandbox?: AvailableSandbox
   /** Log level of local workers. */
@@ -66,6 +68,8 @@ export interface DistributedBuildResult {
   workers: Record<string, WorkerFigures>
   faults: FaultReport
   seedPolicy: SeedPolicy
+  /** Queued actions per slot seeded beyond those running (null: no window). */
+  seedWindow: number | null
   strategy: StrategyName | 'per worker'
 }
 
@@ -113,6 +117,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       coordinator: opts.coordinator ?? local!.addr,
       cas: project.cas,
       policy: opts.seedPolicy,
+      ...(opts.seedWindow !== undefined ? { seedWindow: opts.seedWindow } : {}),
       sandbox: opts.sandbox ?? 'local',
       platform: PLATFORM,
       // Workers of a standing mesh may be on other machines: they must reach this client for inputs and outputs.
@@ -120,10 +125,11 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       ...(opts.liveness ? { liveness: opts.liveness } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
+    const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`
     opts.onMeshNote?.(
       local
-        ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, seeding ${opts.seedPolicy}`
-        : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, seeding ${opts.seedPolicy}`,
+        ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, ${seeding}`
+        : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`,
     )
     before = await session.workerStats()
     return session
@@ -172,7 +178,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       session = undefined
       faults.coordinator = (await open.close()) ?? null
     }
-    return { summary, workers, faults, seedPolicy: opts.seedPolicy, strategy: opts.coordinator ? 'per worker' : opts.strategy }
+    return { summary, workers, faults, seedPolicy: opts.seedPolicy, seedWindow: opts.seedWindow ?? null, strategy: opts.coordinator ? 'per worker' : opts.strategy }
   } finally {
     project.actionCache.close()
     await session?.close()

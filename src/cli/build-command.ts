@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../cas/fs-util.js'
 import type { DistributedBuildResult, FaultReport, WorkerFigures } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
-import { DEFAULT_SEED_POLICY, SEED_POLICIES } from '../net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, SINGLE_WITH_WINDOW } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
@@ -51,6 +51,9 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         each runs ceil(jobs / N) actions at once
       --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: ${DEFAULT_SEED_POLICY});
                         single puts them all on one worker and leaves the rest to stealing
+      --seed-window N   seed a worker at most N queued actions per slot beyond those it runs; the
+                        rest wait at the coordinator until results free room (default: ${DEFAULT_SEED_WINDOW};
+                        0 seeds free slots only; not with --seed-policy single, which seeds without one)
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
 ${livenessHelp(24)}
@@ -75,6 +78,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     coordinator: { type: 'string' },
     'local-workers': { type: 'string' },
     'seed-policy': { type: 'string' },
+    'seed-window': { type: 'string' },
     strategy: { type: 'string' },
     ...LIVENESS_OPTIONS,
     listen: { type: 'string' },
@@ -92,9 +96,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
   const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
+  const seedWindow = seedPolicy === 'single' ? undefined : parseIntFlag('--seed-window', values['seed-window'], 0, DEFAULT_SEED_WINDOW)
+  if (seedPolicy === 'single' && values['seed-window'] !== undefined) throw new UsageError(`--seed-window: ${SINGLE_WITH_WINDOW}`)
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   if (!distributed) {
-    for (const flag of ['local-workers', 'seed-policy', 'strategy'] as const) {
+    for (const flag of ['local-workers', 'seed-policy', 'seed-window', 'strategy'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --distributed or --coordinator`)
     }
   }
@@ -136,6 +142,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         parallelism: Math.ceil(jobs / localWorkers),
         strategy,
         seedPolicy,
+        ...(seedWindow !== undefined ? { seedWindow } : {}),
         sandbox: sandboxName,
         workerLogLevel: level,
         liveness,
@@ -196,6 +203,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
   const c = m.faults.coordinator
   return {
     seedPolicy: m.seedPolicy,
+    seedWindow: m.seedWindow,
     strategy: m.strategy,
     faults: {
       workersLost: c?.workersLost ?? null,

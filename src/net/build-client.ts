@@ -23,6 +23,8 @@ export interface OpenMeshBuildOptions {
   /** The project's store: served to workers; fetched outputs go here. */
   cas: CasStore
   policy: SeedPolicy
+  /** Seed a worker at most this many queued actions per slot beyond what it runs (default: up to its queue; see seed-policy.ts). */
+  seedWindow?: number
   /** The sandbox this build's actions need: the coordinator places them only on workers that offer it. */
   sandbox: WireSandbox
   /** The platform its actions are built for (this machine's): only workers on it take them. */
@@ -115,7 +117,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const clientAddrs = node.getMultiaddrs().map((a) => a.toString())
   let opened: number
   try {
-    opened = (await call({ type: 'open', buildId, policy: opts.policy, addrs: clientAddrs, sandbox: opts.sandbox, platform: opts.platform }, 'opened')).workers
+    opened = (await call({ type: 'open', buildId, policy: opts.policy, ...(opts.seedWindow !== undefined ? { seedWindow: opts.seedWindow } : {}), addrs: clientAddrs, sandbox: opts.sandbox, platform: opts.platform }, 'opened')).workers
   } catch (err) {
     await node.stop()
     const refusal = err instanceof ProtocolError ? /answered: (?:handler failed: )?(.*)$/s.exec(err.message)?.[1] : undefined

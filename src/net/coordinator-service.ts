@@ -22,6 +22,7 @@ import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
 import { createMeshNode, DEFAULT_LIVENESS, learnPeer, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
+import { SINGLE_WITH_WINDOW, windowRoom } from './seed-policy.js'
 import {
   BUILD_EVENTS_PROTOCOL,
   BUILD_PROTOCOL,
@@ -77,6 +78,8 @@ interface Build {
   id: string
   client: string
   policy: SeedPolicy
+  /** Seed a worker at most this many queued actions per slot beyond what it runs (undefined: up to its room). */
+  seedWindow: number | undefined
   /** The sandbox its actions need. */
   sandbox: string
   /** The platform they are built for (the client's). */
@@ -106,8 +109,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const liveness = opts.liveness ?? DEFAULT_LIVENESS
   const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.dataDir ? { keyFile: join(opts.dataDir, 'peer-key') } : {}), liveness })
   const ledger = new OwnershipLedger()
-  /** Workers taking work, with their addresses, room (queue plus slots) and sandboxes, in registration order. */
-  const registered = new Map<string, { addrs: string[]; room: number; sandboxes: string[]; platform: string }>()
+  /** Workers taking work, with their addresses, room (queue plus slots), slots and sandboxes, in registration order. */
+  const registered = new Map<string, { addrs: string[]; room: number; slots: number; sandboxes: string[]; platform: string }>()
   const builds = new Map<string, Build>()
   /** Payloads of submitted actions not yet finished, by id: seeded again if a leaving worker gives them back. */
   const submitted = new Map<string, WireItem>()
@@ -175,7 +178,11 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     return perBuild
   }
 
-  const roomOf = (w: string): number => registered.get(w)?.room ?? 0
+  /** Most actions `w` may hold for `build`: its room, or less under the build's seed window. */
+  const roomOf = (w: string, build: Build): number => {
+    const r = registered.get(w)
+    return r ? Math.min(r.room, windowRoom(r.slots, build.seedWindow)) : 0
+  }
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
 
   const seed = async (worker: string, offered: WireItem[]): Promise<string[]> => {
@@ -212,7 +219,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     // Only workers that offer the build's sandbox on its platform; among them, those not being seeded or passed over.
     const able = [...registered].filter(([, w]) => canRun(w, build)).map(([id]) => id)
     const open = able.filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
-    const room = (w: string): number => roomOf(w) - ledger.held(w)
+    const room = (w: string): number => roomOf(w, build) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
         // Always the first registered worker (that can run the build): the case stealing must fix.
@@ -239,14 +246,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         const load = new Map(ws.map((w) => [w, ledger.held(w)]))
         while (build.pending.length > 0) {
           let best: string | undefined
-          for (const w of ws) if (load.get(w)! < roomOf(w) && share.get(w)!.length < SEED_BATCH && (best === undefined || load.get(w)! < load.get(best)!)) best = w
+          for (const w of ws) if (load.get(w)! < roomOf(w, build) && share.get(w)!.length < SEED_BATCH && (best === undefined || load.get(w)! < load.get(best)!)) best = w
           if (best === undefined) break
           share.get(best)!.push(build.pending.pop()!)
           load.set(best, load.get(best)! + 1)
         }
       } else {
         // Round-robin (and single, with one target): deal in turn, from where the last deal stopped.
-        const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, roomOf(w) - ledger.held(w))]))
+        const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, roomOf(w, build) - ledger.held(w))]))
         let full = 0
         while (build.pending.length > 0 && full < ws.length) {
           const w = ws[build.cursor++ % ws.length]!
@@ -281,11 +288,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     dispatch()
   }
 
-  const newBuild = (buildId: string, client: string, policy: SeedPolicy, sandbox: string, platform: string): Build => {
+  const newBuild = (buildId: string, client: string, policy: SeedPolicy, seedWindow: number | undefined, sandbox: string, platform: string): Build => {
     const build: Build = {
       id: buildId,
       client,
       policy,
+      seedWindow,
       sandbox,
       platform,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
@@ -331,7 +339,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       switch (req.type) {
         case 'register': {
           const peers = [...registered].filter(([id]) => id !== from).map(([id, w]) => ({ id, addrs: w.addrs }))
-          registered.set(from, { addrs: req.addrs, room: req.room, sandboxes: req.sandboxes, platform: req.platform })
+          registered.set(from, { addrs: req.addrs, room: req.room, slots: req.slots, sandboxes: req.sandboxes, platform: req.platform })
           pausedUntil.delete(from)
           if (lost.delete(from)) {
             // Declared lost, and back (it was frozen, or cut off): what it held went elsewhere; it takes new work.
@@ -432,8 +440,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           // Fail fast, not hang: a build whose sandbox no worker offers could never run.
           if (![...registered.values()].some((w) => canRun(w, req))) throw new Error(noWorkerFor(req))
           await learnPeer(node, from, req.addrs)
-          builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.sandbox, req.platform))
-          log?.info({ build: req.buildId, client: from, policy: req.policy, workers: registered.size }, 'build opened')
+          if (req.policy === 'single' && req.seedWindow !== undefined) throw new Error(SINGLE_WITH_WINDOW)
+          builds.set(req.buildId, newBuild(req.buildId, from, req.policy, req.seedWindow, req.sandbox, req.platform))
+          log?.info({ build: req.buildId, client: from, policy: req.policy, seedWindow: req.seedWindow, workers: registered.size }, 'build opened')
           return { type: 'opened', workers: registered.size }
         }
         case 'submit': {

@@ -28,8 +28,8 @@ export const wireItemSchema = z.object({ id: actionId, payload: z.unknown(), san
 export type WireItem = z.infer<typeof wireItemSchema> & { payload: unknown }
 
 const coordinatorRequest = z.discriminatedUnion('type', [
-  /** `room`: most actions the worker can hold (its queue plus its slots). */
-  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000), sandboxes: z.array(sandboxName).min(1).max(3), platform: platformName }).strict(),
+  /** `room`: most actions the worker can hold (its queue plus its slots); `slots`: actions it runs at once (a build's seed window counts from them). */
+  z.object({ type: z.literal('register'), addrs: z.array(z.string().max(256)).max(16), room: z.number().int().min(1).max(1_000_000), slots: z.number().int().min(1).max(100_000), sandboxes: z.array(sandboxName).min(1).max(3), platform: platformName }).strict(),
   z.object({ type: z.literal('start'), ids }).strict(),
   z.object({ type: z.literal('transfer'), stealId: z.string().min(1).max(256), ids, victim: peerId }).strict(),
   /** A victim settles one of its offers: which of the offered actions moved. */
@@ -143,7 +143,8 @@ export type FaultAccount = z.infer<typeof faultAccountSchema>
 
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
-  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
+  /** `seedWindow`: seed a worker at most this many queued actions per slot beyond what it runs (absent: up to its room). */
+  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), seedWindow: z.number().int().min(0).max(1_000_000).optional(), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
   /** Ready actions; ids must start with `<buildId>/`. */
   z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
   z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),

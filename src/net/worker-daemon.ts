@@ -211,7 +211,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   })
 
   const register = async (): Promise<number> => {
-    const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, sandboxes: core.config.sandboxes, platform: core.config.platform }, 'registered')
+    const reg = await call({ type: 'register', addrs: node.getMultiaddrs().map((a) => a.toString()), room: core.config.queueCapacity + core.config.slots, slots: core.config.slots, sandboxes: core.config.sandboxes, platform: core.config.platform }, 'registered')
     // Connect to the workers already there, so gossip and steals have a path; later ones dial us.
     for (const peer of reg.peers) {
       learnPeer(node, peer.id, peer.addrs)

@@ -4,6 +4,7 @@ import { DagState } from '../../bench/sim/dag-state.js'
 import { SCHEDULERS, simulate } from '../../bench/sim/simulate.js'
 import { barChart, lineChart } from '../../bench/sim/svg.js'
 import { finish, heavyTailed, monorepo, sleeps, uniform } from '../../bench/sim/workloads.js'
+import { DEFAULT_SEED_WINDOW } from '../../src/net/seed-policy.js'
 
 describe('simulator workloads', () => {
   it('computes total work, the critical path and each task\'s remaining path exactly', () => {
@@ -81,6 +82,20 @@ describe('simulator', () => {
     const key = (r: Awaited<typeof a>) => JSON.stringify({ m: r.makespanMs, s: r.steals, g: r.messages, e: r.executedPerWorker })
     assert.equal(key(a), key(b))
     assert.notEqual(key(a), key(c))
+  })
+
+  it('seeds within the window: 0 fills free slots only, 1 one more per slot, none up to the queue (1-slot workers)', async () => {
+    const w = heavyTailed(300, 100, 3)
+    const run = (seedWindow: number | null) => simulate({ workload: w, workers: 20, scheduler: 'power-of-two', seedWindow, seed: 1 })
+    const [zero, one, none, byDefault] = [await run(0), await run(1), await run(null), await simulate({ workload: w, workers: 20, scheduler: 'power-of-two', seed: 1 })]
+    assert.equal(zero.maxHeld, 1)
+    assert.equal(one.maxHeld, 2)
+    assert.ok(none.maxHeld >= 10, `no window: ${none.maxHeld}`)
+    assert.deepEqual([zero.seedWindow, one.seedWindow, none.seedWindow, byDefault.seedWindow], [0, 1, null, DEFAULT_SEED_WINDOW])
+    assert.equal(byDefault.makespanMs, one.makespanMs, 'the default is the CLI\'s window')
+    for (const r of [zero, one, none]) assert.equal(r.executions, 300)
+    // Heavy-tailed tasks queued deep behind long ones: the window is what keeps them movable.
+    assert.ok(zero.efficiency > none.efficiency && one.efficiency > none.efficiency, `${zero.efficiency} ${one.efficiency} ${none.efficiency}`)
   })
 
   it('spreads work seeded on one worker only by stealing', async () => {

@@ -167,7 +167,7 @@ actions:
   it('--help lists every build option', async () => {
     const r = await runCli(['build', '--help'])
     assert.equal(r.code, 0)
-    for (const flag of ['--directory', '--file', '--jobs', '--keep-going', '--sandbox', '--stats', '--keep-failed', '--log-level', '--distributed', '--coordinator', '--listen', '--local-workers', '--seed-policy', '--strategy', '--heartbeat-interval', '--worker-timeout']) {
+    for (const flag of ['--directory', '--file', '--jobs', '--keep-going', '--sandbox', '--stats', '--keep-failed', '--log-level', '--distributed', '--coordinator', '--listen', '--local-workers', '--seed-policy', '--seed-window', '--strategy', '--heartbeat-interval', '--worker-timeout']) {
       assert.ok(r.stdout.includes(flag), `--help does not mention ${flag}`)
     }
     // Every option's description is apart from the option (a long one starts on the next line).

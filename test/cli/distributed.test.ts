@@ -17,6 +17,7 @@ interface MeshStats {
   total: number
   mesh: {
     seedPolicy: string
+    seedWindow: number | null
     workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; fetched?: { blobs: number; bytes: number } }[]
   }
 }
@@ -71,6 +72,8 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs from the local build`)
         const stats = await readStats(statsFile)
         assert.equal(stats.mesh.workers.length, 3)
+        assert.equal(stats.mesh.seedWindow, 1, 'seeded with the default window')
+        assert.match(mesh.stderr, /seeding least-loaded \(window 1\)/)
         assertExactlyOnce(stats, 15)
         // A second distributed build finds everything in the action cache.
         const again = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '2'])
@@ -128,6 +131,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
       const stats = await readStats(statsFile)
       assert.equal(stats.mesh.seedPolicy, 'single')
+      assert.equal(stats.mesh.seedWindow, null, 'single seeds without a window')
       assertExactlyOnce(stats, n + 1)
       const ran = stats.mesh.workers.map((w) => w.actionsRun)
       assert.ok(ran.filter((r) => r > 0).length >= 2, `work spread by stealing: ${JSON.stringify(ran)}`)
@@ -288,6 +292,15 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const bad = await runCli(['build', '-C', dir, '--distributed', '--worker-timeout', '5s'])
       assert.equal(bad.code, 2)
       assert.match(bad.stderr, /invalid --worker-timeout: must be an integer >= 100 \(got "5s"\)/)
+      const w = await runCli(['build', '-C', dir, '--seed-window', '0'])
+      assert.equal(w.code, 2)
+      assert.match(w.stderr, /--seed-window needs --distributed or --coordinator/)
+      const wn = await runCli(['build', '-C', dir, '--distributed', '--seed-window=-1'])
+      assert.equal(wn.code, 2)
+      assert.match(wn.stderr, /invalid --seed-window: must be an integer >= 0 \(got "-1"\)/)
+      const ws = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'single', '--seed-window', '1'])
+      assert.equal(ws.code, 2)
+      assert.match(ws.stderr, /--seed-window: a seed window cannot be combined with seed policy single/)
       const c = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'singel'])
       assert.equal(c.code, 2)
       assert.match(c.stderr, /invalid --seed-policy: must be one of round-robin, least-loaded, single \(got "singel"\) \(did you mean "single"\?\)/)

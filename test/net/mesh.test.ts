@@ -8,6 +8,14 @@ import { startCoordinatorService, type ResultEvent } from '../../src/net/coordin
 import { STEAL_PROTOCOL } from '../../src/net/protocols.js'
 import { LOAD_TOPIC } from '../../src/worker/load-announcement.js'
 import { spawnReady, stopProcess } from '../helpers.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { openCasStore } from '../../src/cas/store.js'
+import { openMeshBuild } from '../../src/net/build-client.js'
+import { PLATFORM } from '../../src/build/project.js'
+import type { ActionPayload } from '../../src/worker/action-payload.js'
 
 async function startWorker(coordinator: string, strategy: string, seed: number): Promise<{ proc: ChildProcess; id: string }> {
   const { proc, value } = await spawnReady('dist/test/net/fixtures/worker-process.js', [coordinator, strategy, String(seed)])
@@ -65,6 +73,45 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
     } finally {
       await Promise.all(workers.map((w) => stopProcess(w.proc)))
       await coordinator.stop()
+    }
+  })
+
+  it('a build\'s seed window caps what the coordinator seeds a worker: 0 its free slots, 1 one more per slot, none its queue', async () => {
+    const coordinator = await startCoordinatorService()
+    const workers: { proc: ChildProcess; id: string }[] = []
+    const casDir = await mkdtemp(join(tmpdir(), 'bldr-window-'))
+    try {
+      // Two worker processes of 2 slots each (the fixture), 40 actions of 30 ms: a backlog well beyond 4 slots.
+      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
+      await coordinator.waitForWorkers(2, 20_000)
+      const cas = await openCasStore(casDir, await createBlake3Hasher())
+      const mostHeld = async (seedWindow: number | undefined): Promise<number> => {
+        const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', ...(seedWindow !== undefined ? { seedWindow } : {}), sandbox: 'local', platform: PLATFORM })
+        let most = 0
+        const sample = (): void => {
+          for (const w of workers) most = Math.max(most, coordinator.ledger.held(w.id))
+        }
+        const N = 40
+        let done = 0
+        const all = new Promise<void>((resolve) => session.setHandlers({ started: sample, result: () => (sample(), ++done === N && resolve()) }))
+        const ticker = setInterval(sample, 2)
+        try {
+          for (let i = 0; i < N; i++) void session.submit({ id: `${session.buildId}/a${i}`, payload: { sleepMs: 30 } as unknown as ActionPayload })
+          await all
+        } finally {
+          clearInterval(ticker)
+          await session.close()
+        }
+        return most
+      }
+      assert.equal(await mostHeld(0), 2, 'window 0: never more than the 2 slots')
+      const one = await mostHeld(1)
+      assert.ok(one > 2 && one <= 4, `window 1: up to one queued per slot (held ${one})`)
+      assert.ok((await mostHeld(undefined)) >= 15, 'no window: the backlog goes into the queues')
+    } finally {
+      await Promise.all(workers.map((w) => stopProcess(w.proc)))
+      await coordinator.stop()
+      await rm(casDir, { recursive: true, force: true })
     }
   })
 
