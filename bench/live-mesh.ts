@@ -31,6 +31,7 @@ import { openMeshBuild } from '../src/net/build-client.js'
 import { percentile } from '../src/percentile.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
+import { DEFAULT_SEED_WINDOW } from '../src/net/seed-policy.js'
 import { parseMultiaddr, parsePeerId } from '../src/net/node.js'
 import { ProtocolClient } from '../src/net/request-response.js'
 import { PLATFORM } from '../src/build/project.js'
@@ -175,7 +176,7 @@ async function noopThroughput(): Promise<object> {
     const cas = await openCasStore(casDir, await createBlake3Hasher())
     // Round 0 warms the JIT of every process (a standing mesh is warm) and is not counted.
     for (let r = 0; r <= rounds; r++) {
-      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin', sandbox: 'local', platform: PLATFORM })
+      const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'round-robin', seedWindow: DEFAULT_SEED_WINDOW, sandbox: 'local', platform: PLATFORM })
       let done = 0
       let finish: () => void = () => {}
       const all = new Promise<void>((resolve) => (finish = resolve))
