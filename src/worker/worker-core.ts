@@ -216,8 +216,16 @@ export class WorkerCore<T extends WorkItem> {
     this.incarnation = `${config.id}-${Math.floor(config.rng.next() * 0xffffffff).toString(16)}`
   }
 
+  /**
+   * Start announcing. A worker with nothing worth stealing says nothing yet:
+   * a peer that has not heard of it treats it as not worth asking, which is
+   * what it would say (on a 10,000-worker mesh those first announcements were
+   * 10^8 deliveries, and every peer's table held every worker). It announces
+   * when it becomes worth asking.
+   */
   start(): void {
-    this.announce()
+    if (this.deque.length >= this.config.minVictimQueue) this.announce()
+    else this.lastAnnounced = { at: this.clock.now() - this.config.minAnnounceGapMs, queueDepth: 0, executing: 0 }
     this.scheduleAnnounce()
   }
 
