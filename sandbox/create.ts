@@ -1,6 +1,6 @@
 /** A sandbox backend by name: the one place the CLI, builds and workers pick one. */
 import { BWRAP_ISOLATION_NOTE, createBwrapSandbox, findBwrap } from './bwrap.js'
-import { connectDocker, createDockerSandbox, DOCKER_ISOLATION_NOTE, dockerReachable } from './docker.js'
+import { checkDockerDaemon, createDockerSandbox, DOCKER_ISOLATION_NOTE, dockerReachable } from './docker.js'
 import { createLocalSandbox, LOCAL_ISOLATION_NOTE } from './local.js'
 import type { ScratchBackendInit } from './scratch-backend.js'
 import type { Sandbox } from './types.js'
@@ -38,6 +38,6 @@ export async function availableSandboxes(): Promise<AvailableSandbox[]> {
 
 /** Fail now, with a SandboxError saying what to do, if backend `name` cannot work here. */
 export async function checkSandbox(name: AvailableSandbox): Promise<void> {
-  if (name === 'docker') await connectDocker()
+  if (name === 'docker') await checkDockerDaemon()
   else if (name === 'bwrap') findBwrap()
 }
