@@ -15,6 +15,12 @@
  *    and the round trips thieves saw. Two build sizes: 64 actions (8 per worker
  *    at 8 workers, so the build's tail dominates) and 256. Target: success ≥ 90%.
  * 4. Idle RSS of a real `bldr worker` process. Target: ≤ 80 MB.
+ * 5. Seed windows on the live mesh: short sleep actions (25 ms) through 4
+ *    workers × 2 slots, least-loaded seeding, with window 0 (free slots only:
+ *    every action waits a coordinator round trip for its slot), 1 (the
+ *    default) and none, alternating within each round; makespan against the
+ *    ideal (actions × sleep / slots). What bench/strategies cannot show: the
+ *    real cost of each window's round trips.
  *
  * Prints a table and writes bench/results/live-mesh.json.
  */
@@ -52,7 +58,7 @@ const { values } = parseArgs({
     'sleep-actions': { type: 'string', default: '64,256' },
     /** Worker counts of the speedup part, comma-separated (bench/strategies checks the simulator at 2,4,8). */
     'speedup-workers': { type: 'string' },
-    /** Run one part only: roundtrip, noop, speedup, rss. */
+    /** Run one part only: roundtrip, noop, speedup, rss, window. */
     only: { type: 'string' },
     out: { type: 'string', default: join(REPO, 'bench', 'results', 'live-mesh.json') },
   },
@@ -302,6 +308,41 @@ async function idleRss(): Promise<object> {
   }
 }
 
+// ---------------------------------------------------------------- 5. seed windows
+async function seedWindows(): Promise<object> {
+  const n = quick ? 120 : 240
+  const sleepMs = 25
+  const workers = 4
+  const slots = 2
+  const windows: (number | undefined)[] = [0, 1, undefined]
+  const m = await mesh(workers, 'sleep', slots)
+  const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
+  const times = new Map<number | undefined, number[]>(windows.map((w) => [w, []]))
+  try {
+    const cas = await openCasStore(casDir, await createBlake3Hasher())
+    // Round 0 warms every process up and is not counted.
+    for (let r = 0; r <= rounds; r++) {
+      for (const seedWindow of windows) {
+        const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'least-loaded', ...(seedWindow !== undefined ? { seedWindow } : {}), sandbox: 'local', platform: PLATFORM })
+        let done = 0
+        let finish: () => void = () => {}
+        const all = new Promise<void>((resolve) => (finish = resolve))
+        session.setHandlers({ started: () => {}, result: () => void (++done === n && finish()) })
+        const t0 = performance.now()
+        for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/w${i}`, payload: { sleepMs } as unknown as ActionPayload })
+        await all
+        if (r > 0) times.get(seedWindow)!.push((performance.now() - t0) / 1000)
+        await session.close()
+      }
+    }
+  } finally {
+    await m.stop()
+    await rm(casDir, { recursive: true, force: true })
+  }
+  const idealS = (n * sleepMs) / (workers * slots) / 1000
+  return { actions: n, sleepMs, workers, slots, idealS, rows: windows.map((w) => ({ seedWindow: w ?? null, seconds: median(times.get(w)!), perRound: times.get(w)!, overIdeal: median(times.get(w)!) / idealS })) }
+}
+
 const fmt = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '—')
 
 const want = (part: string): boolean => values.only === undefined || values.only === part
@@ -339,6 +380,13 @@ if (want('rss')) {
   const rss = (await idleRss()) as { rssMB: Record<string, number> }
   report['idleRss'] = rss
   console.log(`idle RSS     bldr worker: ${Object.entries(rss.rssMB).map(([k, x]) => `${fmt(x)} MB with ${k}`).join('; ')} (target ≤ 80 MB)`)
+}
+
+if (want('window')) {
+  const sw = (await seedWindows()) as { actions: number; sleepMs: number; workers: number; slots: number; idealS: number; rows: { seedWindow: number | null; seconds: number; overIdeal: number }[] }
+  report['seedWindows'] = sw
+  console.log(`seed window  ${sw.actions} actions of ${sw.sleepMs} ms through ${sw.workers} workers × ${sw.slots} slots, least-loaded (ideal ${fmt(sw.idealS, 2)} s)`)
+  for (const r of sw.rows) console.log(`             window ${String(r.seedWindow ?? 'none').padEnd(4)}  ${fmt(r.seconds, 2).padStart(5)} s  ${fmt(r.overIdeal, 2)}× the ideal`)
 }
 
 await mkdir(dirname(values.out), { recursive: true })
