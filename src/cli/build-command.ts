@@ -53,7 +53,8 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         single puts them all on one worker and leaves the rest to stealing
       --seed-window N   seed a worker at most N queued actions per slot beyond those it runs; the
                         rest wait at the coordinator until results free room (default: ${DEFAULT_SEED_WINDOW};
-                        0 seeds free slots only; not with --seed-policy single, which seeds without one)
+                        0 seeds free slots only; none seeds up to a worker's whole queue, as
+                        --seed-policy single always does)
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
 ${livenessHelp(24)}
@@ -96,8 +97,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
   const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
-  const seedWindow = seedPolicy === 'single' ? undefined : parseIntFlag('--seed-window', values['seed-window'], 0, DEFAULT_SEED_WINDOW)
-  if (seedPolicy === 'single' && values['seed-window'] !== undefined) throw new UsageError(`--seed-window: ${SINGLE_WITH_WINDOW}`)
+  // `none`: no window (a worker is seeded up to its whole queue); `single` always seeds so.
+  const windowFlag = values['seed-window']
+  if (windowFlag !== undefined && windowFlag !== 'none' && !/^\d+$/.test(windowFlag)) throw new UsageError(`invalid --seed-window: must be an integer >= 0 or none (got ${JSON.stringify(windowFlag)})`)
+  const seedWindow = windowFlag === 'none' || seedPolicy === 'single' ? undefined : windowFlag === undefined ? DEFAULT_SEED_WINDOW : Number(windowFlag)
+  if (seedPolicy === 'single' && windowFlag !== undefined && windowFlag !== 'none') throw new UsageError(`--seed-window: ${SINGLE_WITH_WINDOW}`)
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   if (!distributed) {
     for (const flag of ['local-workers', 'seed-policy', 'seed-window', 'strategy'] as const) {

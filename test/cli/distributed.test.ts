@@ -127,7 +127,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     const n = 30
     await withProject(makeProject(sleepProject(n, 0.15)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
-      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile]))
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--seed-window', 'none', '--stats', statsFile]))
       assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
       const stats = await readStats(statsFile)
       assert.equal(stats.mesh.seedPolicy, 'single')
@@ -297,7 +297,10 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       assert.match(w.stderr, /--seed-window needs --distributed or --coordinator/)
       const wn = await runCli(['build', '-C', dir, '--distributed', '--seed-window=-1'])
       assert.equal(wn.code, 2)
-      assert.match(wn.stderr, /invalid --seed-window: must be an integer >= 0 \(got "-1"\)/)
+      assert.match(wn.stderr, /invalid --seed-window: must be an integer >= 0 or none \(got "-1"\)/)
+      const wx = await runCli(['build', '-C', dir, '--distributed', '--seed-window', 'nope'])
+      assert.equal(wx.code, 2)
+      assert.match(wx.stderr, /invalid --seed-window: must be an integer >= 0 or none \(got "nope"\)/)
       const ws = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'single', '--seed-window', '1'])
       assert.equal(ws.code, 2)
       assert.match(ws.stderr, /--seed-window: a seed window cannot be combined with seed policy single/)
