@@ -32,7 +32,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
-import { openCasStore } from '../src/cas/store.js'
+import { openCasStore, type CasStore } from '../src/cas/store.js'
 import { openMeshBuild } from '../src/net/build-client.js'
 import { percentile } from '../src/percentile.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
@@ -207,6 +207,21 @@ async function noopThroughput(): Promise<object> {
   }
 }
 
+/** One build of `n` sleep actions of `sleepMs` on the mesh at `coordinator`, seeded as `seeding` says: seconds from the first submit to the last result. */
+async function sleepBuild(coordinator: string, cas: CasStore, seeding: { policy: SeedPolicy; seedWindow?: number }, n: number, sleepMs: number): Promise<number> {
+  const session = await openMeshBuild({ coordinator, cas, ...seeding, sandbox: 'local', platform: PLATFORM })
+  let done = 0
+  let finish: () => void = () => {}
+  const all = new Promise<void>((resolve) => (finish = resolve))
+  session.setHandlers({ started: () => {}, result: () => void (++done === n && finish()) })
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/s${i}`, payload: { sleepMs } as unknown as ActionPayload })
+  await all
+  const seconds = (performance.now() - t0) / 1000
+  await session.close()
+  return seconds
+}
+
 // ---------------------------------------------------------------- 3. speedup
 async function speedup(n: number): Promise<object> {
   const counts = values['speedup-workers'] ? values['speedup-workers'].split(',').map(Number) : quick ? [1, 2, 4] : [1, 2, 4, 8]
@@ -223,16 +238,7 @@ async function speedup(n: number): Promise<object> {
         let last: Record<string, WorkerStatsWire | null> = {}
         let first: Record<string, WorkerStatsWire | null> = await m.coordinator.workerStats()
         for (let r = 0; r < rounds; r++) {
-          const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy, sandbox: 'local', platform: PLATFORM })
-          let done = 0
-          let finish: () => void = () => {}
-          const all = new Promise<void>((resolve) => (finish = resolve))
-          session.setHandlers({ started: () => {}, result: () => void (++done === n && finish()) })
-          const t0 = performance.now()
-          for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/s${i}`, payload: { sleepMs } as unknown as ActionPayload })
-          await all
-          times.push((performance.now() - t0) / 1000)
-          await session.close()
+          times.push(await sleepBuild(m.coordinator.addrs[0]!, cas, { policy }, n, sleepMs))
         }
         last = await m.coordinator.workerStats()
         const agg = { attempted: 0, granted: 0, refused: 0, failed: 0, stolen: 0, stealRttMs: [] as number[] }
@@ -323,16 +329,8 @@ async function seedWindows(): Promise<object> {
     // Round 0 warms every process up and is not counted.
     for (let r = 0; r <= rounds; r++) {
       for (const seedWindow of windows) {
-        const session = await openMeshBuild({ coordinator: m.coordinator.addrs[0]!, cas, policy: 'least-loaded', ...(seedWindow !== undefined ? { seedWindow } : {}), sandbox: 'local', platform: PLATFORM })
-        let done = 0
-        let finish: () => void = () => {}
-        const all = new Promise<void>((resolve) => (finish = resolve))
-        session.setHandlers({ started: () => {}, result: () => void (++done === n && finish()) })
-        const t0 = performance.now()
-        for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/w${i}`, payload: { sleepMs } as unknown as ActionPayload })
-        await all
-        if (r > 0) times.get(seedWindow)!.push((performance.now() - t0) / 1000)
-        await session.close()
+        const seconds = await sleepBuild(m.coordinator.addrs[0]!, cas, { policy: 'least-loaded', ...(seedWindow !== undefined ? { seedWindow } : {}) }, n, sleepMs)
+        if (r > 0) times.get(seedWindow)!.push(seconds)
       }
     }
   } finally {

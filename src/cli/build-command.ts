@@ -100,8 +100,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   // `none`: no window (a worker is seeded up to its whole queue); `single` always seeds so.
   const windowFlag = values['seed-window']
   if (windowFlag !== undefined && windowFlag !== 'none' && !/^\d+$/.test(windowFlag)) throw new UsageError(`invalid --seed-window: must be an integer >= 0 or none (got ${JSON.stringify(windowFlag)})`)
-  const seedWindow = windowFlag === 'none' || seedPolicy === 'single' ? undefined : windowFlag === undefined ? DEFAULT_SEED_WINDOW : Number(windowFlag)
   if (seedPolicy === 'single' && windowFlag !== undefined && windowFlag !== 'none') throw new UsageError(`--seed-window: ${SINGLE_WITH_WINDOW}`)
+  const seedWindow = windowFlag === 'none' || seedPolicy === 'single' ? undefined : Number(windowFlag ?? DEFAULT_SEED_WINDOW)
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   if (!distributed) {
     for (const flag of ['local-workers', 'seed-policy', 'seed-window', 'strategy'] as const) {

@@ -16,8 +16,8 @@ export const DEFAULT_SEED_POLICY: SeedPolicy = 'least-loaded'
  * seeded up to its whole queue (256 by default), and on a mesh whose room
  * exceeds the ready work, actions wait behind long ones on busy workers while
  * others go idle, where no thief may take them (a victim keeps a reserve):
- * bench/strategies measured 61% efficiency at 1,000 workers on the monorepo
- * DAG without a window, 82% with 1 per slot and 99.8% with 0.
+ * bench/strategies measured 61–65% efficiency at 1,000 workers on the
+ * monorepo DAG without a window, 82.5% with 1 per slot and 99.8% with 0.
  *
  * The default is 1 per slot, not 0: with 0 no worker ever holds a queue, so
  * the coordinator would choose a worker for every action at run time (a
