@@ -216,6 +216,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
       lateResults: c?.lateResults ?? null,
       duplicatesIgnored: c?.duplicatesIgnored ?? null,
       conflicts: c?.conflicts ?? null,
+      staleFailures: c?.staleFailures ?? null,
       retries: m.faults.retries,
       client: m.faults.client,
       localWorkersExited: m.faults.localWorkersExited,
@@ -262,6 +263,7 @@ export function faultLines(f: FaultReport, workers: readonly WorkerFigures[]): s
   if (c && c.lateResults > 0) lines.push(`  ${c.lateResults} result${c.lateResults === 1 ? '' : 's'} came late from a lost worker and ${c.lateResults === 1 ? 'was' : 'were'} used (first result wins)`)
   if (c && c.duplicatesIgnored > 0) lines.push(`  ${c.duplicatesIgnored} repeated result${c.duplicatesIgnored === 1 ? '' : 's'} ignored (same action, same outputs)`)
   if (c && c.conflicts > 0) lines.push(`  ${c.conflicts} result${c.conflicts === 1 ? '' : 's'} with other outputs than the first were ignored (the action is not deterministic)`)
+  if (c && c.staleFailures > 0) lines.push(`  ${c.staleFailures} report${c.staleFailures === 1 ? '' : 's'} of a failure to run from a worker that no longer held the action ${c.staleFailures === 1 ? 'was' : 'were'} ignored (another worker had it)`)
   if (lines.length === 0) return []
   const ledger = c ? `; the coordinator recorded ${c.recorded} of ${c.submitted} submitted attempts once each, ${c.open} left open` : '; the coordinator gave no account (it was lost)'
   return [`faults during this build${ledger}:`, ...lines]

@@ -18,6 +18,12 @@
  *   conflict (reported, the first result stands). A late result from a worker
  *   that lost the action (declared dead, work handed back) is accepted if the
  *   action is not done yet, and is a duplicate if it is.
+ * - `recordFailure` records that a worker could not run an action (no run to
+ *   report: an input it could not fetch, a sandbox that would not start). Only
+ *   the holder's word counts: from a worker that no longer holds the action (it
+ *   was declared lost, the action is elsewhere or done) the failure is stale and
+ *   changes nothing, since the holder will report. Recording it would fail an
+ *   attempt another worker is running (and then conflict with its result).
  * - `workerLost` hands every queued or running action of a worker back
  *   (unowned), to be seeded again.
  */
@@ -41,7 +47,7 @@ interface Entry {
 }
 
 export type TransferAnswer = { accepted: string[]; rejected: { id: string; reason: string }[] }
-export type RecordOutcome = 'recorded' | 'duplicate' | 'conflict' | 'unknown'
+export type RecordOutcome = 'recorded' | 'duplicate' | 'conflict' | 'stale' | 'unknown'
 
 export class OwnershipLedger {
   private readonly entries = new Map<string, Entry>()
@@ -126,6 +132,18 @@ export class OwnershipLedger {
     this.hold(e.owner, -1)
     e.owner = null
     return 'recorded'
+  }
+
+  /**
+   * The holder could not run an action: recorded as its one result (exit code
+   * -1, no outputs) so the client can try it again as a new attempt. From any
+   * other worker the failure is stale: the action is elsewhere or done.
+   */
+  recordFailure(actionId: string, workerId: string): RecordOutcome {
+    const e = this.entries.get(actionId)
+    if (!e) return 'unknown'
+    if (e.result || e.owner !== workerId) return 'stale'
+    return this.recordResult(actionId, workerId, { key: actionId, outputs: [], exitCode: -1 })
   }
 
   /** A worker did not take seeded actions (its queue was full): they are unassigned again. Returns those released. */

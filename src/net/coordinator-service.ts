@@ -299,7 +299,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
       cursor: 0,
       toldAddrs: new Set(),
-      account: { workersLost: [], workersBack: [], workersLeft: [], lateResults: 0, duplicatesIgnored: 0, conflicts: 0, submitted: 0, recorded: 0, open: 0 },
+      account: { workersLost: [], workersBack: [], workersLeft: [], lateResults: 0, duplicatesIgnored: 0, conflicts: 0, staleFailures: 0, submitted: 0, recorded: 0, open: 0 },
       events: new Batcher<BuildEvent, void>(async (events) => {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -382,7 +382,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             const exec = report.exec
             // Late: from a worker that no longer holds the action (it was declared lost and the action handed out again), and it came first.
             const late = ledger.ownerOf(id) !== from
-            const outcome = ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            // Failed with no run to report (the worker could not run it): only the holder's word counts.
+            const outcome =
+              !report.ok && !exec ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
             const account = buildOf(id)?.account
             if (account) {
               if (outcome === 'recorded') {
@@ -390,6 +392,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
                 if (late) account.lateResults++
               } else if (outcome === 'duplicate') account.duplicatesIgnored++
               else if (outcome === 'conflict') account.conflicts++
+              else if (outcome === 'stale') account.staleFailures++
             }
             if (outcome === 'recorded') {
               submitted.delete(id)

@@ -44,7 +44,7 @@ const coordinatorResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('accepted'), ids }),
   z.object({ type: z.literal('settled'), moved: ids }),
   z.object({ type: z.literal('released'), ids }),
-  z.object({ type: z.literal('recorded'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'unknown'])) }),
+  z.object({ type: z.literal('recorded'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'stale', 'unknown'])) }),
 ])
 export type CoordinatorRequest = z.infer<typeof coordinatorRequest>
 export type CoordinatorResponse = z.infer<typeof coordinatorResponse>
@@ -123,7 +123,8 @@ export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire
  * workers lost (with when, epoch ms, and how many of the build's actions went
  * elsewhere), lost workers that came back, workers that left, results from a
  * lost worker that came first (late results, accepted once), repeats ignored,
- * conflicting repeats, and the ledger's count of the build's actions:
+ * conflicting repeats, failures to run from a worker that no longer held the
+ * action (stale, ignored), and the ledger's count of the build's actions:
  * submitted, recorded, and still open when it closed.
  */
 export const faultAccountSchema = z
@@ -134,6 +135,7 @@ export const faultAccountSchema = z
     lateResults: z.number().int().nonnegative(),
     duplicatesIgnored: z.number().int().nonnegative(),
     conflicts: z.number().int().nonnegative(),
+    staleFailures: z.number().int().nonnegative(),
     submitted: z.number().int().nonnegative(),
     recorded: z.number().int().nonnegative(),
     open: z.number().int().nonnegative(),

@@ -117,6 +117,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       const recorded = await results.add({ id: item.id, report })
       // 'unknown': the build was closed meanwhile (its client stopped), which is routine; a duplicate or conflict is not.
       if (recorded === 'unknown') log?.debug({ action: item.id }, 'a result for a build that is closed')
+      // 'stale': this worker could not run an action it no longer holds (it was declared lost meanwhile); the holder reports.
+      else if (recorded === 'stale') log?.info({ action: item.id }, 'a failure to run was ignored: the action is held elsewhere or done')
       else if (recorded !== 'recorded') log?.warn({ action: item.id, outcome: recorded }, 'the coordinator did not record a result as new')
     },
     requestSteal: async (_thief, victim, req, { timeoutMs }) =>

@@ -64,6 +64,28 @@ describe('OwnershipLedger', () => {
     assert.deepEqual(l.counts(), { queued: 0, running: 0, unassigned: 1, done: 2 })
   })
 
+  it('takes a failure to run from the holder only: from a lost worker it is stale, for the action is elsewhere or done', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['a', 'b', 'c']) l.seed(id, 'w1')
+    for (const id of ['a', 'b', 'c']) l.started(id, 'w1')
+    assert.deepEqual(l.workerLost('w1'), ['a', 'b', 'c'])
+    for (const id of ['a', 'b']) l.seed(id, 'w2')
+    // w1 was frozen: woken, its fetches time out and it reports that it could not run a, b and c.
+    assert.equal(l.recordFailure('a', 'w1'), 'stale', 'a is held by w2 now')
+    assert.equal(l.recordFailure('c', 'w1'), 'stale', 'c is held by nobody, waiting to be seeded again')
+    assert.equal(l.stateOf('a'), 'queued')
+    assert.equal(l.stateOf('c'), 'unassigned')
+    assert.equal(l.recordResult('b', 'w2', result('b')), 'recorded')
+    assert.equal(l.recordFailure('b', 'w1'), 'stale', 'b is done')
+    assert.equal(l.recordFailure('b', 'w2'), 'stale', 'a failure after the result is not a second result')
+    assert.equal(l.recordResult('a', 'w2', result('a')), 'recorded', 'the result of the holder stands, with no conflict')
+    // The holder's own failure is its result: the client tries again as a new attempt.
+    l.seed('d', 'w2')
+    assert.equal(l.recordFailure('d', 'w2'), 'recorded')
+    assert.equal(l.resultOf('d')?.exitCode, -1)
+    assert.equal(l.recordFailure('nope', 'w2'), 'unknown')
+  })
+
   it('conservation under random steals, deaths and late results: every action recorded exactly once', () => {
     for (let seed = 0; seed < 40; seed++) {
       const rng = createRng(seed)

@@ -10,6 +10,7 @@ import { LOAD_TOPIC } from '../../src/worker/load-announcement.js'
 import { spawnReady, stopProcess } from '../helpers.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { setTimeout as delay } from 'node:timers/promises'
 import { join } from 'node:path'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore } from '../../src/cas/store.js'
@@ -109,6 +110,72 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
       assert.ok(one > 2 && one <= 4, `window 1: up to one queued per slot (held ${one})`)
       assert.ok((await mostHeld(undefined)) >= 15, 'no window: the backlog goes into the queues')
     } finally {
+      await Promise.all(workers.map((w) => stopProcess(w.proc)))
+      await coordinator.stop()
+      await rm(casDir, { recursive: true, force: true })
+    }
+  })
+
+  it('a worker stopped past the heartbeat timeout, then woken: its failure to run the action it lost is stale, and the new holder\'s result stands', async () => {
+    const liveness = { heartbeatIntervalMs: 300, workerTimeoutMs: 1000 }
+    const coordinator = await startCoordinatorService({ liveness })
+    const workers: { proc: ChildProcess; id: string }[] = []
+    const casDir = await mkdtemp(join(tmpdir(), 'bldr-stale-'))
+    const stopped: ChildProcess[] = []
+    try {
+      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
+      await coordinator.waitForWorkers(2, 20_000)
+      const events: ResultEvent[] = []
+      coordinator.onResult((e) => events.push(e))
+      const cas = await openCasStore(casDir, await createBlake3Hasher())
+      const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'single', sandbox: 'local', platform: PLATFORM, liveness })
+      try {
+        const id = `${session.buildId}/x`
+        const starts: string[] = []
+        const reports: { worker: string; ok: boolean }[] = []
+        let startedOnce!: () => void
+        let resulted!: () => void
+        const firstStart = new Promise<void>((r) => (startedOnce = r))
+        const result = new Promise<void>((r) => (resulted = r))
+        session.setHandlers({
+          started: (_ids, worker) => (starts.push(worker), startedOnce()),
+          result: (_id, worker, report) => (reports.push({ worker, ok: report.ok }), resulted()),
+        })
+        void session.submit({ id, payload: { sleepMs: 2500, failIfStopped: true } as unknown as ActionPayload })
+        await firstStart
+        const first = workers.find((w) => w.id === starts[0])!
+        first.proc.kill('SIGSTOP')
+        stopped.push(first.proc)
+        // Lost, and the action running on the other worker: then wake the stopped one, whose failure to run it comes first.
+        const other = workers.find((w) => w !== first)!.id
+        const deadline = Date.now() + 15_000
+        while (!(coordinator.ledger.ownerOf(id) === other && coordinator.ledger.stateOf(id) === 'running')) {
+          assert.ok(Date.now() < deadline, `the action did not move to the other worker (held by ${coordinator.ledger.ownerOf(id)}, ${coordinator.ledger.stateOf(id)})`)
+          await delay(20)
+        }
+        first.proc.kill('SIGCONT')
+        stopped.pop()
+        await result
+        const stale = Date.now() + 5_000
+        while (!events.some((e) => e.outcome === 'stale')) {
+          assert.ok(Date.now() < stale, `no stale failure from the woken worker: ${JSON.stringify(events.map((e) => [e.worker, e.outcome]))}`)
+          await delay(20)
+        }
+        assert.deepEqual(reports, [{ worker: other, ok: true }], 'the client got one result, the new holder\'s success')
+        assert.deepEqual(
+          events.map((e) => [e.worker, e.report.ok, e.outcome]),
+          [[first.id, false, 'stale'], [other, true, 'recorded']],
+          'the woken worker\'s failure came first and was not recorded',
+        )
+        const account = await session.close()
+        assert.equal(account?.conflicts, 0)
+        assert.equal(account?.staleFailures, 1)
+        assert.equal(account?.workersLost.length, 1)
+      } finally {
+        await session.close()
+      }
+    } finally {
+      for (const p of stopped) p.kill('SIGCONT')
       await Promise.all(workers.map((w) => stopProcess(w.proc)))
       await coordinator.stop()
       await rm(casDir, { recursive: true, force: true })
