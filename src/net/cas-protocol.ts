@@ -62,6 +62,58 @@ function parse<T>(bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
   return parsed.data
 }
 
+/**
+ * Receive-side flow control. A libp2p 3 stream hands on data as it arrives,
+ * and yamux grants the sender more window as data arrives, not as it is read:
+ * a receiver slower than the network (its disk) piles the blob up in the
+ * reader's buffer, which is aborted past 4 MiB ("Read buffer overflow"). So
+ * the stream is paused while more than PAUSE_ABOVE bytes are unread, which
+ * stops yamux's window updates until it is resumed below RESUME_BELOW. While
+ * paused, at most the stream's window arrives (capped at 2 MiB in node.ts), so
+ * the buffers stay under 4 MiB: a 24 MiB fetch into a store taking 2 ms per
+ * chunk peaks at ~2.3 MiB unread (test/net/cas.test.ts).
+ */
+const PAUSE_ABOVE = 1024 * 1024
+const RESUME_BELOW = 256 * 1024
+
+/**
+ * A length-prefixed view of a CAS stream that counts the bytes received and
+ * read, pausing the stream while too many are unread. Made when the stream
+ * opens, so every byte is counted.
+ */
+function flowControlled(stream: Stream): LengthPrefixedStream {
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+  let unread = 0
+  const pauseIfBehind = (): void => {
+    if (unread > PAUSE_ABOVE && stream.readStatus === 'readable') stream.pause()
+  }
+  stream.addEventListener('message', (evt) => {
+    unread += evt.data.byteLength
+    // After the dispatch, not in it: resume() dispatches what was held and then
+    // tells yamux to resume, which would undo a pause made by this listener.
+    if (unread > PAUSE_ABOVE) queueMicrotask(pauseIfBehind)
+  })
+  return {
+    ...lp,
+    read: async (options) => {
+      const frame = await lp.read(options)
+      unread -= frame.byteLength + varintBytes(frame.byteLength)
+      if (unread < RESUME_BELOW && stream.readStatus === 'paused') stream.resume()
+      return frame
+    },
+  }
+}
+
+/** Bytes of the unsigned varint length prefix of a frame of `n` bytes. */
+function varintBytes(n: number): number {
+  let bytes = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80)
+    bytes++
+  }
+  return bytes
+}
+
 /** Chunk frames until the empty end frame. */
 async function* chunksOf(lp: LengthPrefixedStream, timeoutMs: number): AsyncGenerator<Uint8Array> {
   for (;;) {
@@ -109,7 +161,7 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
   const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
   await node.handle(CAS_PROTOCOL_ID, async (stream, connection) => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const lp = flowControlled(stream)
     try {
       let req: z.infer<typeof requestSchema>
       try {
@@ -205,7 +257,7 @@ export class CasClient {
 
   /** Fetch a blob into the local CAS, verified. DigestMismatchError if the peer sent other bytes. */
   async fetch(peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
-    return this.exchange(peer, async (lp) => {
+    return this.exchange(peer, async (lp, stream) => {
       await lp.write(json({ op: 'get', digest: d }))
       const head = parse(await this.read(lp), getAnswer, 'answer')
       if (!head.found) throw new BlobNotFoundError(d, `peer ${peer.toString()} (${head.reason})`)
@@ -233,7 +285,7 @@ export class CasClient {
 
   private async exchange<R>(peer: PeerId | Multiaddr, fn: (lp: LengthPrefixedStream, stream: Stream) => Promise<R>): Promise<R> {
     const stream = await this.node.dialProtocol(peer, CAS_PROTOCOL_ID, { signal: AbortSignal.timeout(this.timeoutMs) })
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const lp = flowControlled(stream)
     try {
       const result = await fn(lp, stream)
       await stream.close()

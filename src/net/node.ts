@@ -1,6 +1,7 @@
 /**
  * A mesh node: the only place libp2p is configured. TCP, noise encryption,
- * yamux multiplexing, identify, and gossipsub for load announcements.
+ * yamux multiplexing (window updates at half the window, yamux-window.ts),
+ * identify, and gossipsub for load announcements.
  *
  * The stack is libp2p 3 with @libp2p/gossipsub (the continuation of
  * @chainsafe/libp2p-gossipsub, whose v14 works only with libp2p 2 and on 3
@@ -22,8 +23,12 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isErrnoException, writeFileAtomic } from '../cas/fs-util.js'
 import { DEFAULT_LIVENESS, type Liveness } from './liveness.js'
+import { installHalfWindowUpdates } from './yamux-window.js'
 
 export { DEFAULT_LIVENESS, type Liveness }
+
+/** Largest yamux receive window of a stream. */
+export const MAX_STREAM_WINDOW_BYTES = 2 * 1024 * 1024
 
 export type MeshNode = Libp2p<{ identify: Identify; pubsub: GossipSub }>
 
@@ -45,12 +50,15 @@ const INBOUND_CONNECTION_THRESHOLD = 1000
 
 export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode> {
   const liveness = init.liveness ?? DEFAULT_LIVENESS
+  // Window updates at half the window, not after every frame (see yamux-window.ts).
+  installHalfWindowUpdates()
   return createLibp2p({
     ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A stream's window at most 2 MiB (yamux's default 16): while a CAS receiver holds a sender back (cas-protocol.ts), what still arrives fits its 4 MiB read buffer.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES } })],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD },
     connectionMonitor: {
       pingInterval: liveness.heartbeatIntervalMs,

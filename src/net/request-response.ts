@@ -61,6 +61,15 @@ function decodeFrame<T>(bytes: Uint8Array, schema: z.ZodType<T>): Decoded<T> {
   return { ok: true, value: parsed.data }
 }
 
+/**
+ * Length-prefixed stream limits for frames of up to `maxFrameBytes`: the
+ * reader's buffer must hold a whole frame (its default, 4 MiB, reset the
+ * stream on any bigger one, below the caps of the build and seed protocols).
+ */
+function frameLimits(maxFrameBytes: number): { maxDataLength: number; maxBufferSize: number } {
+  return { maxDataLength: maxFrameBytes, maxBufferSize: Math.max(4 * 1024 * 1024, maxFrameBytes + 16) }
+}
+
 /** Serve a protocol: `handler` answers each request on every inbound stream. */
 export async function serveProtocol<Req, Res>(
   node: MeshNode,
@@ -70,7 +79,7 @@ export async function serveProtocol<Req, Res>(
 ): Promise<void> {
   await node.handle(spec.id, async (stream, connection) => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: spec.maxFrameBytes })
+    const lp = lpStream(stream, frameLimits(spec.maxFrameBytes))
     for (;;) {
       let frame: Uint8Array
       try {
@@ -133,7 +142,7 @@ export class ProtocolClient<Req, Res> {
     let entry = this.streams.get(key)
     if (!entry) {
       const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
-      entry = { stream, lp: lpStream(stream, { maxDataLength: this.spec.maxFrameBytes }), busy: Promise.resolve() }
+      entry = { stream, lp: lpStream(stream, frameLimits(this.spec.maxFrameBytes)), busy: Promise.resolve() }
       this.streams.set(key, entry)
     }
     const e = entry
@@ -163,7 +172,7 @@ export class ProtocolClient<Req, Res> {
   /** Send raw bytes as one frame on a fresh stream and read one reply (tests of bad input use this). */
   async rawExchange(peer: Multiaddr, frame: Uint8Array, opts: { timeoutMs: number }): Promise<string> {
     const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
-    const lp = lpStream(stream, { maxDataLength: Math.max(this.spec.maxFrameBytes, frame.byteLength) + 16 })
+    const lp = lpStream(stream, frameLimits(Math.max(this.spec.maxFrameBytes, frame.byteLength) + 16))
     try {
       await lp.write(frame)
       return decoder.decode((await lp.read({ signal: AbortSignal.timeout(opts.timeoutMs) })).subarray())

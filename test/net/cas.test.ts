@@ -8,11 +8,12 @@ import { after, before, describe, it } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
-import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { CasStore, openCasStore } from '../../src/cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../../src/errors.js'
 import { CAS_PROTOCOL_ID, CasClient } from '../../src/net/cas-protocol.js'
 import { createMeshNode, parseMultiaddr, type MeshNode } from '../../src/net/node.js'
 import { spawnReady, stopProcess } from '../helpers.js'
+import { slowly } from './fixtures/slowly.js'
 
 describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
   let dir: string
@@ -59,6 +60,31 @@ describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
     const ref = await client.fetch(peer.addr, d.large!)
     assert.equal(ref.size, large.byteLength)
     assert.ok((await local.getBytes(d.large!)).equals(large))
+  })
+
+  it('fetches and pushes a blob many times the stream buffers into a store slower than the network: the receiver holds the sender back', async () => {
+    // 24 MiB stored at 2 ms per 64 KiB chunk (32 MB/s): without flow control the receiver's 4 MiB read buffer overflows.
+    const big = randomBytes(24 * 1024 * 1024)
+    const slowDir = await mkdtemp(join(tmpdir(), 'bldr-cas-slow-'))
+    const hasher = await createBlake3Hasher()
+    const slowLocal = new (class extends CasStore {
+      override putStream(expected: string, chunks: AsyncIterable<Uint8Array>, opts: { maxBytes: number; where: string }) {
+        return super.putStream(expected, slowly(chunks, 2), opts)
+      }
+    })(join(slowDir, 'local'), hasher)
+    const slowPeer = await spawnReady('dist/test/net/fixtures/cas-peer.js', [join(slowDir, 'peer'), '--slow-ms', '2'])
+    try {
+      const bigDigest = (await server.putBytes(big)).digest
+      const ref = await new CasClient(node, slowLocal, { timeoutMs: 10_000 }).fetch(peer.addr, bigDigest)
+      assert.equal(ref.size, big.byteLength)
+      assert.ok((await slowLocal.getBytes(bigDigest)).equals(big), 'fetched whole and verified')
+      const addr = parseMultiaddr(slowPeer.value)
+      await new CasClient(node, slowLocal, { timeoutMs: 10_000 }).push(addr, bigDigest)
+      assert.deepEqual(await client.has(addr, [bigDigest]), [bigDigest], 'pushed whole and verified')
+    } finally {
+      await stopProcess(slowPeer.proc)
+      await rm(slowDir, { recursive: true, force: true })
+    }
   })
 
   it('does not serve a blob that rotted on its disk, and drops it', async () => {

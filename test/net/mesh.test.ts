@@ -141,7 +141,7 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
           started: (_ids, worker) => (starts.push(worker), startedOnce()),
           result: (_id, worker, report) => (reports.push({ worker, ok: report.ok }), resulted()),
         })
-        void session.submit({ id, payload: { sleepMs: 2500, failIfStopped: true } as unknown as ActionPayload })
+        void session.submit({ id, payload: { sleepMs: 4000, failIfStopped: true } as unknown as ActionPayload })
         await firstStart
         const first = workers.find((w) => w.id === starts[0])!
         first.proc.kill('SIGSTOP')

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { createMeshNode, parseMultiaddr, type MeshNode } from '../../src/net/node.js'
 import { ProtocolClient } from '../../src/net/request-response.js'
 import { spawnReady, stopProcess } from '../helpers.js'
-import { TEST_ECHO } from './fixtures/protocol.js'
+import { TEST_BIG_ECHO, TEST_ECHO } from './fixtures/protocol.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 async function startPeer(): Promise<{ proc: ChildProcess; addr: Multiaddr }> {
@@ -49,6 +49,18 @@ describe('request/response between two processes over libp2p', { timeout: 60_000
     const big = new TextEncoder().encode(JSON.stringify({ n: 1, text: 'x'.repeat(TEST_ECHO.maxFrameBytes) }))
     await assert.rejects(client.rawExchange(peer.addr, big, { timeoutMs: 5000 }))
     assert.deepEqual(await client.request(peer.addr, { n: 2, text: 'after the big one' }, { timeoutMs: 5000 }), { n: 2, text: 'AFTER THE BIG ONE' })
+  })
+
+  it('carries frames up to the protocol\'s cap, past the stream\'s default 4 MiB read buffer, both ways', async () => {
+    const big = new ProtocolClient(node, TEST_BIG_ECHO)
+    try {
+      const text = 'x'.repeat(12 * 1024 * 1024)
+      const res = await big.request(peer.addr, { n: 7, text }, { timeoutMs: 20_000 })
+      assert.equal(res.n, 7)
+      assert.equal(res.text, text.toUpperCase())
+    } finally {
+      big.close()
+    }
   })
 
   it('carries gossip both ways', async () => {
