@@ -29,8 +29,8 @@ export interface MeshSession {
   readonly clientId: string
   readonly clientAddrs: readonly string[]
   setHandlers(h: MeshSessionEvents): void
-  /** Hand a ready action to the mesh. */
-  submit(item: { id: string; payload: ActionPayload }): Promise<void>
+  /** Hand a ready action to the mesh; `avoid`: workers it should not go to if another can take it. */
+  submit(item: { id: string; payload: ActionPayload; avoid?: string[] }): Promise<void>
   /** Fetch a blob from a peer into the project's store, verified. */
   fetchBlob(digest: Digest, holder: string): Promise<void>
 }
@@ -102,7 +102,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
   }
 
   /** Submit one attempt and wait for its report; a report that the worker could not run it is a RemoteExecutionError. */
-  const runOnce = async (session: MeshSession, id: string, payload: ActionPayload, signal: AbortSignal, onStart: () => void): Promise<{ worker: string; exec: ExecReport }> => {
+  const runOnce = async (session: MeshSession, id: string, payload: ActionPayload, avoid: readonly string[], signal: AbortSignal, onStart: () => void): Promise<{ worker: string; exec: ExecReport }> => {
     const done = new Promise<{ worker: string; report: ResultReport }>((resolve, reject) => {
       const onAbort = (): void => {
         waiting.delete(id)
@@ -119,7 +119,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
       else signal.addEventListener('abort', onAbort, { once: true })
     })
     try {
-      await session.submit({ id, payload })
+      await session.submit({ id, payload, ...(avoid.length > 0 ? { avoid: [...avoid] } : {}) })
     } catch (err) {
       waiting.delete(id)
       done.catch(() => {})
@@ -133,19 +133,24 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
   /**
    * An infrastructure failure (the worker could not fetch inputs or start the
    * sandbox, the action could not be submitted, or its outputs cannot be
-   * fetched) is tried again, as a new attempt with its own id, after a backoff;
-   * an action that ran and failed is not.
+   * fetched) is tried again, as a new attempt with its own id, after a backoff,
+   * on another worker than the ones that failed it if any other can take it (a
+   * worker whose sandbox is broken fails fast, so as the least loaded it would
+   * otherwise draw every retry); an action that ran and failed is not.
    */
   const runWithRetries = async (session: MeshSession, actionId: string, id: string, payload: ActionPayload, signal: AbortSignal, onStart: () => void): Promise<{ worker: string; exec: ExecReport }> => {
+    const failedOn: string[] = []
     for (let attempt = 1; ; attempt++) {
       let ran: { worker: string; exec: ExecReport } | undefined
       try {
-        ran = await runOnce(session, attemptId(id), payload, signal, onStart)
+        ran = await runOnce(session, attemptId(id), payload, failedOn, signal, onStart)
         init.onRan?.(actionId, ran.worker)
         await fetchFrom(session, ran.worker, [...ran.exec.outputs.map((o) => o.digest), ran.exec.stdout, ran.exec.stderr])
         return ran
       } catch (err) {
         if (signal.aborted || attempt >= MAX_ATTEMPTS) throw err
+        const failedWorker = err instanceof RemoteExecutionError ? err.worker : ran?.worker
+        if (failedWorker && !failedOn.includes(failedWorker)) failedOn.push(failedWorker)
         const reason =
           err instanceof RemoteExecutionError ? err.message : ran ? `its outputs could not be fetched from worker ${ran.worker.slice(-8)}: ${(err as Error).message}` : `it could not be submitted: ${(err as Error).message}`
         init.onRetry?.(actionId, reason, attempt + 1, MAX_ATTEMPTS)

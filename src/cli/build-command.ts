@@ -213,6 +213,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
       workersLost: c?.workersLost ?? null,
       workersBack: c?.workersBack ?? null,
       workersLeft: c?.workersLeft ?? null,
+      workersQuarantined: c?.workersQuarantined ?? null,
       lateResults: c?.lateResults ?? null,
       duplicatesIgnored: c?.duplicatesIgnored ?? null,
       conflicts: c?.conflicts ?? null,
@@ -253,6 +254,8 @@ export function faultLines(f: FaultReport, workers: readonly WorkerFigures[]): s
   const lines: string[] = []
   for (const l of c?.workersLost ?? []) lines.push(`  worker ${short(l.worker)} was lost (${l.why}); ${l.handedBack} of this build's actions went to other workers`)
   for (const w of c?.workersBack ?? []) lines.push(`  lost worker ${short(w)} came back and took work again`)
+  for (const q of c?.workersQuarantined ?? [])
+    lines.push(`  worker ${short(q.worker)} was quarantined for ${Math.round(q.forMs / 1000)} s: it could not run ${q.failures} actions in a row (last: ${q.why}); ${q.handedBack} of this build's queued actions went to other workers`)
   for (const l of c?.workersLeft ?? []) lines.push(`  worker ${short(l.worker)} left the mesh; it handed back ${l.handedBack} queued action${l.handedBack === 1 ? '' : 's'}`)
   for (const e of f.localWorkersExited) lines.push(`  ${e}`)
   for (const r of f.retries) lines.push(`  ${r.action}: attempt ${r.attempt}, because ${r.reason}`)

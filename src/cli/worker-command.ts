@@ -48,7 +48,8 @@ workers this way).
 Fault injection (tests and benchmarks): BLDR_FAULT_DROP_GOSSIP=F drops the share
 F (0 to 1) of incoming load announcements on purpose; BLDR_FAULT_FAIL_EVERY=N
 reports every N-th action (first attempts only) as an infrastructure failure
-without running it; BLDR_FAULT_CORRUPT_SENT=N flips a byte in every N-th blob
+without running it; BLDR_FAULT_BROKEN=1 so reports every action, retries too;
+BLDR_FAULT_CORRUPT_SENT=N flips a byte in every N-th blob
 this worker sends to a peer (the receiver must reject it).`
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -93,7 +94,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
     listen: [values.listen ?? '/ip4/0.0.0.0/tcp/0'],
     keyFile: join(dataDir, 'peer-key'),
     cas,
-    runner: (blobs) => withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY'])),
+    runner: (blobs) =>
+      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
     config: { sandboxes: sandboxNames },
     liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),

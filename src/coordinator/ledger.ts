@@ -160,6 +160,13 @@ export class OwnershipLedger {
     return released
   }
 
+  /** The actions `workerId` holds queued (not started), sorted. */
+  queuedOf(workerId: string): string[] {
+    const ids: string[] = []
+    for (const [id, e] of this.entries) if (e.owner === workerId && e.state === 'queued') ids.push(id)
+    return ids.sort()
+  }
+
   /** Hand back everything a lost worker held; returns those action ids, to be seeded again. */
   workerLost(workerId: string): string[] {
     const back: string[] = []

@@ -73,6 +73,17 @@ const EVENT_ATTEMPTS = 3
 const SEED_BATCH = 512
 /** A worker that could not be seeded is passed over for this long. */
 const SEED_FAILURE_PAUSE_MS = 1_000
+/**
+ * A worker that could not run this many actions in a row (no run to report:
+ * its sandbox would not start, its inputs could not be fetched) is quarantined:
+ * not seeded and not given stolen work for QUARANTINE_MS, doubled each time
+ * again (at most QUARANTINE_MAX_MS), and what it has queued goes elsewhere.
+ * A broken worker fails fast, so as the least loaded it would draw work on.
+ * Never the last worker able to run a build.
+ */
+const QUARANTINE_AFTER = 3
+const QUARANTINE_MS = 30_000
+const QUARANTINE_MAX_MS = 5 * 60_000
 
 interface Build {
   id: string
@@ -86,6 +97,8 @@ interface Build {
   platform: string
   /** Submitted, not yet in any worker's queue. */
   pending: ActionDeque<WireItem>
+  /** Submitted attempts that avoid workers (those that failed an earlier attempt), not yet in any queue: placed before `pending`. */
+  avoiding: WireItem[]
   events: Batcher<BuildEvent, void>
   /** Next worker in round-robin order. */
   cursor: number
@@ -122,6 +135,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   /** Workers with a seed call in flight (one at a time each, so `held` stays a fair guess). */
   const seeding = new Set<string>()
   const pausedUntil = new Map<string, number>()
+  /** Workers' failures to run in a row, the last reason, and their quarantine (until, and how many so far). */
+  const failing = new Map<string, { inARow: number; why: string; until: number; times: number }>()
+  const quarantined = (w: string, now: number): boolean => (failing.get(w)?.until ?? 0) > now
   let stopped = false
   // The coordinator does not subscribe to load gossip: it does not act on it, and
   // workers are connected to each other, so it need not relay (verifying every
@@ -172,7 +188,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       const b = buildOf(id)
       const item = submitted.get(id)
       if (!b || !item) continue
-      b.pending.pushFront([item])
+      putBack(b, [item])
       perBuild.set(b, (perBuild.get(b) ?? 0) + 1)
     }
     return perBuild
@@ -214,11 +230,45 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   }
 
   /** Which workers get the next items of `build`, by its policy; [] when none has room. */
-  const targets = (build: Build): string[] => {
+  /** Workers that offer the build's sandbox on its platform, in registration order. */
+  const ableFor = (build: Build): string[] => [...registered].filter(([, w]) => canRun(w, build)).map(([id]) => id)
+  /** Of those, the ones that may be seeded now (not being seeded, not passed over, not quarantined unless all are). */
+  const openOf = (able: readonly string[]): string[] => {
     const now = Date.now()
-    // Only workers that offer the build's sandbox on its platform; among them, those not being seeded or passed over.
-    const able = [...registered].filter(([, w]) => canRun(w, build)).map(([id]) => id)
-    const open = able.filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now)
+    const healthy = able.some((w) => !quarantined(w, now))
+    return able.filter((w) => !seeding.has(w) && (pausedUntil.get(w) ?? 0) <= now && !(healthy && quarantined(w, now)))
+  }
+  /** Another registered worker is not quarantined (the last one is never benched). */
+  const benchable = (w: string, now: number): boolean => [...registered.keys()].some((o) => o !== w && !quarantined(o, now))
+  /** Whether `w` is quarantined and another registered worker is not. */
+  const benched = (w: string): boolean => {
+    const now = Date.now()
+    return quarantined(w, now) && benchable(w, now)
+  }
+  /** Count a worker's failure to run (or, with `why` undefined, a run): quarantine it after QUARANTINE_AFTER in a row. */
+  const countFailure = (w: string, why: string | undefined): void => {
+    const f = failing.get(w) ?? { inARow: 0, why: '', until: 0, times: 0 }
+    failing.set(w, f)
+    if (why === undefined) {
+      f.inARow = 0
+      return
+    }
+    f.inARow++
+    f.why = why
+    const now = Date.now()
+    if (f.inARow < QUARANTINE_AFTER || quarantined(w, now) || !benchable(w, now)) return
+    const forMs = Math.min(QUARANTINE_MAX_MS, QUARANTINE_MS * 2 ** f.times)
+    f.until = now + forMs
+    f.times++
+    f.inARow = 0
+    const back = ledger.release(ledger.queuedOf(w), w)
+    const handedBack = requeue(back)
+    for (const b of builds.values()) b.account.workersQuarantined.push({ worker: w, failures: QUARANTINE_AFTER, why: f.why, forMs, handedBack: handedBack.get(b) ?? 0 })
+    log?.warn({ worker: w, failures: QUARANTINE_AFTER, why: f.why, forMs, handedBack: back.length }, 'worker quarantined: it could not run several actions in a row')
+    setTimeout(dispatch, forMs).unref()
+  }
+  const targets = (build: Build, able: readonly string[]): string[] => {
+    const open = openOf(able)
     const room = (w: string): number => roomOf(w, build) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
@@ -233,17 +283,50 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     }
   }
 
+  /** Back to a build's queue, at the front: attempts that avoid workers to their own list. */
+  const putBack = (build: Build, items: readonly WireItem[]): void => {
+    const plain = items.filter((i) => !i.avoid?.length)
+    if (plain.length > 0) build.pending.pushFront(plain)
+    for (const i of items) if (i.avoid?.length) build.avoiding.push(i)
+  }
+
+  /**
+   * Attempts that avoid workers go, whatever the policy, to the least-held
+   * open worker with room that is not avoided. If every worker able to run
+   * the build is avoided, the list is ignored (better a worker that failed
+   * once than none). One that fits nowhere yet waits for the next dispatch.
+   */
+  const placeAvoiding = (build: Build, able: readonly string[], share: Map<string, WireItem[]>): void => {
+    const open = openOf(able)
+    const load = (w: string): number => ledger.held(w) + (share.get(w)?.length ?? 0)
+    const waiting: WireItem[] = []
+    for (const item of build.avoiding) {
+      const avoid = new Set(item.avoid)
+      const honoured = able.some((w) => !avoid.has(w))
+      let best: string | undefined
+      for (const w of open) {
+        if ((honoured && avoid.has(w)) || load(w) >= roomOf(w, build) || (share.get(w)?.length ?? 0) >= SEED_BATCH) continue
+        if (best === undefined || load(w) < load(best)) best = w
+      }
+      if (best === undefined) waiting.push(item)
+      else share.set(best, [...(share.get(best) ?? []), item])
+    }
+    build.avoiding = waiting
+  }
+
   /** Split `build`'s pending actions over the targets, by policy, and seed them. */
   const dispatch = (): void => {
     if (stopped) return
     for (const build of builds.values()) {
-      if (build.pending.length === 0) continue
-      const ws = targets(build)
-      if (ws.length === 0) continue
-      const share = new Map<string, WireItem[]>(ws.map((w) => [w, []]))
+      if (build.pending.length === 0 && build.avoiding.length === 0) continue
+      const able = ableFor(build)
+      const share = new Map<string, WireItem[]>()
+      if (build.avoiding.length > 0) placeAvoiding(build, able, share)
+      const ws = targets(build, able)
+      for (const w of ws) if (!share.has(w)) share.set(w, [])
       if (build.policy === 'least-loaded') {
         // Fill the least-held worker first, one action at a time.
-        const load = new Map(ws.map((w) => [w, ledger.held(w)]))
+        const load = new Map(ws.map((w) => [w, ledger.held(w) + share.get(w)!.length]))
         while (build.pending.length > 0) {
           let best: string | undefined
           for (const w of ws) if (load.get(w)! < roomOf(w, build) && share.get(w)!.length < SEED_BATCH && (best === undefined || load.get(w)! < load.get(best)!)) best = w
@@ -254,6 +337,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       } else {
         // Round-robin (and single, with one target): deal in turn, from where the last deal stopped.
         const room = new Map(ws.map((w) => [w, Math.min(SEED_BATCH, roomOf(w, build) - ledger.held(w))]))
+        // What avoiding attempts took counts against the room (the deal below fills each list up to it).
         let full = 0
         while (build.pending.length > 0 && full < ws.length) {
           const w = ws[build.cursor++ % ws.length]!
@@ -274,12 +358,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     seeding.add(worker)
     try {
       const rest = new Set(await seed(worker, items))
-      if (rest.size > 0) build.pending.pushFront(items.filter((i) => rest.has(i.id)))
+      if (rest.size > 0) putBack(build, items.filter((i) => rest.has(i.id)))
       log?.debug({ worker: worker.slice(-8), seeded: items.length - rest.size, rest: rest.size, build: build.id }, 'seeded')
     } catch (err) {
       log?.warn({ err, worker, actions: items.length }, 'could not seed a worker; passing it over for a while')
       const back = new Set(err instanceof SeedError ? err.released : [])
-      build.pending.pushFront(items.filter((i) => back.has(i.id)))
+      putBack(build, items.filter((i) => back.has(i.id)))
       pausedUntil.set(worker, Date.now() + SEED_FAILURE_PAUSE_MS)
       setTimeout(dispatch, SEED_FAILURE_PAUSE_MS).unref()
     } finally {
@@ -297,9 +381,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       sandbox,
       platform,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
+      avoiding: [],
       cursor: 0,
       toldAddrs: new Set(),
-      account: { workersLost: [], workersBack: [], workersLeft: [], lateResults: 0, duplicatesIgnored: 0, conflicts: 0, staleFailures: 0, submitted: 0, recorded: 0, open: 0 },
+      account: { workersLost: [], workersBack: [], workersLeft: [], workersQuarantined: [], lateResults: 0, duplicatesIgnored: 0, conflicts: 0, staleFailures: 0, submitted: 0, recorded: 0, open: 0 },
       events: new Batcher<BuildEvent, void>(async (events) => {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -364,7 +449,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           return { type: 'allowed', ids: allowed }
         }
         case 'transfer':
-          return { type: 'accepted', ids: ledger.transfer(req.stealId, req.ids, req.victim, from).accepted }
+          // A quarantined thief is given nothing (recorded for the steal id, so the victim's settle agrees).
+          return { type: 'accepted', ids: ledger.transfer(req.stealId, benched(from) ? [] : req.ids, req.victim, from).accepted }
         case 'settle':
           return { type: 'settled', moved: ledger.settle(req.stealId) }
         case 'release': {
@@ -385,6 +471,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             // Failed with no run to report (the worker could not run it): only the holder's word counts.
             const outcome =
               !report.ok && !exec ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            if (outcome === 'recorded') countFailure(from, exec ? undefined : (report.error ?? 'no report of the run'))
             const account = buildOf(id)?.account
             if (account) {
               if (outcome === 'recorded') {
@@ -458,7 +545,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             if (submitted.has(item.id) || ledger.stateOf(item.id) !== undefined) continue
             submitted.set(item.id, item)
             build.account.submitted++
-            build.pending.pushBack(item)
+            if (item.avoid?.length) build.avoiding.push(item)
+            else build.pending.pushBack(item)
           }
           dispatch()
           return { type: 'submitted', n: req.items.length }

@@ -24,7 +24,8 @@ const platformName = z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/).max(64)
  * `sandbox` and `platform`: what the action needs (the payload implies them;
  * here the mesh can read them without decoding the payload).
  */
-export const wireItemSchema = z.object({ id: actionId, payload: z.unknown(), sandbox: sandboxName.optional(), platform: platformName.optional() }).strict()
+/** `avoid`: workers that could not run an earlier attempt of the action; it goes to another if any can take it. */
+export const wireItemSchema = z.object({ id: actionId, payload: z.unknown(), sandbox: sandboxName.optional(), platform: platformName.optional(), avoid: z.array(peerId).max(16).optional() }).strict()
 export type WireItem = z.infer<typeof wireItemSchema> & { payload: unknown }
 
 const coordinatorRequest = z.discriminatedUnion('type', [
@@ -124,7 +125,8 @@ export const STATS_PROTOCOL: ProtocolSpec<Record<string, never>, WorkerStatsWire
  * elsewhere), lost workers that came back, workers that left, results from a
  * lost worker that came first (late results, accepted once), repeats ignored,
  * conflicting repeats, failures to run from a worker that no longer held the
- * action (stale, ignored), and the ledger's count of the build's actions:
+ * action (stale, ignored), workers quarantined for failing to run action after
+ * action (not seeded, not given stolen work, for `forMs`), and the ledger's count of the build's actions:
  * submitted, recorded, and still open when it closed.
  */
 export const faultAccountSchema = z
@@ -132,6 +134,7 @@ export const faultAccountSchema = z
     workersLost: z.array(z.object({ worker: peerId, why: z.string().max(1024), at: z.number(), handedBack: z.number().int().nonnegative() }).strict()).max(10_000),
     workersBack: z.array(peerId).max(10_000),
     workersLeft: z.array(z.object({ worker: peerId, handedBack: z.number().int().nonnegative() }).strict()).max(10_000),
+    workersQuarantined: z.array(z.object({ worker: peerId, failures: z.number().int().positive(), why: z.string().max(1024), forMs: z.number().int().positive(), handedBack: z.number().int().nonnegative() }).strict()).max(10_000),
     lateResults: z.number().int().nonnegative(),
     duplicatesIgnored: z.number().int().nonnegative(),
     conflicts: z.number().int().nonnegative(),

@@ -184,6 +184,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       strategy: STRATEGIES[opts.strategy],
       rng: createRng(opts.seed),
       sandboxOf: (item) => (item as WireItem).sandbox,
+      avoidOf: (item) => (item as WireItem).avoid,
       platformOf: (item) => (item as WireItem).platform,
       ...(log ? { log } : {}),
     },
@@ -194,7 +195,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
 
   if (cas) await serveCas(node, cas, { ...(opts.log ? { log: opts.log } : {}), ...(corruptSent ? { corruptSent } : {}) })
   await serveProtocol(node, STATS_PROTOCOL, () => ({ ...core.stats, corruptBlobsRemoved: cas?.corruption.storedRemoved ?? 0, blobsRejected: cas?.corruption.receivedRejected ?? 0, blobsFetched: fetched.blobs, bytesFetched: fetched.bytes }), log)
-  await serveProtocol(node, STEAL_PROTOCOL, (req) => core.onStealRequest(req), log)
+  await serveProtocol(node, STEAL_PROTOCOL, (req, from) => core.onStealRequest(req, from), log)
   await serveProtocol(node, SEED_PROTOCOL, (req) => ({ rest: core.seed(req.items as WireItem[]).map((i) => i.id) }), log)
   const dropGossip = opts.dropGossip ?? 0
   const dropRng = createRng(opts.seed + 0x9e3779b9)

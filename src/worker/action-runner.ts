@@ -157,8 +157,10 @@ function client(payload: ActionPayload): BlobHolder {
  * Fault injection for tests and benchmarks: every `everyN`-th action this
  * worker is given for the first time (not a retry) is reported as an
  * infrastructure failure without running, as a sandbox that cannot start is.
+ * `broken`: every action is, retries too (a worker whose sandbox is broken).
  */
-export function withInjectedFailures(run: (item: { id: string; payload: unknown }) => Promise<RunOutcome>, everyN: number): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+export function withInjectedFailures(run: (item: { id: string; payload: unknown }) => Promise<RunOutcome>, everyN: number, broken = false): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+  if (broken) return async () => fail('injected fault (BLDR_FAULT_BROKEN): the sandbox did not start')
   if (everyN <= 0) return run
   let firstTries = 0
   return async (item) => {

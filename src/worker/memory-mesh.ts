@@ -116,7 +116,7 @@ export class MemoryMesh<T extends WorkItem> {
       clock.after(latencyMs, () => {
         const w = this.workers.get(victim)
         if (!w) return
-        const reply = w.onStealRequest(req)
+        const reply = w.onStealRequest(req, thief)
         this.messages.stealReplies++
         if (rng.next() < stealLoss) return // the reply is lost
         clock.after(latencyMs, () => {

@@ -113,6 +113,8 @@ export interface WorkerConfig {
   sandboxes: ('local' | 'bwrap' | 'docker')[]
   /** The sandbox an action needs, if it says (a thief that lacks it is not given the action). */
   sandboxOf?: (item: WorkItem) => string | undefined
+  /** Workers an action should not go to (they could not run an earlier attempt), if it says: such a thief is not given it. */
+  avoidOf?: (item: WorkItem) => readonly string[] | undefined
   /** The platform an action is built for, if it says (a thief on another platform is not given the action). */
   platformOf?: (item: WorkItem) => string | undefined
   /** Every steal decision and its reason, and each outcome, at debug level. */
@@ -264,26 +266,31 @@ export class WorkerCore<T extends WorkItem> {
     }
   }
 
-  /** Which queued actions a thief may be given: those whose sandbox and platform it offers (all, when it does not say). */
-  private thiefCanRun(req: StealRequest): ((item: T) => boolean) | undefined {
-    const { sandboxOf, platformOf } = this.config
+  /**
+   * Which queued actions a thief may be given: those whose sandbox and
+   * platform it offers (all, when it does not say), and not those that avoid
+   * it (it could not run an earlier attempt).
+   */
+  private thiefCanRun(req: StealRequest, thief: string | undefined): ((item: T) => boolean) | undefined {
+    const { sandboxOf, platformOf, avoidOf } = this.config
     const offers = req.sandboxes
     const platform = req.platform
-    if (!(offers && sandboxOf) && !(platform && platformOf)) return undefined
+    const checkAvoid = thief !== undefined && avoidOf !== undefined
+    if (!(offers && sandboxOf) && !(platform && platformOf) && !checkAvoid) return undefined
     return (item) => {
       const s = offers && sandboxOf ? sandboxOf(item) : undefined
       const p = platform && platformOf ? platformOf(item) : undefined
-      return (s === undefined || offers!.includes(s)) && (p === undefined || p === platform)
+      return (s === undefined || offers!.includes(s)) && (p === undefined || p === platform) && !(checkAvoid && avoidOf(item)?.includes(thief))
     }
   }
 
-  /** A peer asks this worker for work (the victim's side). */
-  onStealRequest(req: StealRequest): StealReply<T> {
+  /** A peer (`thief`, when known) asks this worker for work (the victim's side). */
+  onStealRequest(req: StealRequest, thief?: string): StealReply<T> {
     const again = this.offered.get(req.stealId)
     if (again) return { offered: again }
     if (this.stopped) return { refused: 'stopping' }
     const max = Math.max(1, Math.min(req.max, this.config.stealBatch))
-    const accept = this.thiefCanRun(req)
+    const accept = this.thiefCanRun(req, thief)
     const grant = this.deque.stealHalf(max, this.config.victimReserve, accept)
     if (grant.items.length === 0) return { refused: `nothing to spare: ${this.deque.length} queued, reserve ${this.config.victimReserve}` }
     this.offered.set(req.stealId, grant.items)

@@ -48,6 +48,7 @@ interface Stats {
     faults: {
       workersLost: { worker: string; at: number; handedBack: number }[] | null
       workersBack: string[] | null
+      workersQuarantined: { worker: string; failures: number; why: string; forMs: number; handedBack: number }[] | null
       lateResults: number | null
       duplicatesIgnored: number | null
       conflicts: number | null
@@ -273,6 +274,47 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         )
         report('gossip 50% dropped', r, stats)
       })
+    })
+
+    it(`round ${r + 1}: a worker whose sandbox is broken (it fails every action without running it) is avoided and quarantined`, async () => {
+      const data = await mkdtemp(join(tmpdir(), 'bldr-chaos-broken-'))
+      const procs: Started[] = []
+      try {
+        const coord = await startBldr(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, 'coordinator'), '--log-level', 'warn', ...FAST], /^\/ip4\/127\.0\.0\.1\/tcp\/(\d+)\/p2p\/(\S+)$/)
+        procs.push(coord)
+        const addr = coord.match[0]
+        const ids: string[] = []
+        for (const n of [1, 2, 3]) {
+          const w = await startBldr(
+            ['worker', '--coordinator', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(data, `worker-${n}`), '--parallelism', '2', '--sandbox', 'local', '--seed', String(n + r), '--log-level', 'info', ...FAST],
+            /"msg":"worker ready".*"peerId":"(\w+)"|"peerId":"(\w+)".*"msg":"worker ready"/,
+            30_000,
+            { env: n === 1 + (r % 3) ? { BLDR_FAULT_BROKEN: '1' } : {} },
+          )
+          procs.push(w)
+          ids.push(w.match[1] ?? w.match[2]!)
+        }
+        const broken = ids[r % 3]!
+        await withProject(makeProject(PROJECT.files), async (dir) => {
+          const statsFile = join(dir, 'stats.json')
+          const b = await startBldr(['build', '-C', dir, '--coordinator', addr, '--stats', statsFile], /^bldr: mesh at/, 60_000)
+          const code = await b.exited
+          const stats = await readStats(statsFile)
+          await assertSound(dir, code, b.output(), stats)
+          assert.equal(stats.mesh.workers.find((w) => w.id === broken)?.actionsRun ?? 0, 0, 'the broken worker ran nothing')
+          const retries = stats.mesh.faults.retries
+          assert.ok(retries.length > 0, 'the broken worker failed some actions')
+          assert.ok(retries.every((t) => t.attempt === 2), `every retry went to a working worker the first time: ${JSON.stringify(retries.filter((t) => t.attempt > 2))}`)
+          const q = stats.mesh.faults.workersQuarantined ?? []
+          assert.deepEqual(q.map((x) => x.worker), [broken], 'the broken worker was quarantined, once')
+          assert.match(q[0]!.why, /BLDR_FAULT_BROKEN/)
+          assert.match(b.output(), /was quarantined for 30 s: it could not run 3 actions in a row/)
+          report('broken sandbox', r, stats, { retries: retries.length })
+        })
+      } finally {
+        await Promise.all(procs.map((p) => terminate(p.proc)))
+        await rm(data, { recursive: true, force: true })
+      }
     })
 
     it(`round ${r + 1}: a byte flipped in every blob a worker has stored`, async () => {

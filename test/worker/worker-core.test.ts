@@ -250,6 +250,18 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assert.ok('offered' in unsaid && unsaid.offered.length > 0, JSON.stringify(unsaid))
     victim.stop()
   })
+
+  it('a victim does not give a thief an action that avoids it (it could not run an earlier attempt)', () => {
+    type Retried = Item & { avoid?: string[] }
+    const victim = stealOnlyVictim<Retried>({ avoidOf: (i) => (i as Retried).avoid })
+    victim.seed(Array.from({ length: 8 }, (_, i) => ({ id: `a${i}`, durationMs: 1, ...(i % 2 === 0 ? { avoid: ['broken'] } : {}) })))
+    const toBroken = victim.onStealRequest({ stealId: 's1', max: 8 }, 'broken')
+    assert.ok('offered' in toBroken)
+    assert.ok(toBroken.offered.length > 0 && toBroken.offered.every((i) => i.avoid === undefined), JSON.stringify(toBroken))
+    const toOther = victim.onStealRequest({ stealId: 's2', max: 8 }, 'healthy')
+    assert.ok('offered' in toOther && toOther.offered.some((i) => i.avoid !== undefined), 'another thief may take them')
+    victim.stop()
+  })
 })
 
 /** A worker on linux-x64 that only answers steal requests (its port does nothing, its actions never end): the victim side alone. */
