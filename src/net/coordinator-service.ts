@@ -469,9 +469,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             // Late: from a worker that no longer holds the action (it was declared lost and the action handed out again), and it came first.
             const late = ledger.ownerOf(id) !== from
             // Failed with no run to report (the worker could not run it): only the holder's word counts.
-            const outcome =
-              !report.ok && !exec ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
-            if (outcome === 'recorded') countFailure(from, exec ? undefined : (report.error ?? 'no report of the run'))
+            const couldNotRun = !report.ok && !exec
+            const outcome = couldNotRun ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            if (outcome === 'recorded') countFailure(from, couldNotRun ? (report.error ?? 'no report of the run') : undefined)
             const account = buildOf(id)?.account
             if (account) {
               if (outcome === 'recorded') {

@@ -141,9 +141,14 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
           started: (_ids, worker) => (starts.push(worker), startedOnce()),
           result: (_id, worker, report) => (reports.push({ worker, ok: report.ok }), resulted()),
         })
+        const running = new Map<ChildProcess, Promise<void>>(
+          workers.map((w) => [w.proc, new Promise<void>((resolve) => createInterface({ input: w.proc.stdout! }).on('line', (l) => l === `RUNNING ${id}` && resolve()))]),
+        )
         void session.submit({ id, payload: { sleepMs: 4000, failIfStopped: true } as unknown as ActionPayload })
         await firstStart
         const first = workers.find((w) => w.id === starts[0])!
+        // Stopped while it runs the action (the start event can come before the run begins).
+        await running.get(first.proc)
         first.proc.kill('SIGSTOP')
         stopped.push(first.proc)
         // Lost, and the action running on the other worker: then wake the stopped one, whose failure to run it comes first.
@@ -158,7 +163,7 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
         await result
         const stale = Date.now() + 5_000
         while (!events.some((e) => e.outcome === 'stale')) {
-          assert.ok(Date.now() < stale, `no stale failure from the woken worker: ${JSON.stringify(events.map((e) => [e.worker, e.outcome]))}`)
+          assert.ok(Date.now() < stale, `no stale failure from the woken worker ${first.id}: ${JSON.stringify(events.map((e) => [e.worker, e.outcome, e.report]))}`)
           await delay(20)
         }
         assert.deepEqual(reports, [{ worker: other, ok: true }], 'the client got one result, the new holder\'s success')
