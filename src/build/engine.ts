@@ -26,7 +26,7 @@
  * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
-import { lstatSync } from 'node:fs'
+import { lstatSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
@@ -34,11 +34,12 @@ import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionRe
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
-import type { Action } from '../graph/action.js'
+import { HERMETIC_ENV, type Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
 import { parseDepfile, projectFilesOf } from '../graph/ninja/depfile.js'
 import type { SandboxResult } from '../../sandbox/types.js'
 import { formatBytes } from '../graph/schema.js'
+import { ToolIndex, type ToolRef } from '../cas/tools.js'
 
 /** Runs one action whose inputs are in the CAS; returns what happened. */
 export interface Executor {
@@ -47,8 +48,8 @@ export interface Executor {
   readonly slots: number
   /** Most actions the engine hands it at once (slots plus those being staged or collected). */
   readonly maxInFlight: number
-  /** Run one action; `onStart` is called when its command starts. */
-  execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal; onStart: () => void }): Promise<SandboxResult>
+  /** Run one action; `onStart` is called when its command starts. `tools`: the programs it starts, as its key has them. */
+  execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal; onStart: () => void; tools?: readonly ToolRef[] }): Promise<SandboxResult>
 }
 
 export type ActionStatus = 'executed' | 'cached' | 'failed' | 'skipped' | 'not-started' | 'interrupted'
@@ -125,6 +126,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const { graph, cas, actionCache, executor, log } = opts
   const emit = opts.onEvent ?? (() => {})
   const ids = graph.closure(opts.roots)
+  // The programs actions start, by content, for their keys (tools.ts).
+  const toolIndex = new ToolIndex(cas.hasher, realpathSync(opts.root))
   const abort = new AbortController()
   // Every action in flight listens to it (thousands, on a mesh): not a leak.
   setMaxListeners(Infinity, abort.signal)
@@ -313,7 +316,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     return false
   }
 
-  const execute = async (action: Action, declared: KeyedInput[], declaredKey: Digest): Promise<void> => {
+  const execute = async (action: Action, declared: KeyedInput[], declaredKey: Digest, tools: readonly ToolRef[]): Promise<void> => {
     if (stopping || abort.signal.aborted) return
     const inputs = await stagingOf(action, declared)
     /** When the command first started (staging before it is not counted as running). */
@@ -324,7 +327,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       running++
       emit({ type: 'action-start', action, running })
     }
-    const run = () => executor.execute(action, inputs, { signal: abort.signal, onStart })
+    const run = () => executor.execute(action, inputs, { signal: abort.signal, onStart, tools })
     let result: SandboxResult
     try {
       await storeSources(inputs)
@@ -384,6 +387,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (stopping || abort.signal.aborted) return
     const action = graph.get(id)
     const inputs = await inputsOf(action)
+    const tools = toolIndex.toolsOf(action.argv, action.env['PATH'] ?? HERMETIC_ENV['PATH']!)
     const declaredKey = computeActionKey(cas.hasher, {
       argv: action.argv,
       env: action.env,
@@ -391,6 +395,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       outputs: action.outputs,
       sandbox: executor.sandboxName,
       platform: opts.platform,
+      tools,
     })
     const key = action.depfile ? await discoveredKeyOf(declaredKey) : declaredKey
     if (key !== undefined) {
@@ -401,7 +406,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         return
       }
     }
-    const run = (): Promise<void> => execLimit(() => execute(action, inputs, declaredKey))
+    const run = (): Promise<void> => execLimit(() => execute(action, inputs, declaredKey, tools))
     await (action.pool ? poolLimit(action.pool)(run) : run())
   }
 

@@ -163,7 +163,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     sandboxName: init.sandbox,
     slots: init.slots,
     maxInFlight: MAX_IN_FLIGHT,
-    execute: async (action, inputs, { signal, onStart }) => {
+    execute: async (action, inputs, { signal, onStart, tools }) => {
       const session = await connect()
       const id = `${session.buildId}/${action.id}`
       const payload: ActionPayload = {
@@ -181,6 +181,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
         ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
+        ...(tools && tools.length > 0 ? { tools: tools.map((t) => ({ ...t })) } : {}),
       }
       const { worker, exec } = await runWithRetries(session, action.id, id, payload, signal, onStart)
       for (const o of exec.outputs) producedBy.set(o.digest, worker)

@@ -3,7 +3,8 @@
  *
  * The key is the BLAKE3 of a canonical encoding of everything that can change
  * what the action produces: argv, environment, each input path with its digest
- * and executable bit, the output paths, and the sandbox and platform it runs on.
+ * and executable bit, the output paths, the sandbox and platform it runs on,
+ * and the programs it starts by content (src/cas/tools.ts).
  * The value names every output by digest; the blobs live in the CAS.
  *
  * Only successful results are recorded, so a failed action runs again next time.
@@ -24,7 +25,7 @@ import type { Logger } from 'pino'
 import { writeFileAtomic, isErrnoException, withParentDir } from './fs-util.js'
 import type { Digest, Hasher } from './hasher.js'
 
-const ENCODING_VERSION = 'bldr-action-key-v1'
+const ENCODING_VERSION = 'bldr-action-key-v2'
 
 /** One input as it enters the key. */
 export interface KeyedInput {
@@ -42,12 +43,14 @@ export interface ActionKeyParts {
   sandbox: string
   /** `os-arch`, e.g. `linux-x64`. */
   platform: string
+  /** The programs the command starts, outside the project: name, resolved file, digest (src/cas/tools.ts). */
+  tools?: readonly { name: string; path: string; digest: Digest }[]
 }
 
 /**
  * The canonical encoding: a JSON array (arrays keep order; object key order is
  * never relied on), with env entries and inputs sorted by name. Exactly
- * `JSON.stringify([version, argv, env, inputs, outputs, sandbox, platform])`,
+ * `JSON.stringify([version, argv, env, inputs, outputs, sandbox, platform, tools])`,
  * assembled from per-input fragments that are computed once per input object:
  * a compile declaring hundreds of headers would otherwise rebuild the same
  * arrays for every action.
@@ -67,7 +70,8 @@ export function encodeActionKey(parts: ActionKeyParts): string {
     encodedInputs += encodedInputs ? `,${f}` : f
   }
   const outputs = [...parts.outputs].sort()
-  return `[${JSON.stringify(ENCODING_VERSION)},${JSON.stringify(parts.argv)},${JSON.stringify(env)},[${encodedInputs}],${JSON.stringify(outputs)},${JSON.stringify(parts.sandbox)},${JSON.stringify(parts.platform)}]`
+  const tools = (parts.tools ?? []).map((t) => [t.name, t.path, t.digest])
+  return `[${JSON.stringify(ENCODING_VERSION)},${JSON.stringify(parts.argv)},${JSON.stringify(env)},[${encodedInputs}],${JSON.stringify(outputs)},${JSON.stringify(parts.sandbox)},${JSON.stringify(parts.platform)},${JSON.stringify(tools)}]`
 }
 
 /** Encoded `[path, digest, executable]` per input object (inputs are treated as immutable). */

@@ -45,6 +45,8 @@ export const actionPayloadSchema = z
     execRoot: z.string().min(2).max(4096).startsWith('/').optional(),
     cwd: z.string().max(4096).optional(),
     depfile: relPath.optional(),
+    /** The programs the command starts, as the client's key has them (src/cas/tools.ts): a worker runs it only with the same ones. */
+    tools: z.array(z.object({ name: z.string().min(1).max(4096), path: z.string().min(1).max(4096), digest: digestSchema }).strict()).max(64).optional(),
   })
   .strict()
 export type ActionPayload = z.infer<typeof actionPayloadSchema>

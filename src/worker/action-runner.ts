@@ -15,6 +15,8 @@ import pLimit from 'p-limit'
 import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
+import { ToolIndex } from '../cas/tools.js'
+import { HERMETIC_ENV } from '../graph/action.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
@@ -49,6 +51,8 @@ const FETCH_CONCURRENCY = 8
 
 export function createActionRunner(init: ActionRunnerInit): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
   const limit = pLimit(FETCH_CONCURRENCY)
+  /** This machine's programs by content, to check an action's against the client's (nothing is under the store's folder). */
+  const toolIndex = new ToolIndex(init.cas.hasher, init.cas.root)
   /** Fetches under way, by digest: two actions needing one blob wait for one fetch. */
   const fetching = new Map<Digest, Promise<void>>()
 
@@ -102,6 +106,8 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     const payload = parsed.data
     const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
+    const otherTool = differentTool(toolIndex, payload)
+    if (otherTool) return fail(otherTool)
     try {
       await fetchInputs(payload)
     } catch (err) {
@@ -147,6 +153,23 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       return fail((err as Error).message)
     }
   }
+}
+
+/**
+ * Why this worker must not run the action: a program its command starts is
+ * missing here or is not the client's (by content); undefined if all match.
+ * Run with another compiler, it would not make what a local build makes, and
+ * the client would cache that under the key of its own compiler.
+ */
+function differentTool(index: ToolIndex, payload: ActionPayload): string | undefined {
+  if (!payload.tools?.length) return undefined
+  const mine = new Map(index.toolsOf(payload.argv, payload.env['PATH'] ?? HERMETIC_ENV['PATH']!).map((t) => [t.name, t]))
+  for (const want of payload.tools) {
+    const have = mine.get(want.name)
+    if (!have) return `this worker has no ${want.name} (the client's is ${want.path}, blake3 ${want.digest})`
+    if (have.digest !== want.digest) return `this worker's ${want.name} (${have.path}, blake3 ${have.digest}) is not the client's (${want.path}, blake3 ${want.digest}); it would not make the same outputs`
+  }
+  return undefined
 }
 
 function client(payload: ActionPayload): BlobHolder {

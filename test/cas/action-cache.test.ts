@@ -51,16 +51,26 @@ describe('action key', () => {
 
   it('is exactly the JSON of the canonical array', () => {
     const expected = JSON.stringify([
-      'bldr-action-key-v1',
+      'bldr-action-key-v2',
       base.argv,
       [['LANG', 'C'], ['PATH', '/usr/bin']],
       [['a.c', D1, 0], ['a.h', D2, 0]],
       ['a.o'],
       'local',
       'linux-x64',
+      [],
     ])
     assert.equal(encodeActionKey(base), expected)
     assert.equal(encodeActionKey({ ...base, inputs: [...base.inputs].reverse() }), expected)
+  })
+
+  it('changes with a program the command starts: its resolved file and its digest', () => {
+    const cc = { name: 'cc', path: '/usr/bin/gcc-12', digest: D1 }
+    const withCc = computeActionKey(hasher, { ...base, tools: [cc] })
+    assert.notEqual(withCc, computeActionKey(hasher, base))
+    assert.notEqual(computeActionKey(hasher, { ...base, tools: [{ ...cc, digest: D2 }] }), withCc, 'another compiler binary')
+    assert.notEqual(computeActionKey(hasher, { ...base, tools: [{ ...cc, path: '/usr/bin/clang-16' }] }), withCc, 'cc resolving elsewhere')
+    assert.equal(computeActionKey(hasher, { ...base, tools: [{ ...cc }] }), withCc)
   })
 
   it('keeps argv order significant', () => {

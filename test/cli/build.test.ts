@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -80,6 +80,30 @@ actions:
       assert.equal(stats2.executed, 0)
       assert.equal(stats2.cached, 2)
     })
+  })
+
+  it('a program the command starts is part of its key: changing it outside the project reruns the action, restoring nothing stale', async () => {
+    const tools = await mkdtemp(join(tmpdir(), 'bldr-tool-'))
+    const tool = join(tools, 'stamp')
+    const writeTool = (text: string) => writeFile(tool, `#!/bin/sh\necho ${text} > "$1"\n`, { mode: 0o755 })
+    try {
+      await writeTool('compiler-1')
+      await withProject(makeProject({ 'BUILD.yaml': `actions:\n  stamp:\n    command: [${tool}, out.txt]\n    outputs: [out.txt]\n` }), async (dir) => {
+        const stats = async (): Promise<{ executed: number; cached: number }> => JSON.parse(await readFile(join(dir, 'stats.json'), 'utf8'))
+        const build = async () => {
+          const r = await runCli(['build', '-C', dir, '--stats', join(dir, 'stats.json')])
+          assert.equal(r.code, 0, r.stderr)
+          const { executed, cached } = await stats()
+          return { executed, cached, out: await readFile(join(dir, 'out.txt'), 'utf8') }
+        }
+        assert.deepEqual(await build(), { executed: 1, cached: 0, out: 'compiler-1\n' })
+        assert.deepEqual(await build(), { executed: 0, cached: 1, out: 'compiler-1\n' }, 'unchanged: cached')
+        await writeTool('compiler-2')
+        assert.deepEqual(await build(), { executed: 1, cached: 0, out: 'compiler-2\n' }, 'the tool changed: run again')
+      })
+    } finally {
+      await rm(tools, { recursive: true, force: true })
+    }
   })
 
   it('an action marked flaky that exits non-zero runs again (up to 3 runs); one not marked fails at once', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { ToolIndex } from '../../src/cas/tools.js'
 import { DEFAULT_CAPABILITIES, HERMETIC_ENV } from '../../src/graph/action.js'
 import type { ActionPayload, ResultReport } from '../../src/worker/action-payload.js'
 import { createActionRunner, type BlobExchange, type BlobHolder } from '../../src/worker/action-runner.js'
@@ -97,6 +98,20 @@ describe('the action runner of a worker', () => {
       const lost = await run({ id: 'b/lost', payload: payload({ inputs: [{ path: 'x', digest: missing, executable: false }] }) })
       assert.equal(lost.ok, false)
       assert.match(report(lost.detail).error!, new RegExp(`inputs unavailable: no holder has blake3 ${missing}`))
+    })
+  })
+
+  it('runs an action only with the programs the client keyed it with: another sh, or none, is the worker\'s failure', async () => {
+    await withWorker(async ({ cas, run }) => {
+      const [sh] = new ToolIndex(cas.hasher, '/nonexistent').toolsOf(['sh'], HERMETIC_ENV['PATH']!)
+      assert.ok(sh, 'this machine has sh')
+      const same = await run({ id: 'b/same', payload: payload({ argv: ['sh', '-c', 'true'], tools: [sh] }) })
+      assert.equal(same.ok, true, JSON.stringify(same.detail))
+      const other = await run({ id: 'b/other', payload: payload({ argv: ['sh', '-c', 'true'], tools: [{ ...sh, digest: 'cd'.repeat(32) }] }) })
+      assert.equal(other.ok, false)
+      assert.match(report(other.detail).error!, new RegExp(`this worker's sh \\(${sh.path}, blake3 ${sh.digest}\\) is not the client's \\(${sh.path}, blake3 ${'cd'.repeat(32)}\\); it would not make the same outputs`))
+      const none = await run({ id: 'b/none', payload: payload({ argv: ['no-such-compiler-here'], tools: [{ name: 'no-such-compiler-here', path: '/opt/cc', digest: sh.digest }] }) })
+      assert.match(report(none.detail).error!, /this worker has no no-such-compiler-here \(the client's is \/opt\/cc/)
     })
   })
 })
