@@ -38,6 +38,7 @@ import { chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSy
 import { readdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
+import { isAlive } from '../src/cas/fs-util.js'
 import type { Digest } from '../src/cas/hasher.js'
 import { blobIdentity, type CasStore } from '../src/cas/store.js'
 import type { SandboxInput } from './types.js'
@@ -321,12 +322,5 @@ function dirOf(path: string): string {
   return i < 0 ? '' : path.slice(0, i)
 }
 
-/** Whether a process with this pid exists on this machine. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+/** Whether a process with this pid exists on this machine (re-exported for the sandboxes and tests). */
+export { isAlive }

@@ -46,3 +46,13 @@ export function withParentDir<T>(path: string, op: () => T): T {
     return op()
   }
 }
+
+/** Whether the process `pid` still runs (one that left a mark: a scratch folder, a state-folder lock). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

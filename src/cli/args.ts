@@ -21,7 +21,7 @@ export function parseCommandArgs<O extends Options>(command: string, argv: strin
       const unknown = /Unknown option '([^']+)'/.exec(e.message)?.[1]
       if (unknown) {
         const names = Object.keys(options).map((n) => `--${n}`)
-        throw new UsageError(`bldr ${command}: unknown option ${unknown}${didYouMean(unknown, names)}; see bldr ${command} --help`)
+        throw new UsageError(`${command}: unknown option ${unknown}${didYouMean(unknown, names)}; see bldr ${command} --help`)
       }
       throw new UsageError(`bldr ${command}: ${e.message.split('\n')[0]}; see bldr ${command} --help`)
     }

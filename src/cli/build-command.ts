@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../cas/fs-util.js'
 import type { DistributedBuildResult, FaultReport, WorkerFigures } from '../build/distributed.js'
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
+import { holdStateDir } from '../cas/gc.js'
 import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, SINGLE_WITH_WINDOW } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
@@ -122,6 +123,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
   if (values.coordinator === undefined) await checkSandbox(sandboxName)
   const project = await openProject({ dir: values.directory, file: values.file, log })
+  // Marked as running (bldr gc waits for it), unless a collection runs there now.
+  const releaseState = holdStateDir(project.stateDir, 'build')
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)
   process.stderr.write(`bldr: ${isolationNote(sandboxName)}\n`)
@@ -173,6 +176,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint)
     process.off('SIGTERM', onSigint)
+    releaseState()
   }
   progress.finish(summary)
   if (mesh) for (const line of faultLines(mesh.faults, Object.values(mesh.workers))) process.stderr.write(`bldr: ${line}\n`)

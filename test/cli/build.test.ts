@@ -174,7 +174,7 @@ actions:
   })
 
   const usageCases: [string, string[], RegExp][] = [
-    ['an unknown flag', ['build', '--keep-goign'], /^bldr: bldr build: unknown option --keep-goign \(did you mean "--keep-going"\?\); see bldr build --help$/],
+    ['an unknown flag', ['build', '--keep-goign'], /^bldr: build: unknown option --keep-goign \(did you mean "--keep-going"\?\); see bldr build --help$/],
     ['a bad --jobs', ['build', '-j', '0'], /^bldr: invalid --jobs: must be an integer >= 1 \(got "0"\)$/],
     ['a bad --sandbox', ['build', '--sandbox', 'lokal'], /^bldr: invalid --sandbox: must be one of docker, bwrap, local \(got "lokal"\) \(did you mean "local"\?\)$/],
     ['an unknown command', ['biuld'], /^bldr: unknown command "biuld" \(did you mean "build"\?\); see bldr --help$/],
