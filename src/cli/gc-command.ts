@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { collectGarbage } from '../cas/gc.js'
 import { ExitCode, UsageError } from '../errors.js'
-import { formatBytes, sizeToBytes } from '../graph/schema.js'
+import { formatBytes, sizeToBytes } from '../size.js'
 import { parseCommandArgs } from './args.js'
 
 export const GC_HELP = `Usage: bldr gc [options]

@@ -7,12 +7,16 @@ import { openCasStore } from '../cas/store.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
+import { sizeToBytes } from '../size.js'
+import { StoreBudget } from '../worker/store-budget.js'
 import { createActionRunner, withInjectedFailures } from '../worker/action-runner.js'
 import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { defaultDataDir, livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseLivenessFlags, parseIntFlag, requireFlag } from './args.js'
 
 const DEFAULT_DATA_DIR = defaultDataDir('worker')
+/** A worker's store by default: ccache's default is 5 GB; a mesh worker holds several projects' inputs. */
+const DEFAULT_MAX_STORE = '10GiB'
 
 export const WORKER_HELP = `Usage: bldr worker --coordinator MULTIADDR [options]
 
@@ -29,6 +33,9 @@ Options:
       --parallelism N      actions run at once (default: ${availableParallelism()}, the number of cores)
       --strategy NAME      how to pick a victim to steal from: ${Object.keys(STRATEGIES).join(', ')} (default: ${DEFAULT_STRATEGY})
       --data-dir DIR       the worker's store and node key, one worker per folder (default: ${DEFAULT_DATA_DIR})
+      --max-store SIZE     keep the store under SIZE, e.g. 20GiB, 500M: past it the least
+                           recently used blobs go (every one can be fetched again), never
+                           the inputs of a running action (default: ${DEFAULT_MAX_STORE})
       --listen ADDR        multiaddr to listen on for peers (default: /ip4/0.0.0.0/tcp/0)
       --sandbox LIST       the sandboxes this worker offers, comma-separated, from
                            ${SANDBOX_NAMES.join(', ')} (default: every one that works here: docker
@@ -58,6 +65,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     parallelism: { type: 'string' },
     strategy: { type: 'string' },
     'data-dir': { type: 'string' },
+    'max-store': { type: 'string' },
     listen: { type: 'string' },
     sandbox: { type: 'string' },
     seed: { type: 'string' },
@@ -81,7 +89,9 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = createLogger(level)
   const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)
 
+  const maxStore = parseSizeFlag('--max-store', values['max-store'] ?? DEFAULT_MAX_STORE)
   const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher())
+  const budget = new StoreBudget(cas, maxStore, log)
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
   mkdirSync(scratchRoot, { recursive: true })
@@ -95,7 +105,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     keyFile: join(dataDir, 'peer-key'),
     cas,
     runner: (blobs) =>
-      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
+      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, budget, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
     config: { sandboxes: sandboxNames },
     liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
@@ -131,6 +141,17 @@ function parseSandboxList(value: string): AvailableSandbox[] {
   if (names.some((n) => n === '')) throw new UsageError(`invalid --sandbox: an empty name in ${JSON.stringify(value)} (give names separated by commas)`)
   const checked = names.map((n) => parseChoiceFlag('--sandbox', n, SANDBOX_NAMES, 'local'))
   return [...new Set(checked)]
+}
+
+function parseSizeFlag(name: string, value: string): number {
+  let bytes: number
+  try {
+    bytes = sizeToBytes(value)
+  } catch {
+    throw new UsageError(`${name}: not a size: ${JSON.stringify(value)} (a number of bytes, or like 512MiB, 20G)`)
+  }
+  if (!(bytes > 0)) throw new UsageError(`${name}: must be more than 0 (got ${JSON.stringify(value)})`)
+  return bytes
 }
 
 function parseCount(name: string, value: string | undefined): number {

@@ -9,6 +9,9 @@
  * added by the caller.
  */
 import { z } from 'zod'
+import { SIZE_RE } from '../size.js'
+
+export { formatBytes, sizeToBytes } from '../size.js'
 
 /** Names of actions and targets: they appear in action ids (which use `/`) and on the command line. */
 export const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/
@@ -27,7 +30,6 @@ const duration = z.union([z.number().positive({ message: DURATION_RULE }), z.str
 })
 
 /** A size: a number of bytes, or a string like `512MiB`, `2G`, `64k`. */
-const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i
 const SIZE_RULE = 'must be a positive number of bytes or a size like "512MiB", "2G", "64k"'
 const byteSize = z.union(
   [z.number().int({ message: SIZE_RULE }).positive({ message: SIZE_RULE }), z.string().regex(SIZE_RE, { message: SIZE_RULE })],
@@ -115,26 +117,3 @@ export function durationToMs(value: number | string): number {
   return n * unit
 }
 
-/** Parse a size as written in a BUILD file into bytes (`k` = 1000, `Ki` = 1024). */
-export function sizeToBytes(value: number | string): number {
-  if (typeof value === 'number') return value
-  const m = SIZE_RE.exec(value)
-  if (!m) throw new Error(`not a size: ${value}`)
-  const n = Number(m[1])
-  const power = ' kmgt'.indexOf((m[2] || ' ').toLowerCase())
-  const base = m[3] ? 1024 : 1000
-  return Math.round(n * base ** power)
-}
-
-/** A size for people: `512 MiB`, `2 GiB`, `64 KiB`, or bytes when under 1 KiB. */
-export function formatBytes(bytes: number): string {
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let n = bytes
-  let unit = 'bytes'
-  for (const u of units) {
-    if (n < 1024) break
-    n /= 1024
-    unit = u
-  }
-  return unit === 'bytes' ? `${bytes} bytes` : `${Number.isInteger(n) ? n : n.toFixed(1)} ${unit}`
-}

@@ -20,6 +20,7 @@ import { HERMETIC_ENV } from '../graph/action.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
+import type { StoreBudget } from './store-budget.js'
 import type { RunOutcome } from './worker-core.js'
 
 /** A peer that may hold a blob: its id, and addresses if it may not be known yet. */
@@ -43,6 +44,8 @@ export interface ActionRunnerInit {
   /** The sandboxes this worker offers; an action names the one it needs. */
   sandboxes: readonly Sandbox[]
   blobs: BlobExchange
+  /** Keeps the store within its size (absent: unbounded). */
+  budget?: StoreBudget
   log?: Logger
 }
 
@@ -97,7 +100,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     )
   }
 
-  return async (item) => {
+  const run = async (item: { id: string; payload: unknown }): Promise<RunOutcome> => {
     const parsed = actionPayloadSchema.safeParse(item.payload)
     if (!parsed.success) {
       const first = parsed.error.issues[0]
@@ -147,12 +150,34 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
           ...(result.cpuMs !== undefined ? { cpuMs: result.cpuMs } : {}),
         },
       }
+      init.budget?.touch([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest])
       return { ok: true, detail: report }
     } catch (err) {
       init.log?.error({ err, action: item.id }, 'the sandbox could not run an action')
       return fail((err as Error).message)
     }
   }
+
+  const budget = init.budget
+  if (!budget) return run
+  // An action's inputs stay while it runs; after it, what it used is the most recent, and the store is brought within its budget.
+  return async (item) => {
+    const inputs = inputDigests(item.payload)
+    budget.pin(inputs)
+    try {
+      return await run(item)
+    } finally {
+      budget.unpin(inputs)
+      budget.touch(inputs)
+      await budget.enforce().catch((err: unknown) => init.log?.warn({ err }, 'could not bring the store within its budget'))
+    }
+  }
+}
+
+/** The input digests a payload names (none if it is malformed: the run refuses it). */
+function inputDigests(payload: unknown): Digest[] {
+  const inputs = (payload as { inputs?: unknown } | null)?.inputs
+  return Array.isArray(inputs) ? inputs.flatMap((i) => (typeof (i as { digest?: unknown })?.digest === 'string' ? [(i as { digest: string }).digest] : [])) : []
 }
 
 /**

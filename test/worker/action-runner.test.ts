@@ -10,9 +10,10 @@ import { DEFAULT_CAPABILITIES, HERMETIC_ENV } from '../../src/graph/action.js'
 import type { ActionPayload, ResultReport } from '../../src/worker/action-payload.js'
 import { createActionRunner, type BlobExchange, type BlobHolder } from '../../src/worker/action-runner.js'
 import { createLocalSandbox } from '../../sandbox/local.js'
+import { StoreBudget } from '../../src/worker/store-budget.js'
 
 /** A worker's store and sandbox, and a peer store the exchange fetches from and pushes to (two real stores; only the wire is left out). */
-async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; pushed: string[] }) => Promise<void>): Promise<void> {
+async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; pushed: string[]; budget?: StoreBudget }) => Promise<void>, maxStore?: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-runner-'))
   const hasher = await createBlake3Hasher()
   const cas = await openCasStore(join(dir, 'worker-cas'), hasher)
@@ -35,7 +36,8 @@ async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnTy
     },
   }
   try {
-    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs }), fetched, pushed })
+    const budget = maxStore !== undefined ? new StoreBudget(cas, maxStore) : undefined
+    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs, ...(budget ? { budget } : {}) }), fetched, pushed, ...(budget ? { budget } : {}) })
   } finally {
     await sandbox.close()
     await rm(dir, { recursive: true, force: true })
@@ -99,6 +101,23 @@ describe('the action runner of a worker', () => {
       assert.equal(lost.ok, false)
       assert.match(report(lost.detail).error!, new RegExp(`inputs unavailable: no holder has blake3 ${missing}`))
     })
+  })
+
+  it('keeps its store within --max-store: an action\'s inputs stay while it runs, and what is evicted is fetched again', async () => {
+    await withWorker(async ({ cas, peer, run, fetched, budget }) => {
+      const src = await peer.putBytes('x'.repeat(30_000))
+      const once = async (id: string) => {
+        const out = await run({ id, payload: payload({ argv: ['sh', '-c', 'wc -c < in.txt > n.txt'], inputs: [{ path: 'in.txt', digest: src.digest, executable: false }], outputs: ['n.txt'] }) })
+        assert.equal(out.ok, true, JSON.stringify(out.detail))
+        assert.equal(report(out.detail).exec!.exitCode, 0, 'the input was there for the run')
+      }
+      await once('b/one')
+      assert.equal(await cas.has(src.digest), false, 'over the budget after the run: the 30 KB input went')
+      assert.ok(budget!.bytes <= 20_000 * 0.9, `the store is within the budget (${budget!.bytes} bytes)`)
+      assert.ok(budget!.evicted.blobs > 0)
+      await once('b/two')
+      assert.equal(fetched.length, 2, 'fetched again for the second run')
+    }, 20_000)
   })
 
   it('runs an action only with the programs the client keyed it with: another sh, or none, is the worker\'s failure', async () => {
