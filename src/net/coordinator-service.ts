@@ -272,8 +272,9 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     const room = (w: string): number => roomOf(w, build) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
-        // Always the first registered worker (that can run the build): the case stealing must fix.
-        const first = able[0]
+        // Always the first registered worker (that can run the build, and is not quarantined unless all are): the case stealing must fix.
+        const now = Date.now()
+        const first = able.find((w) => !quarantined(w, now)) ?? able[0]
         return first !== undefined && open.includes(first) && room(first) > 0 ? [first] : []
       }
       case 'least-loaded':

@@ -311,6 +311,15 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
           assert.match(b.output(), /was quarantined for 30 s: it could not run 3 actions in a row/)
           report('broken sandbox', r, stats, { retries: retries.length })
         })
+        // While it is quarantined, a build seeded all on one worker goes to the first worker that is not.
+        await withProject(makeProject(PROJECT.files), async (dir) => {
+          const statsFile = join(dir, 'stats.json')
+          const b = await startBldr(['build', '-C', dir, '--coordinator', addr, '--seed-policy', 'single', '--stats', statsFile], /^bldr: mesh at/, 60_000)
+          const code = await b.exited
+          const stats = await readStats(statsFile)
+          await assertSound(dir, code, b.output(), stats)
+          assert.equal(stats.mesh.workers.find((w) => w.id === broken)?.actionsRun ?? 0, 0, 'the quarantined worker ran nothing')
+        })
       } finally {
         await Promise.all(procs.map((p) => terminate(p.proc)))
         await rm(data, { recursive: true, force: true })
