@@ -34,7 +34,7 @@ import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionRe
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
-import { HERMETIC_ENV, type Action } from '../graph/action.js'
+import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
 import { parseDepfile, projectFilesOf } from '../graph/ninja/depfile.js'
 import type { SandboxResult } from '../../sandbox/types.js'
@@ -387,7 +387,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (stopping || abort.signal.aborted) return
     const action = graph.get(id)
     const inputs = await inputsOf(action)
-    const tools = toolIndex.toolsOf(action.argv, action.env['PATH'] ?? HERMETIC_ENV['PATH']!)
+    const tools = toolIndex.toolsOf(action.argv, action.env)
     const declaredKey = computeActionKey(cas.hasher, {
       argv: action.argv,
       env: action.env,

@@ -181,7 +181,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
         ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
-        ...(tools && tools.length > 0 ? { tools: tools.map((t) => ({ ...t })) } : {}),
+        ...(tools && tools.length > 0 ? { tools: [...tools] } : {}),
       }
       const { worker, exec } = await runWithRetries(session, action.id, id, payload, signal, onStart)
       for (const o of exec.outputs) producedBy.set(o.digest, worker)

@@ -22,6 +22,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
 import type { Digest, Hasher } from './hasher.js'
+import { HERMETIC_ENV } from '../graph/action.js'
 import { blobIdentity } from './store.js'
 
 /** A program an action runs: the name its command uses, the file it resolves to, and that file's digest. */
@@ -67,8 +68,9 @@ export class ToolIndex {
     private readonly projectRoot: string,
   ) {}
 
-  /** The tools `argv` starts with this PATH, in the order named (those found outside the project). */
-  toolsOf(argv: readonly string[], path: string): ToolRef[] {
+  /** The tools `argv` starts under `env`'s PATH (the hermetic one if it has none), in the order named (those found outside the project). */
+  toolsOf(argv: readonly string[], env: Readonly<Record<string, string>>): ToolRef[] {
+    const path = env['PATH'] ?? HERMETIC_ENV['PATH']!
     const tools: ToolRef[] = []
     for (const name of programNames(argv)) {
       const file = this.resolve(name, path)

@@ -229,7 +229,6 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     return ledger.release(rest, worker)
   }
 
-  /** Which workers get the next items of `build`, by its policy; [] when none has room. */
   /** Workers that offer the build's sandbox on its platform, in registration order. */
   const ableFor = (build: Build): string[] => [...registered].filter(([, w]) => canRun(w, build)).map(([id]) => id)
   /** Of those, the ones that may be seeded now (not being seeded, not passed over, not quarantined unless all are). */
@@ -267,8 +266,8 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     log?.warn({ worker: w, failures: QUARANTINE_AFTER, why: f.why, forMs, handedBack: back.length }, 'worker quarantined: it could not run several actions in a row')
     setTimeout(dispatch, forMs).unref()
   }
-  const targets = (build: Build, able: readonly string[]): string[] => {
-    const open = openOf(able)
+  /** Which of the open workers get the next items of `build`, by its policy; [] when none has room. */
+  const targets = (build: Build, able: readonly string[], open: readonly string[]): string[] => {
     const room = (w: string): number => roomOf(w, build) - ledger.held(w)
     switch (build.policy) {
       case 'single': {
@@ -284,12 +283,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     }
   }
 
-  /** Back to a build's queue, at the front: attempts that avoid workers to their own list. */
-  const putBack = (build: Build, items: readonly WireItem[]): void => {
+  /** Into a build's queue (new ones at the back, ones coming back at the front): attempts that avoid workers to their own list. */
+  const enqueue = (build: Build, items: readonly WireItem[], end: 'front' | 'back'): void => {
     const plain = items.filter((i) => !i.avoid?.length)
-    if (plain.length > 0) build.pending.pushFront(plain)
+    if (end === 'back') for (const i of plain) build.pending.pushBack(i)
+    else if (plain.length > 0) build.pending.pushFront(plain)
     for (const i of items) if (i.avoid?.length) build.avoiding.push(i)
   }
+  const putBack = (build: Build, items: readonly WireItem[]): void => enqueue(build, items, 'front')
 
   /**
    * Attempts that avoid workers go, whatever the policy, to the least-held
@@ -297,8 +298,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
    * the build is avoided, the list is ignored (better a worker that failed
    * once than none). One that fits nowhere yet waits for the next dispatch.
    */
-  const placeAvoiding = (build: Build, able: readonly string[], share: Map<string, WireItem[]>): void => {
-    const open = openOf(able)
+  const placeAvoiding = (build: Build, able: readonly string[], open: readonly string[], share: Map<string, WireItem[]>): void => {
     const load = (w: string): number => ledger.held(w) + (share.get(w)?.length ?? 0)
     const waiting: WireItem[] = []
     for (const item of build.avoiding) {
@@ -310,7 +310,11 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         if (best === undefined || load(w) < load(best)) best = w
       }
       if (best === undefined) waiting.push(item)
-      else share.set(best, [...(share.get(best) ?? []), item])
+      else {
+        const list = share.get(best)
+        if (list) list.push(item)
+        else share.set(best, [item])
+      }
     }
     build.avoiding = waiting
   }
@@ -321,9 +325,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     for (const build of builds.values()) {
       if (build.pending.length === 0 && build.avoiding.length === 0) continue
       const able = ableFor(build)
+      const open = openOf(able)
       const share = new Map<string, WireItem[]>()
-      if (build.avoiding.length > 0) placeAvoiding(build, able, share)
-      const ws = targets(build, able)
+      if (build.avoiding.length > 0) placeAvoiding(build, able, open, share)
+      const ws = targets(build, able, open)
       for (const w of ws) if (!share.has(w)) share.set(w, [])
       if (build.policy === 'least-loaded') {
         // Fill the least-held worker first, one action at a time.
@@ -546,8 +551,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             if (submitted.has(item.id) || ledger.stateOf(item.id) !== undefined) continue
             submitted.set(item.id, item)
             build.account.submitted++
-            if (item.avoid?.length) build.avoiding.push(item)
-            else build.pending.pushBack(item)
+            enqueue(build, [item], 'back')
           }
           dispatch()
           return { type: 'submitted', n: req.items.length }

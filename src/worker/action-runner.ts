@@ -16,7 +16,6 @@ import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { ToolIndex } from '../cas/tools.js'
-import { HERMETIC_ENV } from '../graph/action.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
@@ -100,13 +99,35 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     )
   }
 
-  const run = async (item: { id: string; payload: unknown }): Promise<RunOutcome> => {
+  /**
+   * Within a store budget, an action's inputs stay while it runs; after it,
+   * what it used is the most recent, and the store is brought within budget.
+   */
+  const withinBudget = async (payload: ActionPayload, fn: () => Promise<RunOutcome>): Promise<RunOutcome> => {
+    const budget = init.budget
+    if (!budget) return fn()
+    const inputs = payload.inputs.map((i) => i.digest)
+    budget.pin(inputs)
+    try {
+      return await fn()
+    } finally {
+      budget.unpin(inputs)
+      budget.touch(inputs)
+      await budget.enforce().catch((err: unknown) => init.log?.warn({ err }, 'could not bring the store within its budget'))
+    }
+  }
+
+  return async (item) => {
     const parsed = actionPayloadSchema.safeParse(item.payload)
     if (!parsed.success) {
       const first = parsed.error.issues[0]
       return fail(`the action's payload fails its schema: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}`)
     }
     const payload = parsed.data
+    return withinBudget(payload, () => runParsed(item.id, payload))
+  }
+
+  async function runParsed(id: string, payload: ActionPayload): Promise<RunOutcome> {
     const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
     const otherTool = differentTool(toolIndex, payload)
@@ -114,12 +135,12 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     try {
       await fetchInputs(payload)
     } catch (err) {
-      init.log?.warn({ err, action: item.id }, 'could not fetch the inputs of an action')
+      init.log?.warn({ err, action: id }, 'could not fetch the inputs of an action')
       return fail(`inputs unavailable: ${(err as Error).message}`)
     }
     try {
       const result = await sandbox.run({
-        actionId: item.id,
+        actionId: id,
         argv: payload.argv,
         env: payload.env,
         inputs: payload.inputs.map(({ path, digest, executable }) => ({ path, digest, executable })),
@@ -132,7 +153,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       try {
         await init.blobs.pushBlobs([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest], client(payload))
       } catch (err) {
-        init.log?.warn({ err, action: item.id }, 'could not send the outputs of an action to its client')
+        init.log?.warn({ err, action: id }, 'could not send the outputs of an action to its client')
         return fail(`outputs not delivered to the client: ${(err as Error).message}`)
       }
       const report: ResultReport = {
@@ -153,31 +174,10 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       init.budget?.touch([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest])
       return { ok: true, detail: report }
     } catch (err) {
-      init.log?.error({ err, action: item.id }, 'the sandbox could not run an action')
+      init.log?.error({ err, action: id }, 'the sandbox could not run an action')
       return fail((err as Error).message)
     }
   }
-
-  const budget = init.budget
-  if (!budget) return run
-  // An action's inputs stay while it runs; after it, what it used is the most recent, and the store is brought within its budget.
-  return async (item) => {
-    const inputs = inputDigests(item.payload)
-    budget.pin(inputs)
-    try {
-      return await run(item)
-    } finally {
-      budget.unpin(inputs)
-      budget.touch(inputs)
-      await budget.enforce().catch((err: unknown) => init.log?.warn({ err }, 'could not bring the store within its budget'))
-    }
-  }
-}
-
-/** The input digests a payload names (none if it is malformed: the run refuses it). */
-function inputDigests(payload: unknown): Digest[] {
-  const inputs = (payload as { inputs?: unknown } | null)?.inputs
-  return Array.isArray(inputs) ? inputs.flatMap((i) => (typeof (i as { digest?: unknown })?.digest === 'string' ? [(i as { digest: string }).digest] : [])) : []
 }
 
 /**
@@ -188,7 +188,7 @@ function inputDigests(payload: unknown): Digest[] {
  */
 function differentTool(index: ToolIndex, payload: ActionPayload): string | undefined {
   if (!payload.tools?.length) return undefined
-  const mine = new Map(index.toolsOf(payload.argv, payload.env['PATH'] ?? HERMETIC_ENV['PATH']!).map((t) => [t.name, t]))
+  const mine = new Map(index.toolsOf(payload.argv, payload.env).map((t) => [t.name, t]))
   for (const want of payload.tools) {
     const have = mine.get(want.name)
     if (!have) return `this worker has no ${want.name} (the client's is ${want.path}, blake3 ${want.digest})`

@@ -61,13 +61,18 @@ export class StoreBudget {
     }
   }
 
-  /** These were just used (fetched, staged, made): most recent now. Blobs not in the store are ignored. */
+  /**
+   * These were just used (fetched, staged, made): most recent now. A blob
+   * already known keeps its size (a blob's bytes never change); a new one is
+   * measured, and one not in the store is ignored.
+   */
   touch(digests: readonly Digest[]): void {
     for (const d of digests) {
-      const st = statSync(this.cas.pathOf(d), { throwIfNoEntry: false })
-      if (!st) continue
+      let size = this.lru.get(d)
+      if (size === undefined) size = statSync(this.cas.pathOf(d), { throwIfNoEntry: false })?.size
+      if (size === undefined) continue
       this.remove(d)
-      this.add(d, st.size)
+      this.add(d, size)
     }
   }
 

@@ -33,16 +33,16 @@ describe('the programs an action starts', () => {
       chmodSync(join(project, 'gen.sh'), 0o755)
       const PATH = `${bin}:/usr/bin:/bin`
       const index = new ToolIndex(await createBlake3Hasher(), project)
-      const [one] = index.toolsOf(['mycc', '-c', 'a.c'], PATH)
+      const [one] = index.toolsOf(['mycc', '-c', 'a.c'], { PATH })
       assert.equal(one?.path, join(bin, 'mycc-1'), 'the symlink resolved')
-      assert.equal(index.toolsOf(['nope-not-a-tool'], PATH).length, 0)
-      assert.equal(index.toolsOf([join(project, 'gen.sh')], PATH).length, 0, 'a program in the project is an input')
+      assert.equal(index.toolsOf(['nope-not-a-tool'], { PATH }).length, 0)
+      assert.equal(index.toolsOf([join(project, 'gen.sh')], { PATH }).length, 0, 'a program in the project is an input')
       // The compiler is upgraded in place: same path, new content, new digest.
       tool('mycc-1', 'echo one, upgraded')
-      const [upgraded] = index.toolsOf(['mycc', '-c', 'a.c'], PATH)
+      const [upgraded] = index.toolsOf(['mycc', '-c', 'a.c'], { PATH })
       assert.equal(upgraded?.path, one?.path)
       assert.notEqual(upgraded?.digest, one?.digest)
-      const [other] = new ToolIndex(await createBlake3Hasher(), project).toolsOf([join(bin, 'mycc-2')], PATH)
+      const [other] = new ToolIndex(await createBlake3Hasher(), project).toolsOf([join(bin, 'mycc-2')], { PATH })
       assert.notEqual(other?.digest, upgraded?.digest)
     } finally {
       rmSync(dir, { recursive: true, force: true })

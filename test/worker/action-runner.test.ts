@@ -122,7 +122,7 @@ describe('the action runner of a worker', () => {
 
   it('runs an action only with the programs the client keyed it with: another sh, or none, is the worker\'s failure', async () => {
     await withWorker(async ({ cas, run }) => {
-      const [sh] = new ToolIndex(cas.hasher, '/nonexistent').toolsOf(['sh'], HERMETIC_ENV['PATH']!)
+      const [sh] = new ToolIndex(cas.hasher, '/nonexistent').toolsOf(['sh'], HERMETIC_ENV)
       assert.ok(sh, 'this machine has sh')
       const same = await run({ id: 'b/same', payload: payload({ argv: ['sh', '-c', 'true'], tools: [sh] }) })
       assert.equal(same.ok, true, JSON.stringify(same.detail))
