@@ -17,8 +17,9 @@
  * 4. Idle RSS of a real `bldr worker` process. Target: ≤ 80 MB.
  * 5. Seed windows on the live mesh: short sleep actions (25 ms) through 4
  *    workers × 2 slots, least-loaded seeding, with window 0 (free slots only:
- *    every action waits a coordinator round trip for its slot), 1 (the
- *    default) and none, alternating within each round; makespan against the
+ *    every action waits a coordinator round trip for its slot), 1, auto (the
+ *    default: 1 while actions are short against the seed-to-start delay, as
+ *    here) and none, alternating within each round; makespan against the
  *    ideal (actions × sleep / slots). What bench/strategies cannot show: the
  *    real cost of each window's round trips.
  *
@@ -37,7 +38,7 @@ import { openMeshBuild } from '../src/net/build-client.js'
 import { percentile } from '../src/percentile.js'
 import { startCoordinatorService, type CoordinatorService } from '../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL, type SeedPolicy, type WorkerStatsWire } from '../src/net/protocols.js'
-import { DEFAULT_SEED_WINDOW } from '../src/net/seed-policy.js'
+import { DEFAULT_SEED_WINDOW, type SeedWindow } from '../src/net/seed-policy.js'
 import { parseMultiaddr, parsePeerId } from '../src/net/node.js'
 import { ProtocolClient } from '../src/net/request-response.js'
 import { PLATFORM } from '../src/build/project.js'
@@ -208,7 +209,7 @@ async function noopThroughput(): Promise<object> {
 }
 
 /** One build of `n` sleep actions of `sleepMs` on the mesh at `coordinator`, seeded as `seeding` says: seconds from the first submit to the last result. */
-async function sleepBuild(coordinator: string, cas: CasStore, seeding: { policy: SeedPolicy; seedWindow?: number }, n: number, sleepMs: number): Promise<number> {
+async function sleepBuild(coordinator: string, cas: CasStore, seeding: { policy: SeedPolicy; seedWindow?: SeedWindow }, n: number, sleepMs: number): Promise<number> {
   const session = await openMeshBuild({ coordinator, cas, ...seeding, sandbox: 'local', platform: PLATFORM })
   let done = 0
   let finish: () => void = () => {}
@@ -320,10 +321,10 @@ async function seedWindows(): Promise<object> {
   const sleepMs = 25
   const workers = 4
   const slots = 2
-  const windows: (number | undefined)[] = [0, 1, undefined]
+  const windows: (SeedWindow | undefined)[] = [0, 1, 'auto', undefined]
   const m = await mesh(workers, 'sleep', slots)
   const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
-  const times = new Map<number | undefined, number[]>(windows.map((w) => [w, []]))
+  const times = new Map<SeedWindow | undefined, number[]>(windows.map((w) => [w, []]))
   try {
     const cas = await openCasStore(casDir, await createBlake3Hasher())
     // Round 0 warms every process up and is not counted.

@@ -22,7 +22,7 @@ import type { Strategy } from '../../strategies/types.js'
 import { VirtualClock } from '../../src/worker/clock.js'
 import { MemoryMesh } from '../../src/worker/memory-mesh.js'
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type WorkerConfig } from '../../src/worker/worker-core.js'
-import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, windowRoom, type SeedPolicy } from '../../src/net/seed-policy.js'
+import { AutoSeedWindow, DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, windowRoom, type SeedPolicy, type SeedWindow } from '../../src/net/seed-policy.js'
 import { DagState, MinHeap } from './dag-state.js'
 import { churn, presenceFigures, type Presence } from './membership.js'
 import { simulateCentralQueue } from './central-queue.js'
@@ -65,9 +65,10 @@ export interface SimOptions {
    * runs (the rest wait at the coordinator, most urgent first, until results
    * free room), as the real coordinator does (seed-policy.ts). Unset: the
    * CLI's default (DEFAULT_SEED_WINDOW; none under `single`); null: no window,
-   * up to the worker's queue capacity.
+   * up to the worker's queue capacity; 'auto': 0 or 1 by measured action
+   * times (AutoSeedWindow, fed the same events as the real coordinator's).
    */
-  seedWindow?: number | null
+  seedWindow?: SeedWindow | null
   /** Worker speeds: all 1, or mixed (a quarter at 0.5, half at 1, a quarter at 2). */
   speeds?: 'uniform' | 'mixed'
   /** Every `everyMs` one worker (chosen at random) leaves; a new one joins `downMs` later. */
@@ -86,7 +87,9 @@ export interface SimResult {
   slots: number
   scheduler: Scheduler
   seedPolicy: SeedPolicy
-  seedWindow: number | null
+  seedWindow: SeedWindow | null
+  /** Under 'auto': the window when the build ended. */
+  autoWindowAtEnd?: 0 | 1
   speeds: 'uniform' | 'mixed'
   churn: boolean
   /** Workers that were in the mesh at some time, and those that left before the end. */
@@ -120,7 +123,7 @@ interface Item {
 const never: Strategy = () => null
 
 /** The window a run seeds with: the CLI's default unless the options say (none under `single`). */
-export function seedWindowOf(opts: SimOptions): number | undefined {
+export function seedWindowOf(opts: SimOptions): SeedWindow | undefined {
   if (opts.seedWindow === null) return undefined
   if (opts.seedWindow !== undefined) return opts.seedWindow
   return (opts.seedPolicy ?? DEFAULT_SEED_POLICY) === 'single' ? undefined : DEFAULT_SEED_WINDOW
@@ -201,6 +204,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   let executions = 0
   let maxHeld = 0
 
+  const window = seedWindowOf(opts)
+  const auto = window === 'auto' ? new AutoSeedWindow() : undefined
   const mesh = new MemoryMesh<Item>({
     clock,
     rng: createRng(opts.seed * 7919 + 1),
@@ -210,7 +215,11 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     gossipDuplicate: 0,
     stealLoss: net.stealLoss,
     coordinatorServiceMs: net.coordinatorServiceMs,
+    onStarted: (ids) => {
+      if (auto) for (const id of ids) auto.started(id, clock.now())
+    },
     onResult: (id) => {
+      auto?.finished(id, clock.now())
       dag.complete(Number(id))
       if (dag.finished) {
         makespanMs = clock.now()
@@ -226,8 +235,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   /** Workers in the mesh, in join order (the coordinator's registration order). */
   const present: Member[] = []
   const strategy = opts.scheduler === 'no-stealing' ? never : STRATEGIES[opts.scheduler]
-  const window = seedWindowOf(opts)
-  const roomOf = (m: Member): number => Math.min(m.core.config.queueCapacity + slots, windowRoom(slots, window)) - mesh.ledger.held(m.core.config.id)
+  const roomOf = (m: Member): number => Math.min(m.core.config.queueCapacity + slots, windowRoom(slots, auto ? auto.window : (window as number | undefined))) - mesh.ledger.held(m.core.config.id)
 
   const join = (): void => {
     const k = members.length
@@ -270,6 +278,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     const share = new Map<Member, Item[]>()
     const give = (m: Member, i: number): void => {
       const item = { id: String(i), index: i }
+      auto?.seeded(item.id, clock.now(), mesh.ledger.held(m.core.config.id) < slots)
       mesh.ledger.seed(item.id, m.core.config.id)
       maxHeld = Math.max(maxHeld, mesh.ledger.held(m.core.config.id))
       const list = share.get(m)
@@ -346,6 +355,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     scheduler: opts.scheduler,
     seedPolicy: policy,
     seedWindow: window ?? null,
+    ...(auto ? { autoWindowAtEnd: auto.window } : {}),
     steals: { attempted, granted, refused: sum((s) => s.stealsRefused), failed: sum((s) => s.stealsFailed), successRate: attempted > 0 ? granted / attempted : null, actionsStolen: sum((s) => s.actionsStolen) },
     messages,
     executions,

@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
 import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
+import type { SeedWindow } from '../net/seed-policy.js'
 import type { Liveness } from '../net/liveness.js'
 import type { StrategyName } from '../../strategies/index.js'
 import type { AvailableSandbox } from '../../sandbox/create.js'
@@ -26,8 +27,8 @@ export interface DistributedBuildOptions {
   parallelism: number
   strategy: StrategyName
   seedPolicy: SeedPolicy
-  /** Seed a worker at most this many queued actions per slot beyond what it runs (default: up to its queue; the CLI's default is DEFAULT_SEED_WINDOW). */
-  seedWindow?: number
+  /** Seed a worker at most this many queued actions per slot beyond what it runs, or 'auto' (default: up to its queue; the CLI's default is DEFAULT_SEED_WINDOW). */
+  seedWindow?: SeedWindow
   /** The sandbox actions must run in; only workers that offer it take them. Default local. */
   sandbox?: AvailableSandbox
   /** Log level of local workers. */
@@ -68,8 +69,8 @@ export interface DistributedBuildResult {
   workers: Record<string, WorkerFigures>
   faults: FaultReport
   seedPolicy: SeedPolicy
-  /** Queued actions per slot seeded beyond those running (null: no window). */
-  seedWindow: number | null
+  /** Queued actions per slot seeded beyond those running, or 'auto' (null: no window). */
+  seedWindow: SeedWindow | null
   strategy: StrategyName | 'per worker'
 }
 

@@ -6,7 +6,7 @@ import type { DistributedBuildResult, FaultReport, WorkerFigures } from '../buil
 import type { BuildSummary } from '../build/engine.js'
 import { buildLocally, openProject } from '../build/project.js'
 import { holdStateDir } from '../cas/gc.js'
-import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, SINGLE_WITH_WINDOW } from '../net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, SINGLE_WITH_WINDOW, type SeedWindow } from '../net/seed-policy.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
@@ -53,9 +53,10 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
       --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: ${DEFAULT_SEED_POLICY});
                         single puts them all on one worker and leaves the rest to stealing
       --seed-window N   seed a worker at most N queued actions per slot beyond those it runs; the
-                        rest wait at the coordinator until results free room (default: ${DEFAULT_SEED_WINDOW};
-                        0 seeds free slots only; none seeds up to a worker's whole queue, as
-                        --seed-policy single always does)
+                        rest wait at the coordinator until results free room. 0 seeds free slots
+                        only; none seeds up to a worker's whole queue, as --seed-policy single
+                        always does; auto (the default) holds 1 per slot while actions are short
+                        and 0 once they run 50 times longer than a seed takes to start one
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
 ${livenessHelp(24)}
@@ -100,9 +101,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
   // `none`: no window (a worker is seeded up to its whole queue); `single` always seeds so.
   const windowFlag = values['seed-window']
-  if (windowFlag !== undefined && windowFlag !== 'none' && !/^\d+$/.test(windowFlag)) throw new UsageError(`invalid --seed-window: must be an integer >= 0 or none (got ${JSON.stringify(windowFlag)})`)
+  if (windowFlag !== undefined && windowFlag !== 'none' && windowFlag !== 'auto' && !/^\d+$/.test(windowFlag)) throw new UsageError(`invalid --seed-window: must be an integer >= 0, auto or none (got ${JSON.stringify(windowFlag)})`)
   if (seedPolicy === 'single' && windowFlag !== undefined && windowFlag !== 'none') throw new UsageError(`--seed-window: ${SINGLE_WITH_WINDOW}`)
-  const seedWindow = windowFlag === 'none' || seedPolicy === 'single' ? undefined : Number(windowFlag ?? DEFAULT_SEED_WINDOW)
+  const seedWindow: SeedWindow | undefined = windowFlag === 'none' || seedPolicy === 'single' ? undefined : windowFlag === 'auto' || windowFlag === undefined ? DEFAULT_SEED_WINDOW : Number(windowFlag)
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   if (!distributed) {
     for (const flag of ['local-workers', 'seed-policy', 'seed-window', 'strategy'] as const) {

@@ -15,6 +15,7 @@ import { CasClient, serveCas } from './cas-protocol.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
 import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
+import type { SeedWindow } from './seed-policy.js'
 import { ProtocolClient, ProtocolError, requestExpecting, serveProtocol } from './request-response.js'
 
 export interface OpenMeshBuildOptions {
@@ -23,8 +24,8 @@ export interface OpenMeshBuildOptions {
   /** The project's store: served to workers; fetched outputs go here. */
   cas: CasStore
   policy: SeedPolicy
-  /** Seed a worker at most this many queued actions per slot beyond what it runs (default: up to its queue; see seed-policy.ts). */
-  seedWindow?: number
+  /** Seed a worker at most this many queued actions per slot beyond what it runs, or 'auto' (default: up to its queue; see seed-policy.ts). */
+  seedWindow?: SeedWindow
   /** The sandbox this build's actions need: the coordinator places them only on workers that offer it. */
   sandbox: WireSandbox
   /** The platform its actions are built for (this machine's): only workers on it take them. */

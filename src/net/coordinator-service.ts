@@ -22,7 +22,7 @@ import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
 import { createMeshNode, DEFAULT_LIVENESS, learnPeer, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
-import { SINGLE_WITH_WINDOW, windowRoom } from './seed-policy.js'
+import { AutoSeedWindow, SINGLE_WITH_WINDOW, windowRoom, type SeedWindow } from './seed-policy.js'
 import {
   BUILD_EVENTS_PROTOCOL,
   BUILD_PROTOCOL,
@@ -89,8 +89,10 @@ interface Build {
   id: string
   client: string
   policy: SeedPolicy
-  /** Seed a worker at most this many queued actions per slot beyond what it runs (undefined: up to its room). */
-  seedWindow: number | undefined
+  /** Seed a worker at most this many queued actions per slot beyond what it runs (undefined: up to its room; 'auto': see `auto`). */
+  seedWindow: SeedWindow | undefined
+  /** Under the 'auto' window: what measures it, and the window last logged. */
+  auto: { window: AutoSeedWindow; logged: 0 | 1 } | undefined
   /** The sandbox its actions need. */
   sandbox: string
   /** The platform they are built for (the client's). */
@@ -197,7 +199,19 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   /** Most actions `w` may hold for `build`: its room, or less under the build's seed window. */
   const roomOf = (w: string, build: Build): number => {
     const r = registered.get(w)
-    return r ? Math.min(r.room, windowRoom(r.slots, build.seedWindow)) : 0
+    return r ? Math.min(r.room, windowRoom(r.slots, windowOf(build))) : 0
+  }
+  /** The build's window now (an 'auto' one changes as it measures; logged when it does). */
+  const windowOf = (build: Build): number | undefined => {
+    if (build.seedWindow !== 'auto') return build.seedWindow
+    const auto = build.auto!
+    const w = auto.window.window
+    if (w !== auto.logged) {
+      auto.logged = w
+      const { durationMs, startDelayMs } = auto.window.means
+      log?.info({ build: build.id, window: w, meanActionMs: Math.round(durationMs), meanStartDelayMs: Number(startDelayMs.toFixed(2)) }, `seed window auto: now ${w} queued per slot`)
+    }
+    return w
   }
   const buildOf = (actionId: string): Build | undefined => builds.get(actionId.slice(0, actionId.indexOf('/')))
 
@@ -362,6 +376,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
 
   const seedTo = async (build: Build, worker: string, items: WireItem[]): Promise<void> => {
     seeding.add(worker)
+    if (build.auto) {
+      // Those that fill free slots start at once: they measure the seed-to-start delay.
+      const now = performance.now()
+      const free = (registered.get(worker)?.slots ?? 0) - ledger.held(worker)
+      items.forEach((i, k) => build.auto!.window.seeded(i.id, now, k < free))
+    }
     try {
       const rest = new Set(await seed(worker, items))
       if (rest.size > 0) putBack(build, items.filter((i) => rest.has(i.id)))
@@ -378,12 +398,13 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     dispatch()
   }
 
-  const newBuild = (buildId: string, client: string, policy: SeedPolicy, seedWindow: number | undefined, sandbox: string, platform: string): Build => {
+  const newBuild = (buildId: string, client: string, policy: SeedPolicy, seedWindow: SeedWindow | undefined, sandbox: string, platform: string): Build => {
     const build: Build = {
       id: buildId,
       client,
       policy,
       seedWindow,
+      auto: seedWindow === 'auto' ? { window: new AutoSeedWindow(), logged: 1 } : undefined,
       sandbox,
       platform,
       pending: new ActionDeque<WireItem>(Number.MAX_SAFE_INTEGER),
@@ -444,9 +465,11 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
         case 'start': {
           const allowed = req.ids.filter((id) => ledger.started(id, from))
           const byBuild = new Map<Build, string[]>()
+          const now = performance.now()
           for (const id of allowed) {
             const b = buildOf(id)
             if (!b) continue
+            b.auto?.window.started(id, now)
             const list = byBuild.get(b)
             if (list) list.push(id)
             else byBuild.set(b, [id])
@@ -490,6 +513,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             if (outcome === 'recorded') {
               submitted.delete(id)
               const b = buildOf(id)
+              b?.auto?.window.finished(id, performance.now())
               // A worker's addresses go to a client once per build (it dials the worker for outputs only if a push failed).
               const addrs = b && !b.toldAddrs.has(from) ? (b.toldAddrs.add(from), registered.get(from)?.addrs ?? []) : []
               emit(b, { type: 'result', id, worker: from, addrs, report })

@@ -148,8 +148,8 @@ export type FaultAccount = z.infer<typeof faultAccountSchema>
 
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
-  /** `seedWindow`: seed a worker at most this many queued actions per slot beyond what it runs (absent: up to its room). */
-  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), seedWindow: z.number().int().min(0).max(1_000_000).optional(), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
+  /** `seedWindow`: seed a worker at most this many queued actions per slot beyond what it runs (absent: up to its room; 'auto': 0 or 1 as the coordinator measures, see seed-policy.ts). */
+  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), seedWindow: z.union([z.number().int().min(0).max(1_000_000), z.literal('auto')]).optional(), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
   /** Ready actions; ids must start with `<buildId>/`. */
   z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
   z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),

@@ -19,15 +19,87 @@ export const DEFAULT_SEED_POLICY: SeedPolicy = 'least-loaded'
  * bench/strategies measured 61–65% efficiency at 1,000 workers on the
  * monorepo DAG without a window, 82.5% with 1 per slot and 99.8% with 0.
  *
- * The default is 1 per slot, not 0: with 0 no worker ever holds a queue, so
- * the coordinator would choose a worker for every action at run time (a
- * central queue, which DESIGN.md leaves to the workers) and every action would
- * wait a coordinator round trip for its slot.
+ * A fixed window is a bet on action times. A queued action saves its slot one
+ * coordinator round trip when a slot frees (with 0, the slot waits for the
+ * result to reach the coordinator and the next seed to arrive), and it pays
+ * when it waits behind a long action while another worker idles. The first
+ * matters for short actions (25 ms sleeps on the live mesh: 0.86 s with 1,
+ * 0.94 s with 0), the second for long ones on large meshes (the 82.5% above).
+ * So the default, `auto`, measures both per build (AutoSeedWindow) and holds
+ * 1 queued action per slot only while actions are short against the round trip.
  *
  * `single` puts everything on one worker to make the others steal; a window
  * would leave that worker the only one with work, so it takes no window.
  */
-export const DEFAULT_SEED_WINDOW = 1
+export type SeedWindow = number | 'auto'
+export const DEFAULT_SEED_WINDOW: SeedWindow = 'auto'
+
+/**
+ * `auto` holds no queued action once the mean action time is at least this many
+ * times the mean seed-to-start delay: window 0 then costs a slot about 1.5 of
+ * those delays per action (the result's trip, the seed, the start), under 3%.
+ */
+export const AUTO_WINDOW_RATIO = 50
+/** Weight of the newest sample in the moving means (recent actions count most). */
+const AUTO_WINDOW_WEIGHT = 1 / 16
+/** Actions whose times are followed at once, at most (older ones are dropped, as from a lost worker). */
+const AUTO_WINDOW_TRACKED = 65_536
+
+/**
+ * The `auto` seed window of one build, from the coordinator's own clock: how
+ * long actions run (start allowed → result recorded) and how long an action
+ * seeded to a free slot takes to start (seed sent → start asked), each a
+ * moving mean. 1 per slot until both are known, or while actions are short;
+ * 0 once they are long (AUTO_WINDOW_RATIO). Pure bookkeeping: the coordinator
+ * and the simulator (bench/sim) feed it the same events.
+ */
+export class AutoSeedWindow {
+  private durationMs = NaN
+  private startDelayMs = NaN
+  private readonly seededAt = new Map<string, number>()
+  private readonly startedAt = new Map<string, number>()
+
+  /** The window now: queued actions per slot. */
+  get window(): 0 | 1 {
+    return this.durationMs >= AUTO_WINDOW_RATIO * this.startDelayMs ? 0 : 1
+  }
+
+  /** Measured means, for logs and stats (NaN until known). */
+  get means(): { durationMs: number; startDelayMs: number } {
+    return { durationMs: this.durationMs, startDelayMs: this.startDelayMs }
+  }
+
+  /** `id` was seeded at `now`; only an action given a free slot measures the start delay (a queued one waits for its slot). */
+  seeded(id: string, now: number, toFreeSlot: boolean): void {
+    if (toFreeSlot) track(this.seededAt, id, now)
+  }
+
+  started(id: string, now: number): void {
+    const seeded = this.seededAt.get(id)
+    if (seeded !== undefined) {
+      this.seededAt.delete(id)
+      this.startDelayMs = mean(this.startDelayMs, now - seeded)
+    }
+    track(this.startedAt, id, now)
+  }
+
+  finished(id: string, now: number): void {
+    this.seededAt.delete(id)
+    const started = this.startedAt.get(id)
+    if (started === undefined) return
+    this.startedAt.delete(id)
+    this.durationMs = mean(this.durationMs, now - started)
+  }
+}
+
+function track(m: Map<string, number>, id: string, now: number): void {
+  if (m.size >= AUTO_WINDOW_TRACKED) m.delete(m.keys().next().value!)
+  m.set(id, now)
+}
+
+function mean(old: number, sample: number): number {
+  return Number.isNaN(old) ? sample : old + AUTO_WINDOW_WEIGHT * (sample - old)
+}
 export const SINGLE_WITH_WINDOW = 'a seed window cannot be combined with seed policy single (single seeds one worker for the others to steal from; a window would leave it the only one with work)'
 
 /** Most actions a worker with `slots` slots may hold under a window (undefined: no cap). */

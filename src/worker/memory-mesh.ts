@@ -32,6 +32,8 @@ export interface MemoryMeshOptions {
   coordinatorServiceMs?: number
   /** Called when a result is recorded (first report of an action), at the coordinator's time. */
   onResult?: (actionId: string, worker: string, outcome: RunOutcome) => void
+  /** Called when the coordinator allows actions to start, at its time. */
+  onStarted?: (actionIds: readonly string[], worker: string) => void
 }
 
 export class MemoryMesh<T extends WorkItem> {
@@ -73,7 +75,12 @@ export class MemoryMesh<T extends WorkItem> {
   }
 
   readonly port: MeshPort<T> = {
-    startActions: (worker, ids) => this.coordinator(() => ids.filter((id) => this.ledger.started(id, worker))),
+    startActions: (worker, ids) =>
+      this.coordinator(() => {
+        const allowed = ids.filter((id) => this.ledger.started(id, worker))
+        this.opts.onStarted?.(allowed, worker)
+        return allowed
+      }),
     transfer: (stealId, ids, victim, thief) => this.coordinator(() => this.ledger.transfer(stealId, ids, victim, thief).accepted),
     settleSteal: (stealId) => this.coordinator(() => this.ledger.settle(stealId)),
     reportResult: (worker, item, outcome: RunOutcome) =>

@@ -17,7 +17,7 @@ interface MeshStats {
   total: number
   mesh: {
     seedPolicy: string
-    seedWindow: number | null
+    seedWindow: number | 'auto' | null
     workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; fetched?: { blobs: number; bytes: number } }[]
   }
 }
@@ -72,8 +72,8 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs from the local build`)
         const stats = await readStats(statsFile)
         assert.equal(stats.mesh.workers.length, 3)
-        assert.equal(stats.mesh.seedWindow, 1, 'seeded with the default window')
-        assert.match(mesh.stderr, /seeding least-loaded \(window 1\)/)
+        assert.equal(stats.mesh.seedWindow, 'auto', 'seeded with the default window')
+        assert.match(mesh.stderr, /seeding least-loaded \(window auto\)/)
         assertExactlyOnce(stats, 15)
         // A second distributed build finds everything in the action cache.
         const again = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '2'])
@@ -297,10 +297,10 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       assert.match(w.stderr, /--seed-window needs --distributed or --coordinator/)
       const wn = await runCli(['build', '-C', dir, '--distributed', '--seed-window=-1'])
       assert.equal(wn.code, 2)
-      assert.match(wn.stderr, /invalid --seed-window: must be an integer >= 0 or none \(got "-1"\)/)
+      assert.match(wn.stderr, /invalid --seed-window: must be an integer >= 0, auto or none \(got "-1"\)/)
       const wx = await runCli(['build', '-C', dir, '--distributed', '--seed-window', 'nope'])
       assert.equal(wx.code, 2)
-      assert.match(wx.stderr, /invalid --seed-window: must be an integer >= 0 or none \(got "nope"\)/)
+      assert.match(wx.stderr, /invalid --seed-window: must be an integer >= 0, auto or none \(got "nope"\)/)
       const ws = await runCli(['build', '-C', dir, '--distributed', '--seed-policy', 'single', '--seed-window', '1'])
       assert.equal(ws.code, 2)
       assert.match(ws.stderr, /--seed-window: a seed window cannot be combined with seed policy single/)

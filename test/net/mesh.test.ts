@@ -116,6 +116,56 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
     }
   })
 
+  it('the auto seed window queues one action per slot while actions are short and none once they run long', async () => {
+    const coordinator = await startCoordinatorService()
+    const workers: { proc: ChildProcess; id: string }[] = []
+    const casDir = await mkdtemp(join(tmpdir(), 'bldr-auto-window-'))
+    try {
+      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
+      await coordinator.waitForWorkers(2, 20_000)
+      const cas = await openCasStore(casDir, await createBlake3Hasher())
+      /**
+       * The most any worker held before the first result, and once the first 4 results are in (the
+       * first wave on 2 workers × 2 slots): by then the actions the first deal queued (under the
+       * initial window of 1) have started, so what a worker holds was seeded under the measured window.
+       */
+      const held = async (n: number, sleepMs: number): Promise<{ before: number; after: number }> => {
+        const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', seedWindow: 'auto', sandbox: 'local', platform: PLATFORM })
+        const most = { before: 0, after: 0 }
+        let done = 0
+        const sample = (): void => {
+          for (const w of workers) {
+            const h = coordinator.ledger.held(w.id)
+            if (done === 0) most.before = Math.max(most.before, h)
+            else if (done >= 4) most.after = Math.max(most.after, h)
+          }
+        }
+        const all = new Promise<void>((resolve) => session.setHandlers({ started: sample, result: () => (sample(), ++done, sample(), done === n && resolve()) }))
+        const ticker = setInterval(sample, 2)
+        try {
+          for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/a${i}`, payload: { sleepMs } as unknown as ActionPayload })
+          await all
+        } finally {
+          clearInterval(ticker)
+          await session.close()
+        }
+        return most
+      }
+      // 2 workers × 2 slots. Actions of 2.5 s, 50 times a start delay of up to 50 ms (~25 ms measured
+      // here, the first streams' set-up included): after the first wave nobody holds a queue.
+      const long = await held(12, 2_500)
+      assert.ok(long.before > 2, `before any result, one queued per slot (held ${long.before})`)
+      assert.ok(long.after <= 2, `once an action has been measured, only the free slots are seeded (held ${long.after})`)
+      // Instant actions: the start delay is as long as the action, so a queue is kept.
+      const short = await held(200, 0)
+      assert.ok(short.after > 2 && short.after <= 4, `short actions keep one queued per slot (held ${short.after})`)
+    } finally {
+      await Promise.all(workers.map((w) => stopProcess(w.proc)))
+      await coordinator.stop()
+      await rm(casDir, { recursive: true, force: true })
+    }
+  })
+
   it('a worker stopped past the heartbeat timeout, then woken: its failure to run the action it lost is stale, and the new holder\'s result stands', async () => {
     const liveness = { heartbeatIntervalMs: 300, workerTimeoutMs: 1000 }
     const coordinator = await startCoordinatorService({ liveness })
