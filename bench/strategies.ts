@@ -13,8 +13,8 @@
  * 2. The headline table: the monorepo DAG on 1, 10, 50, 100 and 1,000 workers
  *    → speedup and efficiency per scheduler.
  * 3. Seed policies: the default strategy on the DAG under each policy; and
- *    seed windows (how far ahead the coordinator seeds: 0, 1, 2 queued actions
- *    per slot, or a worker's whole queue) at 100 and 1,000 workers.
+ *    seed windows (how far ahead the coordinator seeds: 0, 1, 2 queued actions, auto
+ *    per slot (the default, measured per build), or a worker's whole queue) at 100 and 1,000 workers.
  * 4. With --scale: the DAG on 10,000 workers. Not in a default run: every
  *    simulated worker keeps a table of every peer it has heard from, and the
  *    first run of it exhausted a 4 GB heap (see the README).
@@ -34,7 +34,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../strategies/index.js'
-import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES } from '../src/net/seed-policy.js'
+import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, type SeedWindow } from '../src/net/seed-policy.js'
 import { DEFAULT_NETWORK, SCHEDULERS, simulate, type Scheduler, type SimOptions, type SimResult } from './sim/simulate.js'
 import { barChart, lineChart } from './sim/svg.js'
 import { heavyTailed, monorepo, sleeps, uniform, type Workload } from './sim/workloads.js'
@@ -164,9 +164,10 @@ report['seedPolicies'] = policyRows
 // ------------------------------------------------------------ 3b. seed windows
 // How far ahead the coordinator seeds (seed-policy.ts): queued actions per slot beyond those running, or no window (a worker's whole queue).
 const windowRows: SimResult[] = []
+const SEED_WINDOWS: (SeedWindow | null)[] = [0, 1, 2, 'auto', null]
 const windowShapes = quick ? [{ workers: 100, slots: 1 }, { workers: 1000, slots: 1 }] : [{ workers: 100, slots: 1 }, { workers: 1000, slots: 1 }, { workers: 125, slots: 8 }]
 for (const shape of windowShapes) {
-  for (const seedWindow of [0, 1, 2, null]) windowRows.push(await run(`seed window ${seedWindow ?? 'none'}, ${shape.slots} slot${shape.slots > 1 ? 's' : ''}`, { workload: dag, ...shape, scheduler: DEFAULT_STRATEGY, seedWindow, seed }))
+  for (const seedWindow of SEED_WINDOWS) windowRows.push(await run(`seed window ${seedWindow ?? 'none'}, ${shape.slots} slot${shape.slots > 1 ? 's' : ''}`, { workload: dag, ...shape, scheduler: DEFAULT_STRATEGY, seedWindow, seed }))
 }
 console.log(`\nSeed windows, monorepo DAG, ${DEFAULT_STRATEGY}, ${DEFAULT_SEED_POLICY} seeding (window: queued actions per slot beyond those running; default ${DEFAULT_SEED_WINDOW})`)
 console.log('  workers × slots  window  efficiency  steals (granted/attempted)  success  msgs/action  idle share')
@@ -181,7 +182,7 @@ await svg(
     title: `Efficiency by seed window, monorepo DAG, ${DEFAULT_STRATEGY}`,
     yLabel: 'efficiency (lower bound / makespan)',
     categories: windowShapes.map((s) => `${s.workers} × ${s.slots}`),
-    series: [0, 1, 2, null].map((w) => ({ name: w === null ? 'no window' : `window ${w}`, values: windowShapes.map((s) => windowRows.find((r) => r.workers === s.workers && r.slots === s.slots && r.seedWindow === w)!.efficiency) })),
+    series: SEED_WINDOWS.map((w) => ({ name: w === null ? 'no window' : `window ${w}`, values: windowShapes.map((s) => windowRows.find((r) => r.workers === s.workers && r.slots === s.slots && r.seedWindow === w)!.efficiency) })),
     yMax: 1.05,
     guide: { y: 0.9, label: 'target at 1,000: 90%' },
   }),

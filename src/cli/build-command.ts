@@ -52,11 +52,12 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         each runs ceil(jobs / N) actions at once
       --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: ${DEFAULT_SEED_POLICY});
                         single puts them all on one worker and leaves the rest to stealing
-      --seed-window N   seed a worker at most N queued actions per slot beyond those it runs; the
-                        rest wait at the coordinator until results free room. 0 seeds free slots
-                        only; none seeds up to a worker's whole queue, as --seed-policy single
-                        always does; auto (the default) holds 1 per slot while actions are short
-                        and 0 once they run 50 times longer than a seed takes to start one
+      --seed-window W   N, auto or none: seed a worker at most N queued actions per slot beyond
+                        those it runs; the rest wait at the coordinator until results free room.
+                        0 seeds free slots only; none seeds up to a worker's whole queue, as
+                        --seed-policy single always does; auto (the default) holds 1 per slot
+                        while actions are short and 0 once they run 50 times longer than a seed
+                        takes to start one
       --strategy NAME   the local workers' victim selection: ${Object.keys(STRATEGIES).join(', ')}
                         (default: ${DEFAULT_STRATEGY})
 ${livenessHelp(24)}
