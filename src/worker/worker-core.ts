@@ -107,6 +107,17 @@ export interface WorkerConfig {
   announceIntervalMs: number
   /** …and on a significant change, at most this often. */
   minAnnounceGapMs: number
+  /**
+   * A resting thief woken by an announcement waits a random time up to this
+   * before it asks (0: at once). One announcement wakes every resting thief;
+   * asking at once, they herd on the few victims it names, which grant the
+   * first few and refuse the rest at their reserve. Spread over the
+   * announcement gap, most ask after the victim's next announcement (sent at
+   * most once per `minAnnounceGapMs`) has told them what is left: in
+   * bench/strategies, all work seeded on one of 100 workers, steal success
+   * 83% → 92% for 0.2 points of efficiency.
+   */
+  wakeJitterMs: number
   strategy: Strategy
   rng: Rng
   platform: string
@@ -135,6 +146,7 @@ export const DEFAULT_WORKER_CONFIG = {
   staleAfterMs: 30_000,
   announceIntervalMs: 10_000,
   minAnnounceGapMs: 50,
+  wakeJitterMs: 50,
 } as const
 
 export interface WorkerStats {
@@ -190,6 +202,8 @@ export class WorkerCore<T extends WorkItem> {
   private stealing = false
   /** A timer before the next steal attempt is pending. */
   private waitingToSteal: (() => void) | undefined
+  /** Waiting out a wake jitter (later announcements do not restart it). */
+  private waking = false
   private retries = 0
   /** Victims that failed in the current run of attempts. */
   private readonly failedThisRound = new Set<string>()
@@ -257,12 +271,19 @@ export class WorkerCore<T extends WorkItem> {
     // announcement of a short queue wakes nobody (it names no new victim, and
     // on a large mesh every idle thief would wake for it and find nothing).
     if (a.queueDepth < this.config.minVictimQueue) return
+    if (this.waking) return
     if (this.retries === 0 || this.waitingToSteal) {
       this.waitingToSteal?.()
       this.waitingToSteal = undefined
       this.retries = 0
       this.failedThisRound.clear()
-      this.maybeSteal()
+      const jitter = this.config.wakeJitterMs * this.config.rng.next()
+      if (jitter <= 0) {
+        this.maybeSteal()
+        return
+      }
+      this.waking = true
+      this.rest(jitter)
     }
   }
 
@@ -511,6 +532,7 @@ export class WorkerCore<T extends WorkItem> {
     const cancel = this.clock.after(ms, () => {
       if (this.waitingToSteal !== cancel) return
       this.waitingToSteal = undefined
+      this.waking = false
       this.pump()
     })
     this.waitingToSteal = cancel

@@ -5,6 +5,7 @@ import { SCHEDULERS, simulate } from '../../bench/sim/simulate.js'
 import { barChart, lineChart } from '../../bench/sim/svg.js'
 import { finish, heavyTailed, monorepo, sleeps, uniform } from '../../bench/sim/workloads.js'
 import { DEFAULT_SEED_WINDOW } from '../../src/net/seed-policy.js'
+import { DEFAULT_WORKER_CONFIG } from '../../src/worker/worker-core.js'
 
 describe('simulator workloads', () => {
   it('computes total work, the critical path and each task\'s remaining path exactly', () => {
@@ -99,6 +100,16 @@ describe('simulator', () => {
     for (const r of [zero, one, none]) assert.equal(r.executions, 300)
     // Heavy-tailed tasks queued deep behind long ones: the window is what keeps them movable.
     assert.ok(zero.efficiency > none.efficiency && one.efficiency > none.efficiency, `${zero.efficiency} ${one.efficiency} ${none.efficiency}`)
+  })
+
+  it('thieves woken by one announcement spread their requests over the wake jitter: far fewer are refused', async () => {
+    const w = uniform(2000, 1000, 1)
+    const run = (wakeJitterMs: number) => simulate({ workload: w, workers: 50, scheduler: 'power-of-two', seedPolicy: 'single', seed: 1, worker: { wakeJitterMs } })
+    const [herd, spread] = [await run(0), await run(DEFAULT_WORKER_CONFIG.wakeJitterMs)]
+    for (const r of [herd, spread]) assert.equal(r.executions, 2000)
+    assert.ok(spread.steals.successRate! >= 0.9, `steal success with the default jitter: ${spread.steals.successRate}`)
+    assert.ok(spread.steals.successRate! > herd.steals.successRate! + 0.05, `${spread.steals.successRate} against ${herd.steals.successRate} asking at once`)
+    assert.ok(spread.efficiency > herd.efficiency - 0.01, `efficiency ${spread.efficiency} against ${herd.efficiency}`)
   })
 
   it('spreads work seeded on one worker only by stealing', async () => {

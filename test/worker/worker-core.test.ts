@@ -211,7 +211,7 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
         return { refused: 'test' }
       },
     }
-    const thief = new WorkerCore<Item>({ ...DEFAULT_WORKER_CONFIG, id: 't', slots: 1, strategy: counting, rng: createRng(3), platform: 'linux-x64', sandboxes: ['local'] }, port, async () => ({ ok: true }), clock)
+    const thief = new WorkerCore<Item>({ ...DEFAULT_WORKER_CONFIG, wakeJitterMs: 0, id: 't', slots: 1, strategy: counting, rng: createRng(3), platform: 'linux-x64', sandboxes: ['local'] }, port, async () => ({ ok: true }), clock)
     thief.start()
     thief.seed([]) // an idle worker looks for work, finds no peer, and rests
     const base = { v: 1 as const, incarnation: 'p-1', sentAtMs: 0, executing: 1, capacity: 1, loadFactor: 1, sandboxes: ['local' as const], platform: 'linux-x64' }
@@ -222,6 +222,38 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assert.equal(decisions, 2, 'one decision at the start, none for the short queue, one for the queue of 10')
     assert.deepEqual(asked, [20], 'asked the peer as soon as it said it had work to spare')
     assert.equal(thief.peers.view().length, 0, 'a victim that refused is dropped until it announces again')
+  })
+
+  it('a woken thief asks after a random wait within the wake jitter, and later announcements do not put it off again', async () => {
+    const clock = new VirtualClock()
+    const asked: number[] = []
+    const port: MeshPort<Item> = {
+      ...quietPort(),
+      requestSteal: async () => {
+        asked.push(clock.now())
+        return { refused: 'test' }
+      },
+    }
+    const base = { v: 1 as const, incarnation: 'p-1', sentAtMs: 0, executing: 1, capacity: 1, loadFactor: 1, sandboxes: ['local' as const], platform: 'linux-x64' }
+    const waits: number[] = []
+    for (let seed = 1; seed <= 8; seed++) {
+      asked.length = 0
+      const start = clock.now()
+      const thief = new WorkerCore<Item>({ ...DEFAULT_WORKER_CONFIG, id: 't', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(seed), platform: 'linux-x64', sandboxes: ['local'] }, port, async () => ({ ok: true }), clock)
+      thief.start()
+      thief.seed([])
+      clock.after(10, () => thief.onAnnouncement('p', { ...base, seq: 1, queueDepth: 10 }))
+      // A stream of further news for twice the jitter: each would restart a naive timer, putting the first request past it.
+      const jitter = DEFAULT_WORKER_CONFIG.wakeJitterMs
+      for (let k = 1; k <= jitter; k++) clock.after(10 + 2 * k, () => thief.onAnnouncement('p', { ...base, seq: 1 + k, queueDepth: 10 + k }))
+      await clock.run({ untilMs: start + 10 + jitter + 1 })
+      thief.stop()
+      await clock.run()
+      assert.ok(asked.length >= 1, `seed ${seed}: asked within the jitter`)
+      waits.push(asked[0]! - start - 10)
+    }
+    for (const w of waits) assert.ok(w >= 0 && w <= DEFAULT_WORKER_CONFIG.wakeJitterMs, `waited ${w} ms`)
+    assert.ok(new Set(waits.map(Math.round)).size >= 4, `the waits are spread, not one fixed delay: ${waits.map(Math.round)}`)
   })
 
   it('a victim gives a thief only actions whose sandbox the thief offers', () => {
