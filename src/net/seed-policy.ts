@@ -36,25 +36,29 @@ export const DEFAULT_SEED_WINDOW: SeedWindow = 'auto'
 
 /**
  * `auto` holds no queued action once the mean action time is at least this many
- * times the mean seed-to-start delay: window 0 then costs a slot about 1.5 of
+ * times the typical seed-to-start delay: window 0 then costs a slot about 1.5 of
  * those delays per action (the result's trip, the seed, the start), under 3%.
  */
 export const AUTO_WINDOW_RATIO = 50
-/** Weight of the newest sample in the moving means (recent actions count most). */
+/** Weight of the newest action time in its moving mean (recent actions count most). */
 const AUTO_WINDOW_WEIGHT = 1 / 16
+/** Start delays kept: their median is the typical one (the first ones include setting up streams, and one slow start is not the rule). */
+const AUTO_WINDOW_DELAYS = 31
 /** Actions whose times are followed at once, at most (older ones are dropped, as from a lost worker). */
 const AUTO_WINDOW_TRACKED = 65_536
 
 /**
  * The `auto` seed window of one build, from the coordinator's own clock: how
- * long actions run (start allowed → result recorded) and how long an action
- * seeded to a free slot takes to start (seed sent → start asked), each a
- * moving mean. 1 per slot until both are known, or while actions are short;
+ * long actions run (start allowed → result recorded, a moving mean) and how
+ * long an action seeded to a free slot takes to start (seed sent → start
+ * asked, the median of the last few). 1 per slot until both are known, or while actions are short;
  * 0 once they are long (AUTO_WINDOW_RATIO). Pure bookkeeping: the coordinator
  * and the simulator (bench/sim) feed it the same events.
  */
 export class AutoSeedWindow {
   private durationMs = NaN
+  /** The last AUTO_WINDOW_DELAYS start delays, oldest first. */
+  private readonly delays: number[] = []
   private startDelayMs = NaN
   private readonly seededAt = new Map<string, number>()
   private readonly startedAt = new Map<string, number>()
@@ -78,7 +82,9 @@ export class AutoSeedWindow {
     const seeded = this.seededAt.get(id)
     if (seeded !== undefined) {
       this.seededAt.delete(id)
-      this.startDelayMs = mean(this.startDelayMs, now - seeded)
+      this.delays.push(now - seeded)
+      if (this.delays.length > AUTO_WINDOW_DELAYS) this.delays.shift()
+      this.startDelayMs = median(this.delays)
     }
     track(this.startedAt, id, now)
   }
@@ -95,6 +101,12 @@ export class AutoSeedWindow {
 function track(m: Map<string, number>, id: string, now: number): void {
   if (m.size >= AUTO_WINDOW_TRACKED) m.delete(m.keys().next().value!)
   m.set(id, now)
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 function mean(old: number, sample: number): number {

@@ -43,6 +43,20 @@ describe('the auto seed window', () => {
     assert.equal(w.window, 1, `means now ${JSON.stringify(w.means)}`)
   })
 
+  it('takes the typical start delay, not the mean: a few slow starts (the first streams being set up) do not decide', () => {
+    const w = new AutoSeedWindow()
+    let t = 0
+    for (let i = 0; i < 9; i++) {
+      w.seeded(`s${i}`, t, true)
+      w.started(`s${i}`, t + (i < 3 ? 400 : 2))
+      t += 1_000
+    }
+    assert.equal(w.means.startDelayMs, 2)
+    w.started('s8', t)
+    w.finished('s8', t + 1_000)
+    assert.equal(w.window, 0, '1 s actions against a 2 ms start; the mean start (134 ms) would have said 1')
+  })
+
   it('measures the start delay only from actions seeded to a free slot (a queued one waits for its slot, not for the mesh)', () => {
     const w = new AutoSeedWindow()
     w.seeded('q', 0, false)
