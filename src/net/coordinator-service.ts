@@ -209,7 +209,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     if (w !== auto.logged) {
       auto.logged = w
       const { durationMs, startDelayMs } = auto.window.means
-      log?.info({ build: build.id, window: w, meanActionMs: Math.round(durationMs), meanStartDelayMs: Number(startDelayMs.toFixed(2)) }, `seed window auto: now ${w} queued per slot`)
+      log?.info({ build: build.id, window: w, meanActionMs: Math.round(durationMs), typicalStartDelayMs: Number(startDelayMs.toFixed(2)) }, `seed window auto: now ${w} queued per slot`)
     }
     return w
   }

@@ -68,7 +68,7 @@ export class AutoSeedWindow {
     return this.durationMs >= AUTO_WINDOW_RATIO * this.startDelayMs ? 0 : 1
   }
 
-  /** Measured means, for logs and stats (NaN until known). */
+  /** What it measured, for logs (NaN until known): the mean action time and the median start delay. */
   get means(): { durationMs: number; startDelayMs: number } {
     return { durationMs: this.durationMs, startDelayMs: this.startDelayMs }
   }
