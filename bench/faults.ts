@@ -25,7 +25,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chaosProject } from './gen-chaos-project.js'
-import { isAlive } from '../sandbox/scratch.js'
+import { isAlive } from '../src/cas/fs-util.js'
 import { tmpdir } from 'node:os'
 import { childPids, makeProject, startBldr, terminate, withProject, type Started } from '../test/helpers.js'
 

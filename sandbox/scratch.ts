@@ -321,6 +321,3 @@ function dirOf(path: string): string {
   const i = path.lastIndexOf('/')
   return i < 0 ? '' : path.slice(0, i)
 }
-
-/** Whether a process with this pid exists on this machine (re-exported for the sandboxes and tests). */
-export { isAlive }

@@ -127,6 +127,11 @@ const discoveredSchema = z.object({ v: z.literal(1), discovered: z.array(z.strin
 const COMPACT_RATIO = 3
 const COMPACT_MIN_LINES = 1000
 
+/** A log line `<key> <json>`: its key and JSON text, or undefined for a line that is not one (a torn write). */
+export function parseLogLine(line: string): { key: Digest; text: string } | undefined {
+  return line.length >= 66 && line[64] === ' ' ? { key: line.slice(0, 64), text: line.slice(65) } : undefined
+}
+
 export class ActionCache {
   /** Key → the JSON text of its latest line (parsed on lookup only). */
   private readonly entries = new Map<Digest, string>()
@@ -149,9 +154,10 @@ export class ActionCache {
     }
     let lines = 0
     for (const line of text.split('\n')) {
-      if (line.length < 66 || line[64] !== ' ') continue
+      const entry = parseLogLine(line)
+      if (!entry) continue
       lines++
-      cache.entries.set(line.slice(0, 64), line.slice(65))
+      cache.entries.set(entry.key, entry.text)
     }
     if (lines >= COMPACT_MIN_LINES && lines > COMPACT_RATIO * cache.entries.size) cache.compact()
     return cache

@@ -17,15 +17,15 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BldrError, ExitCode } from '../errors.js'
-import { actionResultSchema } from './action-cache.js'
+import { actionResultSchema, parseLogLine } from './action-cache.js'
 import { isAlive, writeFileAtomic } from './fs-util.js'
+import { blobPathIn, storedBlobs } from './store.js'
 
 /** A build or a collection is running in a state folder (its pid). */
 export class StateBusyError extends BldrError {
   override readonly name = 'StateBusyError'
   readonly exitCode = ExitCode.buildFailed
 }
-
 
 /** Live marks in `<stateDir>/running`: builds by pid, collections as `gc-<pid>`. Dead ones are removed. */
 function liveMarks(stateDir: string): { builds: number[]; collections: number[] } {
@@ -80,17 +80,17 @@ export function collectGarbage(stateDir: string, opts: { maxBytes?: number; dryR
 function collect(stateDir: string, maxBytes: number, dryRun: boolean): GcReport {
   const casRoot = join(stateDir, 'cas')
   const logFile = join(stateDir, 'ac.log')
-  const blobPath = (d: string): string => join(casRoot, d.slice(0, 2), d)
   // The log's last line per key wins, and its position is the key's age.
   const latest = new Map<string, { text: string; at: number }>()
   const lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n') : []
   lines.forEach((line, at) => {
-    if (line.length >= 66 && line[64] === ' ') latest.set(line.slice(0, 64), { text: line.slice(65), at })
+    const entry = parseLogLine(line)
+    if (entry) latest.set(entry.key, { text: entry.text, at })
   })
   const size = new Map<string, number>()
   const sizeOf = (d: string): number | undefined => {
     if (!size.has(d)) {
-      const st = statSync(blobPath(d), { throwIfNoEntry: false })
+      const st = statSync(blobPathIn(casRoot, d), { throwIfNoEntry: false })
       if (st) size.set(d, st.size)
       else return undefined
     }
@@ -138,15 +138,11 @@ function collect(stateDir: string, maxBytes: number, dryRun: boolean): GcReport 
   const kept = results.slice(dropped)
   const report: GcReport = { actionsKept: kept.length, actionsRemoved: latest.size - kept.length - others.length, blobsKept: refs.size, bytesKept, blobsRemoved: 0, bytesRemoved: 0, otherBytesRemoved: 0 }
   // Every blob no kept action names.
-  for (const shard of existsSync(casRoot) ? readdirSync(casRoot) : []) {
-    if (!/^[0-9a-f]{2}$/.test(shard)) continue
-    for (const name of readdirSync(join(casRoot, shard))) {
-      if (refs.has(name)) continue
-      const file = join(casRoot, shard, name)
-      report.blobsRemoved++
-      report.bytesRemoved += statSync(file, { throwIfNoEntry: false })?.size ?? 0
-      if (!dryRun) unlinkSync(file)
-    }
+  for (const { digest, path } of storedBlobs(casRoot)) {
+    if (refs.has(digest)) continue
+    report.blobsRemoved++
+    report.bytesRemoved += statSync(path, { throwIfNoEntry: false })?.size ?? 0
+    if (!dryRun) unlinkSync(path)
   }
   // Caches and leftovers: temporary files, scratch folders, the local mesh's worker stores.
   const meshDir = join(stateDir, 'mesh')

@@ -26,6 +26,7 @@ import {
   linkSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -60,6 +61,28 @@ const BLOB_MODE = 0o444
 const BLOB_MODE_EXECUTABLE = 0o555
 
 /** What identifies one version of a file's contents without reading it. */
+/** Where a store rooted at `root` keeps a blob: sharded by its first two hex digits. */
+export function blobPathIn(root: string, digest: Digest): string {
+  return join(root, digest.slice(0, 2), digest)
+}
+
+/** Every blob file in a store rooted at `root` (a missing store has none), shard by shard; temporary files are not blobs. */
+export function storedBlobs(root: string): { digest: Digest; path: string }[] {
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(dir)
+    } catch {
+      return []
+    }
+  }
+  const blobs: { digest: Digest; path: string }[] = []
+  for (const shard of list(root)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue
+    for (const digest of list(join(root, shard))) blobs.push({ digest, path: join(root, shard, digest) })
+  }
+  return blobs
+}
+
 export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
   return `${st.ino}:${st.size}:${st.mtimeNs}`
 }
@@ -91,7 +114,7 @@ export class CasStore {
 
   /** The file that holds (or would hold) a blob. */
   pathOf(digest: Digest): string {
-    return join(this.root, digest.slice(0, 2), digest)
+    return blobPathIn(this.root, digest)
   }
 
   /** A stored blob's size, or undefined if it is not here. */

@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UsageError } from '../errors.js'
 import { didYouMean } from '../graph/suggest.js'
 import { DEFAULT_LIVENESS, type Liveness } from '../net/liveness.js'
+import { sizeToBytes } from '../size.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -35,6 +36,18 @@ export function parseIntFlag(flag: string, value: string | undefined, min: numbe
   const n = Number(value)
   if (!Number.isInteger(n) || n < min) throw new UsageError(`invalid ${flag}: must be an integer >= ${min} (got ${JSON.stringify(value)})`)
   return n
+}
+
+/** A size flag (`20GiB`, `500M`, a number of bytes) of at least `min` bytes: `--max-store: not a size: "lots" (…)`. */
+export function parseSizeFlag(flag: string, value: string, min = 0): number {
+  let bytes: number
+  try {
+    bytes = sizeToBytes(value)
+  } catch {
+    throw new UsageError(`${flag}: not a size: ${JSON.stringify(value)} (a number of bytes, or like 512MiB, 20G)`)
+  }
+  if (bytes < min) throw new UsageError(`${flag}: must be at least ${min} (got ${JSON.stringify(value)})`)
+  return bytes
 }
 
 export function parseChoiceFlag<T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { collectGarbage } from '../cas/gc.js'
 import { ExitCode, UsageError } from '../errors.js'
-import { formatBytes, sizeToBytes } from '../size.js'
-import { parseCommandArgs } from './args.js'
+import { formatBytes } from '../size.js'
+import { parseCommandArgs, parseSizeFlag } from './args.js'
 
 export const GC_HELP = `Usage: bldr gc [options]
 
@@ -35,14 +35,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${GC_HELP}\n`)
     return ExitCode.ok
   }
-  let maxBytes: number | undefined
-  if (values['max-size'] !== undefined) {
-    try {
-      maxBytes = sizeToBytes(values['max-size'])
-    } catch {
-      throw new UsageError(`--max-size: not a size: ${JSON.stringify(values['max-size'])} (a number of bytes, or like 512MiB, 2G)`)
-    }
-  }
+  const maxBytes = values['max-size'] !== undefined ? parseSizeFlag('--max-size', values['max-size']) : undefined
   const stateDir = join(resolve(values.directory ?? '.'), '.bldr')
   if (!existsSync(stateDir)) throw new UsageError(`nothing to collect: no .bldr in ${resolve(values.directory ?? '.')} (run bldr gc where bldr build ran, or pass -C)`)
   const dryRun = values['dry-run'] ?? false

@@ -7,12 +7,11 @@ import { openCasStore } from '../cas/store.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
-import { sizeToBytes } from '../size.js'
 import { StoreBudget } from '../worker/store-budget.js'
 import { createActionRunner, withInjectedFailures } from '../worker/action-runner.js'
 import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategies/index.js'
-import { defaultDataDir, livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseLivenessFlags, parseIntFlag, requireFlag } from './args.js'
+import { defaultDataDir, livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseLivenessFlags, parseIntFlag, parseSizeFlag, requireFlag } from './args.js'
 
 const DEFAULT_DATA_DIR = defaultDataDir('worker')
 /** A worker's store by default: ccache's default is 5 GB; a mesh worker holds several projects' inputs. */
@@ -89,7 +88,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = createLogger(level)
   const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)
 
-  const maxStore = parseSizeFlag('--max-store', values['max-store'] ?? DEFAULT_MAX_STORE)
+  const maxStore = parseSizeFlag('--max-store', values['max-store'] ?? DEFAULT_MAX_STORE, 1)
   const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher())
   const budget = new StoreBudget(cas, maxStore, log)
   // Scratch folders per process: two workers may share a data folder (and its store).
@@ -141,17 +140,6 @@ function parseSandboxList(value: string): AvailableSandbox[] {
   if (names.some((n) => n === '')) throw new UsageError(`invalid --sandbox: an empty name in ${JSON.stringify(value)} (give names separated by commas)`)
   const checked = names.map((n) => parseChoiceFlag('--sandbox', n, SANDBOX_NAMES, 'local'))
   return [...new Set(checked)]
-}
-
-function parseSizeFlag(name: string, value: string): number {
-  let bytes: number
-  try {
-    bytes = sizeToBytes(value)
-  } catch {
-    throw new UsageError(`${name}: not a size: ${JSON.stringify(value)} (a number of bytes, or like 512MiB, 20G)`)
-  }
-  if (!(bytes > 0)) throw new UsageError(`${name}: must be more than 0 (got ${JSON.stringify(value)})`)
-  return bytes
 }
 
 function parseCount(name: string, value: string | undefined): number {

@@ -10,11 +10,10 @@
  * running here (pinned). Recency is what this process touched; blobs
  * from before it started count as older than any, oldest file first.
  */
-import { readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { statSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
-import type { CasStore } from '../cas/store.js'
+import { storedBlobs, type CasStore } from '../cas/store.js'
 
 /** Evict down to this share of the budget, so one action over it does not evict on every action after. */
 const LOW_WATER = 0.9
@@ -33,12 +32,9 @@ export class StoreBudget {
     private readonly log?: Logger,
   ) {
     const found: { digest: Digest; size: number; mtimeMs: number }[] = []
-    for (const shard of safeReaddir(cas.root)) {
-      if (!/^[0-9a-f]{2}$/.test(shard)) continue
-      for (const name of safeReaddir(join(cas.root, shard))) {
-        const st = statSync(join(cas.root, shard, name), { throwIfNoEntry: false })
-        if (st?.isFile()) found.push({ digest: name, size: st.size, mtimeMs: st.mtimeMs })
-      }
+    for (const { digest, path } of storedBlobs(cas.root)) {
+      const st = statSync(path, { throwIfNoEntry: false })
+      if (st?.isFile()) found.push({ digest, size: st.size, mtimeMs: st.mtimeMs })
     }
     for (const f of found.sort((a, b) => a.mtimeMs - b.mtimeMs)) this.add(f.digest, f.size)
   }
@@ -105,13 +101,5 @@ export class StoreBudget {
     if (size === undefined) return
     this.lru.delete(d)
     this.total -= size
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir)
-  } catch {
-    return []
   }
 }

@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { before, describe, it } from 'node:test'
 import { chaosProject } from '../../bench/gen-chaos-project.js'
-import { isAlive } from '../../sandbox/scratch.js'
+import { isAlive } from '../../src/cas/fs-util.js'
 import { childPids, makeProject, runCli, snapshotFiles, startBldr, terminate, waitForLine, withProject, type Started } from '../helpers.js'
 
 const ROUNDS = Math.max(1, Number(process.env['BLDR_CHAOS_ROUNDS'] ?? 1))

@@ -9,7 +9,7 @@ import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { isAlive } from '../../sandbox/scratch.js'
+import { isAlive } from '../../src/cas/fs-util.js'
 import { childPids, copyExample, makeProject, runCli, snapshotFiles, startBldr, terminate, waitForLine, withProject, type CliResult } from '../helpers.js'
 
 interface MeshStats {
