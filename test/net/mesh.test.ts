@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { startCoordinatorService, type ResultEvent } from '../../src/net/coordinator-service.js'
+import { startCoordinatorService, type CoordinatorService, type ResultEvent } from '../../src/net/coordinator-service.js'
 import { STEAL_PROTOCOL } from '../../src/net/protocols.js'
 import { LOAD_TOPIC } from '../../src/worker/load-announcement.js'
 import { spawnReady, stopProcess } from '../helpers.js'
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
 import { join } from 'node:path'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
-import { openCasStore } from '../../src/cas/store.js'
+import { openCasStore, type CasStore } from '../../src/cas/store.js'
 import { openMeshBuild } from '../../src/net/build-client.js'
 import { PLATFORM } from '../../src/build/project.js'
 import type { ActionPayload } from '../../src/worker/action-payload.js'
@@ -21,6 +21,22 @@ import type { ActionPayload } from '../../src/worker/action-payload.js'
 async function startWorker(coordinator: string, strategy: string, seed: number): Promise<{ proc: ChildProcess; id: string }> {
   const { proc, value } = await spawnReady('dist/test/net/fixtures/worker-process.js', [coordinator, strategy, String(seed)])
   return { proc, id: value }
+}
+
+/** A coordinator here, two worker processes of the fixture (2 slots each) registered with it, and a client store; all stopped after `fn`. */
+async function withTwoWorkers(prefix: string, fn: (m: { coordinator: CoordinatorService; workers: { proc: ChildProcess; id: string }[]; cas: CasStore }) => Promise<void>): Promise<void> {
+  const coordinator = await startCoordinatorService()
+  const workers: { proc: ChildProcess; id: string }[] = []
+  const casDir = await mkdtemp(join(tmpdir(), prefix))
+  try {
+    for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
+    await coordinator.waitForWorkers(2, 20_000)
+    await fn({ coordinator, workers, cas: await openCasStore(casDir, await createBlake3Hasher()) })
+  } finally {
+    await Promise.all(workers.map((w) => stopProcess(w.proc)))
+    await coordinator.stop()
+    await rm(casDir, { recursive: true, force: true })
+  }
 }
 
 describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_000 }, () => {
@@ -78,14 +94,8 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
   })
 
   it('a build\'s seed window caps what the coordinator seeds a worker: 0 its free slots, 1 one more per slot, none its queue', async () => {
-    const coordinator = await startCoordinatorService()
-    const workers: { proc: ChildProcess; id: string }[] = []
-    const casDir = await mkdtemp(join(tmpdir(), 'bldr-window-'))
-    try {
-      // Two worker processes of 2 slots each (the fixture), 40 actions of 30 ms: a backlog well beyond 4 slots.
-      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
-      await coordinator.waitForWorkers(2, 20_000)
-      const cas = await openCasStore(casDir, await createBlake3Hasher())
+    // Two worker processes of 2 slots each, 40 actions of 30 ms: a backlog well beyond 4 slots.
+    await withTwoWorkers('bldr-window-', async ({ coordinator, workers, cas }) => {
       const mostHeld = async (seedWindow: number | undefined): Promise<number> => {
         const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', ...(seedWindow !== undefined ? { seedWindow } : {}), sandbox: 'local', platform: PLATFORM })
         let most = 0
@@ -109,21 +119,11 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
       const one = await mostHeld(1)
       assert.ok(one > 2 && one <= 4, `window 1: up to one queued per slot (held ${one})`)
       assert.ok((await mostHeld(undefined)) >= 15, 'no window: the backlog goes into the queues')
-    } finally {
-      await Promise.all(workers.map((w) => stopProcess(w.proc)))
-      await coordinator.stop()
-      await rm(casDir, { recursive: true, force: true })
-    }
+    })
   })
 
   it('the auto seed window queues one action per slot while actions are short and none once they run long', async () => {
-    const coordinator = await startCoordinatorService()
-    const workers: { proc: ChildProcess; id: string }[] = []
-    const casDir = await mkdtemp(join(tmpdir(), 'bldr-auto-window-'))
-    try {
-      for (let w = 0; w < 2; w++) workers.push(await startWorker(coordinator.addrs[0]!, 'power-of-two', w + 1))
-      await coordinator.waitForWorkers(2, 20_000)
-      const cas = await openCasStore(casDir, await createBlake3Hasher())
+    await withTwoWorkers('bldr-auto-window-', async ({ coordinator, workers, cas }) => {
       /**
        * The most any worker held before the first result, and once the first 4 results are in (the
        * first wave on 2 workers × 2 slots): by then the actions the first deal queued (under the
@@ -159,11 +159,7 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
       // Instant actions: the start delay is as long as the action, so a queue is kept.
       const short = await held(200, 0)
       assert.ok(short.after > 2 && short.after <= 4, `short actions keep one queued per slot (held ${short.after})`)
-    } finally {
-      await Promise.all(workers.map((w) => stopProcess(w.proc)))
-      await coordinator.stop()
-      await rm(casDir, { recursive: true, force: true })
-    }
+    })
   })
 
   it('a worker stopped past the heartbeat timeout, then woken: its failure to run the action it lost is stale, and the new holder\'s result stands', async () => {
