@@ -155,6 +155,10 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     })
   }
 
+})
+
+// Two suites, each bounded: together their 16 multi-process builds took 170–175 s on a 2-core machine, at one 180 s bound.
+describe('bldr build --distributed under faults, and its flags (worker processes, real libp2p)', { timeout: 180_000 }, () => {
   it('with every load announcement dropped, a build still completes (gossip is only a hint)', async () => {
     const n = 12
     await withProject(makeProject(sleepProject(n, 0.05)), async (dir) => {
