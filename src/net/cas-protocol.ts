@@ -7,6 +7,9 @@
  *   get  { op: 'get', digest }        → { found: true, size } then the bytes in
  *                                       chunk frames, then an empty frame;
  *                                       or { found: false, reason }
+ *   getMany { op: 'getMany', digests } → for each digest in order, what `get`
+ *                                       answers: the blobs an action lacks
+ *                                       come over one stream, not one each
  *   put  { op: 'put', digest, size }  then chunk frames and an empty frame
  *                                     → { stored: true } or { error }
  * The receiver of bytes always hashes them and keeps them only if they match
@@ -30,6 +33,8 @@ export const CAS_PROTOCOL_ID = '/bldr/cas/1.0.0'
 const CHUNK_BYTES = 64 * 1024
 /** Largest frame: a chunk, or a request/answer (a has-list of 512 digests fits). */
 const MAX_FRAME_BYTES = CHUNK_BYTES + 1024
+/** Most blobs one getMany asks for. */
+export const MAX_GET_MANY = 512
 /** Default largest blob accepted. */
 export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024 * 1024
 
@@ -37,6 +42,7 @@ const digest = digestSchema
 const requestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('has'), digests: z.array(digest).max(512) }).strict(),
   z.object({ op: z.literal('get'), digest }).strict(),
+  z.object({ op: z.literal('getMany'), digests: z.array(digest).min(1).max(MAX_GET_MANY) }).strict(),
   z.object({ op: z.literal('put'), digest, size: z.number().int().nonnegative() }).strict(),
 ])
 const hasAnswer = z.object({ have: z.array(digest) })
@@ -159,6 +165,17 @@ export interface CasServerOptions {
 export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOptions = {}): Promise<void> {
   const maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
   const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
+  /** A get's answer: the head, then (if found) the chunks and the end frame. */
+  const serveBlob = async (lp: LengthPrefixedStream, d: Digest): Promise<void> => {
+    const ok = await checkBeforeServing(cas, d, opts.log)
+    if (!ok.found) {
+      await lp.write(json(ok))
+      return
+    }
+    await lp.write(json({ found: true, size: ok.size }))
+    for await (const chunk of sending(cas.readChunks(d, CHUNK_BYTES), opts.corruptSent)) await lp.write(chunk)
+    await lp.write(new Uint8Array(0))
+  }
   await node.handle(CAS_PROTOCOL_ID, async (stream, connection) => {
     const from = connection.remotePeer.toString()
     const lp = flowControlled(stream)
@@ -177,14 +194,9 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
         for (const d of req.digests) if (await cas.has(d)) have.push(d)
         await lp.write(json({ have }))
       } else if (req.op === 'get') {
-        const ok = await checkBeforeServing(cas, req.digest, opts.log)
-        if (!ok.found) {
-          await lp.write(json(ok))
-        } else {
-          await lp.write(json({ found: true, size: ok.size }))
-          for await (const chunk of sending(cas.readChunks(req.digest, CHUNK_BYTES), opts.corruptSent)) await lp.write(chunk)
-          await lp.write(new Uint8Array(0))
-        }
+        await serveBlob(lp, req.digest)
+      } else if (req.op === 'getMany') {
+        for (const d of req.digests) await serveBlob(lp, d)
       } else {
         if (req.size > maxBlobBytes) {
           await lp.write(json({ error: `blob of ${req.size} bytes is over the ${maxBlobBytes}-byte limit` }))
@@ -257,13 +269,42 @@ export class CasClient {
 
   /** Fetch a blob into the local CAS, verified. DigestMismatchError if the peer sent other bytes. */
   async fetch(peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
-    return this.exchange(peer, async (lp, stream) => {
+    return this.exchange(peer, async (lp) => {
       await lp.write(json({ op: 'get', digest: d }))
-      const head = parse(await this.read(lp), getAnswer, 'answer')
-      if (!head.found) throw new BlobNotFoundError(d, `peer ${peer.toString()} (${head.reason})`)
-      if (head.size > this.maxBlobBytes) throw new ProtocolError(`${CAS_PROTOCOL_ID}: blob of ${head.size} bytes is over the ${this.maxBlobBytes}-byte limit`)
-      return this.cas.putStream(d, chunksOf(lp, this.timeoutMs), { maxBytes: head.size, where: `peer ${peer.toString()}` })
+      return this.receive(lp, peer, d)
     })
+  }
+
+  /**
+   * Fetch up to MAX_GET_MANY blobs over one stream into the local CAS, each
+   * verified. Per digest: its ref, or why the peer did not give it (a
+   * BlobNotFoundError, or a DigestMismatchError if it sent other bytes); the
+   * call rejects only when the stream fails.
+   */
+  async fetchMany(peer: PeerId | Multiaddr, digests: readonly Digest[]): Promise<Map<Digest, BlobRef | BlobNotFoundError | DigestMismatchError>> {
+    if (digests.length > MAX_GET_MANY) throw new RangeError(`getMany asks for at most ${MAX_GET_MANY} blobs, not ${digests.length}`)
+    return this.exchange(peer, async (lp) => {
+      await lp.write(json({ op: 'getMany', digests }))
+      const got = new Map<Digest, BlobRef | BlobNotFoundError | DigestMismatchError>()
+      for (const d of digests) {
+        try {
+          got.set(d, await this.receive(lp, peer, d))
+        } catch (err) {
+          // Either leaves the stream at the next answer: not found sends no bytes, a mismatch is found after the end frame.
+          if (!(err instanceof BlobNotFoundError) && !(err instanceof DigestMismatchError)) throw err
+          got.set(d, err)
+        }
+      }
+      return got
+    })
+  }
+
+  /** One get's answer into the local CAS. */
+  private async receive(lp: LengthPrefixedStream, peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
+    const head = parse(await this.read(lp), getAnswer, 'answer')
+    if (!head.found) throw new BlobNotFoundError(d, `peer ${peer.toString()} (${head.reason})`)
+    if (head.size > this.maxBlobBytes) throw new ProtocolError(`${CAS_PROTOCOL_ID}: blob of ${head.size} bytes is over the ${this.maxBlobBytes}-byte limit`)
+    return this.cas.putStream(d, chunksOf(lp, this.timeoutMs), { maxBytes: head.size, where: `peer ${peer.toString()}` })
   }
 
   /** Send a local blob to a peer, which verifies and stores it. */

@@ -24,6 +24,7 @@ import { dirname } from 'node:path'
 import { isErrnoException, writeFileAtomic } from '../cas/fs-util.js'
 import { DEFAULT_LIVENESS, type Liveness } from './liveness.js'
 import { installHalfWindowUpdates } from './yamux-window.js'
+import { withCoalescedWrites } from './coalesced-writes.js'
 
 export { DEFAULT_LIVENESS, type Liveness }
 
@@ -55,7 +56,8 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
   return createLibp2p({
     ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    // Each tick's frames leave in one socket write (see coalesced-writes.ts).
+    transports: [withCoalescedWrites(tcp())],
     connectionEncrypters: [noise()],
     // A stream's window at most 2 MiB (yamux's default 16): while a CAS receiver holds a sender back (cas-protocol.ts), what still arrives fits its 4 MiB read buffer.
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES } })],

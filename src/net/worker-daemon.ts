@@ -6,8 +6,8 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
+import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { resultReportSchema, type ResultReport } from '../worker/action-payload.js'
 import type { BlobExchange } from '../worker/action-runner.js'
 import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index.js'
@@ -141,25 +141,36 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const fetched = { blobs: 0, bytes: 0 }
   const mesh: BlobExchange = {
     id,
-    fetchBlob: async (digest, holders) => {
+    fetchBlobs: async (digests, holders) => {
       if (!casClient) throw new Error('this worker has no store to fetch into')
-      const errors: string[] = []
+      const why = new Map<Digest, string[]>(digests.map((d) => [d, []]))
+      let todo = [...new Set(digests)]
       const now = Date.now()
       const ordered = [...holders].sort((a, b) => Number((unreachable.get(a.id) ?? 0) > now) - Number((unreachable.get(b.id) ?? 0) > now))
       for (const holder of ordered) {
+        if (todo.length === 0) break
         try {
-          const ref = await casClient.fetch(await reach(holder), digest)
+          const got = await casClient.fetchMany(await reach(holder), todo)
           unreachable.delete(holder.id)
-          fetched.blobs++
-          fetched.bytes += ref.size
-          return
+          const left: Digest[] = []
+          for (const d of todo) {
+            const r = got.get(d)
+            if (r === undefined || r instanceof Error) {
+              why.get(d)?.push(`${holder.id}: ${r?.message ?? 'no answer'}`)
+              left.push(d)
+            } else {
+              fetched.blobs++
+              fetched.bytes += r.size
+            }
+          }
+          todo = left
         } catch (err) {
-          // Not there, or corrupt there: the holder answered. Anything else (a timeout, a refused dial) is the holder's absence.
-          if (!(err instanceof BlobNotFoundError) && !(err instanceof DigestMismatchError)) unreachable.set(holder.id, Date.now() + UNREACHABLE_FOR_MS)
-          errors.push(`${holder.id}: ${(err as Error).message}`)
+          // The holder did not answer (a timeout, a refused dial, a broken stream): it is absent for a while.
+          unreachable.set(holder.id, Date.now() + UNREACHABLE_FOR_MS)
+          for (const d of todo) why.get(d)?.push(`${holder.id}: ${(err as Error).message}`)
         }
       }
-      throw new Error(`could not fetch blake3 ${digest} from ${holders.length} peer${holders.length === 1 ? '' : 's'}: ${errors.join('; ') || 'none given'}`)
+      return new Map(todo.map((d) => [d, new Error(`could not fetch blake3 ${d} from ${holders.length} peer${holders.length === 1 ? '' : 's'}: ${why.get(d)?.join('; ') || 'none given'}`)]))
     },
     pushBlobs: async (digests, to) => {
       if (!casClient) throw new Error('this worker has no store to push from')

@@ -87,6 +87,29 @@ describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
     }
   })
 
+  it('fetches many blobs over one stream, each verified; one missing, rotten there or not matching its name does not stop the rest', async () => {
+    const refs = await Promise.all(Array.from({ length: 40 }, (_, i) => server.putBytes(`blob ${i} `.repeat(i * 50))))
+    const big = randomBytes(1536 * 1024 + 3) // over the size a store gathers in memory
+    const bigDigest = (await server.putBytes(big)).digest
+    const rot = (await server.putBytes('this blob rots too')).digest
+    await chmod(server.pathOf(rot), 0o644)
+    await writeFile(server.pathOf(rot), 'this blob has rotted too')
+    const ask = [refs[0]!.digest, d.missing!, ...refs.slice(1, 20).map((r) => r.digest), bigDigest, d.lie!, rot, ...refs.slice(20).map((r) => r.digest)]
+    const got = await client.fetchMany(peer.addr, ask)
+    assert.equal(got.size, ask.length)
+    for (const r of refs) {
+      assert.deepEqual(got.get(r.digest), r)
+      assert.ok((await local.getBytes(r.digest)).equals(await server.getBytes(r.digest)))
+    }
+    assert.equal(refs[0]!.size, 0, 'an empty blob among them')
+    assert.ok((await local.getBytes(bigDigest)).equals(big))
+    assert.ok(got.get(d.missing!) instanceof BlobNotFoundError)
+    assert.ok(got.get(d.lie!) instanceof DigestMismatchError, 'the bytes sent for the lie were refused')
+    assert.equal(await local.has(d.lie!), false)
+    const rotten = got.get(rot)
+    assert.ok(rotten instanceof BlobNotFoundError && /corrupt here \(removed\)/.test(rotten.message))
+  })
+
   it('does not serve a blob that rotted on its disk, and drops it', async () => {
     await assert.rejects(client.fetch(peer.addr, d.corrupt!), (err: unknown) => err instanceof BlobNotFoundError && /corrupt here \(removed\)/.test(err.message))
     assert.deepEqual(await client.has(peer.addr, [d.corrupt!]), [])

@@ -13,20 +13,27 @@ import { createLocalSandbox } from '../../sandbox/local.js'
 import { StoreBudget } from '../../src/worker/store-budget.js'
 
 /** A worker's store and sandbox, and a peer store the exchange fetches from and pushes to (two real stores; only the wire is left out). */
-async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; pushed: string[]; budget?: StoreBudget }) => Promise<void>, maxStore?: number): Promise<void> {
+async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; requests: { holders: string; digests: number }[]; pushed: string[]; budget?: StoreBudget }) => Promise<void>, maxStore?: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-runner-'))
   const hasher = await createBlake3Hasher()
   const cas = await openCasStore(join(dir, 'worker-cas'), hasher)
   const peer = await openCasStore(join(dir, 'client-cas'), hasher)
   const sandbox = createLocalSandbox({ cas, scratchRoot: join(dir, 'scratch'), slots: 1 })
   const fetched: string[] = []
+  /** Each fetch asked of the exchange: its holders and how many blobs. */
+  const requests: { holders: string; digests: number }[] = []
   const pushed: string[] = []
   const blobs: BlobExchange = {
     id: 'worker',
-    fetchBlob: async (digest, holders: readonly BlobHolder[]) => {
-      fetched.push(`${digest.slice(0, 8)}@${holders.map((h) => h.id).join(',')}`)
-      if (!(await peer.has(digest))) throw new Error(`no holder has blake3 ${digest}`)
-      await cas.putBytes(await peer.getBytes(digest))
+    fetchBlobs: async (digests, holders: readonly BlobHolder[]) => {
+      const failed = new Map<string, Error>()
+      requests.push({ holders: holders.map((h) => h.id).join(','), digests: digests.length })
+      for (const digest of digests) {
+        fetched.push(`${digest.slice(0, 8)}@${holders.map((h) => h.id).join(',')}`)
+        if (await peer.has(digest)) await cas.putBytes(await peer.getBytes(digest))
+        else failed.set(digest, new Error(`no holder has blake3 ${digest}`))
+      }
+      return failed
     },
     pushBlobs: async (digests) => {
       for (const d of digests) {
@@ -37,7 +44,7 @@ async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnTy
   }
   try {
     const budget = maxStore !== undefined ? new StoreBudget(cas, maxStore) : undefined
-    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs, ...(budget ? { budget } : {}) }), fetched, pushed, ...(budget ? { budget } : {}) })
+    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs, ...(budget ? { budget } : {}) }), fetched, requests, pushed, ...(budget ? { budget } : {}) })
   } finally {
     await sandbox.close()
     await rm(dir, { recursive: true, force: true })
@@ -78,6 +85,31 @@ describe('the action runner of a worker', () => {
       assert.equal((await peer.getBytes(exec.stdout)).toString(), 'done\n')
       assert.deepEqual(fetched, [`${src.digest.slice(0, 8)}@w2,client`])
       assert.ok(pushed.includes(exec.outputs[0]!.digest))
+    })
+  })
+
+  it('fetches what an action lacks in batches by holder, once per blob however many inputs or running actions need it', async () => {
+    await withWorker(async ({ cas, peer, run, fetched, requests }) => {
+      const sources = await Promise.all(Array.from({ length: 70 }, (_, i) => peer.putBytes(`source ${i}\n`)))
+      const produced = await Promise.all(Array.from({ length: 5 }, (_, i) => peer.putBytes(`object ${i}\n`)))
+      const here = await cas.putBytes('source 0\n') // already in the worker's store
+      assert.equal(here.digest, sources[0]!.digest)
+      const inputs = (prefix: string) => [
+        ...sources.map((s, i) => ({ path: `${prefix}/src/${i}.c`, digest: s.digest, executable: false })),
+        { path: `${prefix}/src/copy-of-1.c`, digest: sources[1]!.digest, executable: false },
+        ...produced.map((o, i) => ({ path: `${prefix}/obj/${i}.o`, digest: o.digest, executable: false, from: 'w2' })),
+      ]
+      const [a, b] = await Promise.all(['a', 'b'].map((p) => run({ id: `b/${p}`, payload: payload({ argv: ['sh', '-c', `cat ${p}/src/*.c ${p}/obj/*.o | wc -l`], inputs: inputs(p) }) })))
+      for (const out of [a!, b!]) {
+        assert.equal(out.ok, true, JSON.stringify(out.detail))
+        assert.equal(report(out.detail).exec!.exitCode, 0)
+      }
+      assert.equal(fetched.length, 69 + 5, 'every missing blob fetched once, for both actions')
+      assert.equal(new Set(fetched).size, fetched.length)
+      const byHolders = (h: string) => requests.filter((r) => r.holders === h)
+      assert.deepEqual(byHolders('client').map((r) => r.digests).sort((x, y) => y - x), [32, 32, 5], 'the client\'s blobs in batches of at most 32')
+      assert.deepEqual(byHolders('w2,client').map((r) => r.digests), [5], 'the producer\'s blobs in one request')
+      assert.equal(requests.length, 4)
     })
   })
 
