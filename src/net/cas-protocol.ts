@@ -10,8 +10,11 @@
  *   getMany { op: 'getMany', digests } → for each digest in order, what `get`
  *                                       answers: the blobs an action lacks
  *                                       come over one stream, not one each
- *   put  { op: 'put', digest, size }  then chunk frames and an empty frame
- *                                     → { stored: true } or { error }
+ *   putMany { op: 'putMany', blobs: [{ digest, size }] } → { want: [...] }
+ *                                       (those it lacks and accepts), then the
+ *                                       wanted blobs in that order, each as
+ *                                       chunk frames and an empty frame →
+ *                                       { stored: [...], refused: [{ digest, error }] }
  * The receiver of bytes always hashes them and keeps them only if they match
  * the digest asked for (DESIGN.md, invariant 3); a mismatch names both digests.
  * A server checks a blob before serving it and drops it if it is corrupt, so it
@@ -33,7 +36,7 @@ export const CAS_PROTOCOL_ID = '/bldr/cas/1.0.0'
 const CHUNK_BYTES = 64 * 1024
 /** Largest frame: a chunk, or a request/answer (a has-list of 512 digests fits). */
 const MAX_FRAME_BYTES = CHUNK_BYTES + 1024
-/** Most blobs one getMany asks for. */
+/** Most blobs one getMany asks for, or one putMany offers. */
 export const MAX_GET_MANY = 512
 /** Default largest blob accepted. */
 export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024 * 1024
@@ -43,11 +46,12 @@ const requestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('has'), digests: z.array(digest).max(512) }).strict(),
   z.object({ op: z.literal('get'), digest }).strict(),
   z.object({ op: z.literal('getMany'), digests: z.array(digest).min(1).max(MAX_GET_MANY) }).strict(),
-  z.object({ op: z.literal('put'), digest, size: z.number().int().nonnegative() }).strict(),
+  z.object({ op: z.literal('putMany'), blobs: z.array(z.object({ digest, size: z.number().int().nonnegative() }).strict()).min(1).max(MAX_GET_MANY) }).strict(),
 ])
 const hasAnswer = z.object({ have: z.array(digest) })
 const getAnswer = z.union([z.object({ found: z.literal(true), size: z.number().int().nonnegative() }), z.object({ found: z.literal(false), reason: z.string() })])
-const putAnswer = z.union([z.object({ stored: z.literal(true) }), z.object({ error: z.string() })])
+const wantAnswer = z.union([z.object({ want: z.array(digest) }), z.object({ error: z.string() })])
+const putManyAnswer = z.object({ stored: z.array(digest), refused: z.array(z.object({ digest, error: z.string() })) })
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -198,18 +202,26 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
       } else if (req.op === 'getMany') {
         for (const d of req.digests) await serveBlob(lp, d)
       } else {
-        if (req.size > maxBlobBytes) {
-          await lp.write(json({ error: `blob of ${req.size} bytes is over the ${maxBlobBytes}-byte limit` }))
-        } else {
+        const refused: { digest: Digest; error: string }[] = []
+        const want: { digest: Digest; size: number }[] = []
+        for (const b of req.blobs) {
+          if (b.size > maxBlobBytes) refused.push({ digest: b.digest, error: `blob of ${b.size} bytes is over the ${maxBlobBytes}-byte limit` })
+          else if (!(await cas.has(b.digest)) && !want.some((w) => w.digest === b.digest)) want.push(b)
+        }
+        await lp.write(json({ want: want.map((w) => w.digest) }))
+        const stored: Digest[] = []
+        for (const w of want) {
           try {
-            await cas.putStream(req.digest, chunksOf(lp, frameTimeoutMs), { maxBytes: Math.min(maxBlobBytes, req.size), where: `peer ${from}` })
-            await lp.write(json({ stored: true }))
+            await cas.putStream(w.digest, chunksOf(lp, frameTimeoutMs), { maxBytes: w.size, where: `peer ${from}` })
+            stored.push(w.digest)
           } catch (err) {
-            if (!(err instanceof DigestMismatchError) && !(err instanceof RangeError)) throw err
+            // A mismatch is found after the end frame, so the next blob follows; more bytes than announced leave the stream out of step.
+            if (!(err instanceof DigestMismatchError)) throw err
             opts.log?.warn({ err, from }, 'refused a blob that does not match its digest')
-            await lp.write(json({ error: err.message }))
+            refused.push({ digest: w.digest, error: err.message })
           }
         }
+        await lp.write(json({ stored, refused }))
       }
       await stream.close()
     } catch (err) {
@@ -307,16 +319,33 @@ export class CasClient {
     return this.cas.putStream(d, chunksOf(lp, this.timeoutMs), { maxBytes: head.size, where: `peer ${peer.toString()}` })
   }
 
-  /** Send a local blob to a peer, which verifies and stores it. */
-  async push(peer: PeerId | Multiaddr, d: Digest): Promise<void> {
-    const size = await this.cas.getSize(d)
-    if (size === undefined) throw new BlobNotFoundError(d, this.cas.root)
-    await this.exchange(peer, async (lp) => {
-      await lp.write(json({ op: 'put', digest: d, size }))
-      for await (const chunk of sending(this.cas.readChunks(d, CHUNK_BYTES), this.corruptSent)) await lp.write(chunk)
-      await lp.write(new Uint8Array(0))
-      const answer = parse(await this.read(lp), putAnswer, 'answer')
-      if ('error' in answer) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused blake3 ${d}: ${answer.error}`)
+  /**
+   * Send up to MAX_GET_MANY local blobs to a peer over one stream: it says
+   * which it lacks, those are sent, and it verifies each. Resolves with those
+   * it refused (their bytes did not match on arrival, or too large), by digest.
+   */
+  async pushMany(peer: PeerId | Multiaddr, digests: readonly Digest[]): Promise<Map<Digest, ProtocolError>> {
+    const unique = [...new Set(digests)]
+    if (unique.length > MAX_GET_MANY) throw new RangeError(`putMany offers at most ${MAX_GET_MANY} blobs, not ${unique.length}`)
+    const blobs = await Promise.all(
+      unique.map(async (d) => {
+        const size = await this.cas.getSize(d)
+        if (size === undefined) throw new BlobNotFoundError(d, this.cas.root)
+        return { digest: d, size }
+      }),
+    )
+    return this.exchange(peer, async (lp) => {
+      await lp.write(json({ op: 'putMany', blobs }))
+      const wanted = parse(await this.read(lp), wantAnswer, 'answer')
+      if ('error' in wanted) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused the blobs: ${wanted.error}`)
+      const offered = new Set(unique)
+      for (const d of wanted.want) {
+        if (!offered.has(d)) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} wants blake3 ${d}, which was not offered`)
+        for await (const chunk of sending(this.cas.readChunks(d, CHUNK_BYTES), this.corruptSent)) await lp.write(chunk)
+        await lp.write(new Uint8Array(0))
+      }
+      const answer = parse(await this.read(lp), putManyAnswer, 'answer')
+      return new Map(answer.refused.map((r) => [r.digest, new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused blake3 ${r.digest}: ${r.error}`)]))
     })
   }
 

@@ -16,7 +16,7 @@ import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/lo
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
-import { CasClient, serveCas } from './cas-protocol.js'
+import { CasClient, MAX_GET_MANY, serveCas } from './cas-protocol.js'
 import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
 import { ProtocolClient, requestExpecting, serveProtocol } from './request-response.js'
 
@@ -176,11 +176,16 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       if (!casClient) throw new Error('this worker has no store to push from')
       const peer = await reach(to)
       const unique = [...new Set(digests)]
-      const has = new Set<string>()
-      // A has-request names at most 512 digests.
-      for (let i = 0; i < unique.length; i += 512) for (const d of await casClient.has(peer, unique.slice(i, i + 512))) has.add(d)
-      // A push the peer refuses (the bytes did not match on arrival) is sent once more before the action fails for it.
-      await Promise.all(unique.filter((d) => !has.has(d)).map((d) => casClient.push(peer, d).catch(() => casClient.push(peer, d))))
+      // One stream per MAX_GET_MANY blobs: the peer says which it lacks, and gets those.
+      for (let i = 0; i < unique.length; i += MAX_GET_MANY) {
+        const batch = unique.slice(i, i + MAX_GET_MANY)
+        // A blob the peer refuses (its bytes did not match on arrival) is sent once more before the action fails for it.
+        const refused = await casClient.pushMany(peer, batch)
+        if (refused.size === 0) continue
+        const again = await casClient.pushMany(peer, [...refused.keys()])
+        const still = again.values().next()
+        if (!still.done) throw still.value
+      }
     },
   }
 

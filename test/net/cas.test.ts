@@ -79,7 +79,7 @@ describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
       assert.equal(ref.size, big.byteLength)
       assert.ok((await slowLocal.getBytes(bigDigest)).equals(big), 'fetched whole and verified')
       const addr = parseMultiaddr(slowPeer.value)
-      await new CasClient(node, slowLocal, { timeoutMs: 10_000 }).push(addr, bigDigest)
+      assert.equal((await new CasClient(node, slowLocal, { timeoutMs: 10_000 }).pushMany(addr, [bigDigest])).size, 0)
       assert.deepEqual(await client.has(addr, [bigDigest]), [bigDigest], 'pushed whole and verified')
     } finally {
       await stopProcess(slowPeer.proc)
@@ -128,23 +128,36 @@ describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
     assert.deepEqual(await readdir(join(dir, 'client', 'tmp')), [], 'no partial file was left behind')
   })
 
-  it('accepts a pushed blob after verifying it', async () => {
-    const mine = (await local.putBytes(randomBytes(200_000))).digest
-    await client.push(peer.addr, mine)
-    assert.deepEqual(await client.has(peer.addr, [mine]), [mine])
+  it('accepts pushed blobs after verifying them, sending only those the peer lacks', async () => {
+    const mine = await Promise.all([local.putBytes(randomBytes(200_000)), local.putBytes(randomBytes(2 * 1024 * 1024)), local.putBytes('')])
+    await local.putBytes('hello world') // the peer has this one
+    assert.equal(await local.has(d.small!), true)
+    const refused = await client.pushMany(peer.addr, [...mine.map((m) => m.digest), d.small!, mine[0]!.digest])
+    assert.equal(refused.size, 0)
+    assert.deepEqual(await client.has(peer.addr, mine.map((m) => m.digest)), mine.map((m) => m.digest))
+    assert.ok((await server.getBytes(mine[1]!.digest)).equals(await local.getBytes(mine[1]!.digest)))
   })
 
-  it('refuses a pushed blob whose bytes are not its name', async () => {
+  it('refuses a pushed blob whose bytes are not its name, and stores the next one', async () => {
     const hasher = await createBlake3Hasher()
     const claimed = hasher.hash('claimed contents')
+    const honest = hasher.hash('honest contents')
     const stream = await node.dialProtocol(peer.addr, CAS_PROTOCOL_ID)
     const lp = lpStream(stream)
-    await lp.write(new TextEncoder().encode(JSON.stringify({ op: 'put', digest: claimed, size: 14 })))
-    await lp.write(new TextEncoder().encode('other contents'))
-    await lp.write(new Uint8Array(0))
-    const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
-    assert.match(answer.error, new RegExp(`expected blake3 ${claimed}, got blake3 ${hasher.hash('other contents')}`))
-    assert.deepEqual(await client.has(peer.addr, [claimed]), [])
+    const frame = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+    const answer = async () => JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
+    await lp.write(frame({ op: 'putMany', blobs: [{ digest: claimed, size: 14 }, { digest: honest, size: 15 }] }))
+    assert.deepEqual(await answer(), { want: [claimed, honest] })
+    for (const bytes of ['other contents', 'honest contents']) {
+      await lp.write(new TextEncoder().encode(bytes))
+      await lp.write(new Uint8Array(0))
+    }
+    const stored = await answer()
+    assert.deepEqual(stored.stored, [honest])
+    assert.equal(stored.refused.length, 1)
+    assert.equal(stored.refused[0].digest, claimed)
+    assert.match(stored.refused[0].error, new RegExp(`expected blake3 ${claimed}, got blake3 ${hasher.hash('other contents')}`))
+    assert.deepEqual(await client.has(peer.addr, [claimed, honest]), [honest])
   })
 
   it('answers a malformed request with an error and keeps serving', async () => {
