@@ -17,11 +17,12 @@
  * request starts a new one.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import type { RunnerReply, RunnerRequest } from './runner-main.js'
 import type { ProcessRequest, ProcessResult } from './run-process.js'
 
-const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url))
+const RUNNER_MAIN = join(SANDBOX_DIST_DIR, 'runner-main.js')
 
 interface Pending {
   resolve: (r: ProcessResult) => void

@@ -23,13 +23,13 @@
  * folder (a `WarmChannel`: the runner's stdin and stdout, and how to end it).
  */
 import { chownSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, isAbsolute, join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { ContainerReply, ContainerRequest } from './container-runner.js'
 import type { ProcessRequest } from './run-process.js'
+import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import { collectResult, type ScratchBackendInit } from './scratch-backend.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { refuseExecRoot, SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
@@ -272,8 +272,7 @@ function processRequest(spec: SandboxSpec): ProcessRequest {
 /** The runner's files, where a sandbox can bind them: the runner, the one module it uses, and a package.json saying they are ES modules. */
 function writeRunnerFiles(dir: string): string {
   mkdirSync(dir, { recursive: true })
-  const here = dirname(fileURLToPath(import.meta.url))
-  for (const f of ['container-runner.js', 'run-process.js']) copyFileSync(join(here, f), join(dir, f))
+  for (const f of ['container-runner.js', 'run-process.js']) copyFileSync(join(SANDBOX_DIST_DIR, f), join(dir, f))
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n')
   return dir
 }
