@@ -215,6 +215,7 @@ export function meshStatsJson(m: DistributedBuildResult): object {
     seedPolicy: m.seedPolicy,
     seedWindow: m.seedWindow,
     strategy: m.strategy,
+    meshStart: m.meshStart,
     faults: {
       workersLost: c?.workersLost ?? null,
       workersBack: c?.workersBack ?? null,

@@ -18,6 +18,7 @@ interface MeshStats {
   mesh: {
     seedPolicy: string
     seedWindow: number | 'auto' | null
+    meshStart: 'build start' | 'first action' | null
     workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; fetched?: { blobs: number; bytes: number } }[]
   }
 }
@@ -89,7 +90,9 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const fetched = (s: MeshStats): number => sum(s.mesh.workers, (w) => w.fetched?.blobs ?? 0)
       const first = join(dir, 'first.json')
       assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '1', '--stats', first]))
-      assert.ok(fetched(await readStats(first)) >= 11, 'a new worker fetches every source it compiles')
+      const cold = await readStats(first)
+      assert.ok(fetched(cold) >= 11, 'a new worker fetches every source it compiles')
+      assert.equal(cold.mesh.meshStart, 'build start', 'nothing was cached: the mesh started with the build, not at its first action')
       // A change that alters the object, so the archive, the link and the self-test run again too.
       await appendFile(join(dir, 'src/lib/vars.c'), '\nint calc_extra_symbol(void);\nint calc_extra_symbol(void) { return 1; }\n')
       const second = join(dir, 'second.json')
@@ -97,6 +100,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const stats = await readStats(second)
       assert.equal(stats.executed, 4, 'the compile, the archive, the link and the self-test')
       assert.equal(fetched(stats), 1, 'only the changed source was fetched: the worker still held the other objects and headers')
+      assert.equal(stats.mesh.meshStart, 'first action', 'with a cache, the mesh waits until an action must run')
     })
   })
 
