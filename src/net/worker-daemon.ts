@@ -179,11 +179,11 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       // One stream per MAX_GET_MANY blobs: the peer says which it lacks, and gets those.
       for (let i = 0; i < unique.length; i += MAX_GET_MANY) {
         const batch = unique.slice(i, i + MAX_GET_MANY)
-        // A blob the peer refuses (its bytes did not match on arrival) is sent once more before the action fails for it.
-        const refused = await casClient.pushMany(peer, batch)
-        if (refused.size === 0) continue
-        const again = await casClient.pushMany(peer, [...refused.keys()])
-        const still = again.values().next()
+        // A batch whose stream failed, or blobs the peer refused (their bytes did not match on arrival), are sent once more before the action fails for them.
+        const refused = await casClient.pushMany(peer, batch).catch(() => null)
+        const again = refused === null ? batch : [...refused.keys()]
+        if (again.length === 0) continue
+        const still = (await casClient.pushMany(peer, again)).values().next()
         if (!still.done) throw still.value
       }
     },

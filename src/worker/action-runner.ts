@@ -103,10 +103,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       batches.map((batch) =>
         limit(async () => {
           try {
-            const failed = await init.blobs.fetchBlobs(
-              batch.map((w) => w.digest),
-              holders,
-            )
+            const failed = await init.blobs.fetchBlobs(batch.map((w) => w.digest), holders)
             for (const w of batch) w.settle(failed.get(w.digest))
           } catch (err) {
             for (const w of batch) w.settle(err as Error)
