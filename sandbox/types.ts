@@ -121,6 +121,12 @@ export interface Sandbox {
   /** One line for the user about what this backend isolates, or does not. */
   readonly isolationNote: string
   run(spec: SandboxSpec, opts?: RunOptions): Promise<SandboxResult>
+  /**
+   * A hint that an action like `spec` is about to run (its inputs are being
+   * fetched): a backend whose sandboxes take long to start may start one now,
+   * for run() to take. Nothing is reported; run() says what goes wrong.
+   */
+  warm?(spec: SandboxSpec): void
   /** Release what the backend holds (containers, folders). */
   close(): Promise<void>
 }

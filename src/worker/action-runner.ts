@@ -17,7 +17,7 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { ToolIndex } from '../cas/tools.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
-import { placementOf, type Sandbox } from '../../sandbox/types.js'
+import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
 import type { StoreBudget } from './store-budget.js'
 import type { RunOutcome } from './worker-core.js'
@@ -198,6 +198,18 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
     const otherTool = differentTool(toolIndex, payload)
     if (otherTool) return fail(otherTool)
+    const spec: SandboxSpec = {
+      actionId: id,
+      argv: payload.argv,
+      env: payload.env,
+      inputs: payload.inputs.map(({ path, digest, executable }) => ({ path, digest, executable })),
+      outputs: payload.outputs,
+      timeoutMs: payload.timeoutMs,
+      capabilities: payload.capabilities,
+      ...placementOf(payload),
+    }
+    // Its sandbox starts while the inputs come (a worker's first action would wait for both in turn).
+    sandbox.warm?.(spec)
     try {
       await fetchInputs(payload)
     } catch (err) {
@@ -205,16 +217,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       return fail(`inputs unavailable: ${(err as Error).message}`)
     }
     try {
-      const result = await sandbox.run({
-        actionId: id,
-        argv: payload.argv,
-        env: payload.env,
-        inputs: payload.inputs.map(({ path, digest, executable }) => ({ path, digest, executable })),
-        outputs: payload.outputs,
-        timeoutMs: payload.timeoutMs,
-        capabilities: payload.capabilities,
-        ...placementOf(payload),
-      })
+      const result = await sandbox.run(spec)
       const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
       try {
         await init.blobs.pushBlobs([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest], client(payload))

@@ -57,6 +57,26 @@ const ISOLATING: { name: 'bwrap' | 'docker'; make: MakeSandbox; execRoot: string
   { name: 'docker', make: (init) => createDockerSandbox(init), execRoot: DOCKER_EXEC_ROOT },
 ]
 
+/** Processes named `bwrap` under this test process (a sandbox is one or two: bwrap and its init). */
+function ourBwraps(): number {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((r) => r.length >= 3)
+  const children = new Map<string, string[]>()
+  for (const [pid, ppid] of rows) children.set(ppid!, [...(children.get(ppid!) ?? []), pid!])
+  const comm = new Map(rows.map(([pid, , c]) => [pid!, c!]))
+  let n = 0
+  const walk = (pid: string): void => {
+    for (const c of children.get(pid) ?? []) {
+      if (comm.get(c) === 'bwrap') n++
+      walk(c)
+    }
+  }
+  walk(String(process.pid))
+  return n
+}
+
 /** A command that allocates `mib` MiB and touches every page. */
 const allocate = (mib: number): string[] => ['python3', '-c', `b = bytearray(${mib} * 1024 * 1024)\nprint(len(b))`]
 
@@ -75,6 +95,23 @@ for (const backend of ISOLATING) {
         assert.notEqual(uid, '0', 'the action does not run as root')
         assert.equal(r.outputs.length, 1)
         assert.ok(r.outputs[0]!.size > 0)
+      })
+    })
+
+    it('starts a sandbox ahead of its action when warmed (once per profile), and the action runs in it', async () => {
+      await withSandbox(make, async (s) => {
+        const sandboxes = backend.name === 'docker' ? () => ourContainers().length : ourBwraps
+        assert.equal(sandboxes(), 0)
+        const action = spec(sh('echo warm'))
+        s.warm!(action)
+        s.warm!(action)
+        for (let i = 0; i < 200 && sandboxes() === 0; i++) await delay(50)
+        const started = sandboxes()
+        assert.ok(started > 0, 'a sandbox was started before any action ran')
+        const r = await s.run(action)
+        assert.equal(r.exitCode, 0, r.stderr.toString())
+        assert.equal(r.stdout.toString(), 'warm\n')
+        assert.equal(sandboxes(), started, 'the action ran in the warmed sandbox; no other was started')
       })
     })
 
