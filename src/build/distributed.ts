@@ -144,7 +144,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, ${seeding}`
         : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`,
     )
-    before = await session.workerStats()
+    // A local mesh's workers were started for this build: their counters start at 0, so only a standing mesh's are read first.
+    if (!local) before = await session.workerStats()
     return session
   }
   if (project.actionCache.size === 0 && project.graph.actions.size > 0) connect('build start').catch(() => {}) // its failure stops the build (meshDown)
