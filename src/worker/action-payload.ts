@@ -4,12 +4,48 @@
  */
 import { z } from 'zod'
 import { digestSchema } from '../cas/digest-schema.js'
+import { isDigest } from '../cas/hasher.js'
 
-const peerId = z.string().min(1).max(128)
-const relPath = z.string().min(1).max(4096)
+const PATH_MAX_LEN = 4096
+const PEER_ID_MAX_LEN = 128
+const peerId = z.string().min(1).max(PEER_ID_MAX_LEN)
+const relPath = z.string().min(1).max(PATH_MAX_LEN)
 
 /** An output of a finished action: where it goes in the project, and its blob. */
 const outputRecord = z.object({ path: relPath, digest: digestSchema, size: z.number().int().nonnegative(), executable: z.boolean() }).strict()
+
+/** Most inputs one action may name (a ninja action names the whole source tree). */
+const MAX_INPUTS = 100_000
+const inputEntry = z.object({ path: relPath, digest: digestSchema, executable: z.boolean(), from: peerId.optional() }).strict()
+type InputEntry = z.infer<typeof inputEntry>
+const inputList = z.array(inputEntry).max(MAX_INPUTS)
+
+/** What `inputList` accepts, checked by hand: a type check and a regular expression per field, not zod's per-field parse. */
+function wellFormedInputs(v: unknown): v is InputEntry[] {
+  if (!Array.isArray(v) || v.length > MAX_INPUTS) return false
+  for (const e of v as unknown[]) {
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) return false
+    for (const k of Object.keys(e)) if (k !== 'path' && k !== 'digest' && k !== 'executable' && k !== 'from') return false
+    const { path, digest, executable, from } = e as Record<string, unknown>
+    if (typeof path !== 'string' || path.length < 1 || path.length > PATH_MAX_LEN) return false
+    if (!isDigest(digest) || typeof executable !== 'boolean') return false
+    if (from !== undefined && (typeof from !== 'string' || from.length < 1 || from.length > PEER_ID_MAX_LEN)) return false
+  }
+  return true
+}
+
+/**
+ * An action's inputs. A ninja action stages the whole source tree (~420
+ * files for a 200-file project), and zod took 3.5 ms to check such a payload
+ * in every worker for every action (1.4 ms for 140 inputs), against 0.23 ms
+ * to parse its JSON. So the list is checked by hand, and zod checks it only
+ * when that fails, for the exact path and message of what is wrong.
+ */
+const inputsSchema = z.custom<InputEntry[]>().superRefine((v, ctx) => {
+  if (wellFormedInputs(v)) return
+  const parsed = inputList.safeParse(v)
+  if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue(issue as z.IssueData)
+})
 
 /**
  * What a worker needs to run one action: the command, and every input by
@@ -27,7 +63,7 @@ export const actionPayloadSchema = z
     sandbox: z.enum(['local', 'bwrap', 'docker']),
     argv: z.array(z.string().max(64 * 1024)).min(1).max(65_536),
     env: z.record(z.string(), z.string().max(64 * 1024)),
-    inputs: z.array(z.object({ path: relPath, digest: digestSchema, executable: z.boolean(), from: peerId.optional() }).strict()).max(100_000),
+    inputs: inputsSchema,
     outputs: z.array(relPath).max(10_000),
     timeoutMs: z.number().int().min(1),
     capabilities: z
