@@ -157,7 +157,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       cas: project.cas,
       actionCache: project.actionCache,
       executor: createMeshExecutor({
-        connect: () => connect(),
+        connect,
         cas: project.cas,
         sandbox: opts.sandbox ?? 'local',
         slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,

@@ -241,9 +241,7 @@ export class CasStore {
     if (st.size <= SYNC_MAX_BYTES) {
       // Read and checked in one go, before anything is yielded: for a blob of a few KiB a read stream's
       // open, reads and close through the thread pool cost ~0.5 ms, most of serving it (bench/ninja).
-      const bytes = readFileSync(path)
-      const actual = this.hasher.hash(bytes)
-      if (actual !== digest) throw this.corrupt(digest, actual)
+      const bytes = await this.getBytes(digest)
       for (let at = 0; at < bytes.byteLength; at += chunkBytes) yield bytes.subarray(at, at + chunkBytes)
       return
     }

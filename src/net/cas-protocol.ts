@@ -37,7 +37,7 @@ const CHUNK_BYTES = 64 * 1024
 /** Largest frame: a chunk, or a request/answer (a has-list of 512 digests fits). */
 const MAX_FRAME_BYTES = CHUNK_BYTES + 1024
 /** Most blobs one getMany asks for, or one putMany offers. */
-export const MAX_GET_MANY = 512
+export const MAX_BLOBS_PER_STREAM = 512
 /** Default largest blob accepted. */
 export const DEFAULT_MAX_BLOB_BYTES = 4 * 1024 * 1024 * 1024
 
@@ -45,8 +45,8 @@ const digest = digestSchema
 const requestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('has'), digests: z.array(digest).max(512) }).strict(),
   z.object({ op: z.literal('get'), digest }).strict(),
-  z.object({ op: z.literal('getMany'), digests: z.array(digest).min(1).max(MAX_GET_MANY) }).strict(),
-  z.object({ op: z.literal('putMany'), blobs: z.array(z.object({ digest, size: z.number().int().nonnegative() }).strict()).min(1).max(MAX_GET_MANY) }).strict(),
+  z.object({ op: z.literal('getMany'), digests: z.array(digest).min(1).max(MAX_BLOBS_PER_STREAM) }).strict(),
+  z.object({ op: z.literal('putMany'), blobs: z.array(z.object({ digest, size: z.number().int().nonnegative() }).strict()).min(1).max(MAX_BLOBS_PER_STREAM) }).strict(),
 ])
 const hasAnswer = z.object({ have: z.array(digest) })
 const getAnswer = z.union([z.object({ found: z.literal(true), size: z.number().int().nonnegative() }), z.object({ found: z.literal(false), reason: z.string() })])
@@ -203,22 +203,22 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
         for (const d of req.digests) await serveBlob(lp, d)
       } else {
         const refused: { digest: Digest; error: string }[] = []
-        const want: { digest: Digest; size: number }[] = []
+        const want = new Map<Digest, number>()
         for (const b of req.blobs) {
           if (b.size > maxBlobBytes) refused.push({ digest: b.digest, error: `blob of ${b.size} bytes is over the ${maxBlobBytes}-byte limit` })
-          else if (!(await cas.has(b.digest)) && !want.some((w) => w.digest === b.digest)) want.push(b)
+          else if (!(await cas.has(b.digest))) want.set(b.digest, b.size)
         }
-        await lp.write(json({ want: want.map((w) => w.digest) }))
+        await lp.write(json({ want: [...want.keys()] }))
         const stored: Digest[] = []
-        for (const w of want) {
+        for (const [digest, size] of want) {
           try {
-            await cas.putStream(w.digest, chunksOf(lp, frameTimeoutMs), { maxBytes: w.size, where: `peer ${from}` })
-            stored.push(w.digest)
+            await cas.putStream(digest, chunksOf(lp, frameTimeoutMs), { maxBytes: size, where: `peer ${from}` })
+            stored.push(digest)
           } catch (err) {
             // A mismatch is found after the end frame, so the next blob follows; more bytes than announced leave the stream out of step.
             if (!(err instanceof DigestMismatchError)) throw err
             opts.log?.warn({ err, from }, 'refused a blob that does not match its digest')
-            refused.push({ digest: w.digest, error: err.message })
+            refused.push({ digest, error: err.message })
           }
         }
         await lp.write(json({ stored, refused }))
@@ -288,13 +288,13 @@ export class CasClient {
   }
 
   /**
-   * Fetch up to MAX_GET_MANY blobs over one stream into the local CAS, each
+   * Fetch up to MAX_BLOBS_PER_STREAM blobs over one stream into the local CAS, each
    * verified. Per digest: its ref, or why the peer did not give it (a
    * BlobNotFoundError, or a DigestMismatchError if it sent other bytes); the
    * call rejects only when the stream fails.
    */
   async fetchMany(peer: PeerId | Multiaddr, digests: readonly Digest[]): Promise<Map<Digest, BlobRef | BlobNotFoundError | DigestMismatchError>> {
-    if (digests.length > MAX_GET_MANY) throw new RangeError(`getMany asks for at most ${MAX_GET_MANY} blobs, not ${digests.length}`)
+    if (digests.length > MAX_BLOBS_PER_STREAM) throw new RangeError(`getMany asks for at most ${MAX_BLOBS_PER_STREAM} blobs, not ${digests.length}`)
     return this.exchange(peer, async (lp) => {
       await lp.write(json({ op: 'getMany', digests }))
       const got = new Map<Digest, BlobRef | BlobNotFoundError | DigestMismatchError>()
@@ -320,13 +320,13 @@ export class CasClient {
   }
 
   /**
-   * Send up to MAX_GET_MANY local blobs to a peer over one stream: it says
+   * Send up to MAX_BLOBS_PER_STREAM local blobs to a peer over one stream: it says
    * which it lacks, those are sent, and it verifies each. Resolves with those
    * it refused (their bytes did not match on arrival, or too large), by digest.
    */
   async pushMany(peer: PeerId | Multiaddr, digests: readonly Digest[]): Promise<Map<Digest, ProtocolError>> {
     const unique = [...new Set(digests)]
-    if (unique.length > MAX_GET_MANY) throw new RangeError(`putMany offers at most ${MAX_GET_MANY} blobs, not ${unique.length}`)
+    if (unique.length > MAX_BLOBS_PER_STREAM) throw new RangeError(`putMany offers at most ${MAX_BLOBS_PER_STREAM} blobs, not ${unique.length}`)
     const blobs = await Promise.all(
       unique.map(async (d) => {
         const size = await this.cas.getSize(d)

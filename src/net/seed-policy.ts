@@ -7,6 +7,8 @@ export type SeedPolicy = (typeof SEED_POLICIES)[number]
  * cost. bench/strategies measured it against round-robin on the monorepo DAG:
  * 92% against 87% efficiency at 50 workers, 100% against 87% at 1,000.
  */
+import { percentile } from '../percentile.js'
+
 export const DEFAULT_SEED_POLICY: SeedPolicy = 'least-loaded'
 
 /**
@@ -84,7 +86,7 @@ export class AutoSeedWindow {
       this.seededAt.delete(id)
       this.delays.push(now - seeded)
       if (this.delays.length > AUTO_WINDOW_DELAYS) this.delays.shift()
-      this.startDelayMs = median(this.delays)
+      this.startDelayMs = percentile(this.delays, 0.5) ?? Number.NaN
     }
     track(this.startedAt, id, now)
   }
@@ -101,12 +103,6 @@ export class AutoSeedWindow {
 function track(m: Map<string, number>, id: string, now: number): void {
   if (m.size >= AUTO_WINDOW_TRACKED) m.delete(m.keys().next().value!)
   m.set(id, now)
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 function mean(old: number, sample: number): number {

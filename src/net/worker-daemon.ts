@@ -16,7 +16,7 @@ import { decodeAnnouncement, encodeAnnouncement, LOAD_TOPIC } from '../worker/lo
 import { DEFAULT_WORKER_CONFIG, WorkerCore, type MeshPort, type Runner, type StealReply, type WorkerConfig } from '../worker/worker-core.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { Batcher } from './batcher.js'
-import { CasClient, MAX_GET_MANY, serveCas } from './cas-protocol.js'
+import { CasClient, MAX_BLOBS_PER_STREAM, serveCas } from './cas-protocol.js'
 import { COORDINATOR_PROTOCOL, SEED_PROTOCOL, STATS_PROTOCOL, STEAL_PROTOCOL, type CoordinatorRequest, type CoordinatorResponse, type WireItem, type WireSandbox } from './protocols.js'
 import { ProtocolClient, requestExpecting, serveProtocol } from './request-response.js'
 
@@ -176,9 +176,9 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       if (!casClient) throw new Error('this worker has no store to push from')
       const peer = await reach(to)
       const unique = [...new Set(digests)]
-      // One stream per MAX_GET_MANY blobs: the peer says which it lacks, and gets those.
-      for (let i = 0; i < unique.length; i += MAX_GET_MANY) {
-        const batch = unique.slice(i, i + MAX_GET_MANY)
+      // One stream per MAX_BLOBS_PER_STREAM blobs: the peer says which it lacks, and gets those.
+      for (let i = 0; i < unique.length; i += MAX_BLOBS_PER_STREAM) {
+        const batch = unique.slice(i, i + MAX_BLOBS_PER_STREAM)
         // A batch whose stream failed, or blobs the peer refused (their bytes did not match on arrival), are sent once more before the action fails for them.
         const refused = await casClient.pushMany(peer, batch).catch(() => null)
         const again = refused === null ? batch : [...refused.keys()]
