@@ -228,7 +228,7 @@ async function speedup(n: number): Promise<object> {
   const counts = values['speedup-workers'] ? values['speedup-workers'].split(',').map(Number) : quick ? [1, 2, 4] : [1, 2, 4, 8]
   const sleepMs = 100
   const policy: SeedPolicy = 'single'
-  const rows: { workers: number; seconds: number; speedup?: number; efficiency?: number; attempted: number; granted: number; refused: number; failed: number; stolen: number; stealRttMs: number[] }[] = []
+  const rows: { workers: number; seconds: number; speedup?: number; efficiency?: number; attempted: number; granted: number; refused: number; failed: number; stolen: number; stealRttMs: number[]; startRttMs: number[] }[] = []
   const casDir = await mkdtemp(join(tmpdir(), 'bldr-bench-cas-'))
   try {
     const cas = await openCasStore(casDir, await createBlake3Hasher())
@@ -242,7 +242,7 @@ async function speedup(n: number): Promise<object> {
           times.push(await sleepBuild(m.coordinator.addrs[0]!, cas, { policy }, n, sleepMs))
         }
         last = await m.coordinator.workerStats()
-        const agg = { attempted: 0, granted: 0, refused: 0, failed: 0, stolen: 0, stealRttMs: [] as number[] }
+        const agg = { attempted: 0, granted: 0, refused: 0, failed: 0, stolen: 0, stealRttMs: [] as number[], startRttMs: [] as number[] }
         for (const [id, s] of Object.entries(last)) {
           const b = first[id]
           if (!s) continue
@@ -252,6 +252,7 @@ async function speedup(n: number): Promise<object> {
           agg.failed += s.stealsFailed - (b?.stealsFailed ?? 0)
           agg.stolen += s.actionsStolen - (b?.actionsStolen ?? 0)
           agg.stealRttMs.push(...s.stealRoundTripsMs.slice(b?.stealRoundTripsMs.length ?? 0))
+          agg.startRttMs.push(...(s.startRoundTripsMs ?? []).slice(b?.startRoundTripsMs?.length ?? 0))
         }
         first = last
         rows.push({ workers: w, seconds: median(times), ...agg })
@@ -276,7 +277,7 @@ async function speedup(n: number): Promise<object> {
     actions: n,
     sleepMs,
     policy,
-    rows: rows.map(({ stealRttMs, ...r }) => ({ ...r, stealRttP50Ms: stealRttMs.length ? median(stealRttMs) : null })),
+    rows: rows.map(({ stealRttMs, startRttMs, ...r }) => ({ ...r, stealRttP50Ms: stealRttMs.length ? median(stealRttMs) : null, startRttP50Ms: startRttMs.length ? median(startRttMs) : null })),
     stealSuccessRate: attempted ? granted / attempted : null,
     stealsAttempted: attempted,
     stealRttUnderLoadMs: rtts.length ? { p50: median(rtts), p99: quantile(rtts, 0.99), n: rtts.length } : null,
@@ -362,15 +363,15 @@ if (want('noop')) {
   console.log(`no-op        ${fmt(tp.actionsPerSecond, 0)} actions/s through 4 workers (median; rounds ${tp.perRound.map((x) => fmt(x, 0)).join(', ')}; warm-up round ${fmt(tp.warmUpRound, 0)}, not counted; target ≥ 10000)`)
 }
 if (want('speedup')) {
-  type Row = { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number }
+  type Row = { workers: number; seconds: number; speedup: number; efficiency: number; attempted: number; granted: number; stolen: number; stealRttP50Ms: number | null; startRttP50Ms: number | null }
   const sizes = quick ? [32] : values['sleep-actions'].split(',').map(Number)
   const all: Record<string, unknown> = {}
   for (const n of sizes) {
     const sp = (await speedup(n)) as { rows: Row[]; stealSuccessRate: number | null; stealRttUnderLoadMs: { p50: number; p99: number } | null }
     all[`actions${n}`] = sp
     console.log(`speedup      ${n} actions of 100 ms, all seeded on one worker`)
-    console.log('             workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen')
-    for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}`)
+    console.log('             workers  seconds  speedup  efficiency  steals granted/attempted  actions stolen  steal / start round trip p50, ms')
+    for (const r of sp.rows) console.log(`             ${String(r.workers).padStart(7)}  ${fmt(r.seconds, 2).padStart(7)}  ${fmt(r.speedup, 2).padStart(7)}  ${fmt(r.efficiency, 2).padStart(10)}  ${`${r.granted}/${r.attempted}`.padStart(24)}  ${String(r.stolen).padStart(14)}  ${`${r.stealRttP50Ms === null ? '—' : fmt(r.stealRttP50Ms, 1)} / ${r.startRttP50Ms === null ? '—' : fmt(r.startRttP50Ms, 1)}`.padStart(32)}`)
     console.log(`             steal success ${sp.stealSuccessRate === null ? '—' : `${fmt(sp.stealSuccessRate * 100, 1)}%`} (target ≥ 90%); thieves' round trip under load p50 ${sp.stealRttUnderLoadMs ? fmt(sp.stealRttUnderLoadMs.p50, 2) : '—'} ms`)
   }
   report['speedup'] = all

@@ -26,16 +26,17 @@ export async function simulateCentralQueue(opts: SimOptions): Promise<SimResult>
   let parked: Member[] = []
 
   let freeAt = 0
+  const latencyMs = net.coordinatorLatencyMs ?? net.latencyMs
   /** A message to the coordinator: `fn` runs when it has been served, in arrival order. */
   const serve = (fn: () => void): void => {
     messages++
-    const done = Math.max(clock.now() + net.latencyMs, freeAt) + net.coordinatorServiceMs
+    const done = Math.max(clock.now() + latencyMs, freeAt) + net.coordinatorServiceMs
     freeAt = done
     clock.after(done - clock.now(), fn)
   }
 
   const run = (m: Member, i: number): void => {
-    clock.after(net.latencyMs, () => {
+    clock.after(latencyMs, () => {
       const ms = tasks[i]!.durationMs / m.speed
       executions++
       clock.after(ms, () => {

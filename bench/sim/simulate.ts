@@ -35,6 +35,8 @@ export const SCHEDULERS: readonly Scheduler[] = [...(Object.keys(STRATEGIES) as 
 export interface Network {
   /** One-way latency of a direct message, ms. */
   latencyMs: number
+  /** One-way latency of a message to or from the coordinator (seeds, start requests, results), ms; default `latencyMs`. */
+  coordinatorLatencyMs?: number
   /** Extra delay of a gossip message, ms. */
   gossipDelayMs: number
   /** Share of gossip deliveries lost. */
@@ -210,6 +212,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     clock,
     rng: createRng(opts.seed * 7919 + 1),
     latencyMs: net.latencyMs,
+    ...(net.coordinatorLatencyMs !== undefined ? { coordinatorLatencyMs: net.coordinatorLatencyMs } : {}),
     gossipDelayMs: net.gossipDelayMs,
     gossipLoss: net.gossipLoss,
     gossipDuplicate: 0,
@@ -312,7 +315,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     }
     for (const [m, items] of share) {
       mesh.messages.coordinator++
-      clock.after(net.latencyMs, () => {
+      clock.after(net.coordinatorLatencyMs ?? net.latencyMs, () => {
         if (m.leftAt !== undefined) {
           // It left on the way: the ledger takes the tasks back, and they are dealt again.
           for (const id of mesh.ledger.release(items.map((x) => x.id), m.core.config.id)) dag.push(Number(id))

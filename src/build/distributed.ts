@@ -215,6 +215,7 @@ function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): Wor
     stealsGranted: d('stealsGranted'),
     stealsRefused: d('stealsRefused'),
     stealsFailed: d('stealsFailed'),
+    stealsLate: d('stealsLate'),
     actionsStolen: d('actionsStolen'),
     offers: d('offers'),
     actionsOffered: d('actionsOffered'),
@@ -223,6 +224,7 @@ function statsSince(before: WorkerStatsWire | null, after: WorkerStatsWire): Wor
     reportFailures: d('reportFailures'),
     // Samples are kept in order (the oldest dropped past a cap): the new ones are the tail.
     stealRoundTripsMs: after.stealRoundTripsMs.slice(Math.min(before.stealRoundTripsMs.length, after.stealRoundTripsMs.length)),
+    startRoundTripsMs: (after.startRoundTripsMs ?? []).slice(Math.min(before.startRoundTripsMs?.length ?? 0, after.startRoundTripsMs?.length ?? 0)),
     queueDepthSamples: after.queueDepthSamples.slice(Math.min(before.queueDepthSamples.length, after.queueDepthSamples.length)),
     corruptBlobsRemoved: d('corruptBlobsRemoved'),
     blobsRejected: d('blobsRejected'),

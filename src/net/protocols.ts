@@ -91,11 +91,15 @@ export const workerStatsSchema = z
     stealsGranted: z.number().int().nonnegative(),
     stealsRefused: z.number().int().nonnegative(),
     stealsFailed: z.number().int().nonnegative(),
+    /** Steal requests answered after the thief stopped waiting (absent from workers before it was counted). */
+    stealsLate: z.number().int().nonnegative().optional(),
     actionsStolen: z.number().int().nonnegative(),
     offers: z.number().int().nonnegative(),
     actionsOffered: z.number().int().nonnegative(),
     actionsTakenBack: z.number().int().nonnegative(),
     stealRoundTripsMs: z.array(z.number().nonnegative()).max(100_000),
+    /** Round trips of start requests to the coordinator (absent from workers before it was counted). */
+    startRoundTripsMs: z.array(z.number().nonnegative()).max(100_000).optional(),
     announcements: z.number().int().nonnegative(),
     reportFailures: z.number().int().nonnegative(),
     queueDepthSamples: z.array(z.number().int().nonnegative()).max(100_000),

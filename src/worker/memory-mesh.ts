@@ -16,6 +16,8 @@ export interface MemoryMeshOptions {
   rng: Rng
   /** One-way message latency, ms. */
   latencyMs: number
+  /** One-way latency of a message to or from the coordinator, ms (default `latencyMs`). */
+  coordinatorLatencyMs?: number
   /** Extra delay of a gossip message, ms. */
   gossipDelayMs: number
   /** Share of gossip messages lost, per receiver. */
@@ -96,7 +98,8 @@ export class MemoryMesh<T extends WorkItem> {
   /** Run `fn` at the coordinator: a reliable round trip (losing the coordinator is the fault suite's subject), queued behind the messages it is already serving. */
   private coordinator<R>(fn: () => R): Promise<R> {
     this.messages.coordinator++
-    const { clock, latencyMs } = this.opts
+    const { clock } = this.opts
+    const latencyMs = this.opts.coordinatorLatencyMs ?? this.opts.latencyMs
     const service = this.opts.coordinatorServiceMs ?? 0
     const arrive = clock.now() + latencyMs
     const done = Math.max(arrive, this.coordinatorFreeAt) + service

@@ -31,7 +31,13 @@
  *   the back, at most half, leaving a reserve (see deque.ts).
  * - Retries: after a refusal or timeout, back off (doubling from
  *   `retryBackoffMs`) and try another victim; after `maxRetries` failures in a
- *   row, rest for `idleBackoffMs` or until an announcement arrives.
+ *   row, rest for `idleBackoffMs` or until an announcement arrives. A timeout
+ *   only ends the wait, not the request: it stays open as long as the victim
+ *   keeps its offer (`offerTimeoutMs`), and a reply that comes meanwhile is
+ *   claimed like a prompt one (as much as the queue has room for). Without
+ *   that, on an 8-worker mesh sharing 2 cores, where a steal round trip now
+ *   and then passes 100 ms, each timed-out batch sat at its victim for a second
+ *   (bench/live-mesh, speedup part).
  */
 import type { Rng, StealOutcome, Strategy } from '../../strategies/types.js'
 import type { Clock } from './clock.js'
@@ -157,12 +163,16 @@ export interface WorkerStats {
   stealsGranted: number
   stealsRefused: number
   stealsFailed: number
+  /** Steal requests not answered within `stealTimeoutMs` (the thief moved on); each is also counted as granted, refused or failed once its reply comes or the request gives up. */
+  stealsLate: number
   actionsStolen: number
   /** As a victim. */
   offers: number
   actionsOffered: number
   actionsTakenBack: number
   stealRoundTripsMs: number[]
+  /** Round trips of start requests (the coordinator's clearance to run), one sample per batch. */
+  startRoundTripsMs: number[]
   announcements: number
   /** Results the coordinator did not take (the daemon's port retries; these gave up). */
   reportFailures: number
@@ -183,11 +193,13 @@ export class WorkerCore<T extends WorkItem> {
     stealsGranted: 0,
     stealsRefused: 0,
     stealsFailed: 0,
+    stealsLate: 0,
     actionsStolen: 0,
     offers: 0,
     actionsOffered: 0,
     actionsTakenBack: 0,
     stealRoundTripsMs: [],
+    startRoundTripsMs: [],
     announcements: 0,
     reportFailures: 0,
     queueDepthSamples: [],
@@ -380,8 +392,10 @@ export class WorkerCore<T extends WorkItem> {
       }
       if (batch.length === 0) return this.maybeSteal()
       this.busy += batch.length
+      const t0 = this.clock.now()
       void this.port.startActions(this.config.id, batch.map((i) => i.id)).then(
         (allowed) => {
+          pushSample(this.stats.startRoundTripsMs, this.clock.now() - t0)
           const ok = new Set(allowed)
           for (const item of batch) {
             if (ok.has(item.id)) void this.run(item)
@@ -465,50 +479,103 @@ export class WorkerCore<T extends WorkItem> {
       const room = Math.min(this.config.stealBatch, this.deque.remainingSlots())
       this.stats.stealsAttempted++
       const t0 = this.clock.now()
-      let reply: StealReply<T>
-      try {
-        reply = await this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room, sandboxes: this.config.sandboxes, platform: this.config.platform }, { timeoutMs: this.config.stealTimeoutMs })
-      } catch (err) {
-        this.config.log?.debug({ victim: decision.victim, err }, 'steal: request failed')
-        this.stats.stealsFailed++
+      // The thief waits `stealTimeoutMs` for the reply, but the request lives as
+      // long as the victim keeps an offer open (`offerTimeoutMs`): a reply that
+      // comes late is still claimed, so a slow moment on a loaded mesh does not
+      // strand the offered batch until the victim takes it back.
+      const request = this.port.requestSteal(this.config.id, decision.victim, { stealId, max: room, sandboxes: this.config.sandboxes, platform: this.config.platform }, { timeoutMs: this.config.offerTimeoutMs })
+      const first = await this.untilDeadline(request, this.config.stealTimeoutMs)
+      if (first === 'late') {
+        this.config.log?.debug({ victim: decision.victim, waitedMs: this.config.stealTimeoutMs }, 'steal: no reply in time; moving on, a late one is still claimed')
+        this.stats.stealsLate++
         this.failed(decision.victim)
+        void request.then(
+          (reply) => this.settleReply(stealId, decision.victim, reply, t0, true),
+          (err: unknown) => this.settleReply(stealId, decision.victim, { error: err }, t0, true),
+        )
         return
       }
-      pushSample(this.stats.stealRoundTripsMs, this.clock.now() - t0)
-      if ('refused' in reply) {
-        this.config.log?.debug({ victim: decision.victim, refused: reply.refused }, 'steal: refused')
-        this.stats.stealsRefused++
-        // It has nothing to spare: no longer a candidate until it announces that it is again.
-        this.peers.forget(decision.victim)
-        this.failed(decision.victim)
-        return
-      }
-      let moved: Set<string>
-      try {
-        moved = new Set(await this.port.transfer(stealId, reply.offered.map((i) => i.id), decision.victim, this.config.id))
-      } catch {
-        // The victim takes its offer back when it reconciles.
-        this.stats.stealsFailed++
-        this.failed(decision.victim)
-        return
-      }
-      const got = reply.offered.filter((i) => moved.has(i.id))
-      for (const item of got) this.deque.pushBack(item)
-      this.recent.push({ peerId: decision.victim, granted: got.length, atMs: this.clock.now() })
-      this.trimRecent()
-      this.config.log?.debug({ victim: decision.victim, offered: reply.offered.length, moved: got.length, roundTripMs: this.clock.now() - t0 }, 'steal: granted')
-      if (got.length > 0) {
-        this.stats.stealsGranted++
-        this.stats.actionsStolen += got.length
-        this.retries = 0
-        this.failedThisRound.clear()
-      } else {
-        this.failed(decision.victim)
-      }
+      await this.settleReply(stealId, decision.victim, first, t0, false)
     } finally {
       this.stealing = false
     }
     this.pump()
+  }
+
+  /** Resolves to what `p` gives (an error as `{ error }`), or 'late' if it has not settled within `ms`. */
+  private untilDeadline<R>(p: Promise<R>, ms: number): Promise<R | { error: unknown } | 'late'> {
+    return new Promise((resolve) => {
+      let done = false
+      const cancel = this.clock.after(ms, () => {
+        if (done) return
+        done = true
+        resolve('late')
+      })
+      p.then(
+        (v) => {
+          if (done) return
+          done = true
+          cancel()
+          resolve(v)
+        },
+        (error: unknown) => {
+          if (done) return
+          done = true
+          cancel()
+          resolve({ error })
+        },
+      )
+    })
+  }
+
+  /**
+   * What a steal request came to: take what was offered (as much as fits now),
+   * or count the refusal or failure. A `late` reply comes after the thief moved
+   * on (it was already counted as a failed try for backing off): only the items
+   * and the counters are settled then.
+   */
+  private async settleReply(stealId: string, victim: string, reply: StealReply<T> | { error: unknown }, t0: number, late: boolean): Promise<void> {
+    if ('error' in reply) {
+      this.config.log?.debug({ victim, err: reply.error, late }, 'steal: request failed')
+      this.stats.stealsFailed++
+      if (!late) this.failed(victim)
+      return
+    }
+    pushSample(this.stats.stealRoundTripsMs, this.clock.now() - t0)
+    if ('refused' in reply) {
+      this.config.log?.debug({ victim, refused: reply.refused, late }, 'steal: refused')
+      this.stats.stealsRefused++
+      // It has nothing to spare: no longer a candidate until it announces that it is again.
+      this.peers.forget(victim)
+      if (!late) this.failed(victim)
+      return
+    }
+    // Late, the queue may have filled meanwhile (or the worker stopped): claim only what fits; the victim takes the rest back when it settles.
+    const claim = this.stopped ? [] : late ? reply.offered.slice(0, this.deque.remainingSlots()) : reply.offered
+    let moved: Set<string>
+    try {
+      moved = claim.length > 0 ? new Set(await this.port.transfer(stealId, claim.map((i) => i.id), victim, this.config.id)) : new Set()
+    } catch {
+      // The victim takes its offer back when it reconciles.
+      this.stats.stealsFailed++
+      if (!late) this.failed(victim)
+      return
+    }
+    const got = claim.filter((i) => moved.has(i.id))
+    for (const item of got) this.deque.pushBack(item)
+    this.recent.push({ peerId: victim, granted: got.length, atMs: this.clock.now() })
+    this.trimRecent()
+    this.config.log?.debug({ victim, offered: reply.offered.length, moved: got.length, roundTripMs: this.clock.now() - t0, late }, 'steal: granted')
+    if (got.length > 0) {
+      this.stats.stealsGranted++
+      this.stats.actionsStolen += got.length
+      this.retries = 0
+      this.failedThisRound.clear()
+      if (late) this.pump()
+    } else {
+      this.stats.stealsFailed++
+      if (!late) this.failed(victim)
+    }
   }
 
   /** A failed attempt: remember it, back off, try another victim. */

@@ -19,7 +19,7 @@ interface MeshStats {
     seedPolicy: string
     seedWindow: number | 'auto' | null
     meshStart: 'build start' | 'first action' | null
-    workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; fetched?: { blobs: number; bytes: number } }[]
+    workers: { id: string; actionsRun: number; executed?: number; steals?: { attempted: number; granted: number; actionsStolen: number }; startRoundTripMs?: { p50: number | null; p99: number | null; n: number }; fetched?: { blobs: number; bytes: number } }[]
   }
 }
 
@@ -140,6 +140,11 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const ran = stats.mesh.workers.map((w) => w.actionsRun)
       assert.ok(ran.filter((r) => r > 0).length >= 2, `work spread by stealing: ${JSON.stringify(ran)}`)
       assert.ok(sum(stats.mesh.workers, (w) => w.steals?.actionsStolen ?? 0) > 0, 'actions were stolen')
+      // Every worker that ran something waited for the coordinator's clearance first, and says how long.
+      for (const w of stats.mesh.workers.filter((x) => x.actionsRun > 0)) {
+        const rt = w.startRoundTripMs
+        assert.ok(rt && rt.n >= 1 && rt.n <= w.actionsRun && rt.p50 !== null && rt.p50 > 0 && rt.p99! >= rt.p50, `start round trips of ${w.id}: ${JSON.stringify(rt)}`)
+      }
     })
   })
 

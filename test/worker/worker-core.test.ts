@@ -296,6 +296,79 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
   })
 })
 
+describe('a steal reply that comes after the thief stopped waiting', () => {
+  /** w0 holds `actions`; w1, empty, steals over a link whose round trip (120 ms) is past the steal timeout (100 ms) but well inside the victim's offer timeout (1 s). */
+  async function slowLink(opts: { actions: number; thiefCapacity?: number; onRequest?: (mesh: MemoryMesh<Item>, clock: VirtualClock) => void }) {
+    const clock = new VirtualClock()
+    const mesh = new MemoryMesh<Item>({ clock, rng: createRng(5), latencyMs: 60, coordinatorLatencyMs: 0.1, gossipDelayMs: 1, gossipLoss: 0, gossipDuplicate: 0, stealLoss: 0 })
+    const executions = new Map<string, number>()
+    const port: MeshPort<Item> = {
+      ...mesh.port,
+      requestSteal: (...args) => {
+        opts.onRequest?.(mesh, clock)
+        return mesh.port.requestSteal(...args)
+      },
+    }
+    const workers = ['w0', 'w1'].map(
+      (id) =>
+        new WorkerCore<Item>(
+          { ...DEFAULT_WORKER_CONFIG, id, slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(id === 'w0' ? 1 : 2), platform: 'linux-x64', sandboxes: ['local'], queueCapacity: id === 'w1' ? (opts.thiefCapacity ?? 256) : 256 },
+          port,
+          (item) =>
+            new Promise((resolve) =>
+              clock.after(item.durationMs, () => {
+                executions.set(item.id, (executions.get(item.id) ?? 0) + 1)
+                resolve({ ok: true })
+              }),
+            ),
+          clock,
+        ),
+    )
+    for (const w of workers) mesh.add(w)
+    for (const w of workers) w.start()
+    mesh.seed('w0', Array.from({ length: opts.actions }, (_, i) => ({ id: `a${i}`, durationMs: 200 })))
+    const pending = (): number => {
+      const c = mesh.ledger.counts()
+      return c.queued + c.running + c.unassigned
+    }
+    for (let step = 1; step <= 400 && pending() > 0; step++) await clock.run({ untilMs: step * 100 })
+    for (const w of workers) w.stop()
+    await clock.run()
+    return { mesh, executions, victim: workers[0]!, thief: workers[1]! }
+  }
+
+  it('is still claimed: the offered batch moves to the thief at once instead of waiting at the victim for its offer timeout', async () => {
+    const r = await slowLink({ actions: 20 })
+    assert.deepEqual(r.mesh.ledger.counts(), { queued: 0, running: 0, unassigned: 0, done: 20 })
+    for (const [id, n] of r.executions) assert.equal(n, 1, `${id} ran ${n} times`)
+    assert.equal(r.executions.size, 20)
+    assert.ok(r.thief.stats.stealsLate >= 1, `the reply came late: ${JSON.stringify(r.thief.stats)}`)
+    assert.ok(r.thief.stats.stealsGranted >= 1 && r.thief.stats.executed > 0, `the late grant was claimed and run: ${JSON.stringify(r.thief.stats)}`)
+    assert.equal(r.victim.stats.actionsTakenBack, 0, 'nothing offered sat out the offer timeout to be taken back')
+    assert.equal(r.thief.stats.stealsAttempted, r.thief.stats.stealsGranted + r.thief.stats.stealsRefused + r.thief.stats.stealsFailed, 'each attempt ended one way, once')
+    assert.ok(Math.max(...r.thief.stats.stealRoundTripsMs) >= 120, `the late round trips are sampled: ${r.thief.stats.stealRoundTripsMs.join(', ')}`)
+  })
+
+  it('claims only what fits in a queue that filled meanwhile; the victim takes the rest back', async () => {
+    let seeded = false
+    const r = await slowLink({
+      actions: 20,
+      thiefCapacity: 4,
+      onRequest: (mesh, clock) => {
+        if (seeded) return
+        seeded = true
+        // While the first request is out, the coordinator seeds the thief 3 actions of its own.
+        clock.after(110, () => mesh.seed('w1', Array.from({ length: 3 }, (_, i) => ({ id: `own${i}`, durationMs: 200 }))))
+      },
+    })
+    assert.deepEqual(r.mesh.ledger.counts(), { queued: 0, running: 0, unassigned: 0, done: 23 })
+    for (const [id, n] of r.executions) assert.equal(n, 1, `${id} ran ${n} times`)
+    assert.equal(r.executions.size, 23)
+    assert.ok(r.thief.stats.stealsLate >= 1, JSON.stringify(r.thief.stats))
+    assert.ok(r.victim.stats.actionsTakenBack > 0, `what did not fit went back to the victim: ${JSON.stringify(r.victim.stats)}`)
+  })
+})
+
 /** A worker on linux-x64 that only answers steal requests (its port does nothing, its actions never end): the victim side alone. */
 function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>): WorkerCore<T> {
   const port: MeshPort<T> = {
