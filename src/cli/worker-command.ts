@@ -1,4 +1,5 @@
 /** `bldr worker`: a worker daemon that joins a mesh and runs actions until stopped. */
+import { randomInt } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -40,7 +41,7 @@ Options:
                            ${SANDBOX_NAMES.join(', ')} (default: every one that works here: docker
                            when a Docker daemon answers, bwrap when it is installed,
                            and local); a build runs only on workers offering its sandbox
-      --seed N             seed of the worker's random choices (default: 1)
+      --seed N             seed of the worker's random choices (default: a new one each start)
       --log-level LEVEL    ${LOG_LEVELS.join(', ')}, silent (default: info); JSON to stderr
 ${livenessHelp(27)}
       --stop-when-stdin-closes
@@ -82,7 +83,9 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   // Named ones are checked now (a clear error, not one per action); the defaults were found by checking.
   const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : await checkedSandboxes(parseSandboxList(values.sandbox))
-  const seed = parseIntFlag('--seed', values.seed, 0, 1)
+  // Random unless asked: workers that all started from one seed would pick their victims in one order (and herd),
+  // and a restarted worker would reuse its last life's steal ids.
+  const seed = parseIntFlag('--seed', values.seed, 0, randomInt(0, 2 ** 31))
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'info')
   const liveness = parseLivenessFlags(values)
   const log = createLogger(level)

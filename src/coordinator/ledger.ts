@@ -49,10 +49,22 @@ interface Entry {
 export type TransferAnswer = { accepted: string[]; rejected: { id: string; reason: string }[] }
 export type RecordOutcome = 'recorded' | 'duplicate' | 'conflict' | 'stale' | 'unknown'
 
+/** Steal answers kept after their build is forgotten: far more than a mesh makes in the second a victim may take to settle. */
+export const RETIRED_STEALS = 65_536
+
 export class OwnershipLedger {
   private readonly entries = new Map<string, Entry>()
   /** Answers already given, by steal id. */
   private readonly steals = new Map<string, TransferAnswer>()
+  /**
+   * Answers of steals in builds that were forgotten, the newest RETIRED_STEALS.
+   * A victim settles an offer up to a second after making it, so an offer made
+   * near the end of a build is settled after the build closed: without the
+   * answer it was told "nothing moved" and queued again actions a thief had
+   * already run, then offered those dead actions to the next build's thieves,
+   * whose transfers moved nothing (bench/live-mesh, builds back to back).
+   */
+  private readonly retired = new Map<string, TransferAnswer>()
   /** Actions each worker holds (queued or running): how the coordinator judges room without asking. */
   private readonly heldCount = new Map<string, number>()
 
@@ -76,7 +88,7 @@ export class OwnershipLedger {
   }
 
   transfer(stealId: string, actionIds: readonly string[], from: string, to: string): TransferAnswer {
-    const known = this.steals.get(stealId)
+    const known = this.steals.get(stealId) ?? this.retired.get(stealId)
     if (known) return known
     const answer: TransferAnswer = { accepted: [], rejected: [] }
     for (const id of actionIds) {
@@ -104,9 +116,10 @@ export class OwnershipLedger {
    * tell that apart from "never moved", and would run it twice).
    */
   settle(stealId: string): string[] {
-    const known = this.steals.get(stealId)
+    const known = this.steals.get(stealId) ?? this.retired.get(stealId)
     if (known) return known.accepted
-    this.steals.set(stealId, { accepted: [], rejected: [] })
+    // Names no action, so no build's forget would drop it: kept with the retired answers (bounded), long enough for any late transfer.
+    this.retire(stealId, { accepted: [], rejected: [] })
     return []
   }
 
@@ -181,7 +194,7 @@ export class OwnershipLedger {
     return back.sort()
   }
 
-  /** Drop every action whose id starts with `prefix` (a finished build), and its steals. Returns how many were still open. */
+  /** Drop every action whose id starts with `prefix` (a finished build); its steals' answers are retired (kept a while, see `retired`). Returns how many were still open. */
   forget(prefix: string): number {
     let open = 0
     for (const [id, e] of this.entries) {
@@ -190,8 +203,21 @@ export class OwnershipLedger {
       if (e.state === 'queued' || e.state === 'running') this.hold(e.owner, -1)
       this.entries.delete(id)
     }
-    for (const [stealId, answer] of this.steals) if ([...answer.accepted, ...answer.rejected.map((r) => r.id)].some((id) => id.startsWith(prefix))) this.steals.delete(stealId)
+    for (const [stealId, answer] of this.steals) {
+      if (![...answer.accepted, ...answer.rejected.map((r) => r.id)].some((id) => id.startsWith(prefix))) continue
+      this.steals.delete(stealId)
+      this.retire(stealId, answer)
+    }
     return open
+  }
+
+  private retire(stealId: string, answer: TransferAnswer): void {
+    this.retired.set(stealId, answer)
+    // Oldest first (a Map keeps insertion order).
+    for (const old of this.retired.keys()) {
+      if (this.retired.size <= RETIRED_STEALS) break
+      this.retired.delete(old)
+    }
   }
 
   ownerOf(actionId: string): string | null {

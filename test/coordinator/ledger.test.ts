@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { OwnershipLedger, type RecordedResult } from '../../src/coordinator/ledger.js'
+import { OwnershipLedger, RETIRED_STEALS, type RecordedResult } from '../../src/coordinator/ledger.js'
 import { createRng } from '../../strategies/rng.js'
 import type { Rng } from '../../strategies/types.js'
 
@@ -171,9 +171,24 @@ describe('OwnershipLedger', () => {
     assert.equal(l.stateOf('b1/x'), undefined)
     assert.equal(l.stateOf('b2/x'), 'queued')
     assert.deepEqual([l.held('w1'), l.held('w2')], [1, 0])
-    // The steal's answer is gone with the build: the same steal id is a new question.
-    l.seed('b1/y', 'w1')
-    assert.deepEqual(l.transfer('s1', ['b1/y'], 'w1', 'w2').accepted, ['b1/y'])
+    // The steal's answer outlives the build: the victim, settling late, still learns what moved (not "nothing", which would queue b1/y again).
+    assert.deepEqual(l.settle('s1'), ['b1/y'])
+    assert.deepEqual(l.transfer('s1', ['b1/y'], 'w1', 'w2').accepted, ['b1/y'], 'a repeated transfer gets the same answer')
+  })
+
+  it('keeps the answers of forgotten builds (and of steals settled with nothing moved) up to a bound, oldest dropped first', () => {
+    const l = new OwnershipLedger()
+    l.seed('old/a', 'v')
+    l.transfer('first', ['old/a'], 'v', 't')
+    l.forget('old/')
+    assert.deepEqual(l.settle('nothing-came'), [])
+    // RETIRED_STEALS more steals settled with nothing moved push both out.
+    for (let i = 0; i < RETIRED_STEALS; i++) l.settle(`s${i}`)
+    assert.deepEqual(l.settle(`s${RETIRED_STEALS - 1}`), [], 'the newest is kept')
+    // The first answer is gone: its id is a new question (settling it now records that nothing moved).
+    assert.deepEqual(l.settle('first'), [])
+    l.seed('new/a', 'v')
+    assert.deepEqual(l.transfer('nothing-came', ['new/a'], 'v', 't').accepted, ['new/a'], 'an evicted settle no longer blocks its id')
   })
   it('settles a steal once: what the transfer moved, or nothing for good if it has not come', () => {
     const l = new OwnershipLedger()
