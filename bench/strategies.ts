@@ -57,7 +57,7 @@ if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got $
 
 const cfg = quick
   ? { dagActions: 5_000, indepTasks: 2_000, compareWorkers: 50, headline: [1, 10, 50, 100, 1000], scale: values.scale ? 10_000 : 0, liveRounds: 1 }
-  : { dagActions: 50_000, indepTasks: 10_000, compareWorkers: 100, headline: [1, 10, 50, 100, 1000], scale: values.scale ? 10_000 : 0, liveRounds: 3 }
+  : { dagActions: 50_000, indepTasks: 10_000, compareWorkers: 100, headline: [1, 10, 50, 100, 1000], scale: values.scale ? 10_000 : 0, liveRounds: 5 }
 
 const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[]
 const fmt = (x: number | null | undefined, d = 2): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d))
