@@ -52,9 +52,10 @@ const INBOUND_CONNECTION_THRESHOLD = 1000
 /**
  * Gossipsub checks a message's signature before it looks the message up among
  * those it has seen, unless it is given a cheap id to look up first. On a mesh
- * every announcement arrives from up to D (6) peers, so a worker verified each
- * one several times: ed25519 verification was the largest single cost of an
- * 8-worker mesh's gossip (bench/live-mesh, speedup part). The id is the sender
+ * every announcement arrives from several peers (about D), so a worker verified
+ * each one several times: with gossipsub's default D of 6, ed25519 verification
+ * was the largest single cost of an 8-worker mesh's gossip (bench/live-mesh,
+ * speedup part). The id is the sender
  * and sequence number, the fields of gossipsub's own id under StrictSign, so
  * it names the same message. Only a message that passed validation is
  * remembered by it: a forged copy sent first is still checked and rejected.
