@@ -16,6 +16,7 @@ import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createMeshExecutor } from './mesh-executor.js'
 import { PLATFORM, resolveTargets, type Project } from './project.js'
 import { MeshUnavailableError } from '../errors.js'
+import { SourceDigests } from './source-digests.js'
 
 export interface DistributedBuildOptions {
   targets?: readonly string[]
@@ -156,6 +157,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       root: project.root,
       cas: project.cas,
       actionCache: project.actionCache,
+      sourceDigests: SourceDigests.load(join(project.stateDir, 'source-digests.json')),
       executor: createMeshExecutor({
         connect,
         cas: project.cas,

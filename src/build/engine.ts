@@ -40,6 +40,7 @@ import { parseDepfile, projectFilesOf } from '../graph/ninja/depfile.js'
 import type { SandboxResult } from '../../sandbox/types.js'
 import { formatBytes } from '../graph/schema.js'
 import { ToolIndex, type ToolRef } from '../cas/tools.js'
+import type { SourceDigests } from './source-digests.js'
 
 /** Runs one action whose inputs are in the CAS; returns what happened. */
 export interface Executor {
@@ -90,6 +91,8 @@ export interface BuildOptions {
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
   log?: Logger
+  /** Source digests remembered from earlier builds (saved when this one ends); without it every source is hashed. */
+  sourceDigests?: SourceDigests
 }
 
 export interface BuildSummary {
@@ -158,7 +161,13 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         const abs = join(opts.root, path)
         const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
         if (!st?.isFile()) throw new SourceChangedError(path, st ? 'stopped being a file' : 'disappeared')
-        return { path, digest: await cas.hashFile(abs, Number(st.size)), executable: (st.mode & 0o111n) !== 0n }
+        const executable = (st.mode & 0o111n) !== 0n
+        const known = opts.sourceDigests?.get(path, st)
+        if (known) return { path, digest: known, executable }
+        const hashStartMs = Date.now()
+        const digest = await cas.hashFile(abs, Number(st.size))
+        opts.sourceDigests?.set(path, st, digest, hashStartMs)
+        return { path, digest, executable }
       })()
       sources.set(path, p)
     }
@@ -437,6 +446,12 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   for (const id of ids) if (waiting.get(id) === 0) schedule(id)
   while (inFlight.size > 0) await Promise.race(inFlight)
   opts.signal?.removeEventListener('abort', onOuterAbort)
+  try {
+    opts.sourceDigests?.save()
+  } catch (err) {
+    // Only a cache: the next build hashes again.
+    log?.warn({ err }, 'could not save the source digests')
+  }
   if (firstError && !isBldrError(firstError)) log?.error({ err: firstError }, 'build engine error')
 
   const counts = { executed: 0, cached: 0, skipped: 0, notStarted: 0, interrupted: 0 }

@@ -22,6 +22,7 @@ import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createFsSourceTree } from './fs-source-tree.js'
 import { createSandboxExecutor } from './sandbox-executor.js'
+import { SourceDigests } from './source-digests.js'
 
 export const DEFAULT_BUILD_FILE = 'BUILD.yaml'
 
@@ -129,6 +130,7 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
       root: project.root,
       cas: project.cas,
       actionCache: project.actionCache,
+      sourceDigests: SourceDigests.load(join(project.stateDir, 'source-digests.json')),
       executor: createSandboxExecutor(sandbox),
       platform: PLATFORM,
       keepGoing: opts.keepGoing ?? false,
