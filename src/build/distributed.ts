@@ -157,7 +157,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       root: project.root,
       cas: project.cas,
       actionCache: project.actionCache,
-      sourceDigests: SourceDigests.load(join(project.stateDir, 'source-digests.json')),
+      sourceDigests: SourceDigests.ofProject(project.stateDir),
       executor: createMeshExecutor({
         connect,
         cas: project.cas,

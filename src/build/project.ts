@@ -130,7 +130,7 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
       root: project.root,
       cas: project.cas,
       actionCache: project.actionCache,
-      sourceDigests: SourceDigests.load(join(project.stateDir, 'source-digests.json')),
+      sourceDigests: SourceDigests.ofProject(project.stateDir),
       executor: createSandboxExecutor(sandbox),
       platform: PLATFORM,
       keepGoing: opts.keepGoing ?? false,

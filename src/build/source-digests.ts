@@ -13,13 +13,15 @@
  * could go unseen) would carry a later time. (Git's index has the same rule
  * for "racily clean" files.)
  *
- * The file (`.bldr/source-digests.json`) is only a cache: a missing, stale or
- * corrupt one costs hashing again, never a wrong digest, and it is written
- * atomically at the end of a build.
+ * The file (`.bldr/source-digests.json`) is only a cache, written atomically
+ * at the end of a build: a missing or corrupt one costs hashing again, and an
+ * entry for a file that changed no longer matches its identity. (A forged
+ * digest makes a new action key, and storing the source finds the truth.)
  */
 import { readFileSync, type BigIntStats } from 'node:fs'
+import { join } from 'node:path'
 import { writeFileAtomic } from '../cas/fs-util.js'
-import type { Digest } from '../cas/hasher.js'
+import { isDigest, type Digest } from '../cas/hasher.js'
 
 /** A file's times must be at least this old when it is hashed for its digest to be remembered. */
 export const SETTLED_MS = 2_000
@@ -27,18 +29,18 @@ export const SETTLED_MS = 2_000
 /** Most entries kept (the ones seen in the latest build first). */
 const MAX_ENTRIES = 200_000
 
-const DIGEST = /^[0-9a-f]{64}$/
-
 export class SourceDigests {
-  private readonly known: Map<string, { id: string; digest: Digest }>
   private readonly seen = new Map<string, { id: string; digest: Digest }>()
   private changed = false
 
   private constructor(
     private readonly file: string,
-    known: Map<string, { id: string; digest: Digest }>,
-  ) {
-    this.known = known
+    private readonly known: Map<string, { id: string; digest: Digest }>,
+  ) {}
+
+  /** The digests remembered in a project's state folder (`.bldr`). */
+  static ofProject(stateDir: string): SourceDigests {
+    return SourceDigests.load(join(stateDir, 'source-digests.json'))
   }
 
   /** The remembered digests in `file` (none if it is missing or unreadable). */
@@ -50,7 +52,7 @@ export class SourceDigests {
         const entries = (data as { entries?: unknown }).entries
         if (entries && typeof entries === 'object') {
           for (const [path, e] of Object.entries(entries as Record<string, unknown>)) {
-            if (Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string' && DIGEST.test(e[1])) known.set(path, { id: e[0], digest: e[1] as Digest })
+            if (Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isDigest(e[1])) known.set(path, { id: e[0], digest: e[1] })
           }
         }
       }
