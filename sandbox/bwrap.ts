@@ -7,7 +7,10 @@
  *   do not depend on where the folder is), or at the client's project path
  *   when the action expects it there (`execRoot`: ninja commands), holding
  *   only its declared inputs;
- *   the inputs are read-only to it (it runs as an unprivileged user);
+ *   the inputs are read-only (mode 0444; it runs as an unprivileged user
+ *   inside, but a blob owned by bldr's own user it could chmod, which the
+ *   check after each run catches; a sealed store's blobs, a worker's run as
+ *   root, it cannot change at all, see store.ts);
  * - the toolchain read-only: /usr (with /bin, /lib, /lib64, /sbin as on the
  *   host) and the few files of /etc that compilers need (toolchain.ts);
  * - its own /tmp (if `writeTmp`) and HOME at /bldr/home (read-only unless
@@ -51,15 +54,20 @@ export interface BwrapSandboxInit extends WarmPoolInit {
   bwrapPath?: string
 }
 
+/** bwrap programs that passed the probe in this process (a check before a build and the build's sandbox need one probe). */
+const probed = new Set<string>()
+
 /** The bwrap program, checked to work here; a SandboxError saying how to get it otherwise. */
 export function findBwrap(path?: string): string {
   const candidates = path ? [path] : (process.env['PATH'] ?? '/usr/bin:/bin').split(':').map((d) => `${d}/bwrap`)
   const found = candidates.find((c) => existsSync(c))
   if (!found) throw new SandboxError('bwrap', '-', 'bubblewrap is not installed (on Debian: apt-get install bubblewrap)')
+  if (probed.has(found)) return found
   const probe = spawnSync(found, ['--unshare-all', '--die-with-parent', ...toolchainMounts(), '--', '/usr/bin/true'], { encoding: 'utf8', timeout: 10_000 })
   if (probe.status !== 0) {
     throw new SandboxError('bwrap', '-', `bubblewrap cannot create namespaces here: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`)
   }
+  probed.add(found)
   return found
 }
 
@@ -69,6 +77,8 @@ export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
   return createWarmPool(init, {
     name: 'bwrap',
     isolationNote: BWRAP_ISOLATION_NOTE,
+    // Its user namespace maps bldr's uid to the action's user, with no capabilities over anything outside.
+    ...(process.getuid ? { actionUid: process.getuid() } : {}),
     prepare: async () => undefined,
     refuse: (spec) => {
       const c = spec.capabilities

@@ -182,6 +182,8 @@ export function createDockerSandbox(init: DockerSandboxInit): Sandbox {
     name: 'docker',
     isolationNote: DOCKER_ISOLATION_NOTE,
     ...(root ? { folderOwner: user } : {}),
+    // A process of a user other than root has no capabilities in the container.
+    actionUid: user.uid,
     prepare: async () => {
       client = await connectDocker(init.docker)
       await ensureImage(client, image)

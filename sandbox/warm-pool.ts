@@ -92,6 +92,8 @@ export interface WarmBackend {
   start(profile: Profile, scratch: Scratch, runnerDir: string): Promise<WarmChannel>
   /** Who owns the scratch folders, when actions run as another user than bldr (see scratch.ts). */
   readonly folderOwner?: { uid: number; gid: number }
+  /** The uid (outside any user namespace) its actions run as, without capabilities (see scratch.ts). */
+  readonly actionUid?: number
 }
 
 export interface WarmPoolInit extends ScratchBackendInit {
@@ -156,7 +158,11 @@ class WarmPool implements Sandbox {
     this.slots = init.slots
     this.maxUses = Math.max(1, init.maxUses ?? DEFAULT_MAX_USES)
     this.log = init.log?.child({ component: `sandbox-${backend.name}` })
-    this.pool = new ScratchPool(init.cas, init.scratchRoot, { ...(init.log ? { log: init.log } : {}), ...(backend.folderOwner ? { owner: backend.folderOwner } : {}) })
+    this.pool = new ScratchPool(init.cas, init.scratchRoot, {
+      ...(init.log ? { log: init.log } : {}),
+      ...(backend.folderOwner ? { owner: backend.folderOwner } : {}),
+      ...(backend.actionUid !== undefined ? { actionUid: backend.actionUid } : {}),
+    })
     this.slotGate = new Gate(init.slots)
     this.runnerDir = join(init.scratchRoot, `${process.pid}-runner`)
   }

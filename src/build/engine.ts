@@ -91,7 +91,7 @@ export interface BuildOptions {
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
   log?: Logger
-  /** Source digests remembered from earlier builds (saved when this one ends); without it every source is hashed. */
+  /** Source and tool digests remembered from earlier builds (saved when this one ends); without it every source and tool is hashed. */
   sourceDigests?: SourceDigests
 }
 
@@ -130,7 +130,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const emit = opts.onEvent ?? (() => {})
   const ids = graph.closure(opts.roots)
   // The programs actions start, by content, for their keys (tools.ts).
-  const toolIndex = new ToolIndex(cas.hasher, realpathSync(opts.root))
+  const toolIndex = new ToolIndex(cas.hasher, realpathSync(opts.root), opts.sourceDigests)
   const abort = new AbortController()
   // Every action in flight listens to it (thousands, on a mesh): not a leak.
   setMaxListeners(Infinity, abort.signal)

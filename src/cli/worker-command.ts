@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createBlake3Hasher } from '../cas/hasher.js'
 import { openCasStore } from '../cas/store.js'
+import { SourceDigests } from '../build/source-digests.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
@@ -92,7 +93,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)
 
   const maxStore = parseSizeFlag('--max-store', values['max-store'] ?? DEFAULT_MAX_STORE, 1)
-  const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher())
+  // As root, the store is sealed: its blobs are given to a user no sandboxed action runs as (store.ts).
+  const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher(), { sealed: process.getuid?.() === 0 })
   const budget = new StoreBudget(cas, maxStore, log)
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
@@ -107,7 +109,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     keyFile: join(dataDir, 'peer-key'),
     cas,
     runner: (blobs) =>
-      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, budget, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
+      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, budget, toolDigests: SourceDigests.load(join(dataDir, 'tool-digests.json')), log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
     config: { sandboxes: sandboxNames },
     liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),

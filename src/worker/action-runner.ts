@@ -15,7 +15,7 @@ import pLimit from 'p-limit'
 import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { ToolIndex } from '../cas/tools.js'
+import { ToolIndex, type RememberedDigests } from '../cas/tools.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
 import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
@@ -49,6 +49,8 @@ export interface ActionRunnerInit {
   blobs: BlobExchange
   /** Keeps the store within its size (absent: unbounded). */
   budget?: StoreBudget
+  /** Tool digests remembered across this worker's restarts (saved when one is hashed). */
+  toolDigests?: RememberedDigests & { save(): void }
   log?: Logger
 }
 
@@ -66,7 +68,7 @@ const FETCH_BATCH = 32
 export function createActionRunner(init: ActionRunnerInit): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
   const limit = pLimit(FETCH_CONCURRENCY)
   /** This machine's programs by content, to check an action's against the client's (nothing is under the store's folder). */
-  const toolIndex = new ToolIndex(init.cas.hasher, init.cas.root)
+  const toolIndex = new ToolIndex(init.cas.hasher, init.cas.root, init.toolDigests)
   /** Fetches under way, by digest: two actions needing one blob wait for one fetch. */
   const fetching = new Map<Digest, Promise<void>>()
 
@@ -197,6 +199,11 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
     const otherTool = differentTool(toolIndex, payload)
+    try {
+      init.toolDigests?.save()
+    } catch (err) {
+      init.log?.warn({ err }, 'could not save the tool digests (only a cache)')
+    }
     if (otherTool) return fail(otherTool)
     const spec: SandboxSpec = {
       actionId: id,

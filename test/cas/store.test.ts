@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createBlake3Hasher, type Hasher } from '../../src/cas/hasher.js'
-import { openCasStore, type CasStore } from '../../src/cas/store.js'
+import { BLOB_OWNER, openCasStore, type CasStore } from '../../src/cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../../src/errors.js'
 
 /** Official BLAKE3 test vectors (BLAKE3-team/BLAKE3 test_vectors, hash of the empty input and of "abc"). */
@@ -137,5 +137,32 @@ describe('CAS store', () => {
   it('reports a missing blob by digest', async () => {
     await assert.rejects(cas.getBytes(EMPTY), BlobNotFoundError)
     await assert.rejects(cas.materialize(EMPTY, join(dir, 'nope')), BlobNotFoundError)
+  })
+})
+
+describe('a sealed CAS store (a worker run as root)', { skip: process.getuid?.() !== 0 && 'a sealed store needs root' }, () => {
+  it('gives its blobs to a user no sandbox runs as, also those stored before it was sealed, and trusts one verified until it is forgotten', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-sealed-'))
+    try {
+      const hasher = await createBlake3Hasher()
+      const before = await (await openCasStore(join(dir, 'cas'), hasher)).putBytes('stored before sealing')
+      assert.equal((await stat(join(dir, 'cas', before.digest.slice(0, 2), before.digest))).uid, 0)
+      const cas = await openCasStore(join(dir, 'cas'), hasher, { sealed: true })
+      const ref = await cas.putBytes('abc')
+      for (const d of [ref.digest, before.digest]) {
+        await cas.verify(d)
+        const st = await stat(cas.pathOf(d))
+        assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [BLOB_OWNER.uid, BLOB_OWNER.gid, 0o444], d)
+      }
+      // Verified and sealed: trusted without looking at the file again (nothing sandboxed can change it).
+      await unlink(cas.pathOf(ref.digest))
+      await cas.verify(ref.digest)
+      // Found missing when used, it is forgotten, so the next use fetches it again instead of trusting it.
+      await mkdir(join(dir, 'stage'))
+      await assert.rejects(cas.stage(ref.digest, join(dir, 'stage', 'abc')), BlobNotFoundError)
+      await assert.rejects(cas.verify(ref.digest), BlobNotFoundError)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

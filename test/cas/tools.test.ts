@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { programNames, ToolIndex } from '../../src/cas/tools.js'
+import { SourceDigests } from '../../src/build/source-digests.js'
 
 describe('the programs an action starts', () => {
   it('names argv[0] and, for sh -c, the first word of each command', () => {
@@ -44,6 +45,41 @@ describe('the programs an action starts', () => {
       assert.notEqual(upgraded?.digest, one?.digest)
       const [other] = new ToolIndex(await createBlake3Hasher(), project).toolsOf([join(bin, 'mycc-2')], { PATH })
       assert.notEqual(other?.digest, upgraded?.digest)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('remembers the digest of a settled program between processes by its identity; a fresh one is hashed and not remembered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bldr-tools-'))
+    try {
+      const file = join(dir, 'tool-digests.json')
+      const sh = realpathSync('/bin/sh')
+      const project = join(dir, 'project')
+      const hasher = await createBlake3Hasher()
+      const first = SourceDigests.load(file)
+      const [hashed] = new ToolIndex(hasher, project, first).toolsOf(['/bin/sh'], {})
+      assert.equal(hashed?.digest, hasher.hash(readFileSync(sh)))
+      first.save()
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, [string, string]> }
+      assert.equal(saved.entries[sh]?.[1], hashed?.digest, 'the system shell (old, settled) is remembered')
+      // A later process trusts the remembered digest while the file is unchanged: it does not read the file.
+      const forged = 'c'.repeat(64)
+      saved.entries[sh] = [saved.entries[sh]![0], forged]
+      writeFileSync(file, JSON.stringify(saved))
+      const [remembered] = new ToolIndex(hasher, project, SourceDigests.load(file)).toolsOf(['/bin/sh'], {})
+      assert.equal(remembered?.digest, forged)
+      // A program written just now could change again within the clock's tick: hashed, not remembered.
+      const bin = join(dir, 'bin')
+      mkdirSync(bin)
+      writeFileSync(join(bin, 'fresh-cc'), '#!/bin/sh\n')
+      chmodSync(join(bin, 'fresh-cc'), 0o755)
+      const third = SourceDigests.load(file)
+      const [fresh] = new ToolIndex(hasher, project, third).toolsOf(['fresh-cc'], { PATH: bin })
+      assert.equal(fresh?.digest, hasher.hash(readFileSync(join(bin, 'fresh-cc'))))
+      third.save()
+      const after = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, unknown> }
+      assert.equal(after.entries[join(bin, 'fresh-cc')], undefined)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -23,9 +23,9 @@ import { copyExample, runCli, snapshotFiles, withProject } from '../helpers.js'
 
 type MakeSandbox = (init: { cas: CasStore; scratchRoot: string; slots: number }) => Sandbox
 
-async function withSandbox(make: MakeSandbox, fn: (s: Sandbox, cas: CasStore, dir: string) => Promise<void>): Promise<void> {
+async function withSandbox(make: MakeSandbox, fn: (s: Sandbox, cas: CasStore, dir: string) => Promise<void>, opts: { sealed?: boolean } = {}): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-isolation-'))
-  const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
+  const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher(), opts)
   const sandbox = make({ cas, scratchRoot: join(dir, 'scratch'), slots: 2 })
   try {
     await fn(sandbox, cas, dir)
@@ -161,6 +161,35 @@ for (const backend of ISOLATING) {
         assert.match(err, /in\.txt: Permission denied/)
         assert.equal(r.stdout.toString(), 'ok\n', 'its private /tmp is writable')
         assert.equal((await cas.getBytes(src.digest)).toString(), 'data\n', 'the input blob is intact')
+      })
+    })
+
+    it('cannot make its inputs writable in a sealed store (a worker run as root); an input it could change is caught after the run', { skip: process.getuid?.() !== 0 && 'a sealed store needs root' }, async () => {
+      const tamper = sh('chmod u+w in.txt; echo x >> in.txt; echo done')
+      await withSandbox(
+        make,
+        async (s, cas) => {
+          const src = await cas.putBytes('data\n')
+          const r = await s.run(spec(tamper, { inputs: [{ path: 'in.txt', digest: src.digest, executable: false }] }))
+          assert.match(r.stderr.toString(), /chmod: .*in\.txt.*Operation not permitted/)
+          assert.match(r.stderr.toString(), /in\.txt: Permission denied/)
+          assert.equal(r.stdout.toString(), 'done\n')
+          assert.equal((await cas.getBytes(src.digest)).toString(), 'data\n', 'the input blob is intact')
+        },
+        { sealed: true },
+      )
+      await withSandbox(make, async (s, cas) => {
+        const src = await cas.putBytes('data\n')
+        const run = s.run(spec(tamper, { inputs: [{ path: 'in.txt', digest: src.digest, executable: false }] }))
+        if (backend.name === 'bwrap') {
+          // Inside its user namespace the action is the owner of a blob owned by bldr's root: it can chmod and write it.
+          await assert.rejects(run, /wrote to its input in\.txt/)
+          await assert.rejects(cas.getBytes(src.digest), /blake3/, 'the written blob no longer passes its check and is removed')
+        } else {
+          // Docker runs the action as another user than the blob's owner.
+          assert.match((await run).stderr.toString(), /Operation not permitted/)
+          assert.equal((await cas.getBytes(src.digest)).toString(), 'data\n')
+        }
       })
     })
 

@@ -12,10 +12,10 @@ import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
 import { ScratchPool, type Scratch, type ScratchLayout } from '../../sandbox/scratch.js'
 
-async function withPool(fn: (pool: ScratchPool, cas: CasStore) => Promise<void>): Promise<void> {
+async function withPool(fn: (pool: ScratchPool, cas: CasStore) => Promise<void>, opts: { sealed?: boolean; actionUid?: number } = {}): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-scratch-'))
-  const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
-  const pool = new ScratchPool(cas, join(dir, 'scratch'))
+  const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher(), { sealed: opts.sealed ?? false })
+  const pool = new ScratchPool(cas, join(dir, 'scratch'), opts.actionUid !== undefined ? { actionUid: opts.actionUid } : {})
   try {
     await fn(pool, cas)
   } finally {
@@ -106,5 +106,25 @@ describe('scratch folders', () => {
       assert.deepEqual(await readdir(join(scratch.execRoot, 'include/sys')), ['c.h'])
       assert.deepEqual((await readdir(join(scratch.execRoot, 'include'))).sort(), ['a.h', 'b.h', 'sys'])
     })
+  })
+
+  it('inputs the action cannot write (a sealed store) are not checked after the run, but one it replaced is staged again', { skip: process.getuid?.() !== 0 && 'a sealed store needs root' }, async () => {
+    await withPool(
+      async (pool, cas) => {
+        const layout = await layoutOf(cas, HEADERS, ['out/x.o'])
+        const scratch = await pool.acquire(layout)
+        assert.ok([...scratch.files.values()].every((f) => f.linked && f.sealed), 'links to blobs the action\'s user does not own')
+        await settle(pool, scratch, layout)
+        // The action removes a staged header and writes its own in its place (its folder's mtime moves).
+        await unlink(join(scratch.execRoot, 'include/a.h'))
+        await writeFile(join(scratch.execRoot, 'include/a.h'), 'int a(void) { return 2; }\n')
+        assert.deepEqual(pool.inputsWrittenTo(scratch), [])
+        pool.release(scratch, { retain: true })
+        await pool.acquire(layout, scratch)
+        assert.equal(await readFile(join(scratch.execRoot, 'include/a.h'), 'utf8'), 'int a(void);\n')
+        assert.equal(await readFile(join(scratch.execRoot, 'include/b.h'), 'utf8'), 'int b(void);\n')
+      },
+      { sealed: true, actionUid: 1000 },
+    )
   })
 })
