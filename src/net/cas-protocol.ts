@@ -354,7 +354,9 @@ export class CasClient {
   }
 
   private async exchange<R>(peer: PeerId | Multiaddr, fn: (lp: LengthPrefixedStream, stream: Stream) => Promise<R>): Promise<R> {
-    const stream = await this.node.dialProtocol(peer, CAS_PROTOCOL_ID, { signal: AbortSignal.timeout(this.timeoutMs) })
+    // The protocol id goes out with the first request instead of in a round trip of its own (every
+    // output push and input fetch opens a stream); a peer that does not serve it resets the stream.
+    const stream = await this.node.dialProtocol(peer, CAS_PROTOCOL_ID, { signal: AbortSignal.timeout(this.timeoutMs), negotiateFully: false })
     const lp = flowControlled(stream)
     try {
       const result = await fn(lp, stream)
