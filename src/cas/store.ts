@@ -23,13 +23,13 @@
  * the hard link staged in its scratch folder, not by chmod, since bwrap maps
  * the worker's root to the action's user without capabilities and docker runs
  * actions as an unprivileged user (checked in a test for both). The local
- * sandbox run by root could, and checks every staged input after each run,
- * forgetting any it wrote. So in a sealed store a blob verified once in this
- * process stays so until it is forgotten or removed, and `verify` needs no
- * stat for it: on a 200-file CMake project every action stages ~420 inputs,
- * and one stat each was a tenth of a worker's CPU (bench/ninja). A worker's
- * blobs are never placed in a user's folders, where a user could edit one
- * through its link (a client's store is not sealed, and stats on every use).
+ * sandbox run by root could, and checks every staged input after each run.
+ * So staged links to sealed blobs need no check after a bwrap or docker run
+ * (scratch.ts): on a 200-file CMake project every action stages ~420 inputs.
+ * `verify` still looks at the file before every use: a writer outside bldr
+ * (root, a failing disk that rewrites a block) must be caught there. A
+ * client's store is not sealed: its blobs are also the user's outputs (hard
+ * links in the project), which should look like the user's own files.
  */
 import {
   chmodSync,
@@ -79,7 +79,7 @@ const BLOB_MODE_EXECUTABLE = 0o555
 export const BLOB_OWNER = { uid: 0x7ffffffe, gid: 0x7ffffffe }
 
 export interface CasStoreOptions {
-  /** Seal the store (only as root, see the top): blobs are given to BLOB_OWNER, and one verified stays verified until forgotten. */
+  /** Seal the store (only as root, see the top): blobs are given to BLOB_OWNER, so no sandboxed action can change them. */
   sealed?: boolean
 }
 
@@ -118,8 +118,6 @@ export class CasStore {
    * not hashed again; any write to it changes the identity and forces a new check.
    */
   private readonly verified = new Map<Digest, string>()
-  /** In a sealed store: verified blobs owned by BLOB_OWNER and read-only, which no sandboxed action can change (see the top). */
-  private readonly sealedVerified = new Set<Digest>()
   /** Whether blobs are sealed (see the top). */
   readonly sealed: boolean
   /**
@@ -284,6 +282,29 @@ export class CasStore {
     if (actual !== digest) throw this.corrupt(digest, actual)
   }
 
+  /**
+   * For sending: the bytes of a blob no larger than SYNC_MAX_BYTES, or
+   * undefined for a larger one (stream it with readChunks). They are hashed
+   * unless the file is the one that last matched in this process (its
+   * identity unchanged); the receiver checks them either way. A
+   * blob found corrupt is removed (DigestMismatchError); a missing one is a
+   * BlobNotFoundError.
+   */
+  smallBlob(digest: Digest): Buffer | undefined {
+    const path = this.pathOf(digest)
+    const st = statSync(path, { bigint: true, throwIfNoEntry: false })
+    if (!st) throw new BlobNotFoundError(digest, this.root)
+    if (st.size > BigInt(SYNC_MAX_BYTES)) return undefined
+    const bytes = readFileSync(path)
+    const id = blobIdentity(st)
+    if (this.verified.get(digest) === id) return bytes
+    const actual = this.hasher.hash(bytes)
+    if (actual !== digest) throw this.corrupt(digest, actual)
+    this.verified.set(digest, id)
+    if (this.sealed) seal(path, st)
+    return bytes
+  }
+
   /** The bytes of a blob, verified against its digest. */
   async getBytes(digest: Digest): Promise<Buffer> {
     const path = this.pathOf(digest)
@@ -342,7 +363,6 @@ export class CasStore {
    * it last matched in this process. Throws DigestMismatchError or BlobNotFoundError.
    */
   async verify(digest: Digest): Promise<void> {
-    if (this.sealedVerified.has(digest)) return
     const path = this.pathOf(digest)
     const st = statSync(path, { bigint: true, throwIfNoEntry: false })
     if (!st) throw new BlobNotFoundError(digest, this.root)
@@ -352,24 +372,12 @@ export class CasStore {
       if (actual !== digest) throw this.corrupt(digest, actual)
       this.verified.set(digest, id)
     }
-    if (this.sealed) this.seal(path, digest, st)
-  }
-
-  /**
-   * A verified blob of a sealed store given to BLOB_OWNER and made read-only
-   * if it is not yet (a blob stored before the store was sealed), and from
-   * now on trusted without a stat. Neither change moves its mtime.
-   */
-  private seal(path: string, digest: Digest, st: { uid: bigint; gid: bigint; mode: bigint }): void {
-    if (st.uid !== BigInt(BLOB_OWNER.uid) || st.gid !== BigInt(BLOB_OWNER.gid)) chownSync(path, BLOB_OWNER.uid, BLOB_OWNER.gid)
-    if ((st.mode & 0o222n) !== 0n) chmodSync(path, (st.mode & 0o111n) !== 0n ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
-    this.sealedVerified.add(digest)
+    if (this.sealed) seal(path, st)
   }
 
   /** Forget that a blob was verified (it may have been written to); the next use hashes it again. */
   forget(digest: Digest): void {
     this.verified.delete(digest)
-    this.sealedVerified.delete(digest)
   }
 
   /**
@@ -399,7 +407,8 @@ export class CasStore {
       this.forget(digest)
       throw new BlobNotFoundError(digest, this.root)
     }
-    if (this.verified.get(digest) !== blobIdentity(st) || (this.sealed && !this.sealedVerified.has(digest))) await this.verify(digest)
+    if (this.verified.get(digest) !== blobIdentity(st)) await this.verify(digest)
+    else if (this.sealed) seal(this.pathOf(digest), st)
     if (((st.mode & 0o111n) !== 0n) === (opts.executable ?? false)) {
       try {
         linkSync(this.pathOf(digest), dest)
@@ -496,10 +505,7 @@ export class CasStore {
     if (this.sealed) chownSync(file, BLOB_OWNER.uid, BLOB_OWNER.gid)
     try {
       withParentDir(dest, () => renameSync(file, dest))
-      if (opts.written) {
-        this.verified.set(digest, blobIdentity(statSync(dest, { bigint: true })))
-        if (this.sealed) this.sealedVerified.add(digest)
-      }
+      if (opts.written) this.verified.set(digest, blobIdentity(statSync(dest, { bigint: true })))
     } catch (err) {
       // Scratch folders live beside the store, but a caller may pass a file on another device.
       if (!isErrnoException(err, 'EXDEV')) throw err
@@ -511,6 +517,15 @@ export class CasStore {
       rmSync(file, { force: true })
     }
   }
+}
+
+/**
+ * A blob of a sealed store given to BLOB_OWNER and made read-only if it is
+ * not yet (one stored before the store was sealed). Neither moves its mtime.
+ */
+function seal(path: string, st: { uid: bigint; gid: bigint; mode: bigint }): void {
+  if (st.uid !== BigInt(BLOB_OWNER.uid) || st.gid !== BigInt(BLOB_OWNER.gid)) chownSync(path, BLOB_OWNER.uid, BLOB_OWNER.gid)
+  if ((st.mode & 0o222n) !== 0n) chmodSync(path, (st.mode & 0o111n) !== 0n ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
 }
 
 export async function openCasStore(root: string, hasher: Hasher, opts: CasStoreOptions = {}): Promise<CasStore> {

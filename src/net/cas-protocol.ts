@@ -143,6 +143,55 @@ export interface WireCorruption {
   sent: number
 }
 
+/**
+ * The frames that send a blob of at most the store's small size (read whole):
+ * its chunks and the end frame, the first chunk corrupted when `fault` says
+ * so; null for a larger blob, which is streamed. Thrown: the store's
+ * BlobNotFoundError or DigestMismatchError (the blob is removed).
+ */
+function smallBlobFrames(cas: CasStore, d: Digest, fault: WireCorruption | undefined): Uint8Array[] | null {
+  const bytes = cas.smallBlob(d)
+  if (bytes === undefined) return null
+  const frames: Uint8Array[] = []
+  for (let at = 0; at < bytes.byteLength; at += CHUNK_BYTES) frames.push(bytes.subarray(at, at + CHUNK_BYTES))
+  const first = frames[0]
+  if (first && fault && fault.every > 0 && ++fault.sent % fault.every === 0) {
+    const bad = Uint8Array.from(first)
+    bad[0] = bad[0]! ^ 0xff
+    frames[0] = bad
+  }
+  frames.push(new Uint8Array(0))
+  return frames
+}
+
+/**
+ * Frames of small blobs gathered and written together, up to BATCH_BYTES: a
+ * 200-file build sends ~1,000 blobs of a few KiB, and each write of a frame
+ * costs an encryption and a yamux frame of its own.
+ */
+class FrameBatch {
+  private frames: Uint8Array[] = []
+  private bytes = 0
+  constructor(private readonly lp: LengthPrefixedStream) {}
+  async add(frames: readonly Uint8Array[]): Promise<void> {
+    for (const f of frames) {
+      this.frames.push(f)
+      this.bytes += f.byteLength
+    }
+    if (this.bytes >= BATCH_BYTES) await this.flush()
+  }
+  async flush(): Promise<void> {
+    if (this.frames.length === 0) return
+    const frames = this.frames
+    this.frames = []
+    this.bytes = 0
+    await this.lp.writeV(frames)
+  }
+}
+
+/** Bytes of small-blob frames written at once (FrameBatch). */
+const BATCH_BYTES = 256 * 1024
+
 /** The chunks of a blob as sent: the first one with a byte flipped when `fault` says this blob is to be corrupted. */
 async function* sending(chunks: AsyncIterable<Uint8Array>, fault: WireCorruption | undefined): AsyncGenerator<Uint8Array> {
   let first = true
@@ -169,8 +218,19 @@ export interface CasServerOptions {
 export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOptions = {}): Promise<void> {
   const maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
   const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
-  /** A get's answer: the head, then (if found) the chunks and the end frame. */
-  const serveBlob = async (lp: LengthPrefixedStream, d: Digest): Promise<void> => {
+  /** A get's answer: the head, then (if found) the chunks and the end frame; a small blob's frames join `batch`. */
+  const serveBlob = async (lp: LengthPrefixedStream, d: Digest, batch: FrameBatch): Promise<void> => {
+    let small: Uint8Array[] | null
+    try {
+      small = smallBlobFrames(cas, d, opts.corruptSent)
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) return batch.add([json({ found: false, reason: 'not here' })])
+      if (!(err instanceof DigestMismatchError)) throw err
+      opts.log?.error({ err }, 'a stored blob is corrupt; removed, not served')
+      return batch.add([json({ found: false, reason: 'corrupt here (removed)' })])
+    }
+    if (small) return batch.add([json({ found: true, size: small.reduce((n, f) => n + f.byteLength, 0) }), ...small])
+    await batch.flush()
     const ok = await checkBeforeServing(cas, d, opts.log)
     if (!ok.found) {
       await lp.write(json(ok))
@@ -197,10 +257,10 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
         const have: Digest[] = []
         for (const d of req.digests) if (await cas.has(d)) have.push(d)
         await lp.write(json({ have }))
-      } else if (req.op === 'get') {
-        await serveBlob(lp, req.digest)
-      } else if (req.op === 'getMany') {
-        for (const d of req.digests) await serveBlob(lp, d)
+      } else if (req.op === 'get' || req.op === 'getMany') {
+        const batch = new FrameBatch(lp)
+        for (const d of req.op === 'get' ? [req.digest] : req.digests) await serveBlob(lp, d, batch)
+        await batch.flush()
       } else {
         const refused: { digest: Digest; error: string }[] = []
         const want = new Map<Digest, number>()
@@ -339,11 +399,19 @@ export class CasClient {
       const wanted = parse(await this.read(lp), wantAnswer, 'answer')
       if ('error' in wanted) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused the blobs: ${wanted.error}`)
       const offered = new Set(unique)
+      const batch = new FrameBatch(lp)
       for (const d of wanted.want) {
         if (!offered.has(d)) throw new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} wants blake3 ${d}, which was not offered`)
+        const small = smallBlobFrames(this.cas, d, this.corruptSent)
+        if (small) {
+          await batch.add(small)
+          continue
+        }
+        await batch.flush()
         for await (const chunk of sending(this.cas.readChunks(d, CHUNK_BYTES), this.corruptSent)) await lp.write(chunk)
         await lp.write(new Uint8Array(0))
       }
+      await batch.flush()
       const answer = parse(await this.read(lp), putManyAnswer, 'answer')
       return new Map(answer.refused.map((r) => [r.digest, new ProtocolError(`${CAS_PROTOCOL_ID}: peer ${peer.toString()} refused blake3 ${r.digest}: ${r.error}`)]))
     })
