@@ -1,6 +1,9 @@
 /**
  * The engine's executor for a distributed build: an action is submitted to the
- * mesh (its inputs named by digest, with the worker that produced each), and
+ * mesh (its inputs named by digest, with the worker that produced each; the
+ * files a ninja file stages, its whole source tree, as one listing blob that
+ * every action shares, so a payload does not grow with the tree: ~55 KiB per
+ * action for a 200-file CMake project, and a steal reply is capped at 4 MiB), and
  * its result comes back from whichever worker ran it; the outputs, stdout and
  * stderr are then fetched from that worker by digest, verified, into the
  * project's store. The engine does the rest exactly as in a local build
@@ -12,7 +15,8 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { RemoteExecutionError } from '../errors.js'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { ActionPayload, ExecReport, ResultReport } from '../worker/action-payload.js'
+import { inputListingBytes, type ActionPayload, type ExecReport, type ResultReport } from '../worker/action-payload.js'
+import type { KeyedInput } from '../cas/action-cache.js'
 import { placementOf, type SandboxName, type SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
@@ -74,6 +78,32 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     const n = (submissions.get(base) ?? 0) + 1
     submissions.set(base, n)
     return n === 1 ? base : `${base}#${n}`
+  }
+  /**
+   * The listing of a staged list's files (ninja actions all share one list,
+   * the source tree), by that list: the inputs it was made of (one object
+   * per file in a build, so an unchanged listing is found by identity) and
+   * its blob, stored here for workers to fetch.
+   */
+  const listings = new WeakMap<readonly string[], { members: KeyedInput[]; digest: Digest }>()
+  const stagedSets = new WeakMap<readonly string[], Set<string>>()
+  /** An action's inputs: those its payload names, and its staged files as a listing when there are many. */
+  const splitInputs = async (staged: readonly string[] | undefined, inputs: readonly KeyedInput[]): Promise<{ own: readonly KeyedInput[]; listed?: { digest: Digest; entries: number } }> => {
+    if (!staged) return { own: inputs }
+    let set = stagedSets.get(staged)
+    if (!set) stagedSets.set(staged, (set = new Set(staged)))
+    const byPath = new Map<string, KeyedInput>()
+    const own: KeyedInput[] = []
+    for (const i of inputs) (set.has(i.path) && !producedBy.has(i.digest) ? byPath.set(i.path, i) : own.push(i))
+    // In the staged list's order, so every action of the list makes the same listing.
+    const members = staged.flatMap((p) => byPath.get(p) ?? [])
+    if (members.length === 0) return { own: inputs }
+    let memo = listings.get(staged)
+    if (!memo || memo.members.length !== members.length || memo.members.some((m, k) => m !== members[k])) {
+      memo = { members, digest: (await cas.putBytes(inputListingBytes(members))).digest }
+      listings.set(staged, memo)
+    }
+    return { own, listed: { digest: memo.digest, entries: members.length } }
   }
   let connected: Promise<MeshSession> | undefined
   const connect = (): Promise<MeshSession> =>
@@ -166,6 +196,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     execute: async (action, inputs, { signal, onStart, tools }) => {
       const session = await connect()
       const id = `${session.buildId}/${action.id}`
+      const { own, listed } = await splitInputs(action.staged, inputs)
       const payload: ActionPayload = {
         v: 1,
         client: session.clientId,
@@ -173,10 +204,11 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         sandbox: init.sandbox,
         argv: [...action.argv],
         env: { ...action.env },
-        inputs: inputs.map((i) => {
+        inputs: own.map((i) => {
           const from = producedBy.get(i.digest)
           return { path: i.path, digest: i.digest, executable: i.executable, ...(from ? { from } : {}) }
         }),
+        ...(listed ? { listed } : {}),
         outputs: [...action.outputs],
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },

@@ -19,6 +19,7 @@ const MAX_INPUTS = 100_000
 const inputEntry = z.object({ path: relPath, digest: digestSchema, executable: z.boolean(), from: peerId.optional() }).strict()
 type InputEntry = z.infer<typeof inputEntry>
 const inputList = z.array(inputEntry).max(MAX_INPUTS)
+export type { InputEntry }
 
 /** What `inputList` accepts, checked by hand: a type check and a regular expression per field, not zod's per-field parse. */
 function wellFormedInputs(v: unknown): v is InputEntry[] {
@@ -64,6 +65,14 @@ export const actionPayloadSchema = z
     argv: z.array(z.string().max(64 * 1024)).min(1).max(65_536),
     env: z.record(z.string(), z.string().max(64 * 1024)),
     inputs: inputsSchema,
+    /**
+     * More inputs, listed in a blob of their own (`inputListingBytes`), which
+     * the client serves: the source tree every action of a ninja file stages
+     * (~420 files for a 200-file CMake project) is one listing shared by all
+     * of them, fetched and read once per worker, instead of ~50 KiB in every
+     * payload, encoded, encrypted and decoded along the way.
+     */
+    listed: z.object({ digest: digestSchema, entries: z.number().int().min(1).max(MAX_INPUTS) }).strict().optional(),
     outputs: z.array(relPath).max(10_000),
     timeoutMs: z.number().int().min(1),
     capabilities: z
@@ -111,4 +120,31 @@ export type ExecReport = z.infer<typeof execReportSchema>
  */
 export const resultReportSchema = z.object({ ok: z.boolean(), exec: execReportSchema.optional(), error: z.string().max(16 * 1024).optional() }).strict()
 export type ResultReport = z.infer<typeof resultReportSchema>
+
+/** A listing of inputs (ActionPayload.listed): canonical JSON, `[path, digest, 1 if executable else 0]` per input. */
+export function inputListingBytes(inputs: readonly { path: string; digest: string; executable: boolean }[]): string {
+  return JSON.stringify(inputs.map((i) => [i.path, i.digest, i.executable ? 1 : 0]))
+}
+
+/** The inputs a listing blob names, or why it is not one (checked as a payload's inputs are). */
+export function parseInputListing(text: string): InputEntry[] | string {
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch {
+    return 'not valid JSON'
+  }
+  if (!Array.isArray(v)) return 'not a list'
+  if (v.length > MAX_INPUTS) return `over ${MAX_INPUTS} inputs`
+  const inputs: InputEntry[] = []
+  for (const [n, e] of v.entries()) {
+    if (!Array.isArray(e) || e.length !== 3) return `entry ${n} is not [path, digest, executable]`
+    const [path, digest, executable] = e as unknown[]
+    if (typeof path !== 'string' || path.length < 1 || path.length > PATH_MAX_LEN) return `entry ${n}: bad path`
+    if (!isDigest(digest)) return `entry ${n}: bad digest`
+    if (executable !== 0 && executable !== 1) return `entry ${n}: executable is not 0 or 1`
+    inputs.push({ path, digest, executable: executable === 1 })
+  }
+  return inputs
+}
 

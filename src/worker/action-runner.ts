@@ -18,7 +18,7 @@ import type { CasStore } from '../cas/store.js'
 import { ToolIndex, type RememberedDigests } from '../cas/tools.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
-import { actionPayloadSchema, type ActionPayload, type ResultReport } from './action-payload.js'
+import { actionPayloadSchema, parseInputListing, type ActionPayload, type InputEntry, type ResultReport } from './action-payload.js'
 import type { StoreBudget } from './store-budget.js'
 import type { RunOutcome } from './worker-core.js'
 
@@ -64,6 +64,8 @@ const FETCH_CONCURRENCY = 8
  * Batches still let several fetches run at once.
  */
 const FETCH_BATCH = 32
+/** Input listings kept read (ActionPayload.listed): a build's actions share one or a few. */
+const LISTINGS_KEPT = 8
 
 export function createActionRunner(init: ActionRunnerInit): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
   const limit = pLimit(FETCH_CONCURRENCY)
@@ -185,13 +187,50 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     }
   }
 
+  /** Input listings read, by digest; a fetch under way is shared. */
+  const listings = new Map<Digest, Promise<InputEntry[]>>()
+  const listingOf = (digest: Digest, from: BlobHolder): Promise<InputEntry[]> => {
+    let p = listings.get(digest)
+    if (!p) {
+      p = (async () => {
+        if (!(await intact(digest))) {
+          const err = (await init.blobs.fetchBlobs([digest], [from])).get(digest)
+          if (err) throw err
+        }
+        const entries = parseInputListing((await init.cas.getBytes(digest)).toString('utf8'))
+        if (typeof entries === 'string') throw new Error(`the input listing blake3 ${digest} is malformed: ${entries}`)
+        return entries
+      })()
+      listings.set(digest, p)
+      p.catch(() => listings.delete(digest))
+      if (listings.size > LISTINGS_KEPT) listings.delete(listings.keys().next().value as Digest)
+    }
+    return p
+  }
+
+  /** The payload with the inputs its listing names added (those it names itself come first). */
+  const withListedInputs = async (payload: ActionPayload): Promise<ActionPayload> => {
+    const listed = payload.listed
+    if (!listed) return payload
+    const entries = await listingOf(listed.digest, client(payload))
+    if (entries.length !== listed.entries) throw new Error(`the input listing blake3 ${listed.digest} names ${entries.length} inputs, the payload says ${listed.entries}`)
+    const own = new Set(payload.inputs.map((i) => i.path))
+    return { ...payload, inputs: [...payload.inputs, ...entries.filter((e) => !own.has(e.path))] }
+  }
+
   return async (item) => {
     const parsed = actionPayloadSchema.safeParse(item.payload)
     if (!parsed.success) {
       const first = parsed.error.issues[0]
       return fail(`the action's payload fails its schema: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}`)
     }
-    const payload = parsed.data
+    let payload: ActionPayload
+    try {
+      payload = await withListedInputs(parsed.data)
+    } catch (err) {
+      init.log?.warn({ err, action: item.id }, 'could not read the input listing of an action')
+      return fail(`inputs unavailable: ${(err as Error).message}`)
+    }
     return withinBudget(payload, () => runParsed(item.id, payload))
   }
 

@@ -7,7 +7,7 @@ import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
 import { ToolIndex } from '../../src/cas/tools.js'
 import { DEFAULT_CAPABILITIES, HERMETIC_ENV } from '../../src/graph/action.js'
-import type { ActionPayload, ResultReport } from '../../src/worker/action-payload.js'
+import { inputListingBytes, type ActionPayload, type ResultReport } from '../../src/worker/action-payload.js'
 import { createActionRunner, type BlobExchange, type BlobHolder } from '../../src/worker/action-runner.js'
 import { createLocalSandbox } from '../../sandbox/local.js'
 import { StoreBudget } from '../../src/worker/store-budget.js'
@@ -110,6 +110,28 @@ describe('the action runner of a worker', () => {
       assert.deepEqual(byHolders('client').map((r) => r.digests).sort((x, y) => y - x), [32, 32, 5], 'the client\'s blobs in batches of at most 32')
       assert.deepEqual(byHolders('w2,client').map((r) => r.digests), [5], 'the producer\'s blobs in one request')
       assert.equal(requests.length, 4)
+    })
+  })
+
+  it('takes the inputs a listing blob names (fetched from the client and read once for all actions), with those the payload names itself', async () => {
+    await withWorker(async ({ peer, run, fetched }) => {
+      const tree = await Promise.all(['a.h', 'b.h', 'c.h'].map(async (path) => ({ path, digest: (await peer.putBytes(`/* ${path} */\n`)).digest, executable: false })))
+      const listing = (await peer.putBytes(inputListingBytes(tree))).digest
+      const own = await peer.putBytes('generated\n')
+      const listed = { digest: listing, entries: tree.length }
+      for (const n of [1, 2]) {
+        const out = await run({ id: `b/cat${n}`, payload: payload({ argv: ['sh', '-c', 'cat a.h b.h c.h gen.txt > out.txt'], inputs: [{ path: 'gen.txt', digest: own.digest, executable: false }], listed, outputs: ['out.txt'] }) })
+        assert.equal(out.ok, true, JSON.stringify(out.detail))
+        assert.equal(report(out.detail).exec?.exitCode, 0)
+      }
+      assert.equal(fetched.filter((f) => f.startsWith(listing.slice(0, 8))).length, 1, 'the listing was fetched once')
+      // A listing that is not one, or that names another number of inputs than the payload says, is the worker's failure.
+      const junk = (await peer.putBytes('[["a.h", "not a digest", 0]]')).digest
+      for (const bad of [{ digest: junk, entries: 1 }, { digest: listing, entries: 2 }]) {
+        const out = await run({ id: 'b/bad', payload: payload({ listed: bad }) })
+        assert.equal(out.ok, false)
+        assert.match(report(out.detail).error ?? '', /inputs unavailable: the input listing blake3 [0-9a-f]{64} (is malformed: entry 0: bad digest|names 3 inputs, the payload says 2)/)
+      }
     })
   })
 
