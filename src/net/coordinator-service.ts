@@ -444,56 +444,6 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     if (build) build.events.add(event).catch(() => {})
   }
 
-  /** The start gate: which of `ids` `from` may start now (it holds them); each build is told they started. */
-  const startActions = (ids: readonly string[], from: string): string[] => {
-    const allowed = ids.filter((id) => ledger.started(id, from))
-    const byBuild = new Map<Build, string[]>()
-    const now = performance.now()
-    for (const id of allowed) {
-      const b = buildOf(id)
-      if (!b) continue
-      b.auto?.window.started(id, now)
-      const list = byBuild.get(b)
-      if (list) list.push(id)
-      else byBuild.set(b, [id])
-    }
-    for (const [b, ids] of byBuild) emit(b, { type: 'started', ids, worker: from })
-    return allowed
-  }
-
-  /** Results from `from`, each recorded once (see the ledger); the outcome of each, in order. */
-  const recordResults = (results: readonly { id: string; report: ResultReport }[], from: string): ('recorded' | 'duplicate' | 'conflict' | 'stale' | 'unknown')[] => {
-    const outcomes = results.map(({ id, report }) => {
-      const exec = report.exec
-      // Late: from a worker that no longer holds the action (it was declared lost and the action handed out again), and it came first.
-      const late = ledger.ownerOf(id) !== from
-      // Failed with no run to report (the worker could not run it): only the holder's word counts.
-      const couldNotRun = !report.ok && !exec
-      const outcome = couldNotRun ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
-      if (outcome === 'recorded') countFailure(from, couldNotRun ? (report.error ?? 'no report of the run') : undefined)
-      const account = buildOf(id)?.account
-      if (account) {
-        if (outcome === 'recorded') {
-          account.recorded++
-          if (late) account.lateResults++
-        } else if (outcome === 'duplicate') account.duplicatesIgnored++
-        else if (outcome === 'conflict') account.conflicts++
-        else if (outcome === 'stale') account.staleFailures++
-      }
-      if (outcome === 'recorded') {
-        submitted.delete(id)
-        const b = buildOf(id)
-        b?.auto?.window.finished(id, performance.now())
-        // A worker's addresses go to a client once per build (it dials the worker for outputs only if a push failed).
-        const addrs = b && !b.toldAddrs.has(from) ? (b.toldAddrs.add(from), registered.get(from)?.addrs ?? []) : []
-        emit(b, { type: 'result', id, worker: from, addrs, report })
-      } else log?.warn({ action: id, worker: from, outcome }, 'a result was not recorded as new')
-      for (const l of resultListeners) l({ id, worker: from, report, outcome })
-      return outcome
-    })
-    return outcomes
-  }
-
   await serveProtocol(
     node,
     COORDINATOR_PROTOCOL,
@@ -512,8 +462,21 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           dispatch()
           return { type: 'registered', peers }
         }
-        case 'start':
-          return { type: 'allowed', ids: startActions(req.ids, from) }
+        case 'start': {
+          const allowed = req.ids.filter((id) => ledger.started(id, from))
+          const byBuild = new Map<Build, string[]>()
+          const now = performance.now()
+          for (const id of allowed) {
+            const b = buildOf(id)
+            if (!b) continue
+            b.auto?.window.started(id, now)
+            const list = byBuild.get(b)
+            if (list) list.push(id)
+            else byBuild.set(b, [id])
+          }
+          for (const [b, ids] of byBuild) emit(b, { type: 'started', ids, worker: from })
+          return { type: 'allowed', ids: allowed }
+        }
         case 'transfer':
           // A quarantined thief is given nothing (recorded for the steal id, so the victim's settle agrees).
           return { type: 'accepted', ids: ledger.transfer(req.stealId, benched(from) ? [] : req.ids, req.victim, from).accepted }
@@ -530,16 +493,36 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
           return { type: 'released', ids: back }
         }
         case 'results': {
-          const outcomes = recordResults(req.results, from)
+          const outcomes = req.results.map(({ id, report }) => {
+            const exec = report.exec
+            // Late: from a worker that no longer holds the action (it was declared lost and the action handed out again), and it came first.
+            const late = ledger.ownerOf(id) !== from
+            // Failed with no run to report (the worker could not run it): only the holder's word counts.
+            const couldNotRun = !report.ok && !exec
+            const outcome = couldNotRun ? ledger.recordFailure(id, from) : ledger.recordResult(id, from, { key: id, outputs: exec?.outputs.map((o) => o.digest) ?? [], exitCode: exec?.exitCode ?? -1 })
+            if (outcome === 'recorded') countFailure(from, couldNotRun ? (report.error ?? 'no report of the run') : undefined)
+            const account = buildOf(id)?.account
+            if (account) {
+              if (outcome === 'recorded') {
+                account.recorded++
+                if (late) account.lateResults++
+              } else if (outcome === 'duplicate') account.duplicatesIgnored++
+              else if (outcome === 'conflict') account.conflicts++
+              else if (outcome === 'stale') account.staleFailures++
+            }
+            if (outcome === 'recorded') {
+              submitted.delete(id)
+              const b = buildOf(id)
+              b?.auto?.window.finished(id, performance.now())
+              // A worker's addresses go to a client once per build (it dials the worker for outputs only if a push failed).
+              const addrs = b && !b.toldAddrs.has(from) ? (b.toldAddrs.add(from), registered.get(from)?.addrs ?? []) : []
+              emit(b, { type: 'result', id, worker: from, addrs, report })
+            } else log?.warn({ action: id, worker: from, outcome }, 'a result was not recorded as new')
+            for (const l of resultListeners) l({ id, worker: from, report, outcome })
+            return outcome
+          })
           dispatch()
           return { type: 'recorded', outcomes }
-        }
-        case 'report': {
-          // Results first: a worker reports one action and asks to start its next in one call.
-          const outcomes = recordResults(req.results ?? [], from)
-          const allowed = startActions(req.start ?? [], from)
-          dispatch()
-          return { type: 'reported', outcomes, allowed }
         }
       }
     },

@@ -38,8 +38,6 @@ const coordinatorRequest = z.discriminatedUnion('type', [
   /** A leaving worker gives back what it still has queued. */
   z.object({ type: z.literal('release'), ids }).strict(),
   z.object({ type: z.literal('results'), results: z.array(z.object({ id: actionId, report: resultReportSchema }).strict()).min(1).max(4096) }).strict(),
-  /** Results and start requests in one call (a worker reporting an action asks to start its next): results are recorded first. */
-  z.object({ type: z.literal('report'), results: z.array(z.object({ id: actionId, report: resultReportSchema }).strict()).max(4096).optional(), start: ids.optional() }).strict(),
 ])
 const coordinatorResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('registered'), peers: z.array(z.object({ id: peerId, addrs: z.array(z.string().max(256)).max(16) })).max(10_000) }),
@@ -48,12 +46,11 @@ const coordinatorResponse = z.discriminatedUnion('type', [
   z.object({ type: z.literal('settled'), moved: ids }),
   z.object({ type: z.literal('released'), ids }),
   z.object({ type: z.literal('recorded'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'stale', 'unknown'])) }),
-  z.object({ type: z.literal('reported'), outcomes: z.array(z.enum(['recorded', 'duplicate', 'conflict', 'stale', 'unknown'])), allowed: ids }),
 ])
 export type CoordinatorRequest = z.infer<typeof coordinatorRequest>
 export type CoordinatorResponse = z.infer<typeof coordinatorResponse>
 
-/** Worker → coordinator: registration, the start gate, steal transfers and settlements, results (with the next starts: `report`), leaving. */
+/** Worker → coordinator: registration, the start gate, steal transfers and settlements, results, leaving. */
 export const COORDINATOR_PROTOCOL: ProtocolSpec<CoordinatorRequest, CoordinatorResponse> = {
   id: '/bldr/coordinator/1.0.0',
   maxFrameBytes: 4 * 1024 * 1024,

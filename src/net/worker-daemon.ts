@@ -94,22 +94,19 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       onRetry: (err, attempt) => log?.warn({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
     })
 
-  // Start requests and results are batched together: under load one call carries many, and a
-  // worker that finishes an action and starts its next (in the same tick) makes one round trip, not two.
-  type Report = { start: string } | { result: { id: string; report: ResultReport } }
-  const reports = new Batcher<Report, boolean | string>(async (batch) => {
-    const start = batch.flatMap((r) => ('start' in r ? [r.start] : []))
-    const results = batch.flatMap((r) => ('result' in r ? [r.result] : []))
-    const answer = await call({ type: 'report', ...(results.length > 0 ? { results } : {}), ...(start.length > 0 ? { start } : {}) }, 'reported')
-    if (answer.outcomes.length !== results.length) throw new Error(`the coordinator answered ${answer.outcomes.length} of ${results.length} results`)
-    const allowed = new Set(answer.allowed)
-    let r = 0
-    return batch.map((item) => ('start' in item ? allowed.has(item.start) : answer.outcomes[r++]!))
+  // Start requests and results are batched: under load, one call carries many.
+  const starts = new Batcher<string, boolean>(async (ids) => {
+    const allowed = new Set((await call({ type: 'start', ids }, 'allowed')).ids)
+    return ids.map((i) => allowed.has(i))
   }, MAX_BATCH)
+  const results = new Batcher<{ id: string; report: ResultReport }, string>(
+    async (batch) => (await call({ type: 'results', results: batch }, 'recorded')).outcomes,
+    MAX_BATCH,
+  )
 
   const port: MeshPort<WireItem> = {
     startActions: async (_worker, ids) => {
-      const ok = await Promise.all(ids.map((i) => reports.add({ start: i })))
+      const ok = await Promise.all(ids.map((i) => starts.add(i)))
       return ids.filter((_, i) => ok[i])
     },
     transfer: async (stealId, ids, victim) => (await call({ type: 'transfer', stealId, ids, victim }, 'accepted')).ids,
@@ -117,7 +114,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     reportResult: async (_worker, item, outcome) => {
       const parsed = resultReportSchema.safeParse(outcome.detail)
       const report: ResultReport = parsed.success ? parsed.data : outcome.ok ? { ok: true } : { ok: false, error: describe(outcome.detail) }
-      const recorded = await reports.add({ result: { id: item.id, report } })
+      const recorded = await results.add({ id: item.id, report })
       // 'unknown': the build was closed meanwhile (its client stopped), which is routine; a duplicate or conflict is not.
       if (recorded === 'unknown') log?.debug({ action: item.id }, 'a result for a build that is closed')
       // 'stale': this worker could not run an action it no longer holds (it was declared lost meanwhile); the holder reports.
