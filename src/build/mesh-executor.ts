@@ -87,7 +87,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
    */
   const listings = new WeakMap<readonly string[], { members: KeyedInput[]; digest: Digest }>()
   const stagedSets = new WeakMap<readonly string[], Set<string>>()
-  /** An action's inputs: those its payload names, and its staged files as a listing when there are many. */
+  /** An action's inputs: those its payload names, and (a ninja action's) staged files as a listing. */
   const splitInputs = async (staged: readonly string[] | undefined, inputs: readonly KeyedInput[]): Promise<{ own: readonly KeyedInput[]; listed?: { digest: Digest; entries: number } }> => {
     if (!staged) return { own: inputs }
     let set = stagedSets.get(staged)
