@@ -94,7 +94,8 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     if (!set) stagedSets.set(staged, (set = new Set(staged)))
     const byPath = new Map<string, KeyedInput>()
     const own: KeyedInput[] = []
-    for (const i of inputs) (set.has(i.path) && !producedBy.has(i.digest) ? byPath.set(i.path, i) : own.push(i))
+    // Staged files are the ones no statement makes: the client serves them all.
+    for (const i of inputs) (set.has(i.path) ? byPath.set(i.path, i) : own.push(i))
     // In the staged list's order, so every action of the list makes the same listing.
     const members = staged.flatMap((p) => byPath.get(p) ?? [])
     if (members.length === 0) return { own: inputs }

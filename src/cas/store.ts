@@ -407,8 +407,8 @@ export class CasStore {
       this.forget(digest)
       throw new BlobNotFoundError(digest, this.root)
     }
+    // (Every blob this process verified or wrote in a sealed store is sealed already.)
     if (this.verified.get(digest) !== blobIdentity(st)) await this.verify(digest)
-    else if (this.sealed) seal(this.pathOf(digest), st)
     if (((st.mode & 0o111n) !== 0n) === (opts.executable ?? false)) {
       try {
         linkSync(this.pathOf(digest), dest)

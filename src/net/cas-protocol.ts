@@ -154,12 +154,7 @@ function smallBlobFrames(cas: CasStore, d: Digest, fault: WireCorruption | undef
   if (bytes === undefined) return null
   const frames: Uint8Array[] = []
   for (let at = 0; at < bytes.byteLength; at += CHUNK_BYTES) frames.push(bytes.subarray(at, at + CHUNK_BYTES))
-  const first = frames[0]
-  if (first && fault && fault.every > 0 && ++fault.sent % fault.every === 0) {
-    const bad = Uint8Array.from(first)
-    bad[0] = bad[0]! ^ 0xff
-    frames[0] = bad
-  }
+  if (frames[0]) frames[0] = corruptFirst(frames[0], fault)
   frames.push(new Uint8Array(0))
   return frames
 }
@@ -196,13 +191,17 @@ const BATCH_BYTES = 256 * 1024
 async function* sending(chunks: AsyncIterable<Uint8Array>, fault: WireCorruption | undefined): AsyncGenerator<Uint8Array> {
   let first = true
   for await (const chunk of chunks) {
-    if (first && fault && fault.every > 0 && chunk.byteLength > 0 && ++fault.sent % fault.every === 0) {
-      const bad = Uint8Array.from(chunk)
-      bad[0] = bad[0]! ^ 0xff
-      yield bad
-    } else yield chunk
+    yield first ? corruptFirst(chunk, fault) : chunk
     first = false
   }
+}
+
+/** A blob's first chunk as sent: a copy with a byte flipped when `fault` says this (non-empty) blob is to be corrupted. */
+function corruptFirst(chunk: Uint8Array, fault: WireCorruption | undefined): Uint8Array {
+  if (!fault || fault.every <= 0 || chunk.byteLength === 0 || ++fault.sent % fault.every !== 0) return chunk
+  const bad = Uint8Array.from(chunk)
+  bad[0] = bad[0]! ^ 0xff
+  return bad
 }
 
 export interface CasServerOptions {
