@@ -145,6 +145,24 @@ actions:
     })
   })
 
+  it('writes all of a long listing to a pipe whose reader starts late', async () => {
+    const actions = Array.from({ length: 1000 }, (_, i) => `  step_${i}:\n    command: [sh, -c, "echo ${i} > out/s${i}.txt"]\n    outputs: [out/s${i}.txt]\n`).join('')
+    await withProject(makeProject({ 'BUILD.yaml': `actions:\n${actions}` }), async (dir) => {
+      const child = spawn(process.execPath, [BLDR_BIN, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      const closed = new Promise<number | null>((resolve) => child.once('close', resolve))
+      // Nothing is read for a while: bldr, done long before, must wait for the pipe, not drop what it could not take.
+      child.stdout.pause()
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const chunks: Buffer[] = []
+      child.stdout.on('data', (c: Buffer) => chunks.push(c))
+      child.stdout.resume()
+      assert.equal(await closed, 0)
+      const text = Buffer.concat(chunks).toString('utf8')
+      assert.ok(text.length > 128 * 1024, `the listing is longer than two pipe buffers (${text.length} bytes)`)
+      assert.equal((JSON.parse(text) as unknown[]).length, 1000)
+    })
+  })
+
   it('Ctrl-C stops the build, kills running actions, exits 130', async () => {
     const marker = join(tmpdir(), `bldr-test-marker-${process.pid}-${Date.now()}`)
     const { dir, cleanup } = await makeProject({
