@@ -18,6 +18,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { nodeChildEnv } from '../src/node-child-env.js'
 import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import type { RunnerReply, RunnerRequest } from './runner-main.js'
 import type { ProcessRequest, ProcessResult } from './run-process.js'
@@ -81,7 +82,7 @@ export class ProcessRunner {
 
   private ensureChild(): ChildProcess {
     if (this.child?.connected) return this.child
-    const child = fork(RUNNER_MAIN, [String(this.maxRunning)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] })
+    const child = fork(RUNNER_MAIN, [String(this.maxRunning)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [], env: nodeChildEnv() })
     child.on('message', (msg: RunnerReply) => {
       const p = this.pending.get(msg.id)
       if (!p) return

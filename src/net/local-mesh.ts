@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { StrategyName } from '../../strategies/index.js'
+import { dockerOverNetwork, nodeChildEnv } from '../node-child-env.js'
 import { startCoordinatorService, type CoordinatorService } from './coordinator-service.js'
 import type { Liveness } from './liveness.js'
 
@@ -142,7 +143,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           '--stop-when-stdin-closes',
           ...(opts.liveness ? ['--heartbeat-interval', String(opts.liveness.heartbeatIntervalMs), '--worker-timeout', String(opts.liveness.workerTimeoutMs)] : []),
         ],
-        { stdio: ['pipe', 'ignore', 'inherit'] },
+        { stdio: ['pipe', 'ignore', 'inherit'], env: nodeChildEnv({ keepCaCerts: opts.sandbox === 'docker' && dockerOverNetwork() }) },
       )
       procs.push(p)
       exited.set(
