@@ -20,7 +20,7 @@ import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
 import { actionPayloadSchema, parseInputListing, type ActionPayload, type InputEntry, type ResultReport } from './action-payload.js'
 import type { StoreBudget } from './store-budget.js'
-import type { RunOutcome } from './worker-core.js'
+import type { RunContext, RunOutcome } from './worker-core.js'
 
 /** A peer that may hold a blob: its id, and addresses if it may not be known yet. */
 export interface BlobHolder {
@@ -67,7 +67,10 @@ const FETCH_BATCH = 32
 /** Input listings kept read (ActionPayload.listed): a build's actions share one or a few. */
 const LISTINGS_KEPT = 8
 
-export function createActionRunner(init: ActionRunnerInit): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+/** An action runner as the worker calls it (see Runner in worker-core.ts). */
+export type ActionRunner = (item: { id: string; payload: unknown }, ctx?: RunContext) => Promise<RunOutcome>
+
+export function createActionRunner(init: ActionRunnerInit): ActionRunner {
   const limit = pLimit(FETCH_CONCURRENCY)
   /** This machine's programs by content, to check an action's against the client's (nothing is under the store's folder). */
   const toolIndex = new ToolIndex(init.cas.hasher, init.cas.root, init.toolDigests)
@@ -218,7 +221,7 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     return { ...payload, inputs: [...payload.inputs, ...entries.filter((e) => !own.has(e.path))] }
   }
 
-  return async (item) => {
+  return async (item, ctx) => {
     const parsed = actionPayloadSchema.safeParse(item.payload)
     if (!parsed.success) {
       const first = parsed.error.issues[0]
@@ -231,10 +234,10 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
       init.log?.warn({ err, action: item.id }, 'could not read the input listing of an action')
       return fail(`inputs unavailable: ${(err as Error).message}`)
     }
-    return withinBudget(payload, () => runParsed(item.id, payload))
+    return withinBudget(payload, () => runParsed(item.id, payload, ctx))
   }
 
-  async function runParsed(id: string, payload: ActionPayload): Promise<RunOutcome> {
+  async function runParsed(id: string, payload: ActionPayload, ctx: RunContext | undefined): Promise<RunOutcome> {
     const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
     const otherTool = differentTool(toolIndex, payload)
@@ -265,6 +268,8 @@ export function createActionRunner(init: ActionRunnerInit): (item: { id: string;
     try {
       const result = await sandbox.run(spec)
       const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
+      // Everything is in this worker's store: the next action may start while these go to the client.
+      ctx?.slotDone()
       try {
         await init.blobs.pushBlobs([...result.outputs.map((o) => o.digest), stdout.digest, stderr.digest], client(payload))
       } catch (err) {
@@ -322,13 +327,13 @@ function client(payload: ActionPayload): BlobHolder {
  * infrastructure failure without running, as a sandbox that cannot start is.
  * `broken`: every action is, retries too (a worker whose sandbox is broken).
  */
-export function withInjectedFailures(run: (item: { id: string; payload: unknown }) => Promise<RunOutcome>, everyN: number, broken = false): (item: { id: string; payload: unknown }) => Promise<RunOutcome> {
+export function withInjectedFailures(run: ActionRunner, everyN: number, broken = false): ActionRunner {
   if (broken) return async () => fail('injected fault (BLDR_FAULT_BROKEN): the sandbox did not start')
   if (everyN <= 0) return run
   let firstTries = 0
-  return async (item) => {
+  return async (item, ctx) => {
     if (!isRetry(item.id) && ++firstTries % everyN === 0) return fail('injected fault (BLDR_FAULT_FAIL_EVERY): the sandbox did not start')
-    return run(item)
+    return run(item, ctx)
   }
 }
 

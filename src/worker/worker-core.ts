@@ -81,7 +81,18 @@ export interface MeshPort<T extends WorkItem> {
   announce(worker: string, a: LoadAnnouncement): void
 }
 
-export type Runner<T> = (item: T) => Promise<RunOutcome>
+/** What a runner may tell the worker while an action is under way. */
+export interface RunContext {
+  /**
+   * The action's command is done and its outputs are in the worker's store;
+   * what is left (sending them to the client) needs no slot, so the next
+   * action can start meanwhile. Calling it is optional; a second call does
+   * nothing.
+   */
+  slotDone(): void
+}
+
+export type Runner<T> = (item: T, ctx: RunContext) => Promise<RunOutcome>
 
 export interface WorkerConfig {
   id: string
@@ -421,20 +432,27 @@ export class WorkerCore<T extends WorkItem> {
 
   private async run(item: T): Promise<void> {
     this.maybeAnnounce()
+    // The slot is free as soon as the command is done (the runner says when,
+    // or it returns): sending the outputs and the report go on meanwhile. The
+    // port batches reports, and outputs go to the client in a round trip of
+    // their own, so waiting for either would idle the slot once per action.
+    let freed = false
+    const slotDone = (): void => {
+      if (freed) return
+      freed = true
+      this.reporting++
+      this.release(1)
+      this.pump()
+      this.maybeAnnounce()
+    }
     let outcome: RunOutcome
     try {
-      outcome = await this.runner(item)
+      outcome = await this.runner(item, { slotDone })
     } catch (err) {
       outcome = { ok: false, detail: err }
     }
     this.stats.executed++
-    // The slot is free as soon as the command is done; the report goes on
-    // meanwhile (the port batches reports, so waiting for one would idle the
-    // slot for a round trip per action).
-    this.reporting++
-    this.release(1)
-    this.pump()
-    this.maybeAnnounce()
+    slotDone()
     try {
       await this.port.reportResult(this.config.id, item, outcome)
     } catch {

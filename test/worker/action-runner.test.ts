@@ -70,14 +70,21 @@ function payload(over: Partial<ActionPayload>): ActionPayload {
 const report = (detail: unknown): ResultReport => detail as ResultReport
 
 describe('the action runner of a worker', () => {
-  it('fetches missing inputs (producer first, then the client), runs, and pushes outputs before reporting them', async () => {
-    await withWorker(async ({ peer, run, fetched, pushed }) => {
+  it('fetches missing inputs (producer first, then the client), runs, frees its slot, and pushes outputs before reporting them', async () => {
+    await withWorker(async ({ cas, peer, run, fetched, pushed }) => {
       const src = await peer.putBytes('hello\n')
-      const out = await run({
-        id: 'b/upper',
-        payload: payload({ argv: ['sh', '-c', 'tr a-z A-Z < in.txt > out.txt; echo done'], inputs: [{ path: 'in.txt', digest: src.digest, executable: false, from: 'w2' }], outputs: ['out.txt'] }),
-      })
+      /** How much was sent to the client when the runner said the slot was free. */
+      const atSlotDone: { pushed: number }[] = []
+      const out = await run(
+        {
+          id: 'b/upper',
+          payload: payload({ argv: ['sh', '-c', 'tr a-z A-Z < in.txt > out.txt; echo done'], inputs: [{ path: 'in.txt', digest: src.digest, executable: false, from: 'w2' }], outputs: ['out.txt'] }),
+        },
+        { slotDone: () => void atSlotDone.push({ pushed: pushed.length }) },
+      )
       assert.equal(out.ok, true)
+      assert.deepEqual(atSlotDone, [{ pushed: 0 }], 'the slot was freed once, before anything was sent to the client')
+      assert.ok(await cas.has(report(out.detail).exec!.outputs[0]!.digest), "the output is in the worker's store")
       const exec = report(out.detail).exec!
       assert.equal(exec.exitCode, 0)
       assert.equal(exec.outputs.length, 1)

@@ -137,6 +137,36 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
     assertExactlyOnce(r, 50)
     assert.equal(r.workers[0]!.stats.stealsAttempted, 0)
   })
+  it('a slot is free when the runner says its command is done: the next action starts while the last one\'s outputs are sent, and its result is reported only after', async () => {
+    const clock = new VirtualClock()
+    const reported: { id: string; atMs: number }[] = []
+    const port: MeshPort<Item> = { ...quietPort(), reportResult: async (_w, item) => void reported.push({ id: item.id, atMs: clock.now() }) }
+    const started: { id: string; atMs: number }[] = []
+    const worker = new WorkerCore<Item>(
+      { ...DEFAULT_WORKER_CONFIG, id: 'w0', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(1), platform: 'linux-x64', sandboxes: ['local'] },
+      port,
+      // 10 ms of command, then 30 ms of sending outputs that needs no slot.
+      (item, ctx) =>
+        new Promise((resolve) => {
+          started.push({ id: item.id, atMs: clock.now() })
+          clock.after(10, () => {
+            ctx.slotDone()
+            clock.after(30, () => resolve({ ok: true }))
+          })
+        }),
+      clock,
+    )
+    worker.start()
+    worker.seed([{ id: 'a', durationMs: 0 }, { id: 'b', durationMs: 0 }, { id: 'c', durationMs: 0 }])
+    await clock.run({ untilMs: 500 })
+    worker.stop()
+    assert.equal(started.length, 3)
+    for (let i = 1; i < started.length; i++) assert.equal(started[i]!.atMs - started[i - 1]!.atMs, 10, `each action started when the one before freed its slot: ${JSON.stringify(started)}`)
+    assert.deepEqual(reported.map((r) => r.atMs - started.find((s) => s.id === r.id)!.atMs), [40, 40, 40], `each result went out when its runner finished: ${JSON.stringify(reported)}`)
+    assert.equal(worker.stats.executed, 3)
+    assert.ok(worker.idle)
+  })
+
   it('a load change inside the announce gap is announced when the gap ends, so peers do not keep a stale queue depth', async () => {
     const clock = new VirtualClock()
     const sent: { atMs: number; queueDepth: number }[] = []
