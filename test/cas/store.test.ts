@@ -54,7 +54,7 @@ describe('CAS store', () => {
   it('stores bytes under their BLAKE3 digest in a sharded folder, read-only', async () => {
     const ref = await cas.putBytes('abc')
     assert.deepEqual(ref, { digest: ABC, size: 3 })
-    assert.equal(cas.pathOf(ABC), join(dir, 'cas', '64', ABC))
+    assert.equal(cas.pathOf(ABC), join(dir, 'cas', '6', ABC))
     assert.equal((await stat(cas.pathOf(ABC))).mode & 0o777, 0o444)
     assert.equal((await cas.getBytes(ABC)).toString(), 'abc')
     assert.equal(await cas.has(ABC), true)
@@ -138,6 +138,23 @@ describe('CAS store', () => {
     await assert.rejects(cas.getBytes(EMPTY), BlobNotFoundError)
     await assert.rejects(cas.materialize(EMPTY, join(dir, 'nope')), BlobNotFoundError)
   })
+
+  it('keeps blobs in 16 folders by their first hex digit, and moves those of a store laid out by two digits when it opens', async () => {
+    const root = join(dir, 'layout')
+    const fresh = await openCasStore(root, cas.hasher)
+    const refs = await Promise.all(Array.from({ length: 200 }, (_, i) => fresh.putBytes(`blob ${i}`)))
+    const shards = (await readdir(root)).filter((n) => n !== 'tmp').sort()
+    assert.ok(shards.length <= 16 && shards.every((n) => /^[0-9a-f]$/.test(n)), `one-digit shards only: ${shards.join(' ')}`)
+    for (const r of refs) assert.equal(fresh.pathOf(r.digest), join(root, r.digest.slice(0, 1), r.digest))
+    // The layout before: <d0d1>/<digest>.
+    const old = join(dir, 'old-layout')
+    const ref = await cas.putBytes('stored by an older bldr')
+    await mkdir(join(old, ref.digest.slice(0, 2)), { recursive: true })
+    await writeFile(join(old, ref.digest.slice(0, 2), ref.digest), 'stored by an older bldr')
+    const reopened = await openCasStore(old, cas.hasher)
+    assert.equal((await reopened.getBytes(ref.digest)).toString(), 'stored by an older bldr')
+    assert.deepEqual((await readdir(old)).sort(), [ref.digest.slice(0, 1), 'tmp'], 'the two-digit folder is gone')
+  })
 })
 
 describe('a sealed CAS store (a worker run as root)', { skip: process.getuid?.() !== 0 && 'a sealed store needs root' }, () => {
@@ -146,7 +163,7 @@ describe('a sealed CAS store (a worker run as root)', { skip: process.getuid?.()
     try {
       const hasher = await createBlake3Hasher()
       const before = await (await openCasStore(join(dir, 'cas'), hasher)).putBytes('stored before sealing')
-      assert.equal((await stat(join(dir, 'cas', before.digest.slice(0, 2), before.digest))).uid, 0)
+      assert.equal((await stat(join(dir, 'cas', before.digest.slice(0, 1), before.digest))).uid, 0)
       const cas = await openCasStore(join(dir, 'cas'), hasher, { sealed: true })
       const ref = await cas.putBytes('abc')
       for (const d of [ref.digest, before.digest]) {
