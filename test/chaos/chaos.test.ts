@@ -19,13 +19,14 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { before, describe, it } from 'node:test'
 import { chaosProject } from '../../bench/gen-chaos-project.js'
 import { isAlive } from '../../src/cas/fs-util.js'
+import { storedBlobs } from '../../src/cas/store.js'
 import { childPids, makeProject, runCli, snapshotFiles, startBldr, terminate, waitForLine, withProject, type Started } from '../helpers.js'
 
 const ROUNDS = Math.max(1, Number(process.env['BLDR_CHAOS_ROUNDS'] ?? 1))
@@ -145,21 +146,18 @@ async function dataDirOf(pid: number): Promise<string> {
 /** Flip the first byte of every non-empty blob in a store, in place (the inode stays; hard links to it see the change). */
 async function flipStoredBlobs(casRoot: string): Promise<number> {
   let flipped = 0
-  for (const shard of await readdir(casRoot)) {
-    if (!/^[0-9a-f]{2}$/.test(shard)) continue
-    for (const name of await readdir(join(casRoot, shard))) {
-      const fh = await open(join(casRoot, shard, name), 'r+').catch(() => undefined)
-      if (!fh) continue
-      try {
-        const b = Buffer.alloc(1)
-        if ((await fh.read(b, 0, 1, 0)).bytesRead === 1) {
-          b[0] = b[0]! ^ 0xff
-          await fh.write(b, 0, 1, 0)
-          flipped++
-        }
-      } finally {
-        await fh.close()
+  for (const { path } of storedBlobs(casRoot)) {
+    const fh = await open(path, 'r+').catch(() => undefined)
+    if (!fh) continue
+    try {
+      const b = Buffer.alloc(1)
+      if ((await fh.read(b, 0, 1, 0)).bytesRead === 1) {
+        b[0] = b[0]! ^ 0xff
+        await fh.write(b, 0, 1, 0)
+        flipped++
       }
+    } finally {
+      await fh.close()
     }
   }
   return flipped
@@ -330,9 +328,16 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, 40 + triggerAt(r))
-        const workers = await childPids(b.proc.pid!)
-        const flipped = await flipStoredBlobs(join(await dataDirOf(workers[(r + 2) % 3]!), 'cas'))
-        assert.ok(flipped > 0, 'blobs were flipped')
+        let flipped: number
+        try {
+          const workers = await childPids(b.proc.pid!)
+          flipped = await flipStoredBlobs(join(await dataDirOf(workers[(r + 2) % 3]!), 'cas'))
+          assert.ok(flipped > 0, 'blobs were flipped')
+        } catch (err) {
+          // Not left running (with its workers) in a folder about to be removed.
+          await terminate(b.proc)
+          throw err
+        }
         const code = await b.exited
         const stats = await readStats(statsFile)
         await assertSound(dir, code, b.output(), stats)

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { storedBlobs } from '../../src/cas/store.js'
 import { makeProject, runCli, withProject } from '../helpers.js'
 
 /** Three actions, each writing `size` bytes made from its input. */
@@ -14,7 +15,7 @@ const PROJECT = {
   'c.in': 'c'.repeat(1000),
 }
 
-const blobs = (dir: string): number => readdirSync(join(dir, '.bldr', 'cas')).filter((s) => /^[0-9a-f]{2}$/.test(s)).reduce((n, s) => n + readdirSync(join(dir, '.bldr', 'cas', s)).length, 0)
+const blobs = (dir: string): number => storedBlobs(join(dir, '.bldr', 'cas')).length
 
 async function build(dir: string): Promise<{ executed: number; cached: number }> {
   const r = await runCli(['build', '-C', dir, '--stats', join(dir, 'stats.json')])
