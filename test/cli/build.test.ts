@@ -150,9 +150,12 @@ actions:
     await withProject(makeProject({ 'BUILD.yaml': `actions:\n${actions}` }), async (dir) => {
       const child = spawn(process.execPath, [BLDR_BIN, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
       const closed = new Promise<number | null>((resolve) => child.once('close', resolve))
-      // Nothing is read for a while: bldr, done long before, must wait for the pipe, not drop what it could not take.
+      // Nothing is read until bldr exits, or for at most 1.5 s: done long before, it must wait
+      // for the pipe (and so cannot exit), not drop what the pipe could not take and exit.
       child.stdout.pause()
-      await new Promise((resolve) => setTimeout(resolve, 1500))
+      let deadline: NodeJS.Timeout | undefined
+      await Promise.race([new Promise((resolve) => child.once('exit', resolve)), new Promise((resolve) => (deadline = setTimeout(resolve, 1500)))])
+      clearTimeout(deadline)
       const chunks: Buffer[] = []
       child.stdout.on('data', (c: Buffer) => chunks.push(c))
       child.stdout.resume()
