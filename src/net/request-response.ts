@@ -9,10 +9,10 @@
  * way the node stays up and keeps serving other streams (DESIGN.md, invariant 6).
  */
 import type { PeerId, Stream } from '@libp2p/interface'
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { z } from 'zod'
+import { FrameReader, FrameTimeoutError, FrameTooLargeError, sendFrame } from './frames.js'
 import type { MeshNode } from './node.js'
 
 export interface ProtocolSpec<Req, Res> {
@@ -61,15 +61,6 @@ function decodeFrame<T>(bytes: Uint8Array, schema: z.ZodType<T>): Decoded<T> {
   return { ok: true, value: parsed.data }
 }
 
-/**
- * Length-prefixed stream limits for frames of up to `maxFrameBytes`: the
- * reader's buffer must hold a whole frame (its default, 4 MiB, reset the
- * stream on any bigger one, below the caps of the build and seed protocols).
- */
-function frameLimits(maxFrameBytes: number): { maxDataLength: number; maxBufferSize: number } {
-  return { maxDataLength: maxFrameBytes, maxBufferSize: Math.max(4 * 1024 * 1024, maxFrameBytes + 16) }
-}
-
 /** Serve a protocol: `handler` answers each request on every inbound stream. */
 export async function serveProtocol<Req, Res>(
   node: MeshNode,
@@ -79,17 +70,14 @@ export async function serveProtocol<Req, Res>(
 ): Promise<void> {
   await node.handle(spec.id, async (stream, connection) => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, frameLimits(spec.maxFrameBytes))
+    const frames = new FrameReader(stream, spec.maxFrameBytes)
     for (;;) {
       let frame: Uint8Array
       try {
-        frame = (await lp.read()).subarray()
+        frame = await frames.read()
       } catch (err) {
-        // End of stream, or a frame over the cap: this stream's framing is gone.
-        if (!isEndOfStream(err)) {
-          log?.warn({ err, protocol: spec.id, from }, 'bad frame; closing the stream')
-          stream.abort(err as Error)
-        }
+        // End of stream, or a frame over the cap (the reader has closed the stream): this stream's framing is gone.
+        if (err instanceof FrameTooLargeError) log?.warn({ err, protocol: spec.id, from }, 'bad frame; closing the stream')
         return
       }
       const req = decodeFrame(frame, spec.request)
@@ -106,7 +94,7 @@ export async function serveProtocol<Req, Res>(
         }
       }
       try {
-        await lp.write(encodeFrame(reply, spec.maxFrameBytes, spec.id))
+        await sendFrame(stream, encodeFrame(reply, spec.maxFrameBytes, spec.id))
       } catch (err) {
         // A peer that gave up waiting (its timeout) closes its stream: routine, not a fault here.
         if (isEndOfStream(err)) log?.debug({ err, protocol: spec.id, from }, 'the peer closed the stream before the response')
@@ -120,7 +108,7 @@ export async function serveProtocol<Req, Res>(
 
 function isEndOfStream(err: unknown): boolean {
   const name = (err as Error)?.name
-  return name === 'UnexpectedEOFError' || name === 'StreamResetError' || name === 'StreamClosedError' || name === 'StreamStateError'
+  return name === 'StreamEndedError' || name === 'StreamResetError' || name === 'StreamClosedError' || name === 'StreamStateError'
 }
 
 /**
@@ -129,7 +117,7 @@ function isEndOfStream(err: unknown): boolean {
  * opens a new one.
  */
 export class ProtocolClient<Req, Res> {
-  private readonly streams = new Map<string, { stream: Stream; lp: LengthPrefixedStream; busy: Promise<unknown> }>()
+  private readonly streams = new Map<string, { stream: Stream; frames: FrameReader; busy: Promise<unknown> }>()
 
   constructor(
     private readonly node: MeshNode,
@@ -142,15 +130,16 @@ export class ProtocolClient<Req, Res> {
     let entry = this.streams.get(key)
     if (!entry) {
       const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
-      entry = { stream, lp: lpStream(stream, frameLimits(this.spec.maxFrameBytes)), busy: Promise.resolve() }
+      entry = { stream, frames: new FrameReader(stream, this.spec.maxFrameBytes), busy: Promise.resolve() }
       this.streams.set(key, entry)
     }
     const e = entry
     const run = e.busy.then(async () => {
-      const signal = AbortSignal.timeout(opts.timeoutMs)
+      // One timer for the whole exchange: on expiry the stream is closed, which ends a wait to send as well as the read.
+      const timer = setTimeout(() => e.stream.abort(new FrameTimeoutError(`${this.spec.id}: no answer from ${key} within ${opts.timeoutMs} ms`)), opts.timeoutMs)
       try {
-        await e.lp.write(encodeFrame(req, this.spec.maxFrameBytes, this.spec.id), { signal })
-        const bytes = (await e.lp.read({ signal })).subarray()
+        await sendFrame(e.stream, encodeFrame(req, this.spec.maxFrameBytes, this.spec.id))
+        const bytes = await e.frames.read()
         const res = decodeFrame(bytes, this.spec.response)
         if (res.ok) return res.value
         const refusal = decodeFrame(bytes, errorResponseSchema)
@@ -163,6 +152,8 @@ export class ProtocolClient<Req, Res> {
           e.stream.abort(err as Error)
         }
         throw err
+      } finally {
+        clearTimeout(timer)
       }
     })
     e.busy = run.catch(() => {})
@@ -172,10 +163,10 @@ export class ProtocolClient<Req, Res> {
   /** Send raw bytes as one frame on a fresh stream and read one reply (tests of bad input use this). */
   async rawExchange(peer: Multiaddr, frame: Uint8Array, opts: { timeoutMs: number }): Promise<string> {
     const stream = await this.node.dialProtocol(peer, this.spec.id, { signal: AbortSignal.timeout(opts.timeoutMs) })
-    const lp = lpStream(stream, frameLimits(Math.max(this.spec.maxFrameBytes, frame.byteLength) + 16))
+    const frames = new FrameReader(stream, Math.max(this.spec.maxFrameBytes, frame.byteLength) + 16)
     try {
-      await lp.write(frame)
-      return decoder.decode((await lp.read({ signal: AbortSignal.timeout(opts.timeoutMs) })).subarray())
+      await sendFrame(stream, frame)
+      return decoder.decode(await frames.read(opts.timeoutMs))
     } finally {
       stream.abort(new Error('done'))
     }

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import type { Stream } from '@libp2p/interface'
+import { after, before, describe, it } from 'node:test'
+import { encodeFrameBytes, encodeLength, FrameReader, FrameTooLargeError, sendFrame } from '../../src/net/frames.js'
+import { createMeshNode, type MeshNode } from '../../src/net/node.js'
+
+const PROTOCOL = '/bldr/test-frames/1.0.0'
+const CAP = 64 * 1024
+
+/** Decode a varint the plain way, to check encodeLength against. */
+function decodeLength(bytes: Uint8Array): number {
+  let value = 0
+  let scale = 1
+  for (const b of bytes) {
+    value += (b & 0x7f) * scale
+    scale *= 128
+    if (b < 0x80) return value
+  }
+  throw new Error('unterminated varint')
+}
+
+describe('length-prefixed frames on a libp2p stream', { timeout: 60_000 }, () => {
+  let a: MeshNode
+  let b: MeshNode
+  /** Each inbound stream at b, with a reader made the moment it opens. */
+  const inbound: { stream: Stream; frames: FrameReader }[] = []
+  let arrived: (() => void) | undefined
+
+  before(async () => {
+    a = await createMeshNode()
+    b = await createMeshNode()
+    await b.handle(PROTOCOL, (stream) => {
+      inbound.push({ stream, frames: new FrameReader(stream, CAP) })
+      arrived?.()
+    })
+  })
+  after(async () => {
+    await a.stop()
+    await b.stop()
+  })
+
+  /** A stream from a to b, and b's reader of it. */
+  async function open(): Promise<{ out: Stream; frames: FrameReader; at: Stream }> {
+    const seen = inbound.length
+    const there = new Promise<void>((resolve) => (arrived = resolve))
+    const out = await a.dialProtocol(b.getMultiaddrs()[0]!, PROTOCOL)
+    // The remote stream opens with the first data frame: send nothing yet, wait for its handler.
+    out.send(new Uint8Array(0))
+    if (inbound.length === seen) await there
+    const { stream, frames } = inbound[inbound.length - 1]!
+    return { out, frames, at: stream }
+  }
+
+  it('encodes lengths as unsigned varints', () => {
+    for (const n of [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, 4 * 1024 * 1024, 2 ** 31 + 5]) {
+      assert.equal(decodeLength(encodeLength(n)), n, `length ${n}`)
+    }
+    assert.deepEqual([...encodeLength(300)], [0xac, 0x02])
+  })
+
+  it('reads frames split at every byte, and several frames sent as one message, in order', async () => {
+    const { out, frames } = await open()
+    const payloads = [new TextEncoder().encode('first'), new Uint8Array(300).map((_, i) => i & 0xff), new Uint8Array(0), new TextEncoder().encode('last')]
+    // The first two frames one byte per message: the 2-byte length of the 300-byte frame is split too.
+    for (const p of payloads.slice(0, 2)) for (const byte of encodeFrameBytes(p)) out.send(Uint8Array.of(byte))
+    // The last two in one message.
+    const tail = [...encodeFrameBytes(payloads[2]!), ...encodeFrameBytes(payloads[3]!)]
+    out.send(Uint8Array.from(tail))
+    for (const p of payloads) assert.deepEqual(Buffer.from(await frames.read(5000)), Buffer.from(p))
+    out.abort(new Error('done'))
+  })
+
+  it('rejects a frame over the cap and closes the stream', async () => {
+    const { out, frames, at } = await open()
+    const closed = new Promise<void>((resolve) => out.addEventListener('close', () => resolve(), { once: true }))
+    out.send(encodeLength(CAP + 1))
+    await assert.rejects(frames.read(5000), FrameTooLargeError)
+    await closed
+    assert.notEqual(at.status, 'open')
+  })
+
+  it('times a read out, and reads the next frame after it', async () => {
+    const { out, frames } = await open()
+    await assert.rejects(frames.read(50), { name: 'TimeoutError' })
+    await sendFrame(out, new TextEncoder().encode('late'))
+    assert.equal(new TextDecoder().decode(await frames.read(5000)), 'late')
+    out.abort(new Error('done'))
+  })
+
+  it('gives frames that arrived before the peer closed, then ends', async () => {
+    const { out, frames } = await open()
+    await sendFrame(out, new TextEncoder().encode('one'))
+    await sendFrame(out, new TextEncoder().encode('two'))
+    await out.close()
+    assert.equal(new TextDecoder().decode(await frames.read(5000)), 'one')
+    assert.equal(new TextDecoder().decode(await frames.read(5000)), 'two')
+    await assert.rejects(frames.read(5000), { name: 'StreamEndedError' })
+  })
+
+  it('fails a waiting read when the peer resets the stream', async () => {
+    const { out, frames } = await open()
+    const pending = frames.read(5000)
+    out.abort(new Error('gone'))
+    await assert.rejects(pending, { name: 'StreamEndedError' })
+  })
+})
