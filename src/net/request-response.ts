@@ -20,8 +20,8 @@ export interface ProtocolSpec<Req, Res> {
   id: string
   /** Largest frame accepted or sent, in bytes. */
   maxFrameBytes: number
-  request: z.ZodType<Req>
-  response: z.ZodType<Res>
+  request: z.ZodType<Req, z.ZodTypeDef, unknown>
+  response: z.ZodType<Res, z.ZodTypeDef, unknown>
 }
 
 /** What a server answers when a request frame is bad. */
@@ -46,7 +46,7 @@ function encodeFrame(value: unknown, max: number, protocol: string): Uint8Array 
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; error: string }
 
-function decodeFrame<T>(bytes: Uint8Array, schema: z.ZodType<T>): Decoded<T> {
+function decodeFrame<T>(bytes: Uint8Array, schema: z.ZodType<T, z.ZodTypeDef, unknown>): Decoded<T> {
   let json: unknown
   try {
     json = JSON.parse(decoder.decode(bytes))
