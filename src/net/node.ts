@@ -1,7 +1,8 @@
 /**
  * A mesh node: the only place libp2p is configured. TCP, noise encryption,
  * yamux multiplexing (window updates at half the window, yamux-window.ts),
- * identify, and gossipsub for load announcements.
+ * identify, and gossipsub for load announcements; short reads that build no
+ * Error (short-reads.ts).
  *
  * The stack is libp2p 3 with @libp2p/gossipsub (the continuation of
  * @chainsafe/libp2p-gossipsub, whose v14 works only with libp2p 2 and on 3
@@ -24,6 +25,7 @@ import { dirname } from 'node:path'
 import { isErrnoException, writeFileAtomic } from '../cas/fs-util.js'
 import { DEFAULT_LIVENESS, type Liveness } from './liveness.js'
 import { installHalfWindowUpdates } from './yamux-window.js'
+import { installCheapShortReads } from './short-reads.js'
 import { withCoalescedWrites } from './coalesced-writes.js'
 
 export { DEFAULT_LIVENESS, type Liveness }
@@ -83,6 +85,8 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
   const liveness = init.liveness ?? DEFAULT_LIVENESS
   // Window updates at half the window, not after every frame (see yamux-window.ts).
   installHalfWindowUpdates()
+  // No new Error per message received (see short-reads.ts).
+  installCheapShortReads()
   return createLibp2p({
     ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
