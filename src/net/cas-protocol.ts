@@ -21,7 +21,6 @@
  * is fetched from another holder or rebuilt, never passed on.
  */
 import type { PeerId, Stream } from '@libp2p/interface'
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { z } from 'zod'
@@ -29,6 +28,7 @@ import { digestSchema } from '../cas/digest-schema.js'
 import type { Digest } from '../cas/hasher.js'
 import type { BlobRef, CasStore } from '../cas/store.js'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import { FrameReader, sendFrame, sendFrames } from './frames.js'
 import type { MeshNode } from './node.js'
 import { ProtocolError } from './request-response.js'
 
@@ -86,48 +86,27 @@ function parse<T>(bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
 const PAUSE_ABOVE = 1024 * 1024
 const RESUME_BELOW = 256 * 1024
 
-/**
- * A length-prefixed view of a CAS stream that counts the bytes received and
- * read, pausing the stream while too many are unread. Made when the stream
- * opens, so every byte is counted.
- */
-function flowControlled(stream: Stream): LengthPrefixedStream {
-  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-  let unread = 0
-  const pauseIfBehind = (): void => {
-    if (unread > PAUSE_ABOVE && stream.readStatus === 'readable') stream.pause()
-  }
-  stream.addEventListener('message', (evt) => {
-    unread += evt.data.byteLength
-    // After the dispatch, not in it: resume() dispatches what was held and then
-    // tells yamux to resume, which would undo a pause made by this listener.
-    if (unread > PAUSE_ABOVE) queueMicrotask(pauseIfBehind)
-  })
-  return {
-    ...lp,
-    read: async (options) => {
-      const frame = await lp.read(options)
-      unread -= frame.byteLength + varintBytes(frame.byteLength)
-      if (unread < RESUME_BELOW && stream.readStatus === 'paused') stream.resume()
-      return frame
-    },
-  }
+/** A CAS stream's frames: read with a timeout each, flow-controlled (above), and written one or several at a time. */
+interface CasFrames {
+  read(timeoutMs: number): Promise<Uint8Array>
+  write(frame: Uint8Array): Promise<void>
+  writeV(frames: readonly Uint8Array[]): Promise<void>
 }
 
-/** Bytes of the unsigned varint length prefix of a frame of `n` bytes. */
-function varintBytes(n: number): number {
-  let bytes = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80)
-    bytes++
+/** The frames of a CAS stream. Made when the stream opens, so every byte is counted. */
+function flowControlled(stream: Stream): CasFrames {
+  const reader = new FrameReader(stream, MAX_FRAME_BYTES, { pauseAbove: PAUSE_ABOVE, resumeBelow: RESUME_BELOW })
+  return {
+    read: (timeoutMs) => reader.read(timeoutMs),
+    write: (frame) => sendFrame(stream, frame),
+    writeV: (frames) => sendFrames(stream, frames),
   }
-  return bytes
 }
 
 /** Chunk frames until the empty end frame. */
-async function* chunksOf(lp: LengthPrefixedStream, timeoutMs: number): AsyncGenerator<Uint8Array> {
+async function* chunksOf(lp: CasFrames, timeoutMs: number): AsyncGenerator<Uint8Array> {
   for (;;) {
-    const frame = (await lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
+    const frame = await lp.read(timeoutMs)
     if (frame.byteLength === 0) return
     yield frame
   }
@@ -167,7 +146,7 @@ function smallBlobFrames(cas: CasStore, d: Digest, fault: WireCorruption | undef
 class FrameBatch {
   private frames: Uint8Array[] = []
   private bytes = 0
-  constructor(private readonly lp: LengthPrefixedStream) {}
+  constructor(private readonly lp: CasFrames) {}
   async add(frames: readonly Uint8Array[]): Promise<void> {
     for (const f of frames) {
       this.frames.push(f)
@@ -218,7 +197,7 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
   const maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
   const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
   /** A get's answer: the head, then (if found) the chunks and the end frame; a small blob's frames join `batch`. */
-  const serveBlob = async (lp: LengthPrefixedStream, d: Digest, batch: FrameBatch): Promise<void> => {
+  const serveBlob = async (lp: CasFrames, d: Digest, batch: FrameBatch): Promise<void> => {
     let small: Uint8Array[] | null
     try {
       small = smallBlobFrames(cas, d, opts.corruptSent)
@@ -245,7 +224,7 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
     try {
       let req: z.infer<typeof requestSchema>
       try {
-        req = parse((await lp.read({ signal: AbortSignal.timeout(frameTimeoutMs) })).subarray(), requestSchema, 'request')
+        req = parse(await lp.read(frameTimeoutMs), requestSchema, 'request')
       } catch (err) {
         opts.log?.warn({ err, from }, 'rejected a CAS request')
         await lp.write(json({ error: (err as Error).message }))
@@ -371,7 +350,7 @@ export class CasClient {
   }
 
   /** One get's answer into the local CAS. */
-  private async receive(lp: LengthPrefixedStream, peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
+  private async receive(lp: CasFrames, peer: PeerId | Multiaddr, d: Digest): Promise<BlobRef> {
     const head = parse(await this.read(lp), getAnswer, 'answer')
     if (!head.found) throw new BlobNotFoundError(d, `peer ${peer.toString()} (${head.reason})`)
     if (head.size > this.maxBlobBytes) throw new ProtocolError(`${CAS_PROTOCOL_ID}: blob of ${head.size} bytes is over the ${this.maxBlobBytes}-byte limit`)
@@ -416,11 +395,11 @@ export class CasClient {
     })
   }
 
-  private async read(lp: LengthPrefixedStream): Promise<Uint8Array> {
-    return (await lp.read({ signal: AbortSignal.timeout(this.timeoutMs) })).subarray()
+  private read(lp: CasFrames): Promise<Uint8Array> {
+    return lp.read(this.timeoutMs)
   }
 
-  private async exchange<R>(peer: PeerId | Multiaddr, fn: (lp: LengthPrefixedStream, stream: Stream) => Promise<R>): Promise<R> {
+  private async exchange<R>(peer: PeerId | Multiaddr, fn: (lp: CasFrames, stream: Stream) => Promise<R>): Promise<R> {
     // The protocol id goes out with the first request instead of in a round trip of its own (every
     // output push and input fetch opens a stream); a peer that does not serve it resets the stream.
     const stream = await this.node.dialProtocol(peer, CAS_PROTOCOL_ID, { signal: AbortSignal.timeout(this.timeoutMs), negotiateFully: false })

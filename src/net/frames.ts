@@ -56,31 +56,50 @@ export function encodeFrameBytes(payload: Uint8Array): Uint8Array {
  * with no read waiting is kept (messages keep coming: a peer's frames are not
  * held back), as a byte reader's buffer would.
  */
+export interface FlowControl {
+  /** Pause the stream while more than this many bytes are received and not yet read. */
+  pauseAbove: number
+  /** Resume it once fewer than this many are. */
+  resumeBelow: number
+}
+
 export class FrameReader {
   private chunks: Uint8Array[] = []
   private buffered = 0
+  /** Bytes of whole frames waiting for a read. */
+  private queuedBytes = 0
   /** Length of the frame being received, once its header is in. */
   private want = -1
   private readonly frames: Uint8Array[] = []
   private waiter: { resolve: (frame: Uint8Array) => void; reject: (err: Error) => void; timer?: NodeJS.Timeout } | undefined
   private failure: Error | undefined
+  /** The peer closed its end: reads fail once nothing more is held (a paused stream still holds data). */
+  private ended: Error | undefined
 
   constructor(
     private readonly stream: Stream,
     private readonly maxFrameBytes: number,
+    private readonly flow?: FlowControl,
   ) {
     stream.addEventListener('message', (evt) => this.onData(evt.data))
-    stream.addEventListener('close', (evt) => this.fail(evt.error ? new StreamEndedError(`stream closed: ${evt.error.message}`, { cause: evt.error }) : new StreamEndedError('stream closed')))
-    stream.addEventListener('remoteCloseWrite', () => this.fail(new StreamEndedError('the peer closed its end of the stream')))
+    stream.addEventListener('close', (evt) => {
+      if (evt.error) this.fail(new StreamEndedError(`stream closed: ${evt.error.message}`, { cause: evt.error }))
+      else this.end(new StreamEndedError('stream closed'))
+    })
+    stream.addEventListener('remoteCloseWrite', () => this.end(new StreamEndedError('the peer closed its end of the stream')))
   }
 
   /** The next frame. Rejects when the stream ends first, when a frame is over the cap, or after `timeoutMs`. */
   read(timeoutMs?: number): Promise<Uint8Array> {
     const ready = this.frames.shift()
-    if (ready) return Promise.resolve(ready)
+    if (ready) {
+      this.queuedBytes -= ready.byteLength
+      this.resumeIfCaughtUp()
+      return Promise.resolve(ready)
+    }
     if (this.failure) return Promise.reject(this.failure)
     if (this.waiter) return Promise.reject(new Error('FrameReader: one read at a time'))
-    return new Promise<Uint8Array>((resolve, reject) => {
+    const waiting = new Promise<Uint8Array>((resolve, reject) => {
       const waiter: NonNullable<FrameReader['waiter']> = { resolve, reject }
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
@@ -91,6 +110,8 @@ export class FrameReader {
       }
       this.waiter = waiter
     })
+    this.settleEnded()
+    return waiting
   }
 
   private onData(data: Uint8Array | { subarray(): Uint8Array }): void {
@@ -105,7 +126,25 @@ export class FrameReader {
       this.fail(err as Error)
       // The framing is gone: nothing more on this stream can be read.
       this.stream.abort(err as Error)
+      return
     }
+    // After the dispatch, not in it: resume() dispatches what was held and then
+    // tells the muxer to resume, which would undo a pause made inside that dispatch.
+    if (this.flow && this.unread > this.flow.pauseAbove) queueMicrotask(() => this.pauseIfBehind())
+    if (this.ended) this.settleEnded()
+  }
+
+  /** Bytes received and not yet read. */
+  private get unread(): number {
+    return this.buffered + this.queuedBytes
+  }
+
+  private pauseIfBehind(): void {
+    if (this.flow && this.unread > this.flow.pauseAbove && this.stream.readStatus === 'readable') this.stream.pause()
+  }
+
+  private resumeIfCaughtUp(): void {
+    if (this.flow && this.unread < this.flow.resumeBelow && this.stream.readStatus === 'paused') this.stream.resume()
   }
 
   /** Take every whole frame out of the buffered chunks. */
@@ -168,11 +207,30 @@ export class FrameReader {
     const w = this.waiter
     if (!w) {
       this.frames.push(frame)
+      this.queuedBytes += frame.byteLength
       return
     }
     this.waiter = undefined
     if (w.timer) clearTimeout(w.timer)
     w.resolve(frame)
+  }
+
+  /** The peer will send nothing more. */
+  private end(err: Error): void {
+    this.ended ??= err
+    this.settleEnded()
+  }
+
+  /** After the peer's end, a waiting read gets what the stream still holds, or fails when nothing is left. */
+  private settleEnded(): void {
+    if (!this.ended || !this.waiter) return
+    // resume() hands on what a paused stream held, which may settle the read.
+    if (this.stream.readStatus === 'paused') this.stream.resume()
+    const w = this.waiter
+    if (!w || this.stream.readBufferLength > 0) return
+    this.waiter = undefined
+    if (w.timer) clearTimeout(w.timer)
+    w.reject(this.ended)
   }
 
   private fail(err: Error): void {
@@ -187,8 +245,31 @@ export class FrameReader {
 }
 
 /** Send one frame; waits for the stream to drain when its buffer is full. */
-export async function sendFrame(stream: Stream, payload: Uint8Array): Promise<void> {
-  if (stream.send(encodeFrameBytes(payload))) return
+export function sendFrame(stream: Stream, payload: Uint8Array): Promise<void> {
+  return sendBytes(stream, encodeFrameBytes(payload))
+}
+
+/** Send several frames in one message (one yamux frame and encryption while they fit). */
+export function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Promise<void> {
+  let size = 0
+  const heads = payloads.map((p) => {
+    const head = encodeLength(p.byteLength)
+    size += head.byteLength + p.byteLength
+    return head
+  })
+  const out = new Uint8Array(size)
+  let at = 0
+  payloads.forEach((p, i) => {
+    out.set(heads[i]!, at)
+    at += heads[i]!.byteLength
+    out.set(p, at)
+    at += p.byteLength
+  })
+  return sendBytes(stream, out)
+}
+
+async function sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
+  if (stream.send(bytes)) return
   await new Promise<void>((resolve, reject) => {
     const onDrain = (): void => {
       stream.removeEventListener('close', onClose)

@@ -97,6 +97,33 @@ describe('length-prefixed frames on a libp2p stream', { timeout: 60_000 }, () =>
     await assert.rejects(frames.read(5000), { name: 'StreamEndedError' })
   })
 
+  it('holds a fast sender back while its reader is behind, and reads everything it sent before closing', async () => {
+    const { out, at } = await open()
+    // A second reader on the same stream would see the data too: this one replaces the handler's (no reads on that).
+    const frames = new FrameReader(at, CAP, { pauseAbove: 256 * 1024, resumeBelow: 64 * 1024 })
+    const chunk = new Uint8Array(32 * 1024)
+    const count = 128 // 4 MiB
+    const sent = (async () => {
+      for (let i = 0; i < count; i++) {
+        chunk[0] = i & 0xff
+        await sendFrame(out, chunk)
+      }
+      await out.close()
+    })()
+    let pausedSeen = false
+    for (let i = 0; i < count; i++) {
+      const f = await frames.read(10_000)
+      assert.equal(f.byteLength, chunk.byteLength)
+      assert.equal(f[0], i & 0xff, `frame ${i} in order`)
+      if (at.readStatus === 'paused') pausedSeen = true
+      // A reader slower than the network: a turn of the event loop per frame.
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await sent
+    await assert.rejects(frames.read(10_000), { name: 'StreamEndedError' })
+    assert.ok(pausedSeen, 'the stream was paused while the reader was behind')
+  })
+
   it('fails a waiting read when the peer resets the stream', async () => {
     const { out, frames } = await open()
     const pending = frames.read(5000)
