@@ -73,21 +73,26 @@ async function startStandingMesh(dataDir: string): Promise<{ addr: string; stop:
   return { addr: coordinator.value, stop }
 }
 
-/** Remove a build folder's outputs (and bldr's cache): a cold start. */
-async function clean(build: string): Promise<void> {
-  execFileSync('ninja', ['-t', 'clean'], { cwd: build, stdio: 'ignore' })
-  for (const f of ['.ninja_log', '.ninja_deps', '.bldr']) await rm(join(build, f), { recursive: true, force: true })
+/**
+ * A new build folder for round `round` (`cmake -G Ninja`): a cold start, no outputs and no
+ * cache. The last round's folder is left in place and removed after the last round: a cold
+ * build right after thousands of removals measures this file system (ext4 without a journal,
+ * as here, is slow to make new files for a while after many were removed), not the build.
+ */
+function configure(src: string, round: number): string {
+  const build = join(src, `build-${round + 1}`)
+  execFileSync('cmake', ['-G', 'Ninja', '-S', src, '-B', build], { stdio: 'ignore' })
+  return build
 }
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'bldr-bench-ninja-'))
-  const builds = {} as Record<Tool, string>
+  const sources = {} as Record<Tool, string>
   for (const tool of TOOLS) {
     const src = join(root, tool)
     await generateCProject(src, files)
     await writeCMakeLists(src)
-    execFileSync('cmake', ['-G', 'Ninja', '-S', src, '-B', join(src, 'build')], { stdio: 'ignore' })
-    builds[tool] = join(src, 'build')
+    sources[tool] = src
   }
   console.log(`bench/ninja: a CMake project of ${files} C files, -j${JOBS}, ${rounds} round(s); ninja, bldr on a local mesh (2 workers, bwrap), bldr on a standing mesh (2 workers, bwrap) and bldr alone (bwrap) alternate within each round`)
   const t = Object.fromEntries((['cold', 'incremental'] as const).map((k) => [k, Object.fromEntries(TOOLS.map((tool) => [tool, [] as number[]]))])) as Record<'cold' | 'incremental', Record<Tool, number[]>>
@@ -95,11 +100,11 @@ async function main(): Promise<void> {
   try {
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? TOOLS : [...TOOLS].reverse()
-      for (const tool of order) await clean(builds[tool])
+      const builds = Object.fromEntries(TOOLS.map((tool) => [tool, configure(sources[tool], r)])) as Record<Tool, string>
       const standing = await startStandingMesh(join(root, `standing-mesh-${r + 1}`))
       try {
         for (const tool of order) t.cold[tool].push(await run(...command(tool, standing.addr), builds[tool]))
-        for (const tool of order) await changeOneSource(dirname(builds[tool]), r)
+        for (const tool of order) await changeOneSource(sources[tool], r)
         for (const tool of order) t.incremental[tool].push(await run(...command(tool, standing.addr), builds[tool]))
       } finally {
         await standing.stop()
