@@ -98,6 +98,13 @@ export function blobPathIn(root: string, digest: Digest): string {
   return join(root, digest.slice(0, 1), digest)
 }
 
+/** `blobPathIn(root, d)` for every d, made by concatenation (a worker asks for ~400 paths per action; `join` normalizes each). */
+function blobPathsIn(root: string): (digest: Digest) => string {
+  const base = join(root, '.')
+  const prefix = base.endsWith('/') ? base : `${base}/`
+  return (digest) => `${prefix}${digest[0]}/${digest}`
+}
+
 /** A shard folder of the layout before 2026-12 (two hex digits); its blobs are moved when the store opens. */
 const LEGACY_SHARD = /^[0-9a-f]{2}$/
 
@@ -183,13 +190,27 @@ export class CasStore {
     if (opts.sealed && process.getuid?.() !== 0) throw new Error('only a store opened by root can be sealed (its blobs are given to another user)')
     this.sealed = opts.sealed ?? false
     this.tmpDir = join(root, 'tmp')
+    this.blobPath = blobPathsIn(root)
     mkdirSync(this.tmpDir, { recursive: true })
     migrateLegacyShards(root)
   }
 
+  private readonly blobPath: (digest: Digest) => string
+
   /** The file that holds (or would hold) a blob. */
   pathOf(digest: Digest): string {
-    return blobPathIn(this.root, digest)
+    return this.blobPath(digest)
+  }
+
+  /**
+   * Whether the blob matched its digest in this process and nothing since
+   * made this store forget it (a write seen through a staged link, a removal
+   * by this store, a failed check). No stat: whoever uses the blob's file
+   * still checks it (stage, verify), so a blob removed or changed behind this
+   * process's back is found there.
+   */
+  isKnown(digest: Digest): boolean {
+    return this.verified.has(digest)
   }
 
   /** A stored blob's size, or undefined if it is not here. */

@@ -84,6 +84,9 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
    * already checked and unchanged since costs one stat.
    */
   const intact = async (digest: Digest): Promise<boolean> => {
+    // Checked in this process and not forgotten since: no stat here, as staging
+    // checks it again (one that vanished or changed meanwhile is fetched then, runStaged).
+    if (init.cas.isKnown(digest)) return true
     try {
       await init.cas.verify(digest)
       return true
@@ -237,6 +240,23 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
     return withinBudget(payload, () => runParsed(item.id, payload, ctx))
   }
 
+  /**
+   * Run the action; if staging found an input gone from the store or no longer
+   * matching its digest (removed or changed behind this worker's back, after
+   * fetchInputs took it as known), fetch the inputs again and run once more.
+   */
+  async function runStaged(sandbox: Sandbox, spec: SandboxSpec, payload: ActionPayload): ReturnType<Sandbox['run']> {
+    try {
+      return await sandbox.run(spec)
+    } catch (err) {
+      const lost = causeOf(err, (e) => e instanceof BlobNotFoundError || e instanceof DigestMismatchError)
+      if (!lost) throw err
+      init.log?.warn({ err: lost, action: spec.actionId }, 'an input left the store while the action was staged; fetching it again')
+      await fetchInputs(payload)
+      return sandbox.run(spec)
+    }
+  }
+
   async function runParsed(id: string, payload: ActionPayload, ctx: RunContext | undefined): Promise<RunOutcome> {
     const sandbox = init.sandboxes.find((s) => s.name === payload.sandbox)
     if (!sandbox) return fail(`the action needs sandbox ${payload.sandbox}; this worker offers ${init.sandboxes.map((s) => s.name).join(', ')}`)
@@ -266,7 +286,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
       return fail(`inputs unavailable: ${(err as Error).message}`)
     }
     try {
-      const result = await sandbox.run(spec)
+      const result = await runStaged(sandbox, spec, payload)
       const [stdout, stderr] = await Promise.all([init.cas.putBytes(result.stdout), init.cas.putBytes(result.stderr)])
       // Everything is in this worker's store: the next action may start while these go to the client.
       ctx?.slotDone()
@@ -314,6 +334,12 @@ function differentTool(index: ToolIndex, payload: ActionPayload): string | undef
     if (!have) return `this worker has no ${want.name} (the client's is ${want.path}, blake3 ${want.digest})`
     if (have.digest !== want.digest) return `this worker's ${want.name} (${have.path}, blake3 ${have.digest}) is not the client's (${want.path}, blake3 ${want.digest}); it would not make the same outputs`
   }
+  return undefined
+}
+
+/** The first error in `err`'s cause chain that `test` accepts. */
+function causeOf(err: unknown, test: (e: unknown) => boolean): Error | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) if (test(e)) return e
   return undefined
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,6 +140,35 @@ describe('the action runner of a worker', () => {
         assert.equal(out.ok, false)
         assert.match(report(out.detail).error ?? '', /inputs unavailable: the input listing blake3 [0-9a-f]{64} (is malformed: entry 0: bad digest|names 3 inputs, the payload says 2)/)
       }
+    })
+  })
+
+  it('takes a blob it checked before as there, and fetches it again if it left the store or changed meanwhile', async () => {
+    await withWorker(async ({ cas, peer, run, fetched }) => {
+      const src = await peer.putBytes('hello\n')
+      const runAt = (id: string, path: string) => run({ id, payload: payload({ argv: ['sh', '-c', `cat ${path}`], inputs: [{ path, digest: src.digest, executable: false }] }) })
+      const stdoutOf = async (out: Awaited<ReturnType<typeof runAt>>) => (await peer.getBytes(report(out.detail).exec!.stdout)).toString()
+      const first = await runAt('b/1', 'a/in.txt')
+      assert.equal(first.ok, true, JSON.stringify(first.detail))
+      assert.equal(fetched.length, 1)
+      // Known and still there: not fetched, not even looked at before staging.
+      const second = await runAt('b/2', 'b/in.txt')
+      assert.equal(await stdoutOf(second), 'hello\n')
+      assert.equal(fetched.length, 1)
+      // Removed behind the worker's back: staging finds it gone, and it is fetched again.
+      rmSync(cas.pathOf(src.digest))
+      const third = await runAt('b/3', 'c/in.txt')
+      assert.equal(third.ok, true, JSON.stringify(third.detail))
+      assert.equal(await stdoutOf(third), 'hello\n')
+      assert.equal(fetched.length, 2)
+      // Changed behind its back (other bytes under its name): found at staging, dropped, fetched again.
+      const path = cas.pathOf(src.digest)
+      chmodSync(path, 0o644)
+      writeFileSync(path, 'rotten\n')
+      const fourth = await runAt('b/4', 'd/in.txt')
+      assert.equal(fourth.ok, true, JSON.stringify(fourth.detail))
+      assert.equal(await stdoutOf(fourth), 'hello\n', 'the action read the right bytes')
+      assert.equal(fetched.length, 3)
     })
   })
 
