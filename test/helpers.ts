@@ -183,7 +183,11 @@ export interface Started {
   exited: Promise<number | null>
 }
 
-/** Start `bldr <args>` and resolve once `ready` matches a line of its stdout or stderr (rejects at the deadline or if it exits first). */
+/**
+ * Start `bldr <args>` and resolve once `ready` matches a line of its stdout or
+ * stderr. Rejects if it exits first, or at the deadline, when it is stopped
+ * (SIGTERM) first: a build or worker left running would outlive its test.
+ */
 export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000, opts: { prefix?: string[]; env?: Record<string, string> } = {}): Promise<Started> {
   // With a prefix (`ip netns exec NS`), that command runs node (it execs it, so the pid stays node's).
   const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath]
@@ -191,7 +195,10 @@ export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000, op
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   let out = ''
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms:\n${out}`)), deadlineMs)
+    const timer = setTimeout(() => {
+      proc.kill('SIGTERM')
+      reject(new Error(`bldr ${args[0]} was not ready within ${deadlineMs} ms (stopped):\n${out}`))
+    }, deadlineMs)
     void exited.then((code) => reject(new Error(`bldr ${args[0]} exited early (${code}):\n${out}`)))
     for (const stream of [proc.stdout!, proc.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {

@@ -135,6 +135,20 @@ function startMeshBuild(dir: string, statsFile: string, k: number, extra: string
   return startBldr(['build', '-C', dir, ...MESH, '--stats', statsFile, '--log-level', 'warn', ...extra], new RegExp(`^\\[${k}/${TOTAL}\\]`), 60_000, { env })
 }
 
+/**
+ * The steps a round takes while its build runs; if one fails, the build (with
+ * its local workers) is stopped before the failure is passed on, so it is not
+ * left running in a folder about to be removed (it would outlive the suite).
+ */
+async function whileBuilding<T>(b: Started, steps: () => Promise<T>): Promise<T> {
+  try {
+    return await steps()
+  } catch (err) {
+    await terminate(b.proc)
+    throw err
+  }
+}
+
 /** The `--data-dir` a worker process was started with. */
 async function dataDirOf(pid: number): Promise<string> {
   const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
@@ -179,11 +193,14 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
-        const workers = await childPids(b.proc.pid!)
-        assert.equal(workers.length, 3)
-        const victim = workers[r % 3]!
-        const killedAt = Date.now()
-        process.kill(victim, 'SIGKILL')
+        const { victim, killedAt } = await whileBuilding(b, async () => {
+          const workers = await childPids(b.proc.pid!)
+          assert.equal(workers.length, 3)
+          const victim = workers[r % 3]!
+          const killedAt = Date.now()
+          process.kill(victim, 'SIGKILL')
+          return { victim, killedAt }
+        })
         const code = await b.exited
         const endedAt = Date.now()
         const stats = await readStats(statsFile)
@@ -198,15 +215,18 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
-        const workers = await childPids(b.proc.pid!)
-        const victim = workers[(r + 1) % 3]!
-        const frozenAt = Date.now()
-        process.kill(victim, 'SIGSTOP')
-        try {
-          await waitForLine(b, LOST, 30_000)
-        } finally {
-          process.kill(victim, 'SIGCONT')
-        }
+        const { victim, frozenAt } = await whileBuilding(b, async () => {
+          const workers = await childPids(b.proc.pid!)
+          const victim = workers[(r + 1) % 3]!
+          const frozenAt = Date.now()
+          process.kill(victim, 'SIGSTOP')
+          try {
+            await waitForLine(b, LOST, 30_000)
+          } finally {
+            process.kill(victim, 'SIGCONT')
+          }
+          return { victim, frozenAt }
+        })
         const code = await b.exited
         const endedAt = Date.now()
         const stats = await readStats(statsFile)
@@ -235,9 +255,12 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
           await withProject(makeProject(PROJECT.files), async (dir) => {
             const statsFile = join(dir, 'stats.json')
             const b = await startBldr(['build', '-C', dir, '--coordinator', local, '--stats', statsFile], new RegExp(`^\\[${triggerAt(r)}/${TOTAL}\\]`), 60_000)
-            assert.match(b.output(), /mesh at .*: 3 workers/)
-            const cutAt = Date.now()
-            execFileSync('ip', ['link', 'set', net.hostIf, 'down'])
+            const cutAt = await whileBuilding(b, async () => {
+              assert.match(b.output(), /mesh at .*: 3 workers/)
+              const cutAt = Date.now()
+              execFileSync('ip', ['link', 'set', net.hostIf, 'down'])
+              return cutAt
+            })
             const code = await b.exited
             const endedAt = Date.now()
             const stats = await readStats(statsFile)
@@ -328,16 +351,12 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, 40 + triggerAt(r))
-        let flipped: number
-        try {
+        const flipped = await whileBuilding(b, async () => {
           const workers = await childPids(b.proc.pid!)
-          flipped = await flipStoredBlobs(join(await dataDirOf(workers[(r + 2) % 3]!), 'cas'))
+          const flipped = await flipStoredBlobs(join(await dataDirOf(workers[(r + 2) % 3]!), 'cas'))
           assert.ok(flipped > 0, 'blobs were flipped')
-        } catch (err) {
-          // Not left running (with its workers) in a folder about to be removed.
-          await terminate(b.proc)
-          throw err
-        }
+          return flipped
+        })
         const code = await b.exited
         const stats = await readStats(statsFile)
         await assertSound(dir, code, b.output(), stats)
@@ -365,7 +384,7 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
-        const workers = await childPids(b.proc.pid!)
+        const workers = await whileBuilding(b, () => childPids(b.proc.pid!))
         b.proc.kill('SIGKILL')
         await b.exited
         // Done before the kill: every action whose completion was printed.
