@@ -6,6 +6,10 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
 
+/** A preload that says on stderr when bldr's stdout backs up (see the fixture). */
+const STDOUT_PRELOAD = new URL('./fixtures/stdout-backed-up.js', import.meta.url).href
+const STDOUT_BACKED_UP = 'bldr-test: stdout backed up'
+
 describe('bldr build (as a process)', { timeout: 60_000 }, () => {
   it('refuses a bad BUILD file with one line per problem and exit 2', async () => {
     await withProject(makeProject({
@@ -148,14 +152,25 @@ actions:
   it('writes all of a long listing to a pipe whose reader starts late', async () => {
     const actions = Array.from({ length: 1000 }, (_, i) => `  step_${i}:\n    command: [sh, -c, "echo ${i} > out/s${i}.txt"]\n    outputs: [out/s${i}.txt]\n`).join('')
     await withProject(makeProject({ 'BUILD.yaml': `actions:\n${actions}` }), async (dir) => {
-      const child = spawn(process.execPath, [BLDR_BIN, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, ['--import', STDOUT_PRELOAD, BLDR_BIN, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BLDR_TEST_BACKED_UP: STDOUT_BACKED_UP } })
       const closed = new Promise<number | null>((resolve) => child.once('close', resolve))
-      // Nothing is read until bldr exits, or for at most 1.5 s: done long before, it must wait
-      // for the pipe (and so cannot exit), not drop what the pipe could not take and exit.
+      // Nothing is read until bldr has handed over more than the pipe takes (the preload says
+      // so on stderr), or until it exits: from then on it must wait for the pipe, not drop what
+      // the pipe could not take and exit.
       child.stdout.pause()
-      let deadline: NodeJS.Timeout | undefined
-      await Promise.race([new Promise((resolve) => child.once('exit', resolve)), new Promise((resolve) => (deadline = setTimeout(resolve, 1500)))])
-      clearTimeout(deadline)
+      let stderr = ''
+      await new Promise<void>((resolve, reject) => {
+        const deadline = setTimeout(() => reject(new Error(`bldr never backed up its stdout:\n${stderr}`)), 30_000)
+        const done = (): void => {
+          clearTimeout(deadline)
+          resolve()
+        }
+        child.stderr.on('data', (b: Buffer) => {
+          stderr += b.toString()
+          if (stderr.includes(STDOUT_BACKED_UP)) done()
+        })
+        child.once('exit', done)
+      })
       const chunks: Buffer[] = []
       child.stdout.on('data', (c: Buffer) => chunks.push(c))
       child.stdout.resume()
