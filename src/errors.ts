@@ -129,3 +129,9 @@ export class RemoteExecutionError extends BldrError {
     super(`worker ${worker.slice(-8)} could not run ${actionId}: ${reason}`)
   }
 }
+
+/** The first error of class `cls` in `err`'s cause chain. */
+export function causeOf<T extends Error>(err: unknown, cls: new (...args: never[]) => T): T | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof cls) return e
+  return undefined
+}

@@ -33,7 +33,7 @@ import type { Logger } from 'pino'
 import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { BlobNotFoundError, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
+import { BlobNotFoundError, causeOf, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
 import { parseDepfile, projectFilesOf } from '../graph/ninja/depfile.js'
@@ -491,10 +491,4 @@ function describeFailure(action: Action, r: SandboxResult): string {
  */
 export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
   await cas.placeOutput(o.digest, join(root, o.path), { executable: o.executable })
-}
-
-/** The first error of class `cls` in `err`'s cause chain. */
-function causeOf<T extends Error>(err: unknown, cls: new (...args: never[]) => T): T | undefined {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof cls) return e
-  return undefined
 }

@@ -95,10 +95,10 @@ export interface CasStoreOptions {
 
 /** Where a store rooted at `root` keeps a blob: sharded by its first hex digit. */
 export function blobPathIn(root: string, digest: Digest): string {
-  return join(root, digest.slice(0, 1), digest)
+  return blobPathsIn(root)(digest)
 }
 
-/** `blobPathIn(root, d)` for every d, made by concatenation (a worker asks for ~400 paths per action; `join` normalizes each). */
+/** `blobPathIn(root, d)` for every d: the root normalized once, then concatenation (a worker asks for ~400 paths per action; `join` normalizes each). */
 function blobPathsIn(root: string): (digest: Digest) => string {
   const base = join(root, '.')
   const prefix = base.endsWith('/') ? base : `${base}/`
@@ -171,6 +171,8 @@ export class CasStore {
    * not hashed again; any write to it changes the identity and forces a new check.
    */
   private readonly verified = new Map<Digest, string>()
+  /** Where a blob's file is (blobPathIn for this root). */
+  private readonly blobPath: (digest: Digest) => string
   /** Whether blobs are sealed (see the top). */
   readonly sealed: boolean
   /**
@@ -194,8 +196,6 @@ export class CasStore {
     mkdirSync(this.tmpDir, { recursive: true })
     migrateLegacyShards(root)
   }
-
-  private readonly blobPath: (digest: Digest) => string
 
   /** The file that holds (or would hold) a blob. */
   pathOf(digest: Digest): string {

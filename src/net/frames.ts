@@ -42,20 +42,21 @@ export function encodeLength(n: number): Uint8Array {
   return Uint8Array.from(out)
 }
 
-/** `payload` with its length in front, as one buffer (one frame in one send). */
-export function encodeFrameBytes(payload: Uint8Array): Uint8Array {
-  const head = encodeLength(payload.byteLength)
-  const out = new Uint8Array(head.byteLength + payload.byteLength)
-  out.set(head, 0)
-  out.set(payload, head.byteLength)
+/** Each payload with its length in front, all in one buffer (sent in one message). */
+export function encodeFrames(payloads: readonly Uint8Array[]): Uint8Array {
+  const heads = payloads.map((p) => encodeLength(p.byteLength))
+  const out = new Uint8Array(payloads.reduce((n, p, i) => n + heads[i]!.byteLength + p.byteLength, 0))
+  let at = 0
+  payloads.forEach((p, i) => {
+    out.set(heads[i]!, at)
+    at += heads[i]!.byteLength
+    out.set(p, at)
+    at += p.byteLength
+  })
   return out
 }
 
-/**
- * The frames arriving on one stream, read one at a time. Data that arrives
- * with no read waiting is kept (messages keep coming: a peer's frames are not
- * held back), as a byte reader's buffer would.
- */
+/** A reader's receive-side flow control: how far behind it may fall before the stream is paused. */
 export interface FlowControl {
   /** Pause the stream while more than this many bytes are received and not yet read. */
   pauseAbove: number
@@ -63,6 +64,11 @@ export interface FlowControl {
   resumeBelow: number
 }
 
+/**
+ * The frames arriving on one stream, read one at a time. Data that arrives
+ * with no read waiting is kept (messages keep coming: a peer's frames are not
+ * held back, unless `flow` pauses the stream), as a byte reader's buffer would.
+ */
 export class FrameReader {
   private chunks: Uint8Array[] = []
   private buffered = 0
@@ -103,9 +109,7 @@ export class FrameReader {
       const waiter: NonNullable<FrameReader['waiter']> = { resolve, reject }
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
-          if (this.waiter !== waiter) return
-          this.waiter = undefined
-          reject(new FrameTimeoutError(`no frame within ${timeoutMs} ms`))
+          if (this.waiter === waiter) this.takeWaiter()?.reject(new FrameTimeoutError(`no frame within ${timeoutMs} ms`))
         }, timeoutMs)
       }
       this.waiter = waiter
@@ -203,16 +207,19 @@ export class FrameReader {
     return out
   }
 
-  private deliver(frame: Uint8Array): void {
+  /** The waiting read, no longer waiting (its timer cleared), if there is one. */
+  private takeWaiter(): FrameReader['waiter'] {
     const w = this.waiter
-    if (!w) {
-      this.frames.push(frame)
-      this.queuedBytes += frame.byteLength
-      return
-    }
     this.waiter = undefined
-    if (w.timer) clearTimeout(w.timer)
-    w.resolve(frame)
+    if (w?.timer) clearTimeout(w.timer)
+    return w
+  }
+
+  private deliver(frame: Uint8Array): void {
+    const w = this.takeWaiter()
+    if (w) return w.resolve(frame)
+    this.frames.push(frame)
+    this.queuedBytes += frame.byteLength
   }
 
   /** The peer will send nothing more. */
@@ -226,50 +233,25 @@ export class FrameReader {
     if (!this.ended || !this.waiter) return
     // resume() hands on what a paused stream held, which may settle the read.
     if (this.stream.readStatus === 'paused') this.stream.resume()
-    const w = this.waiter
-    if (!w || this.stream.readBufferLength > 0) return
-    this.waiter = undefined
-    if (w.timer) clearTimeout(w.timer)
-    w.reject(this.ended)
+    if (!this.waiter || this.stream.readBufferLength > 0) return
+    this.takeWaiter()?.reject(this.ended)
   }
 
   private fail(err: Error): void {
     if (this.failure) return
     this.failure = err
-    const w = this.waiter
-    if (!w) return
-    this.waiter = undefined
-    if (w.timer) clearTimeout(w.timer)
-    w.reject(err)
+    this.takeWaiter()?.reject(err)
   }
 }
 
 /** Send one frame; waits for the stream to drain when its buffer is full. */
 export function sendFrame(stream: Stream, payload: Uint8Array): Promise<void> {
-  return sendBytes(stream, encodeFrameBytes(payload))
+  return sendFrames(stream, [payload])
 }
 
-/** Send several frames in one message (one yamux frame and encryption while they fit). */
-export function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Promise<void> {
-  let size = 0
-  const heads = payloads.map((p) => {
-    const head = encodeLength(p.byteLength)
-    size += head.byteLength + p.byteLength
-    return head
-  })
-  const out = new Uint8Array(size)
-  let at = 0
-  payloads.forEach((p, i) => {
-    out.set(heads[i]!, at)
-    at += heads[i]!.byteLength
-    out.set(p, at)
-    at += p.byteLength
-  })
-  return sendBytes(stream, out)
-}
-
-async function sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
-  if (stream.send(bytes)) return
+/** Send several frames in one message (one yamux frame and encryption while they fit); waits for the stream to drain when its buffer is full. */
+export async function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Promise<void> {
+  if (stream.send(encodeFrames(payloads))) return
   await new Promise<void>((resolve, reject) => {
     const onDrain = (): void => {
       stream.removeEventListener('close', onClose)

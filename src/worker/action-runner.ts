@@ -16,7 +16,7 @@ import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { ToolIndex, type RememberedDigests } from '../cas/tools.js'
-import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
+import { BlobNotFoundError, causeOf, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
 import { actionPayloadSchema, parseInputListing, type ActionPayload, type InputEntry, type ResultReport } from './action-payload.js'
 import type { StoreBudget } from './store-budget.js'
@@ -249,7 +249,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
     try {
       return await sandbox.run(spec)
     } catch (err) {
-      const lost = causeOf(err, (e) => e instanceof BlobNotFoundError || e instanceof DigestMismatchError)
+      const lost = causeOf(err, BlobNotFoundError) ?? causeOf(err, DigestMismatchError)
       if (!lost) throw err
       init.log?.warn({ err: lost, action: spec.actionId }, 'an input left the store while the action was staged; fetching it again')
       await fetchInputs(payload)
@@ -334,12 +334,6 @@ function differentTool(index: ToolIndex, payload: ActionPayload): string | undef
     if (!have) return `this worker has no ${want.name} (the client's is ${want.path}, blake3 ${want.digest})`
     if (have.digest !== want.digest) return `this worker's ${want.name} (${have.path}, blake3 ${have.digest}) is not the client's (${want.path}, blake3 ${want.digest}); it would not make the same outputs`
   }
-  return undefined
-}
-
-/** The first error in `err`'s cause chain that `test` accepts. */
-function causeOf(err: unknown, test: (e: unknown) => boolean): Error | undefined {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) if (test(e)) return e
   return undefined
 }
 

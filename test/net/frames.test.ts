@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import type { Stream } from '@libp2p/interface'
 import { after, before, describe, it } from 'node:test'
-import { encodeFrameBytes, encodeLength, FrameReader, FrameTooLargeError, sendFrame } from '../../src/net/frames.js'
+import { encodeFrames, encodeLength, FrameReader, FrameTooLargeError, sendFrame } from '../../src/net/frames.js'
 import { createMeshNode, type MeshNode } from '../../src/net/node.js'
 
 const PROTOCOL = '/bldr/test-frames/1.0.0'
@@ -62,9 +62,9 @@ describe('length-prefixed frames on a libp2p stream', { timeout: 60_000 }, () =>
     const { out, frames } = await open()
     const payloads = [new TextEncoder().encode('first'), new Uint8Array(300).map((_, i) => i & 0xff), new Uint8Array(0), new TextEncoder().encode('last')]
     // The first two frames one byte per message: the 2-byte length of the 300-byte frame is split too.
-    for (const p of payloads.slice(0, 2)) for (const byte of encodeFrameBytes(p)) out.send(Uint8Array.of(byte))
+    for (const p of payloads.slice(0, 2)) for (const byte of encodeFrames([p])) out.send(Uint8Array.of(byte))
     // The last two in one message.
-    const tail = [...encodeFrameBytes(payloads[2]!), ...encodeFrameBytes(payloads[3]!)]
+    const tail = [...encodeFrames([payloads[2]!]), ...encodeFrames([payloads[3]!])]
     out.send(Uint8Array.from(tail))
     for (const p of payloads) assert.deepEqual(Buffer.from(await frames.read(5000)), Buffer.from(p))
     out.abort(new Error('done'))
