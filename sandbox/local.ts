@@ -7,7 +7,10 @@
  * It does not isolate the process: the action can still read the rest of the
  * machine by absolute path and reach the network (the CLI says so once per
  * build). It cannot enforce resource limits, so an action that asks for one is
- * refused rather than run without it.
+ * refused rather than run without it. Run by root, actions have no
+ * capabilities (process-runner.ts): they cannot override file permissions, so
+ * they cannot change the sources staged for them, nor any file neither theirs
+ * nor writable.
  *
  * It cannot show the action's folder at another path, so an action that
  * expects its project at an absolute path (`execRoot`: ninja commands) gets

@@ -15,8 +15,19 @@
  * One runner serves a sandbox; it is started on first use, and if it dies, the
  * commands in flight fail as sandbox (infrastructure) failures and the next
  * request starts a new one.
+ *
+ * Run by root, the runner (and so every command it starts) has no
+ * capabilities: it starts under `setpriv` with empty bounding and inheritable
+ * sets. It is still uid 0 and owns what root owns, but it cannot override file
+ * permissions. A blob given away by the store (BLOB_OWNER, read-only: the
+ * sources a build stores, store.ts) cannot then be written to, chmod-ed or
+ * touched by an action, so its staged links need no check after each run
+ * (`withoutCapabilities`, scratch.ts): for compiles that declare 200 headers that
+ * check was a sixth of bldr's own CPU in a cold build (bench/local-build). Where
+ * setpriv is missing or cannot drop capabilities, the runner keeps them and
+ * every staged input is checked.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { join } from 'node:path'
 import { nodeChildEnv } from '../src/node-child-env.js'
 import { SANDBOX_DIST_DIR } from './dist-dir.js'
@@ -31,13 +42,29 @@ interface Pending {
   onStart: (() => void) | undefined
 }
 
+/** setpriv's arguments that drop every capability for good (the bounding set too, so no exec regains one). */
+const NO_CAPABILITIES = ['--inh-caps=-all', '--bounding-set=-all', '--']
+
+let setprivWorks: boolean | undefined
+/** Whether this process is root and `setpriv` can start a program without capabilities here (tried once). */
+export function canDropCapabilities(): boolean {
+  if (setprivWorks === undefined) {
+    setprivWorks = process.getuid?.() === 0 && spawnSync('setpriv', [...NO_CAPABILITIES, 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0
+  }
+  return setprivWorks
+}
+
 export class ProcessRunner {
   private child: ChildProcess | undefined
   private readonly pending = new Map<number, Pending>()
   private nextId = 0
+  /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). */
+  readonly withoutCapabilities: boolean
 
   /** @param maxRunning most commands running at once; more wait in the runner's queue */
-  constructor(private readonly maxRunning: number) {}
+  constructor(private readonly maxRunning: number) {
+    this.withoutCapabilities = canDropCapabilities()
+  }
 
   /** Run a command when a slot is free; `onStart` is called when it starts. */
   run(req: ProcessRequest, opts: { signal?: AbortSignal; onStart?: () => void } = {}): Promise<ProcessResult> {
@@ -82,7 +109,10 @@ export class ProcessRunner {
 
   private ensureChild(): ChildProcess {
     if (this.child?.connected) return this.child
-    const child = fork(RUNNER_MAIN, [String(this.maxRunning)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [], env: nodeChildEnv() })
+    const opts: SpawnOptions = { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: nodeChildEnv() }
+    const child = this.withoutCapabilities
+      ? spawn('setpriv', [...NO_CAPABILITIES, process.execPath, RUNNER_MAIN, String(this.maxRunning)], opts)
+      : fork(RUNNER_MAIN, [String(this.maxRunning)], { ...opts, execArgv: [] })
     child.on('message', (msg: RunnerReply) => {
       const p = this.pending.get(msg.id)
       if (!p) return

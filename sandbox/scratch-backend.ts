@@ -52,8 +52,9 @@ export interface ScratchBackend {
 }
 
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
-  const pool = new ScratchPool(init.cas, init.scratchRoot, { log: init.log })
   const runner = init.runner ?? new ProcessRunner(init.slots)
+  // Without capabilities, root's commands cannot change a blob given to another owner (process-runner.ts).
+  const pool = new ScratchPool(init.cas, init.scratchRoot, { log: init.log, ...(runner.withoutCapabilities ? { actionUid: 0 } : {}) })
   return {
     name: backend.name,
     slots: init.slots,

@@ -33,8 +33,9 @@
  * Where the action cannot write a staged file at all, it is not checked
  * after the run: a hard link to a blob that the action's user does not own
  * and that has no write bit (`actionUid`: the uid a backend's actions run as,
- * without capabilities; a sealed store's blobs, see store.ts, or any blob
- * under docker). If the action removed or replaced one, its folder's mtime
+ * without capabilities; a sealed store's blobs and the sources a client
+ * run by root stores, see store.ts, or any blob under docker). If the
+ * action removed or replaced one, its folder's mtime
  * moved and the folder is listed and its files checked, as above. On a
  * worker building a 200-file CMake project that is ~420 lstat calls fewer
  * per action (no CPU change showed above the machine's noise).
@@ -105,9 +106,10 @@ export interface ScratchPoolOptions {
   owner?: { uid: number; gid: number }
   /**
    * The uid actions run as, when they run without capabilities (bwrap,
-   * docker): a staged blob this uid does not own and cannot write is not
-   * checked after the run. Absent: every staged file is checked (the local
-   * sandbox, whose actions may run as root).
+   * docker, the local sandbox's runner started by root): a staged blob this
+   * uid does not own and cannot write is not checked after the run. Absent:
+   * every staged file is checked (the local sandbox where its actions may
+   * hold capabilities).
    */
   actionUid?: number
 }

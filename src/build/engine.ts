@@ -303,7 +303,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     if (!p) {
       p = storeLimit(async () => {
         if (await cas.has(i.digest)) return
-        const ref = await cas.putFile(join(opts.root, i.path))
+        // Sealed (when root): a source's blob is not an output's, and a sandbox without capabilities cannot change it (store.ts).
+        const ref = await cas.putFile(join(opts.root, i.path), { seal: true })
         if (ref.digest !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${ref.digest})`)
       })
       storing.set(i.digest, p)
@@ -319,7 +320,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     storing.delete(digest)
     for (const i of inputs) {
       if (i.digest !== digest) continue
-      const ref = await cas.putFile(join(opts.root, i.path)).catch(() => undefined)
+      const ref = await cas.putFile(join(opts.root, i.path), { seal: true }).catch(() => undefined)
       if (ref?.digest === digest) return true
     }
     return false

@@ -32,13 +32,18 @@
  * the hard link staged in its scratch folder, not by chmod, since bwrap maps
  * the worker's root to the action's user without capabilities and docker runs
  * actions as an unprivileged user (checked in a test for both). The local
- * sandbox run by root could, and checks every staged input after each run.
- * So staged links to sealed blobs need no check after a bwrap or docker run
- * (scratch.ts): on a 200-file CMake project every action stages ~420 inputs.
+ * sandbox run by root could, were its process runner not started without
+ * capabilities (process-runner.ts; without setpriv it keeps them and every
+ * staged input is checked after each run). So staged links to sealed blobs
+ * need no check after a run (scratch.ts): on a 200-file CMake project every
+ * action stages ~420 inputs.
  * `verify` still looks at the file before every use: a writer outside bldr
  * (root, a failing disk that rewrites a block) must be caught there. A
  * client's store is not sealed: its blobs are also the user's outputs (hard
- * links in the project), which should look like the user's own files.
+ * links in the project), which should look like the user's own files. Only
+ * the sources it stores are sealed, when run by root (`putFile`'s `seal`):
+ * a blob never placed in the project as a link (`placeOutput` copies one
+ * that is given away, should an output have a source's bytes).
  */
 import {
   chmodSync,
@@ -222,19 +227,19 @@ export class CasStore {
     return statSync(this.pathOf(digest), { throwIfNoEntry: false }) !== undefined
   }
 
-  /** Store bytes; returns their name. Storing a blob that exists is a no-op. */
-  async putBytes(data: Uint8Array | string): Promise<BlobRef> {
+  /** Store bytes; returns their name. Storing a blob that exists is a no-op. `seal`: see putFile. */
+  async putBytes(data: Uint8Array | string, opts: { seal?: boolean } = {}): Promise<BlobRef> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
-    return this.putHashed(bytes, this.hasher.hash(bytes))
+    return this.putHashed(bytes, this.hasher.hash(bytes), opts)
   }
 
   /** Store bytes already hashed to `digest`. */
-  private async putHashed(bytes: Uint8Array, digest: Digest): Promise<BlobRef> {
+  private async putHashed(bytes: Uint8Array, digest: Digest, opts: { seal?: boolean } = {}): Promise<BlobRef> {
     if (!(await this.has(digest))) {
       const tmp = this.newTemp()
       try {
         writeFileSync(tmp, bytes)
-        this.publish(tmp, digest, { written: true })
+        this.publish(tmp, digest, { written: true, ...opts })
       } catch (err) {
         rmSync(tmp, { force: true })
         throw err
@@ -246,9 +251,12 @@ export class CasStore {
   /**
    * Store the contents of a file. With `move`, the file is renamed into the store
    * when possible instead of copied (the caller gives it up: use it for outputs
-   * in a scratch folder that is about to be cleaned).
+   * in a scratch folder that is about to be cleaned). With `seal` (a source
+   * file), a new blob is sealed as a sealed store's are when this process is
+   * root (see the top); a blob already stored is left as it is, since it may
+   * be an output's too.
    */
-  async putFile(path: string, opts: { move?: boolean; executable?: boolean } = {}): Promise<BlobRef> {
+  async putFile(path: string, opts: { move?: boolean; executable?: boolean; seal?: boolean } = {}): Promise<BlobRef> {
     const size = statSync(path).size
     if (opts.move) {
       const digest = await this.hashFile(path, size)
@@ -257,12 +265,13 @@ export class CasStore {
       return { digest, size }
     }
     // Hash exactly the bytes that are stored, even if the source changes meanwhile.
-    if (size <= SYNC_MAX_BYTES) return this.putBytes(readFileSync(path))
+    const seal = opts.seal ? { seal: true } : {}
+    if (size <= SYNC_MAX_BYTES) return this.putBytes(readFileSync(path), seal)
     const tmp = this.newTemp()
     try {
       await copyFile(path, tmp, constants.COPYFILE_FICLONE)
       const digest = await this.hashFile(tmp, size)
-      if (!(await this.has(digest))) this.publish(tmp, digest, { written: true })
+      if (!(await this.has(digest))) this.publish(tmp, digest, { written: true, ...seal })
       return { digest, size }
     } finally {
       await rm(tmp, { force: true })
@@ -512,7 +521,8 @@ export class CasStore {
       }
     }
     if (!this.isVerified(digest)) await this.verify(digest)
-    if (((blob.mode & 0o111n) !== 0n) === opts.executable) {
+    // A sealed blob (a source's bytes) is not the user's to have in the project: a copy is.
+    if (((blob.mode & 0o111n) !== 0n) === opts.executable && blob.uid !== BigInt(BLOB_OWNER.uid)) {
       const tmp = tempNameFor(dest)
       try {
         withParentDir(tmp, () => linkSync(this.pathOf(digest), tmp))
@@ -566,11 +576,12 @@ export class CasStore {
    * so the blob is known to match its name as it stands (the next use need not
    * hash it again); a file someone else wrote (an action's output) is not.
    */
-  private publish(file: string, digest: Digest, opts: { executable?: boolean; written?: boolean } = {}): void {
+  private publish(file: string, digest: Digest, opts: { executable?: boolean; written?: boolean; seal?: boolean } = {}): void {
     const dest = this.pathOf(digest)
     const executable = opts.executable ?? false
+    const sealed = this.sealed || (opts.seal === true && process.getuid?.() === 0)
     chmodSync(file, executable ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
-    if (this.sealed) chownSync(file, BLOB_OWNER.uid, BLOB_OWNER.gid)
+    if (sealed) chownSync(file, BLOB_OWNER.uid, BLOB_OWNER.gid)
     try {
       withParentDir(dest, () => renameSync(file, dest))
       if (opts.written) this.verified.set(digest, blobIdentity(statSync(dest, { bigint: true })))
@@ -580,7 +591,7 @@ export class CasStore {
       const copy = this.newTemp()
       copyFileSync(file, copy)
       chmodSync(copy, executable ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
-      if (this.sealed) chownSync(copy, BLOB_OWNER.uid, BLOB_OWNER.gid)
+      if (sealed) chownSync(copy, BLOB_OWNER.uid, BLOB_OWNER.gid)
       renameSync(copy, dest)
       rmSync(file, { force: true })
     }

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test'
 import type { BuildEvent, BuildSummary } from '../../src/build/engine.js'
 import { buildLocally, openProject } from '../../src/build/project.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { canDropCapabilities } from '../../sandbox/process-runner.js'
 import { copyExample, makeProject, mtimeMs, snapshotFiles, withProject } from '../helpers.js'
 
 async function build(dir: string, opts: { targets?: string[]; keepGoing?: boolean; jobs?: number } = {}) {
@@ -315,22 +316,55 @@ actions:
     })
   })
 
-  it('an action that writes to an input in place fails, and the store is not left corrupt', async () => {
+  it('an action that writes to a generated input in place fails, and the store is not left corrupt', async () => {
     await withProject(makeProject({
-      'data.txt': 'original\n',
-      'BUILD.yaml': 'actions:\n  vandal:\n    command: [sh, -c, "echo extra >> data.txt; cp data.txt out.txt"]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
+      'BUILD.yaml': `
+actions:
+  gen:
+    command: [sh, -c, "echo original > data.txt"]
+    outputs: [data.txt]
+  vandal:
+    command: [sh, -c, "chmod u+w data.txt; echo extra >> data.txt; cp data.txt out.txt"]
+    inputs: [data.txt]
+    outputs: [out.txt]
+`,
     }), async (dir) => {
       const first = await build(dir)
       assert.deepEqual(first.summary.failed, ['vandal'])
       const failure = first.events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.match(failure.failure.reason, /wrote to its input data\.txt \(inputs are read-only\)/)
+
+      await writeFile(join(dir, 'BUILD.yaml'), 'actions:\n  gen:\n    command: [sh, -c, "echo original > data.txt"]\n    outputs: [data.txt]\n  reader:\n    command: [cp, data.txt, out.txt]\n    inputs: [data.txt]\n    outputs: [out.txt]\n')
+      const second = await build(dir)
+      assert.equal(second.summary.ok, true)
+      assert.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'original\n', 'the damaged blob was not used')
+      assert.equal(await readFile(join(dir, 'data.txt'), 'utf8'), 'original\n')
+    })
+  })
+
+  it('an action cannot change a source input: refused by the system when root (no capabilities), else caught after the run', async () => {
+    await withProject(makeProject({
+      'data.txt': 'original\n',
+      'BUILD.yaml': 'actions:\n  vandal:\n    command: [sh, -c, "chmod u+w data.txt; echo extra >> data.txt && cp data.txt out.txt"]\n    inputs: [data.txt]\n    outputs: [out.txt]\n',
+    }), async (dir) => {
+      const first = await build(dir)
+      assert.deepEqual(first.summary.failed, ['vandal'])
+      const failure = first.events.find((e) => e.type === 'action-failed')
+      assert.ok(failure?.type === 'action-failed')
+      if (canDropCapabilities()) {
+        assert.equal(failure.failure.reason, 'exit 2')
+        assert.match(failure.failure.stderr?.toString() ?? '', /chmod: .*data\.txt.*Operation not permitted/)
+        assert.match(failure.failure.stderr?.toString() ?? '', /data\.txt: Permission denied/)
+      } else {
+        assert.match(failure.failure.reason, /wrote to its input data\.txt \(inputs are read-only\)/)
+      }
       assert.equal(await readFile(join(dir, 'data.txt'), 'utf8'), 'original\n', 'the project file is untouched')
 
       await writeFile(join(dir, 'BUILD.yaml'), 'actions:\n  reader:\n    command: [cp, data.txt, out.txt]\n    inputs: [data.txt]\n    outputs: [out.txt]\n')
       const second = await build(dir)
       assert.equal(second.summary.ok, true)
-      assert.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'original\n', 'the damaged blob was repaired, not used')
+      assert.equal(await readFile(join(dir, 'out.txt'), 'utf8'), 'original\n', 'a damaged blob was repaired, not used')
     })
   })
 

@@ -182,3 +182,34 @@ describe('a sealed CAS store (a worker run as root)', { skip: process.getuid?.()
     }
   })
 })
+
+describe('a client store run by root: sources sealed, outputs the user\'s', { skip: process.getuid?.() !== 0 && 'sealing needs root' }, () => {
+  it('gives a new source blob away, leaves a blob already stored as it was, and places a given-away blob in the project as a copy, never a link', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-sources-'))
+    try {
+      const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
+      await writeFile(join(dir, 'src.txt'), 'a source\n')
+      await writeFile(join(dir, 'out.txt'), 'an output\n')
+      const output = await cas.putFile(join(dir, 'out.txt'), { move: true })
+      const source = await cas.putFile(join(dir, 'src.txt'), { seal: true })
+      const owner = async (d: string) => {
+        const st = await stat(cas.pathOf(d))
+        return [st.uid, st.mode & 0o777]
+      }
+      assert.deepEqual(await owner(source.digest), [BLOB_OWNER.uid, 0o444])
+      assert.deepEqual(await owner(output.digest), [0, 0o444])
+      // A source with an output's bytes: the stored blob (a link in the project) keeps its owner.
+      await writeFile(join(dir, 'same.txt'), 'an output\n')
+      await cas.putFile(join(dir, 'same.txt'), { seal: true })
+      assert.deepEqual(await owner(output.digest), [0, 0o444])
+
+      assert.equal(await cas.placeOutput(output.digest, join(dir, 'project', 'o.txt'), { executable: false }), 'link')
+      assert.equal(await cas.placeOutput(source.digest, join(dir, 'project', 's.txt'), { executable: false }), 'copy')
+      const placed = await stat(join(dir, 'project', 's.txt'))
+      assert.deepEqual([placed.uid, placed.ino === (await stat(cas.pathOf(source.digest))).ino], [0, false])
+      assert.equal(await readFile(join(dir, 'project', 's.txt'), 'utf8'), 'a source\n')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -257,6 +257,22 @@ describe('local backend', () => {
       await assert.rejects(s.run(spec(sh('true'), { caps: { maxMemoryBytes: 1 << 26 } })), /sandbox local cannot enforce maxMemory/)
     })
   })
+
+  it('run by root, its actions have no capabilities: a source staged for them cannot be changed; an input they own is caught after the run', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+    await withSandbox(createLocalSandbox, async (s, cas, dir) => {
+      await writeFile(join(dir, 'src.txt'), 'source\n')
+      const src = await cas.putFile(join(dir, 'src.txt'), { seal: true })
+      const ownBlob = await cas.putBytes('generated\n')
+      const tamper = (file: string) => sh(`grep CapEff /proc/self/status; chmod u+w ${file}; echo x >> ${file}; echo done`)
+      const r = await s.run(spec(tamper('src.txt'), { inputs: [{ path: 'src.txt', digest: src.digest, executable: false }] }))
+      assert.match(r.stdout.toString(), /^CapEff:\s+0+\ndone\n$/)
+      assert.match(r.stderr.toString(), /chmod: .*src\.txt.*Operation not permitted/)
+      assert.match(r.stderr.toString(), /src\.txt: Permission denied/)
+      assert.equal((await cas.getBytes(src.digest)).toString(), 'source\n', 'the source blob is intact')
+      // A blob root owns (an output, as a later action's input) root may still make writable: the check after the run finds it.
+      await assert.rejects(s.run(spec(tamper('gen.txt'), { inputs: [{ path: 'gen.txt', digest: ownBlob.digest, executable: false }] })), /wrote to its input gen\.txt/)
+    })
+  })
 })
 
 /** The ids of running containers this test process's sandboxes made. */
