@@ -12,7 +12,8 @@
  * waited for bldr's event loop (busy storing the last action's outputs), and
  * slots stood empty for several milliseconds per action.
  *
- * One runner serves a sandbox; it is started on first use, and if it dies, the
+ * One runner serves a sandbox; it is started when an action is about to run
+ * (warmUp: while its sources are stored and staged) or on first use; if it dies, the
  * commands in flight fail as sandbox (infrastructure) failures and the next
  * request starts a new one.
  *
@@ -58,12 +59,12 @@ export class ProcessRunner {
   private child: ChildProcess | undefined
   private readonly pending = new Map<number, Pending>()
   private nextId = 0
-  /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). */
-  readonly withoutCapabilities: boolean
-
   /** @param maxRunning most commands running at once; more wait in the runner's queue */
-  constructor(private readonly maxRunning: number) {
-    this.withoutCapabilities = canDropCapabilities()
+  constructor(private readonly maxRunning: number) {}
+
+  /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). Known once asked (a build that runs nothing does not try setpriv). */
+  get withoutCapabilities(): boolean {
+    return canDropCapabilities()
   }
 
   /** Run a command when a slot is free; `onStart` is called when it starts. */

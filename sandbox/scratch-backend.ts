@@ -26,12 +26,6 @@ export interface ScratchBackendInit {
   /** Keep scratch folders of failed actions for inspection. Default false. */
   keepFailed?: boolean
   log?: Logger
-  /**
-   * A process runner started ahead of the sandbox, for `slots` commands at once:
-   * a local build starts it before reading the project, so its start-up (~0.1 s)
-   * overlaps that. The sandbox owns it from then on (close() stops it).
-   */
-  runner?: ProcessRunner
 }
 
 /** How a backend starts one command around its scratch folder. */
@@ -52,17 +46,20 @@ export interface ScratchBackend {
 }
 
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
-  const runner = init.runner ?? new ProcessRunner(init.slots)
-  // Without capabilities, root's commands cannot change a blob given to another owner (process-runner.ts).
-  const pool = new ScratchPool(init.cas, init.scratchRoot, { log: init.log, ...(runner.withoutCapabilities ? { actionUid: 0 } : {}) })
+  const runner = new ProcessRunner(init.slots)
+  // Made for the first action: without capabilities, root's commands cannot change a blob given to another owner (process-runner.ts).
+  let pool: ScratchPool | undefined
+  const poolOf = (): ScratchPool => (pool ??= new ScratchPool(init.cas, init.scratchRoot, { log: init.log, ...(runner.withoutCapabilities ? { actionUid: 0 } : {}) }))
   return {
     name: backend.name,
     slots: init.slots,
     isolationNote: backend.isolationNote,
-    run: (spec, opts) => runInScratch(init, backend, pool, runner, spec, opts ?? {}),
+    run: (spec, opts) => runInScratch(init, backend, poolOf(), runner, spec, opts ?? {}),
+    // An action is about to run: the runner's start-up (~0.1 s) overlaps storing and staging its inputs.
+    warm: () => runner.warmUp(),
     close: async () => {
       runner.close()
-      pool.close()
+      pool?.close()
     },
   }
 }

@@ -49,6 +49,8 @@ export interface Executor {
   readonly slots: number
   /** Most actions the engine hands it at once (slots plus those being staged or collected). */
   readonly maxInFlight: number
+  /** A hint that `action` is about to be executed (its sources are being stored): what running needs may start now. */
+  warm?(action: Action): void
   /** Run one action; `onStart` is called when its command starts. `tools`: the programs it starts, as its key has them. */
   execute(action: Action, inputs: readonly KeyedInput[], opts: { signal: AbortSignal; onStart: () => void; tools?: readonly ToolRef[] }): Promise<SandboxResult>
 }
@@ -328,6 +330,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   const execute = async (action: Action, declared: KeyedInput[], declaredKey: Digest, tools: readonly ToolRef[]): Promise<void> => {
     if (stopping || abort.signal.aborted) return
+    executor.warm?.(action)
     const inputs = await stagingOf(action, declared)
     /** When the command first started (staging before it is not counted as running). */
     let startedAt: number | undefined

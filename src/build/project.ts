@@ -19,7 +19,6 @@ import { parseNinjaManifest } from '../graph/ninja/manifest-parser.js'
 import { loadNinjaGraph, projectRootOf } from '../graph/ninja/ninja-load.js'
 import { STATE_DIR } from '../graph/paths.js'
 import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
-import type { ProcessRunner } from '../../sandbox/process-runner.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createFsSourceTree } from './fs-source-tree.js'
 import { createSandboxExecutor } from './sandbox-executor.js'
@@ -112,8 +111,6 @@ export interface LocalBuildOptions {
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
   log?: Logger
-  /** For the local sandbox: its process runner, started ahead (see ScratchBackendInit). */
-  runner?: ProcessRunner
 }
 
 export const PLATFORM = `${process.platform}-${process.arch}`
@@ -125,7 +122,6 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
     slots: opts.jobs,
     keepFailed: opts.keepFailed ?? false,
     ...(opts.log ? { log: opts.log } : {}),
-    ...(opts.runner ? { runner: opts.runner } : {}),
   })
   try {
     return await runBuild({

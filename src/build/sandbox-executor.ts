@@ -4,7 +4,8 @@
  * STAGING_AHEAD actions more, so the next actions' inputs are staged (and
  * finished ones' outputs stored) while the slots stay busy.
  */
-import { placementOf, type Sandbox } from '../../sandbox/types.js'
+import type { Action } from '../graph/action.js'
+import { placementOf, type Sandbox, type SandboxInput, type SandboxSpec } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 /** Actions staged ahead of the running ones. */
@@ -15,19 +16,20 @@ export function createSandboxExecutor(sandbox: Sandbox): Executor {
     sandboxName: sandbox.name,
     slots: sandbox.slots,
     maxInFlight: sandbox.slots + STAGING_AHEAD,
-    execute: (action, inputs, { signal, onStart }) =>
-      sandbox.run(
-        {
-          actionId: action.id,
-          argv: action.argv,
-          env: action.env,
-          inputs,
-          outputs: action.outputs,
-          timeoutMs: action.timeoutMs,
-          capabilities: action.capabilities,
-          ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
-        },
-        { signal, onStart },
-      ),
+    warm: (action) => sandbox.warm?.(specOf(action, [])),
+    execute: (action, inputs, { signal, onStart }) => sandbox.run(specOf(action, inputs), { signal, onStart }),
+  }
+}
+
+function specOf(action: Action, inputs: readonly SandboxInput[]): SandboxSpec {
+  return {
+    actionId: action.id,
+    argv: action.argv,
+    env: action.env,
+    inputs,
+    outputs: action.outputs,
+    timeoutMs: action.timeoutMs,
+    capabilities: action.capabilities,
+    ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
   }
 }

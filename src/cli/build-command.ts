@@ -13,7 +13,6 @@ import { percentile } from '../percentile.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseIntFlag, parseLivenessFlags } from './args.js'
 import { checkSandbox, isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
-import { ProcessRunner } from '../../sandbox/process-runner.js'
 import { ProgressReporter } from './progress.js'
 
 
@@ -128,11 +127,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const project = await openProject({ dir: values.directory, file: values.file, log })
   // Marked as running (bldr gc waits for it), unless a collection runs there now.
   const releaseState = holdStateDir(project.stateDir, 'build')
-  // A local build's commands start from a helper process (sandbox/process-runner.ts). Started now, its
-  // start-up (~0.1 s) overlaps hashing and storing the sources instead of delaying the first command.
-  // The build's sandbox owns it from here and stops it.
-  const runner = !distributed && sandboxName === 'local' ? new ProcessRunner(jobs) : undefined
-  runner?.warmUp()
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)
   process.stderr.write(`bldr: ${isolationNote(sandboxName)}\n`)
@@ -179,7 +173,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
         signal: interrupt.signal,
         onEvent: progress.onEvent,
         log,
-        ...(runner ? { runner } : {}),
       })
     }
   } finally {
