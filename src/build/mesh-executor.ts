@@ -35,8 +35,8 @@ export interface MeshSession {
   setHandlers(h: MeshSessionEvents): void
   /** Hand a ready action to the mesh; `avoid`: workers it should not go to if another can take it. */
   submit(item: { id: string; payload: ActionPayload; avoid?: string[] }): Promise<void>
-  /** Fetch a blob from a peer into the project's store, verified. */
-  fetchBlob(digest: Digest, holder: string): Promise<void>
+  /** Fetch blobs from a peer into the project's store, verified, over as few streams as the CAS protocol allows; rejects with the first that could not be had. */
+  fetchBlobs(digests: readonly Digest[], holder: string): Promise<void>
 }
 
 export interface MeshExecutorInit {
@@ -124,12 +124,11 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
       return session
     }))
 
+  /** An action's outputs (and its stdout and stderr) the store lacks, fetched together: one stream, not one per blob. */
   const fetchFrom = async (session: MeshSession, worker: string, digests: Digest[]): Promise<void> => {
-    await Promise.all(
-      [...new Set(digests)].map(async (d) => {
-        if (!(await cas.has(d))) await session.fetchBlob(d, worker)
-      }),
-    )
+    const missing: Digest[] = []
+    for (const d of new Set(digests)) if (!(await cas.has(d))) missing.push(d)
+    if (missing.length > 0) await session.fetchBlobs(missing, worker)
   }
 
   /** Submit one attempt and wait for its report; a report that the worker could not run it is a RemoteExecutionError. */

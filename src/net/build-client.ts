@@ -11,7 +11,7 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
-import { CasClient, serveCas } from './cas-protocol.js'
+import { CasClient, MAX_BLOBS_PER_STREAM, serveCas } from './cas-protocol.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
 import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
@@ -140,8 +140,12 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       handlers = h
     },
     submit: (item) => submits.add({ ...item, sandbox: item.payload.sandbox, platform: opts.platform }),
-    fetchBlob: async (digest: Digest, holder: string) => {
-      await cas.fetch(peerIdFromString(holder), digest)
+    fetchBlobs: async (digests: readonly Digest[], holder: string) => {
+      const peer = peerIdFromString(holder)
+      for (let at = 0; at < digests.length; at += MAX_BLOBS_PER_STREAM) {
+        const got = await cas.fetchMany(peer, digests.slice(at, at + MAX_BLOBS_PER_STREAM))
+        for (const r of got.values()) if (r instanceof Error) throw r
+      }
     },
     workerStats: async () => (await call({ type: 'stats' }, 'stats')).workers,
     close: async () => {

@@ -33,7 +33,7 @@ describe('the mesh executor', () => {
           submitted.push(payload)
           setImmediate(() => handlers?.result(id, 'w1', { ok: true, exec: { exitCode: 0, signal: null, timedOut: false, outputs: [], missingOutputs: [], stdout: empty, stderr: empty, durationMs: 1 } }))
         },
-        fetchBlob: async () => {},
+        fetchBlobs: async () => {},
       }
       const executor = createMeshExecutor({ connect: async () => session, cas, sandbox: 'bwrap', slots: 2 })
       const tree = await Promise.all(Array.from({ length: 500 }, async (_, i) => ({ path: `src/f${String(i).padStart(3, '0')}.h`, digest: (await cas.putBytes(`int f${i};\n`)).digest, executable: false })))
