@@ -315,6 +315,41 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     return p
   }
 
+  /**
+   * Files of a staged tree (ninja's source tree: every file under the root)
+   * found changed since they were hashed, a log being written there for one:
+   * left out of every action's staging from then on, each with one warning.
+   * Only a declared input that changes fails its action; an action that did
+   * read a file left out fails on its own, naming it.
+   */
+  const unsteady = new Set<string>()
+  /** Store what an action's command gets: its declared inputs must store; a staged file that changed meanwhile is left out (above). */
+  const storeStaging = async (action: Action, declared: KeyedInput[], staging: KeyedInput[]): Promise<KeyedInput[]> => {
+    if (staging === declared) {
+      await storeSources(declared)
+      return declared
+    }
+    const mustStore = new Set(declared.map((i) => i.path))
+    await storeSources(declared)
+    const dropped = new Set<string>()
+    await Promise.all(
+      staging.map(async (i) => {
+        if (mustStore.has(i.path)) return
+        if (unsteady.has(i.path)) return void dropped.add(i.path)
+        try {
+          await storeSources([i])
+        } catch (err) {
+          if (!(err instanceof SourceChangedError)) throw err
+          dropped.add(i.path)
+          if (unsteady.has(i.path)) return
+          unsteady.add(i.path)
+          log?.warn({ action: action.id, path: i.path }, `file ${i.path} changed while the build read it (no action declares it); it is left out of the files staged for this build's actions`)
+        }
+      }),
+    )
+    return dropped.size === 0 ? staging : staging.filter((i) => !dropped.has(i.path))
+  }
+
   /** Replace a corrupt blob from a project file that still has its bytes. True if repaired. */
   const repairBlob = async (digest: Digest, inputs: KeyedInput[]): Promise<boolean> => {
     await cas.remove(digest)
@@ -331,7 +366,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const execute = async (action: Action, declared: KeyedInput[], declaredKey: Digest, tools: readonly ToolRef[]): Promise<void> => {
     if (stopping || abort.signal.aborted) return
     executor.warm?.(action)
-    const inputs = await stagingOf(action, declared)
+    let inputs = await stagingOf(action, declared)
     /** When the command first started (staging before it is not counted as running). */
     let startedAt: number | undefined
     const onStart = (): void => {
@@ -343,7 +378,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     const run = () => executor.execute(action, inputs, { signal: abort.signal, onStart, tools })
     let result: SandboxResult
     try {
-      await storeSources(inputs)
+      inputs = await storeStaging(action, declared, inputs)
       try {
         result = await run()
       } catch (err) {
