@@ -325,16 +325,14 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const unsteady = new Set<string>()
   /** Store what an action's command gets: its declared inputs must store; a staged file that changed meanwhile is left out (above). */
   const storeStaging = async (action: Action, declared: KeyedInput[], staging: KeyedInput[]): Promise<KeyedInput[]> => {
-    if (staging === declared) {
-      await storeSources(declared)
-      return declared
-    }
-    const mustStore = new Set(declared.map((i) => i.path))
     await storeSources(declared)
+    if (staging === declared) return declared
+    // The declared ones are stored by now; of the rest, only sources not stored yet (after the first action, one or none).
+    const pending = staging.filter((i) => !storedSources.has(i.digest) && !graph.producerOf(i.path))
+    if (pending.length === 0) return staging
     const dropped = new Set<string>()
     await Promise.all(
-      staging.map(async (i) => {
-        if (mustStore.has(i.path)) return
+      pending.map(async (i) => {
         if (unsteady.has(i.path)) return void dropped.add(i.path)
         try {
           await storeSources([i])
