@@ -425,6 +425,17 @@ actions:
   })
 })
 
+/**
+ * Remember a digest for `path` that its bytes do not have, as when the file is written between hashing
+ * and storing: storing it then finds other bytes (forged, so the test does not race a writer).
+ */
+async function forgeRememberedDigest(dir: string, path: string): Promise<void> {
+  const st = await stat(join(dir, path), { bigint: true })
+  await mkdir(join(dir, '.bldr'), { recursive: true })
+  const identity = `${st.dev}:${st.ino}:${st.size}:${st.mode}:${st.mtimeNs}:${st.ctimeNs}`
+  await writeFile(join(dir, '.bldr', 'source-digests.json'), JSON.stringify({ v: 1, entries: { [path]: [identity, '0'.repeat(64)] } }))
+}
+
 describe('a ninja build whose source tree changes while it runs', () => {
   it('leaves a staged file that changed since it was hashed out of the staging, with one warning, instead of failing every action', async () => {
     await withProject(makeProject({
@@ -433,12 +444,7 @@ describe('a ninja build whose source tree changes while it runs', () => {
       'b.txt': 'b\n',
       'build.log': 'a log another program is writing\n',
     }), async (dir) => {
-      // The remembered digest of build.log no longer matches its bytes, as when the file is written between
-      // hashing and storing: storing it finds other bytes (a forged digest, so the test does not race a writer).
-      const st = await stat(join(dir, 'build.log'), { bigint: true })
-      await mkdir(join(dir, '.bldr'), { recursive: true })
-      const identity = `${st.dev}:${st.ino}:${st.size}:${st.mode}:${st.mtimeNs}:${st.ctimeNs}`
-      await writeFile(join(dir, '.bldr', 'source-digests.json'), JSON.stringify({ v: 1, entries: { 'build.log': [identity, '0'.repeat(64)] } }))
+      await forgeRememberedDigest(dir, 'build.log')
       const lines: string[] = []
       const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
       const summary = await buildLocally(await openProject({ dir, file: 'build.ninja' }), { jobs: 1, log })
@@ -455,10 +461,7 @@ describe('a ninja build whose source tree changes while it runs', () => {
       'build.ninja': 'rule copy\n  command = cp $in $out\nbuild a.out: copy a.txt\n',
       'a.txt': 'a\n',
     }), async (dir) => {
-      const st = await stat(join(dir, 'a.txt'), { bigint: true })
-      await mkdir(join(dir, '.bldr'), { recursive: true })
-      const identity = `${st.dev}:${st.ino}:${st.size}:${st.mode}:${st.mtimeNs}:${st.ctimeNs}`
-      await writeFile(join(dir, '.bldr', 'source-digests.json'), JSON.stringify({ v: 1, entries: { 'a.txt': [identity, '0'.repeat(64)] } }))
+      await forgeRememberedDigest(dir, 'a.txt')
       const events: BuildEvent[] = []
       const summary = await buildLocally(await openProject({ dir, file: 'build.ninja' }), { jobs: 1, onEvent: (e) => events.push(e) })
       assert.deepEqual(summary.failed, ['a.out'])
