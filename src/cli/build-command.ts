@@ -33,7 +33,9 @@ Options:
                         outputs identical to ninja's when they record source paths)
   -j, --jobs N          actions run at once (default: ${availableParallelism()}, the number of cores)
   -k, --keep-going      after a failure, keep building what does not depend on it
-      --sandbox NAME    where actions run: ${SANDBOX_NAMES.join(', ')} (default: local)
+      --sandbox NAME    where actions run: ${SANDBOX_NAMES.join(', ')} (default: local); run by root,
+                        local actions have no capabilities (setpriv), so they cannot override
+                        file permissions
       --stats FILE      write the build's figures as JSON to FILE
       --keep-failed     keep the folders of failed actions (under .bldr/scratch, until the next build)
       --log-level LEVEL ${LOG_LEVELS.join(', ')}, silent (default: warn); logs go to stderr as JSON
