@@ -300,13 +300,14 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   /** Sources being stored, by digest, so concurrent actions wait for one copy instead of making their own. */
   const storing = new Map<Digest, Promise<void>>()
   const storeLimit = pLimit(SOURCE_STORE_CONCURRENCY)
+  /** A project file into the CAS, sealed (when root): a source's blob is not an output's, and a sandbox without capabilities cannot change it (store.ts). */
+  const putSource = (path: string) => cas.putFile(join(opts.root, path), { seal: true })
   const storeSource = (i: KeyedInput): Promise<void> => {
     let p = storing.get(i.digest)
     if (!p) {
       p = storeLimit(async () => {
         if (await cas.has(i.digest)) return
-        // Sealed (when root): a source's blob is not an output's, and a sandbox without capabilities cannot change it (store.ts).
-        const ref = await cas.putFile(join(opts.root, i.path), { seal: true })
+        const ref = await putSource(i.path)
         if (ref.digest !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${ref.digest})`)
       })
       storing.set(i.digest, p)
@@ -355,7 +356,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     storing.delete(digest)
     for (const i of inputs) {
       if (i.digest !== digest) continue
-      const ref = await cas.putFile(join(opts.root, i.path), { seal: true }).catch(() => undefined)
+      const ref = await putSource(i.path).catch(() => undefined)
       if (ref?.digest === digest) return true
     }
     return false

@@ -180,6 +180,8 @@ export class CasStore {
   private readonly blobPath: (digest: Digest) => string
   /** Whether blobs are sealed (see the top). */
   readonly sealed: boolean
+  /** This process is root, so it can give blobs to BLOB_OWNER (a sealed store's, or sources stored with `seal`). */
+  private readonly canSeal: boolean
   /**
    * Corruption found: stored blobs that no longer matched their name (removed
    * when found, so they are fetched again or rebuilt, never used), and blobs
@@ -194,7 +196,8 @@ export class CasStore {
     readonly hasher: Hasher,
     opts: CasStoreOptions = {},
   ) {
-    if (opts.sealed && process.getuid?.() !== 0) throw new Error('only a store opened by root can be sealed (its blobs are given to another user)')
+    this.canSeal = process.getuid?.() === 0
+    if (opts.sealed && !this.canSeal) throw new Error('only a store opened by root can be sealed (its blobs are given to another user)')
     this.sealed = opts.sealed ?? false
     this.tmpDir = join(root, 'tmp')
     this.blobPath = blobPathsIn(root)
@@ -265,7 +268,7 @@ export class CasStore {
       return { digest, size }
     }
     // Hash exactly the bytes that are stored, even if the source changes meanwhile.
-    const seal = opts.seal ? { seal: true } : {}
+    const seal = { seal: opts.seal === true }
     if (size <= SYNC_MAX_BYTES) return this.putBytes(readFileSync(path), seal)
     const tmp = this.newTemp()
     try {
@@ -579,7 +582,7 @@ export class CasStore {
   private publish(file: string, digest: Digest, opts: { executable?: boolean; written?: boolean; seal?: boolean } = {}): void {
     const dest = this.pathOf(digest)
     const executable = opts.executable ?? false
-    const sealed = this.sealed || (opts.seal === true && process.getuid?.() === 0)
+    const sealed = this.sealed || (opts.seal === true && this.canSeal)
     chmodSync(file, executable ? BLOB_MODE_EXECUTABLE : BLOB_MODE)
     if (sealed) chownSync(file, BLOB_OWNER.uid, BLOB_OWNER.gid)
     try {
