@@ -79,8 +79,12 @@ export async function readProjectGraph(opts: OpenProjectOptions = {}): Promise<P
 }
 
 export async function openProject(opts: OpenProjectOptions = {}): Promise<Project> {
+  // The hasher's WebAssembly compiles off the main thread (~30 ms before it can
+  // hash): started first, it is ready when the graph is read, not after.
+  const hasher = createBlake3Hasher()
+  hasher.catch(() => {}) // awaited below; a failure is reported there
   const { root, buildFile, graph, stateDir } = await readProjectGraph(opts)
-  const cas = await openCasStore(join(stateDir, 'cas'), await createBlake3Hasher())
+  const cas = await openCasStore(join(stateDir, 'cas'), await hasher)
   return { root, buildFile, graph, cas, actionCache: ActionCache.open(join(stateDir, 'ac.log'), opts.log), stateDir }
 }
 
