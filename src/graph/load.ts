@@ -36,6 +36,11 @@ interface InputRef {
 interface Draft {
   action: Omit<Action, 'inputs' | 'outputs'>
   inputs: InputRef[]
+  /**
+   * Inputs shared by many actions, as one array (a rule's headers, which every
+   * compile of the rule reads): sorted once for all of them, not once per action.
+   */
+  shared?: InputRef[]
   outputs: { path: string; keyPath: KeyPath }[]
   /** Key path of the BUILD entry, for errors about the action as a whole. */
   entryPath: KeyPath
@@ -143,23 +148,32 @@ export async function loadBuildGraph(spec: BuildFileSpec, tree: SourceTree): Pro
   }
 
   // Inputs: each a source file or another action's output.
+  const isFile = new Map<string, Promise<boolean>>()
   for (const d of drafts) {
-    for (const input of d.inputs) {
+    for (const input of d.shared ? chain(d.inputs, d.shared) : d.inputs) {
       const p = producer.get(input.path)
       if (p === d) {
         errors.push(src.error(input.keyPath, `input "${input.path}" is also an output of the same action "${d.action.id}"`))
-      } else if (!p && input.literal && !(await tree.isFile(input.path))) {
-        errors.push(src.error(input.keyPath, `input file "${input.path}" does not exist and no action produces it`))
+      } else if (!p && input.literal) {
+        let exists = isFile.get(input.path)
+        if (!exists) isFile.set(input.path, (exists = tree.isFile(input.path)))
+        if (!(await exists)) errors.push(src.error(input.keyPath, `input file "${input.path}" does not exist and no action produces it`))
       }
     }
   }
   if (errors.length > 0) throw new BuildFileErrors(dedupe(errors))
 
   const actions = new Map<string, Action>()
+  const sortedShared = new Map<InputRef[], string[]>()
+  const sharedPaths = (refs: InputRef[]): string[] => {
+    let paths = sortedShared.get(refs)
+    if (!paths) sortedShared.set(refs, (paths = sortedPaths(refs)))
+    return paths
+  }
   for (const d of drafts) {
     actions.set(d.action.id, {
       ...d.action,
-      inputs: unique(d.inputs.map((i) => i.path)).sort(),
+      inputs: d.shared ? mergeSorted(sortedPaths(d.inputs), sharedPaths(d.shared)) : sortedPaths(d.inputs),
       outputs: unique(d.outputs.map((o) => o.path)).sort(),
     })
   }
@@ -219,7 +233,8 @@ function expandCcRule(
     const obj = `${RULE_OUTPUT_DIR}/obj/${name}/${s.path}.o`
     drafts.push({
       entryPath: base,
-      inputs: [s, ...headers],
+      inputs: [s],
+      shared: headers,
       outputs: [{ path: obj, keyPath: s.keyPath }],
       action: {
         ...common,
@@ -356,6 +371,41 @@ function toCapabilities(own: CapabilitiesSpec | undefined, file: BuildFileSpec):
 
 function unique<T>(xs: Iterable<T>): T[] {
   return [...new Set(xs)]
+}
+
+function* chain<T>(a: readonly T[], b: readonly T[]): Iterable<T> {
+  yield* a
+  yield* b
+}
+
+/** The paths of `refs`, each once, sorted. */
+function sortedPaths(refs: readonly InputRef[]): string[] {
+  return unique(refs.map((i) => i.path)).sort()
+}
+
+/** Two sorted lists of distinct paths as one (sort()'s order), each path once. */
+function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out: string[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) {
+    const x = a[i] as string
+    const y = b[j] as string
+    if (x === y) {
+      out.push(x)
+      i++
+      j++
+    } else if (x < y) {
+      out.push(x)
+      i++
+    } else {
+      out.push(y)
+      j++
+    }
+  }
+  while (i < a.length) out.push(a[i++] as string)
+  while (j < b.length) out.push(b[j++] as string)
+  return out
 }
 
 function dedupe(errors: BuildFileError[]): BuildFileError[] {
