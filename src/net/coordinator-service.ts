@@ -61,6 +61,8 @@ export interface CoordinatorService {
   onResult(fn: (e: ResultEvent) => void): void
   /** Every registered worker's counters (null for one that did not answer). */
   workerStats(): Promise<Record<string, WorkerStatsWire | null>>
+  /** An open build's `auto` seed window as measured so far (undefined: no such build, or a fixed window). */
+  autoWindowOf(buildId: string): { window: 0 | 1; durationMs: number; startDelayMs: number } | undefined
   stop(): Promise<void>
 }
 
@@ -617,6 +619,10 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       resultListeners.push(fn)
     },
     workerStats,
+    autoWindowOf: (buildId) => {
+      const auto = builds.get(buildId)?.auto?.window
+      return auto && { window: auto.window, ...auto.means }
+    },
     stop: async () => {
       stopped = true
       for (const t of lossTimers.values()) clearTimeout(t)

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
 import { openMeshBuild } from '../../src/net/build-client.js'
+import { AUTO_WINDOW_RATIO } from '../../src/net/seed-policy.js'
 import { PLATFORM } from '../../src/build/project.js'
 import type { ActionPayload } from '../../src/worker/action-payload.js'
 
@@ -122,18 +123,26 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
     })
   })
 
-  it('the auto seed window queues one action per slot while actions are short and none once they run long', async () => {
+  it('the auto seed window queues one action per slot while actions are short and none once they run long', async (t) => {
     await withTwoWorkers('bldr-auto-window-', async ({ coordinator, workers, cas }) => {
       /**
        * The most any worker held before the first result, and once the first 4 results are in (the
        * first wave on 2 workers × 2 slots): by then the actions the first deal queued (under the
        * initial window of 1) have started, so what a worker holds was seeded under the measured window.
        */
-      const held = async (n: number, sleepMs: number): Promise<{ before: number; after: number }> => {
+      const held = async (n: number, sleepMs: number): Promise<{ before: number; after: number; slowStarts: string | undefined }> => {
         const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', seedWindow: 'auto', sandbox: 'local', platform: PLATFORM })
-        const most = { before: 0, after: 0 }
+        /** slowStarts: what the coordinator measured when it still held window 1 after the first results (starts too slow for the actions' length), if it did. */
+        const most = { before: 0, after: 0, slowStarts: undefined as string | undefined }
+        let wrongWindow: string | undefined
         let done = 0
         const sample = (): void => {
+          const measured = done >= 4 ? coordinator.autoWindowOf(session.buildId) : undefined
+          if (measured?.window === 1) {
+            most.slowStarts ??= `start delays of ${measured.startDelayMs.toFixed(1)} ms against ${Math.round(measured.durationMs)} ms actions`
+            // Window 1 only while starts take over 1/AUTO_WINDOW_RATIO of an action's time.
+            if (!(measured.startDelayMs * AUTO_WINDOW_RATIO > measured.durationMs)) wrongWindow ??= most.slowStarts
+          }
           for (const w of workers) {
             const h = coordinator.ledger.held(w.id)
             if (done === 0) most.before = Math.max(most.before, h)
@@ -145,6 +154,7 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
         try {
           for (let i = 0; i < n; i++) void session.submit({ id: `${session.buildId}/a${i}`, payload: { sleepMs } as unknown as ActionPayload })
           await all
+          assert.equal(wrongWindow, undefined, `window 1 with ${wrongWindow}`)
         } finally {
           clearInterval(ticker)
           await session.close()
@@ -153,9 +163,15 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
       }
       // 2 workers × 2 slots. Actions of 3 s, 50 times a typical start delay of up to 60 ms (a few ms
       // here; the first, with the streams' set-up, ~25 ms): after the first wave nobody holds a queue.
+      // Twelve: the first deal (window 1 until measured) places eight, so four are seeded under the measured window.
       const long = await held(12, 3_000)
       assert.ok(long.before > 2, `before any result, one queued per slot (held ${long.before})`)
-      assert.ok(long.after <= 2, `once an action has been measured, only the free slots are seeded (held ${long.after})`)
+      if (long.slowStarts === undefined) {
+        assert.ok(long.after <= 2, `once an action has been measured, only the free slots are seeded (held ${long.after})`)
+      } else {
+        // A machine so busy (other tests, the host) that seeds took over 60 ms to start: the window rightly stayed 1 (and may have queued).
+        t.diagnostic(`${long.slowStarts}: window 1 was right, so the long-action case is not checked in this run (held ${long.after})`)
+      }
       // Instant actions: the start delay is as long as the action, so a queue is kept.
       const short = await held(200, 0)
       assert.ok(short.after > 2 && short.after <= 4, `short actions keep one queued per slot (held ${short.after})`)
