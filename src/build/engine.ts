@@ -26,7 +26,7 @@
  * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
-import { lstatSync, realpathSync } from 'node:fs'
+import { lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
@@ -125,6 +125,15 @@ export const FLAKY_RUNS = 3
  * compile of a cold build started ~0.1 s sooner); large ones stream.
  */
 const SOURCE_STORE_CONCURRENCY = 8
+/**
+ * A source read to be hashed keeps its bytes until it is stored (when an action
+ * that reads it runs), so a cold build reads each file once, not twice, and
+ * stores exactly the bytes its key was made from. Only small files, and at
+ * most this much at once (a ninja build hashes its whole source tree); any
+ * other is read again to be stored, and checked against its digest.
+ */
+const HELD_SOURCE_MAX_BYTES = 256 * 1024
+const HELD_SOURCES_MAX_TOTAL = 64 * 1024 * 1024
 
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now()
@@ -156,6 +165,9 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
 
   emit({ type: 'build-start', total: ids.size })
 
+  /** Bytes of sources hashed and not stored yet, by path (HELD_SOURCE_MAX_BYTES). */
+  const heldBytes = new Map<string, Buffer>()
+  let heldTotal = 0
   const sourceInput = (path: string): Promise<KeyedInput> => {
     let p = sources.get(path)
     if (!p) {
@@ -167,7 +179,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         const known = opts.sourceDigests?.get(path, st)
         if (known) return { path, digest: known, executable }
         const hashStartMs = Date.now()
-        const digest = await cas.hashFile(abs, Number(st.size))
+        const size = Number(st.size)
+        let digest: Digest
+        if (size <= HELD_SOURCE_MAX_BYTES && heldTotal + size <= HELD_SOURCES_MAX_TOTAL) {
+          const bytes = readFileSync(abs)
+          digest = cas.hasher.hash(bytes)
+          heldBytes.set(path, bytes)
+          heldTotal += bytes.byteLength
+        } else {
+          digest = await cas.hashFile(abs, size)
+        }
         opts.sourceDigests?.set(path, st, digest, hashStartMs)
         return { path, digest, executable }
       })()
@@ -306,8 +327,13 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     let p = storing.get(i.digest)
     if (!p) {
       p = storeLimit(async () => {
+        const held = heldBytes.get(i.path)
+        if (held) {
+          heldBytes.delete(i.path)
+          heldTotal -= held.byteLength
+        }
         if (await cas.has(i.digest)) return
-        const ref = await putSource(i.path)
+        const ref = held ? await cas.putBytes(held, { seal: true }) : await putSource(i.path)
         if (ref.digest !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${ref.digest})`)
       })
       storing.set(i.digest, p)
