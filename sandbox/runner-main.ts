@@ -20,7 +20,10 @@ const queue: { id: number; req: ProcessRequest }[] = []
 const running = new Map<number, () => void>()
 
 function send(reply: RunnerReply): void {
-  process.send?.(reply)
+  // bldr may close the channel at any time: a reply it will not read is dropped
+  // (with no callback, the failed write would be an uncaught 'error' that ends the
+  // runner before its 'disconnect' handler kills what it runs).
+  if (process.connected) process.send?.(reply, undefined, undefined, () => {})
 }
 
 function pump(): void {
