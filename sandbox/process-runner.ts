@@ -155,15 +155,17 @@ export class ProcessRunner {
   private ensureLink(): RunnerLink {
     if (this.link && this.link.child.exitCode === null && this.link.child.signalCode === null) return this.link
     const link = this.kind === 'native' ? this.nativeLink() : this.nodeLink()
-    link.child.on('exit', (code, sig) => {
+    const lose = (why: string): void => {
       if (this.link === link) this.link = undefined
       const lost = [...this.pending].filter(([, p]) => p.link === link)
-      const err = new Error(`the process runner exited (${sig ?? `code ${code}`}) with ${lost.length} command(s) in flight`)
+      const err = new Error(`${why} with ${lost.length} command(s) in flight`)
       for (const [id, p] of lost) {
         this.pending.delete(id)
         p.reject(err)
       }
-    })
+    }
+    link.child.on('exit', (code, sig) => lose(`the ${this.kind} process runner exited (${sig ?? `code ${code}`})`))
+    link.child.on('error', (err) => lose(`the ${this.kind} process runner could not start (${err.message})`))
     this.link = link
     return link
   }

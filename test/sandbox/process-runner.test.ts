@@ -193,7 +193,7 @@ describe('the process runners', () => {
           const a = r.run(sh(`echo $$ > ${pidFile}.tmp && mv ${pidFile}.tmp ${pidFile}; exec sleep 30`))
           const pid = Number(await waitForFile(pidFile, 5_000))
           r.close()
-          await assert.rejects(a, /the process runner exited/)
+          await assert.rejects(a, new RegExp(`the ${kind} process runner exited`))
           await until(() => ended(pid), `the command ${pid} ended with its runner`)
           const res = await r.run(sh('echo again'))
           assert.equal(res.stdout.toString(), 'again\n')
