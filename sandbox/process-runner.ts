@@ -214,7 +214,9 @@ export class ProcessRunner {
   }
 
   private nativeLink(): RunnerLink {
-    const child = this.startRunner(NATIVE_RUNNER, [String(this.maxRunning), String(MAX_CAPTURE_BYTES)], { stdio: ['pipe', 'pipe', 'inherit'], env: {} })
+    // Its own environment is only PATH, to find setpriv where the probe found it: every command gets exactly the environment it asks for.
+    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }
+    const child = this.startRunner(NATIVE_RUNNER, [String(this.maxRunning), String(MAX_CAPTURE_BYTES)], { stdio: ['pipe', 'pipe', 'inherit'], env })
     const stdin = child.stdin!
     // A runner that died is reported by its exit (ensureLink); a write after that is dropped, not thrown.
     stdin.on('error', () => {})

@@ -127,27 +127,32 @@ describe('the process runners', () => {
       })
 
       it('runs at most its slots at once, and starts the next as one ends', async () => {
-        await withRunner(kind, 2, async (r) => {
-          let now = 0
-          let most = 0
+        await withRunner(kind, 2, async (r, dir) => {
+          // Each command logs its own start and end (appends of a few bytes are atomic): the overlap is the commands' own.
+          const log = join(dir, 'times.log')
+          let startedFirst = 0
           const runs = Array.from({ length: 6 }, () => {
             let started = false
             return r
-              .run(sh('sleep 0.2'), {
-                onStart: () => {
-                  started = true
-                  most = Math.max(most, ++now)
-                },
-              })
+              .run(sh(`echo "+ $(date +%s%N)" >> ${log}; sleep 0.2; echo "- $(date +%s%N)" >> ${log}`), { onStart: () => (started = true) })
               .then((res) => {
-                assert.ok(started, 'onStart came before the result')
-                now--
+                if (started) startedFirst++
                 return res
               })
           })
           const results = await Promise.all(runs)
           assert.ok(results.every((res) => res.exitCode === 0))
-          assert.equal(most, 2)
+          assert.equal(startedFirst, 6, 'every onStart came before its result')
+          const events = readFileSync(log, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => ({ delta: l.startsWith('+') ? 1 : -1, at: BigInt(l.slice(2)) }))
+            .sort((a, b) => (a.at === b.at ? a.delta - b.delta : a.at < b.at ? -1 : 1))
+          assert.equal(events.length, 12)
+          let now = 0
+          let most = 0
+          for (const e of events) most = Math.max(most, (now += e.delta))
+          assert.equal(most, 2, 'two ran at once, never more')
         })
       })
 
