@@ -449,7 +449,8 @@ int main(int argc, char **argv) {
       double at = j->exited ? j->grace_until_ms : (j->timed_out ? -1 : j->deadline_ms);
       if (at >= 0 && (wake < 0 || at < wake)) wake = at;
     }
-    int timeout = wake < 0 ? -1 : (wake <= now ? 0 : (int)(wake - now) + 1);
+    /* At most a day at a time (a timeout of up to 2^32 ms does not fit an int). */
+    int timeout = wake < 0 ? -1 : (wake <= now ? 0 : (wake - now > 86400000.0 ? 86400000 : (int)(wake - now) + 1));
     int r = poll(fds, nf, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
