@@ -44,6 +44,7 @@ import { join } from 'node:path'
 import { nodeChildEnv } from '../src/node-child-env.js'
 import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import type { RunnerReply, RunnerRequest } from './runner-main.js'
+import type { Logger } from 'pino'
 import { MAX_CAPTURE_BYTES, type ProcessRequest, type ProcessResult } from './run-process.js'
 
 const RUNNER_MAIN = join(SANDBOX_DIST_DIR, 'runner-main.js')
@@ -83,23 +84,49 @@ export function canDropCapabilities(): boolean {
 /** The wire to one runner process: send a request, hear its replies (`onReply`). */
 interface RunnerLink {
   child: ChildProcess
+  /** Whether it has replied at all (a native runner that never did, did not start). */
+  heard: boolean
+  /** Closed by us: its end is not a failure to start. */
+  closed?: boolean
   run(id: number, req: ProcessRequest): void
   kill(id: number): void
   close(): void
+}
+
+export interface ProcessRunnerOptions {
+  /** Where the native runner is (default NATIVE_RUNNER; tests point it elsewhere). */
+  nativeProgram?: string
+  log?: Logger
 }
 
 export class ProcessRunner {
   private link: RunnerLink | undefined
   private readonly pending = new Map<number, Pending>()
   private nextId = 0
+  private current: RunnerKind
+  private readonly nativeProgram: string
+  private readonly log: Logger | undefined
   /**
    * @param maxRunning most commands running at once; more wait in the runner's queue
-   * @param kind which runner (default: the native one where it was built)
+   * @param kind which runner (default: the native one where it was built). A
+   *   native runner that cannot start at all (a binary built for another
+   *   machine, say) is replaced by the Node one, with a warning, and the
+   *   commands sent to it (none had started) go to the Node one.
    */
   constructor(
     private readonly maxRunning: number,
-    readonly kind: RunnerKind = defaultRunnerKind(),
-  ) {}
+    kind: RunnerKind = defaultRunnerKind(),
+    opts: ProcessRunnerOptions = {},
+  ) {
+    this.current = kind
+    this.nativeProgram = opts.nativeProgram ?? NATIVE_RUNNER
+    this.log = opts.log
+  }
+
+  /** The runner in use. */
+  get kind(): RunnerKind {
+    return this.current
+  }
 
   /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). Known once asked (a build that runs nothing does not try setpriv). */
   get withoutCapabilities(): boolean {
@@ -112,7 +139,7 @@ export class ProcessRunner {
     const link = this.ensureLink()
     const id = ++this.nextId
     return new Promise<ProcessResult>((resolve, reject) => {
-      const onAbort = (): void => link.kill(id)
+      const onAbort = (): void => this.pending.get(id)?.link.kill(id)
       if (signal?.aborted) {
         reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
         return
@@ -149,23 +176,36 @@ export class ProcessRunner {
   close(): void {
     const link = this.link
     this.link = undefined
-    link?.close()
+    if (!link) return
+    link.closed = true
+    link.close()
   }
 
   private ensureLink(): RunnerLink {
     if (this.link && this.link.child.exitCode === null && this.link.child.signalCode === null) return this.link
-    const link = this.kind === 'native' ? this.nativeLink() : this.nodeLink()
+    const kind = this.current
+    const link = kind === 'native' ? this.nativeLink() : this.nodeLink()
     const lose = (why: string): void => {
       if (this.link === link) this.link = undefined
       const lost = [...this.pending].filter(([, p]) => p.link === link)
+      if (kind === 'native' && !link.heard && !link.closed && lost.length > 0) {
+        // It never answered: it did not start (a missing or foreign binary; setpriv's exec failing). Nothing it was sent has started.
+        this.log?.warn({ program: this.nativeProgram, why }, 'the native process runner could not start; the Node one runs the commands')
+        this.current = 'node'
+        for (const [id, p] of lost) {
+          p.link = this.ensureLink()
+          p.link.run(id, p.req)
+        }
+        return
+      }
       const err = new Error(`${why} with ${lost.length} command(s) in flight`)
       for (const [id, p] of lost) {
         this.pending.delete(id)
         p.reject(err)
       }
     }
-    link.child.on('exit', (code, sig) => lose(`the ${this.kind} process runner exited (${sig ?? `code ${code}`})`))
-    link.child.on('error', (err) => lose(`the ${this.kind} process runner could not start (${err.message})`))
+    link.child.on('exit', (code, sig) => lose(`the ${kind} process runner exited (${sig ?? `code ${code}`})`))
+    link.child.on('error', (err) => lose(`the ${kind} process runner could not start (${err.message})`))
     this.link = link
     return link
   }
@@ -205,6 +245,7 @@ export class ProcessRunner {
     }
     return {
       child,
+      heard: true,
       run: (id, req) => send({ type: 'run', id, req }),
       kill: (id) => send({ type: 'kill', id }),
       close: () => {
@@ -216,14 +257,14 @@ export class ProcessRunner {
   private nativeLink(): RunnerLink {
     // Its own environment is only PATH, to find setpriv where the probe found it: every command gets exactly the environment it asks for.
     const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }
-    const child = this.startRunner(NATIVE_RUNNER, [String(this.maxRunning), String(MAX_CAPTURE_BYTES)], { stdio: ['pipe', 'pipe', 'inherit'], env })
+    const child = this.startRunner(this.nativeProgram, [String(this.maxRunning), String(MAX_CAPTURE_BYTES)], { stdio: ['pipe', 'pipe', 'inherit'], env })
     const stdin = child.stdin!
     // A runner that died is reported by its exit (ensureLink); a write after that is dropped, not thrown.
     stdin.on('error', () => {})
     const frames = new FrameReader((f) => this.onNativeReply(f))
-    child.stdout!.on('data', (chunk: Buffer) => frames.push(chunk))
-    return {
+    const link: RunnerLink = {
       child,
+      heard: false,
       run: (id, req) => stdin.write(encodeRun(id, req)),
       kill: (id) => {
         const b = Buffer.alloc(9)
@@ -234,6 +275,11 @@ export class ProcessRunner {
       },
       close: () => stdin.end(),
     }
+    child.stdout!.on('data', (chunk: Buffer) => {
+      link.heard = true
+      frames.push(chunk)
+    })
+    return link
   }
 
   private onNativeReply(f: Buffer): void {

@@ -13,7 +13,7 @@ import { lstatSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
-import { ProcessRunner } from './process-runner.js'
+import { defaultRunnerKind, ProcessRunner } from './process-runner.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
 
@@ -46,7 +46,7 @@ export interface ScratchBackend {
 }
 
 export function createScratchSandbox(init: ScratchBackendInit, backend: ScratchBackend): Sandbox {
-  const runner = new ProcessRunner(init.slots)
+  const runner = new ProcessRunner(init.slots, defaultRunnerKind(), init.log ? { log: init.log } : {})
   // Made for the first action: without capabilities, root's commands cannot change a blob given to another owner (process-runner.ts).
   let pool: ScratchPool | undefined
   const poolOf = (): ScratchPool => (pool ??= new ScratchPool(init.cas, init.scratchRoot, { log: init.log, ...(runner.withoutCapabilities ? { actionUid: 0 } : {}) }))

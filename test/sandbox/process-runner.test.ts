@@ -53,6 +53,20 @@ describe('the process runners', () => {
     assert.equal(defaultRunnerKind(), 'native')
   })
 
+  it('a native runner that cannot start gives way to the Node one, which runs what was sent to it', async () => {
+    // Missing (a spawn error without setpriv, setpriv's exit 127 with it), and a program that exits without a word.
+    for (const program of [join(tmpdir(), 'no-such-bldr-spawn'), '/bin/true']) {
+      const r = new ProcessRunner(2, 'native', { nativeProgram: program })
+      try {
+        const results = await Promise.all([r.run(sh('echo one')), r.run(sh('echo two'))])
+        assert.deepEqual(results.map((res) => res.stdout.toString()), ['one\n', 'two\n'], program)
+        assert.equal(r.kind, 'node')
+      } finally {
+        r.close()
+      }
+    }
+  })
+
   for (const kind of ['native', 'node'] as const) {
     describe(`the ${kind} runner`, { timeout: 60_000 }, () => {
       it('reports the exit code and captures stdout and stderr apart, in the folder given, with exactly the environment given', async () => {
