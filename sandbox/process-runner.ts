@@ -45,7 +45,7 @@ import { nodeChildEnv } from '../src/node-child-env.js'
 import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import type { RunnerReply, RunnerRequest } from './runner-main.js'
 import type { Logger } from 'pino'
-import { MAX_CAPTURE_BYTES, type ProcessRequest, type ProcessResult } from './run-process.js'
+import { cannotRunMessage, droppedNote, MAX_CAPTURE_BYTES, notFoundOnPath, type ProcessRequest, type ProcessResult } from './run-process.js'
 
 const RUNNER_MAIN = join(SANDBOX_DIST_DIR, 'runner-main.js')
 /** The native runner, built by `npm run build` (package.json's `native` script) where a C compiler is. */
@@ -302,8 +302,7 @@ export class ProcessRunner {
     const stdout = withDropNote(f.subarray(43, 43 + outLen), outDropped)
     let stderr = withDropNote(f.subarray(43 + outLen, 43 + outLen + errLen), errDropped)
     const p = this.pending.get(id)
-    if (startFailed !== 0 && p) stderr = Buffer.from(`bldr: cannot run ${JSON.stringify(p.req.argv[0])}: ${startFailure(p.req, startFailed, errno)}
-`)
+    if (startFailed !== 0 && p) stderr = cannotRunMessage(p.req, startFailure(p.req, startFailed, errno))
     const signal = signo === 0 ? null : ((Object.entries(constants.signals).find(([, n]) => n === signo)?.[0] as NodeJS.Signals | undefined) ?? null)
     this.onReply(id, { type: 'done', result: { exitCode: code < 0 ? null : code, signal, timedOut, stdout, stderr, durationMs } })
   }
@@ -313,13 +312,13 @@ export class ProcessRunner {
 function startFailure(req: ProcessRequest, stage: number, errno: number): string {
   const code = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`
   if (stage === 1) return `cannot enter its folder ${req.cwd} (${code})`
-  return code === 'ENOENT' ? `not found (PATH=${req.env['PATH'] ?? ''})` : `spawn ${req.argv[0]} ${code}`
+  return code === 'ENOENT' ? notFoundOnPath(req) : `spawn ${req.argv[0]} ${code}`
 }
 
 /** Captured bytes, with the note run-process.ts's Capture adds when some were not kept. */
 function withDropNote(kept: Buffer, dropped: number): Buffer {
   const own = Buffer.from(kept) // not a view of the frame, which is dropped
-  return dropped > 0 ? Buffer.concat([own, Buffer.from(`\n[bldr: ${dropped} more bytes not kept]\n`)]) : own
+  return dropped > 0 ? Buffer.concat([own, Buffer.from(droppedNote(dropped))]) : own
 }
 
 /** A run request for bldr-spawn (the frame layout is at the top of spawn-helper.c). */

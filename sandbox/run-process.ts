@@ -73,14 +73,29 @@ export function startProcess(req: ProcessRequest): { done: Promise<ProcessResult
       clearTimeout(pipeGrace)
       const durationMs = performance.now() - started
       if (spawnError) {
-        const why = spawnError.code === 'ENOENT' ? `not found (PATH=${req.env['PATH'] ?? ''})` : spawnError.message
-        resolve({ exitCode: 127, signal: null, timedOut: false, stdout: out.bytes(), stderr: Buffer.from(`bldr: cannot run ${JSON.stringify(cmd)}: ${why}\n`), durationMs })
+        const why = spawnError.code === 'ENOENT' ? notFoundOnPath(req) : spawnError.message
+        resolve({ exitCode: 127, signal: null, timedOut: false, stdout: out.bytes(), stderr: cannotRunMessage(req, why), durationMs })
         return
       }
       resolve({ exitCode: code, signal: sig, timedOut, stdout: out.bytes(), stderr: err.bytes(), durationMs })
     })
   })
   return { done, kill, pid: child.pid }
+}
+
+/** What a command that could not start has as its stderr (both runners say it so). */
+export function cannotRunMessage(req: ProcessRequest, why: string): Buffer {
+  return Buffer.from(`bldr: cannot run ${JSON.stringify(req.argv[0])}: ${why}\n`)
+}
+
+/** Why, for a program that is not on the command's PATH. */
+export function notFoundOnPath(req: ProcessRequest): string {
+  return `not found (PATH=${req.env['PATH'] ?? ''})`
+}
+
+/** The note after captured output when `dropped` more bytes were not kept. */
+export function droppedNote(dropped: number): string {
+  return `\n[bldr: ${dropped} more bytes not kept]\n`
 }
 
 /** Collects a stream's bytes up to MAX_CAPTURE_BYTES. */
@@ -101,6 +116,6 @@ class Capture {
   }
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks)
-    return this.dropped > 0 ? Buffer.concat([all, Buffer.from(`\n[bldr: ${this.dropped} more bytes not kept]\n`)]) : all
+    return this.dropped > 0 ? Buffer.concat([all, Buffer.from(droppedNote(this.dropped))]) : all
   }
 }
