@@ -7,6 +7,9 @@
  * 1. Round trip: a steal request/response (`/bldr/steal/1.0.0` on a reused
  *    stream, answered by a worker process) against a raw `node:net`
  *    length-prefixed echo in another process. Target: steal p50 ≤ 2.5× echo.
+ *    Timed in each placement of the processes: unpinned (reported, not judged:
+ *    the scheduler's choice of core moves the raw echo 3×), pinned across
+ *    cores (client on CPU 0, servers on CPU 1) and pinned on one core.
  * 2. Throughput of no-op actions through a 4-worker mesh (workers run
  *    nothing, so the figure is seeding, start gate, result reports and event
  *    delivery). Target: ≥ 10,000 actions/s.
@@ -27,10 +30,10 @@
  *
  * Prints a table and writes bench/results/live-mesh.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -127,53 +130,111 @@ async function rawEchoRoundTrips(port: number, frame: Buffer, n: number): Promis
   return samples
 }
 
-async function roundTrips(): Promise<object> {
+/**
+ * Where the round-trip processes run. Unpinned, the scheduler puts each server
+ * on the client's core or the other one, and which it picks changes from run
+ * to run and from server to server: on the 2-core VM a raw echo measured 22 µs
+ * with both ends on one core and 73-81 µs across cores (a wake-up across cores
+ * costs the VM an interrupt), so an unpinned ratio compared placements more
+ * than protocols (1.5× to 6× in one afternoon). Each pinned placement puts all
+ * three servers where it says, so the three paths are timed alike.
+ */
+type Placement = { name: 'across cores' | 'one core' | 'unpinned'; client: string | null; server: string | null }
+
+function placements(): Placement[] {
+  const unpinned: Placement = { name: 'unpinned', client: null, server: null }
+  if (availableParallelism() < 2 || !canPin()) return [unpinned]
+  // Unpinned first: once pinned, processes stay where they were put.
+  return [unpinned, { name: 'across cores', client: '0', server: '1' }, { name: 'one core', client: '0', server: '0' }]
+}
+
+function canPin(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Move every thread of `pid` to the CPUs in `cpus` (null: all of them). */
+function pin(pid: number, cpus: string | null): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus ?? `0-${availableParallelism() - 1}`, String(pid)], { stdio: 'ignore' })
+}
+
+type RoundTripFigures = { p50: number; p99: number }
+export interface PlacementRoundTrips {
+  placement: Placement['name']
+  samples: number
+  rawEchoUs: RoundTripFigures
+  bareLibp2pUs: RoundTripFigures
+  stealUs: RoundTripFigures
+  ratioP50: number
+  stealOverBareP50: number
+  bareOverRawP50: number
+}
+
+async function roundTrips(): Promise<PlacementRoundTrips[]> {
   const n = quick ? 500 : 3000
   const echo = await node('raw-echo.js', [])
   const bare = await node('libp2p-echo.js', [])
   const m = await mesh(1, 'noop', 1)
+  const servers = [echo.proc.pid!, bare.proc.pid!, m.workers[0]!.proc.pid!]
   try {
     const client = new ProtocolClient(m.coordinator.node, STEAL_PROTOCOL)
     const bareClient = new ProtocolClient(m.coordinator.node, BENCH_ECHO)
     const bareAddr = parseMultiaddr(bare.value)
     const victim = parsePeerId(m.workers[0]!.id)
-    const steal: number[] = []
-    const echoes: number[] = []
-    const bares: number[] = []
+    const frame = Buffer.from(JSON.stringify({ stealId: '12D3KooWxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:123', max: 32 }))
+    const timeRequests = async (count: number, tag: string, request: (id: string) => Promise<unknown>): Promise<number[]> => {
+      const out: number[] = []
+      for (let i = 0; i < count; i++) {
+        const t0 = performance.now()
+        await request(`${tag}:${i}`)
+        out.push((performance.now() - t0) * 1000)
+      }
+      return out
+    }
+    const steal = (id: string): Promise<unknown> => client.request(victim, { stealId: id, max: 32 }, { timeoutMs: 5000 })
+    const bareEcho = (id: string): Promise<unknown> => bareClient.request(bareAddr, { stealId: id, max: 32 }, { timeoutMs: 5000 })
     // Warm every path alike (as many round trips as are measured: V8 compiles the libp2p
     // stack's hot code over the first ~2,000 requests, so a cold start measures the JIT,
-    // not a steady mesh), then alternate in blocks so drift hits all three alike.
-    const frame = Buffer.from(JSON.stringify({ stealId: '12D3KooWxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:123', max: 32 }))
-    for (let i = 0; i < n; i++) {
-      await bareClient.request(bareAddr, { stealId: `warm:${i}`, max: 32 }, { timeoutMs: 5000 })
-      await client.request(victim, { stealId: `warm:${i}`, max: 32 }, { timeoutMs: 5000 })
-    }
+    // not a steady mesh).
+    await timeRequests(n, 'warm', bareEcho)
+    await timeRequests(n, 'warm', steal)
     await rawEchoRoundTrips(Number(echo.value), frame, n)
-    for (let block = 0; block < 10; block++) {
-      echoes.push(...(await rawEchoRoundTrips(Number(echo.value), frame, n / 10)))
-      for (let i = 0; i < n / 10; i++) {
-        const t0 = performance.now()
-        await client.request(victim, { stealId: `b${block}:${i}`, max: 32 }, { timeoutMs: 5000 })
-        steal.push((performance.now() - t0) * 1000)
+    const results: PlacementRoundTrips[] = []
+    for (const place of placements()) {
+      pin(process.pid, place.client)
+      for (const pid of servers) pin(pid, place.server)
+      // A short warm-up in the new placement, then alternate in blocks so drift hits all three alike.
+      await rawEchoRoundTrips(Number(echo.value), frame, n / 10)
+      await timeRequests(n / 10, 'settle', steal)
+      await timeRequests(n / 10, 'settle', bareEcho)
+      const echoes: number[] = []
+      const steals: number[] = []
+      const bares: number[] = []
+      for (let block = 0; block < 10; block++) {
+        echoes.push(...(await rawEchoRoundTrips(Number(echo.value), frame, n / 10)))
+        steals.push(...(await timeRequests(n / 10, `b${block}`, steal)))
+        bares.push(...(await timeRequests(n / 10, `b${block}`, bareEcho)))
       }
-      for (let i = 0; i < n / 10; i++) {
-        const t0 = performance.now()
-        await bareClient.request(bareAddr, { stealId: `b${block}:${i}`, max: 32 }, { timeoutMs: 5000 })
-        bares.push((performance.now() - t0) * 1000)
-      }
+      results.push({
+        placement: place.name,
+        samples: n,
+        rawEchoUs: { p50: median(echoes), p99: quantile(echoes, 0.99) },
+        bareLibp2pUs: { p50: median(bares), p99: quantile(bares, 0.99) },
+        stealUs: { p50: median(steals), p99: quantile(steals, 0.99) },
+        ratioP50: median(steals) / median(echoes),
+        stealOverBareP50: median(steals) / median(bares),
+        bareOverRawP50: median(bares) / median(echoes),
+      })
     }
     client.close()
     bareClient.close()
-    return {
-      samples: n,
-      rawEchoUs: { p50: median(echoes), p99: quantile(echoes, 0.99) },
-      bareLibp2pUs: { p50: median(bares), p99: quantile(bares, 0.99) },
-      stealUs: { p50: median(steal), p99: quantile(steal, 0.99) },
-      ratioP50: median(steal) / median(echoes),
-      stealOverBareP50: median(steal) / median(bares),
-      bareOverRawP50: median(bares) / median(echoes),
-    }
+    return results
   } finally {
+    if (placements().length > 1) pin(process.pid, null)
     await m.stop()
     await stopAll([echo.proc, bare.proc])
   }
@@ -357,13 +418,15 @@ const want = (part: string): boolean => values.only === undefined || values.only
 const report: Record<string, unknown> = { date: new Date().toISOString(), quick }
 
 if (want('roundtrip')) {
-  type P = { p50: number; p99: number }
-  const rt = (await roundTrips()) as { rawEchoUs: P; bareLibp2pUs: P; stealUs: P; ratioP50: number; stealOverBareP50: number; bareOverRawP50: number }
-  report['roundTrips'] = rt
-  const row = (name: string, p: P, extra: string): void => console.log(`round trip   ${name.padEnd(22)} p50 ${fmt(p.p50, 0).padStart(5)} µs  p99 ${fmt(p.p99, 0).padStart(6)} µs  ${extra}`)
-  row('raw node:net echo', rt.rawEchoUs, '')
-  row('bare libp2p request', rt.bareLibp2pUs, `${fmt(rt.bareOverRawP50, 2)}× raw`)
-  row('steal (/bldr/steal)', rt.stealUs, `${fmt(rt.ratioP50, 2)}× raw (target ≤ 2.5×), ${fmt(rt.stealOverBareP50, 2)}× bare libp2p`)
+  const rts = await roundTrips()
+  report['roundTrips'] = rts
+  const row = (name: string, p: RoundTripFigures, extra: string): void => console.log(`round trip   ${name.padEnd(22)} p50 ${fmt(p.p50, 0).padStart(5)} µs  p99 ${fmt(p.p99, 0).padStart(6)} µs  ${extra}`)
+  for (const rt of rts) {
+    console.log(`round trip   ${rt.placement}${rt.placement === 'unpinned' ? ' (where the scheduler puts them; not judged when a pinned placement ran)' : rt.placement === 'across cores' ? ' (client on CPU 0, every server on CPU 1)' : ' (client and every server on CPU 0)'}`)
+    row('raw node:net echo', rt.rawEchoUs, '')
+    row('bare libp2p request', rt.bareLibp2pUs, `${fmt(rt.bareOverRawP50, 2)}× raw`)
+    row('steal (/bldr/steal)', rt.stealUs, `${fmt(rt.ratioP50, 2)}× raw${rts.length === 1 || rt.placement !== 'unpinned' ? ' (target ≤ 2.5×)' : ''}, ${fmt(rt.stealOverBareP50, 2)}× bare libp2p`)
+  }
 }
 if (want('noop')) {
   const tp = (await noopThroughput()) as { actionsPerSecond: number; perRound: number[]; warmUpRound: number }

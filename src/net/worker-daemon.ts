@@ -126,6 +126,7 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     announce: (_worker, a) => {
       node.services.pubsub.publish(LOAD_TOPIC, encodeAnnouncement(a)).catch((err: unknown) => log?.debug({ err }, 'load announcement not sent'))
     },
+    peerCount: () => node.services.pubsub.getSubscribers(LOAD_TOPIC).length,
   }
 
   const cas = opts.cas

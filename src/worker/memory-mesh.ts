@@ -93,6 +93,7 @@ export class MemoryMesh<T extends WorkItem> {
       }),
     requestSteal: (thief, victim, req, { timeoutMs }) => this.steal(thief, victim, req, timeoutMs),
     announce: (worker, a) => this.gossip(worker, a),
+    peerCount: () => this.workers.size - 1,
   }
 
   /** Run `fn` at the coordinator: a reliable round trip (losing the coordinator is the fault suite's subject), queued behind the messages it is already serving. */

@@ -326,6 +326,56 @@ describe('WorkerCore on an in-memory mesh (virtual time)', () => {
   })
 })
 
+describe('a victim shares its queue among the peers that may come asking', () => {
+  const announce = (queueDepth: number, executing: number, seq = 1) => ({ v: 1 as const, incarnation: 'i', seq, sentAtMs: 0, queueDepth, executing, capacity: 1, loadFactor: queueDepth + executing, sandboxes: ['local' as const], platform: 'linux-x64' })
+  const grants = (victim: WorkerCore<Item>, thieves: number): number[] =>
+    Array.from({ length: thieves }, (_, i) => {
+      const reply = victim.onStealRequest({ stealId: `s${i}`, max: 32 }, `t${i}`)
+      return 'offered' in reply ? reply.offered.length : 0
+    })
+  const seeded = (victim: WorkerCore<Item>, n: number): WorkerCore<Item> => {
+    victim.seed(Array.from({ length: n }, (_, i) => ({ id: `a${i}`, durationMs: 1 })))
+    return victim
+  }
+
+  it('seven silent peers asking at once each get an eighth of what is left, and none is refused', () => {
+    // One of the 64 went to the victim's own slot. Each asker gets an eighth of the queue it finds (the peers that were
+    // given work are still silent, so still counted): the victim keeps a share for those yet to come.
+    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 7), 64)
+    assert.deepEqual(grants(victim, 7), [8, 7, 6, 6, 5, 4, 4])
+    victim.stop()
+  })
+
+  it('on a large mesh splits among itself and at most maxSharers thieves', () => {
+    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 40), 65)
+    // 64 queued, 40 silent peers: split 16 ways (the victim and 15), not 41.
+    assert.equal(DEFAULT_WORKER_CONFIG.maxSharers, 15)
+    assert.deepEqual(grants(victim, 1), [4])
+    victim.stop()
+  })
+
+  it('without a peer count, or with every other peer offering work, it halves as before and refuses at the reserve', () => {
+    const blind = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }), 64)
+    assert.deepEqual(grants(blind, 7), [32, 16, 8, 4, 1, 0, 0])
+    blind.stop()
+    const told = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 7), 64)
+    for (let p = 0; p < 7; p++) told.onAnnouncement(`p${p}`, announce(4, 1))
+    assert.deepEqual(grants(told, 7), [32, 16, 8, 4, 1, 0, 0])
+    told.stop()
+  })
+
+  it('does not count a peer whose last announcement offered work; counts one below that, which may have run dry since', () => {
+    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 4), 60)
+    victim.onAnnouncement('p0', announce(0, 0))
+    victim.onAnnouncement('p1', announce(5, 1))
+    victim.onAnnouncement('p2', announce(3, 1))
+    victim.onAnnouncement('p3', announce(9, 1))
+    // p0 and p2 may ask (p2's 3 queued may be gone by now); p1 and p3 have work to give. So the victim and two thieves share 59.
+    assert.deepEqual(grants(victim, 1), [20])
+    victim.stop()
+  })
+})
+
 describe('a steal reply that comes after the thief stopped waiting', () => {
   /** w0 holds `actions`; w1, empty, steals over a link whose round trip (120 ms) is past the steal timeout (100 ms) but well inside the victim's offer timeout (1 s). */
   async function slowLink(opts: { actions: number; thiefCapacity?: number; onRequest?: (mesh: MemoryMesh<Item>, clock: VirtualClock) => void }) {
@@ -400,7 +450,7 @@ describe('a steal reply that comes after the thief stopped waiting', () => {
 })
 
 /** A worker on linux-x64 that only answers steal requests (its port does nothing, its actions never end): the victim side alone. */
-function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>): WorkerCore<T> {
+function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>, peerCount?: () => number): WorkerCore<T> {
   const port: MeshPort<T> = {
     startActions: () => new Promise(() => {}),
     transfer: async () => [],
@@ -408,6 +458,7 @@ function stealOnlyVictim<T extends Item>(config: Partial<WorkerConfig>): WorkerC
     reportResult: async () => {},
     requestSteal: async () => ({ refused: 'test' }),
     announce: () => {},
+    ...(peerCount ? { peerCount } : {}),
   }
   return new WorkerCore<T>(
     { ...DEFAULT_WORKER_CONFIG, id: 'v', slots: 1, strategy: STRATEGIES['power-of-two'], rng: createRng(2), platform: 'linux-x64', sandboxes: ['local'], victimReserve: 0, ...config },
