@@ -68,6 +68,11 @@ export class PeerTable {
     if (this.peers.delete(peerId)) this.all = undefined
   }
 
+  /** One peer as strategies see it, if known. */
+  get(peerId: string): PeerLoad | undefined {
+    return this.peers.get(peerId)?.load
+  }
+
   get size(): number {
     return this.peers.size
   }

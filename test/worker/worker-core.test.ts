@@ -338,19 +338,25 @@ describe('a victim shares its queue among the peers that may come asking', () =>
     return victim
   }
 
-  it('seven silent peers asking at once each get an eighth of what is left, and none is refused', () => {
-    // One of the 64 went to the victim's own slot. Each asker gets an eighth of the queue it finds (the peers that were
-    // given work are still silent, so still counted): the victim keeps a share for those yet to come.
+  it('seven silent peers asking at once each get an eighth, and none is refused', () => {
+    // One of the 64 went to the victim's own slot; of the 63 queued, each thief gets an equal part of what is left
+    // among the victim and those not yet served, and the victim keeps its own.
     const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 7), 64)
-    assert.deepEqual(grants(victim, 7), [8, 7, 6, 6, 5, 4, 4])
+    assert.deepEqual(grants(victim, 7), [8, 8, 8, 8, 8, 8, 8])
     victim.stop()
   })
 
-  it('on a large mesh splits among itself and at most maxSharers thieves', () => {
-    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 40), 65)
-    // 64 queued, 40 silent peers: split 16 ways (the victim and 15), not 41.
-    assert.equal(DEFAULT_WORKER_CONFIG.maxSharers, 15)
-    assert.deepEqual(grants(victim, 1), [4])
+  it('halves for each thief when more than maxSharers peers may ask, so thieves become victims in turn', () => {
+    assert.equal(DEFAULT_WORKER_CONFIG.maxSharers, 7)
+    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 40), 64)
+    assert.deepEqual(grants(victim, 3), [32, 16, 8])
+    victim.stop()
+  })
+
+  it('gives a thief it served no share again until it announces (it will not ask meanwhile)', () => {
+    const victim = seeded(stealOnlyVictim<Item>({ victimReserve: 2 }, () => 3), 64)
+    // 63 queued, three silent peers: t0 gets a quarter; then two may still ask, so t1 a third of the rest, t2 half of what is left.
+    assert.deepEqual(grants(victim, 3), [16, 16, 16])
     victim.stop()
   })
 
