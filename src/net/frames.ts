@@ -250,8 +250,27 @@ export function sendFrame(stream: Stream, payload: Uint8Array): Promise<void> {
 }
 
 /** Send several frames in one message (one yamux frame and encryption while they fit); waits for the stream to drain when its buffer is full. */
-export async function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Promise<void> {
-  if (stream.send(encodeFrames(payloads))) return
+export function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Promise<void> {
+  return sendFramed(stream, encodeFrames(payloads))
+}
+
+/** One frame of `text` as UTF-8, its length in front, in one buffer; the payload's byte length is checked against `max` first. */
+export function encodeTextFrame(text: string, max: number): { frame: Uint8Array; payloadBytes: number } {
+  const n = Buffer.byteLength(text)
+  if (n > max) return { frame: new Uint8Array(0), payloadBytes: n }
+  let head = 1
+  for (let v = n; v >= 0x80; v = Math.floor(v / 128)) head++
+  const frame = Buffer.allocUnsafe(head + n)
+  let v = n
+  for (let i = 0; i < head - 1; i++, v = Math.floor(v / 128)) frame[i] = (v & 0x7f) | 0x80
+  frame[head - 1] = v
+  frame.write(text, head, 'utf8')
+  return { frame, payloadBytes: n }
+}
+
+/** Send bytes that are already framed (see `encodeFrames`, `encodeTextFrame`); waits for the stream to drain when its buffer is full. */
+export async function sendFramed(stream: Stream, framed: Uint8Array): Promise<void> {
+  if (stream.send(framed)) return
   await new Promise<void>((resolve, reject) => {
     const onDrain = (): void => {
       stream.removeEventListener('close', onClose)

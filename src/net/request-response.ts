@@ -12,7 +12,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { z } from 'zod'
-import { FrameReader, FrameTimeoutError, FrameTooLargeError, sendFrame } from './frames.js'
+import { encodeTextFrame, FrameReader, FrameTimeoutError, FrameTooLargeError, sendFrame, sendFramed } from './frames.js'
 import type { MeshNode } from './node.js'
 
 export interface ProtocolSpec<Req, Res> {
@@ -35,13 +35,13 @@ export class ProtocolError extends Error {
 
 const errorResponseSchema = z.object({ error: z.string() })
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/** `value` as a JSON frame, its length in front, ready to send. */
 function encodeFrame(value: unknown, max: number, protocol: string): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(value))
-  if (bytes.byteLength > max) throw new ProtocolError(`${protocol}: frame of ${bytes.byteLength} bytes is over the ${max}-byte cap`)
-  return bytes
+  const { frame, payloadBytes } = encodeTextFrame(JSON.stringify(value), max)
+  if (payloadBytes > max) throw new ProtocolError(`${protocol}: frame of ${payloadBytes} bytes is over the ${max}-byte cap`)
+  return frame
 }
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; error: string }
@@ -94,7 +94,7 @@ export async function serveProtocol<Req, Res>(
         }
       }
       try {
-        await sendFrame(stream, encodeFrame(reply, spec.maxFrameBytes, spec.id))
+        await sendFramed(stream, encodeFrame(reply, spec.maxFrameBytes, spec.id))
       } catch (err) {
         // A peer that gave up waiting (its timeout) closes its stream: routine, not a fault here.
         if (isEndOfStream(err)) log?.debug({ err, protocol: spec.id, from }, 'the peer closed the stream before the response')
@@ -138,7 +138,7 @@ export class ProtocolClient<Req, Res> {
       // One timer for the whole exchange: on expiry the stream is closed, which ends a wait to send as well as the read.
       const timer = setTimeout(() => e.stream.abort(new FrameTimeoutError(`${this.spec.id}: no answer from ${key} within ${opts.timeoutMs} ms`)), opts.timeoutMs)
       try {
-        await sendFrame(e.stream, encodeFrame(req, this.spec.maxFrameBytes, this.spec.id))
+        await sendFramed(e.stream, encodeFrame(req, this.spec.maxFrameBytes, this.spec.id))
         const bytes = await e.frames.read()
         const res = decodeFrame(bytes, this.spec.response)
         if (res.ok) return res.value

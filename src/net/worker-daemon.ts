@@ -126,8 +126,14 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     announce: (_worker, a) => {
       node.services.pubsub.publish(LOAD_TOPIC, encodeAnnouncement(a)).catch((err: unknown) => log?.debug({ err }, 'load announcement not sent'))
     },
-    peerCount: () => node.services.pubsub.getSubscribers(LOAD_TOPIC).length,
+    peerCount: () => {
+      // Counted at most every 100 ms: gossipsub builds the list (a peer id per subscriber) on every call.
+      const now = performance.now()
+      if (now - subscribers.at > 100) subscribers = { at: now, count: node.services.pubsub.getSubscribers(LOAD_TOPIC).length }
+      return subscribers.count
+    },
   }
+  let subscribers = { at: -Infinity, count: 0 }
 
   const cas = opts.cas
   const corruptSent = opts.corruptSentEvery ? { every: opts.corruptSentEvery, sent: 0 } : undefined

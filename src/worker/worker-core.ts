@@ -340,7 +340,8 @@ export class WorkerCore<T extends WorkItem> {
     const again = this.offered.get(req.stealId)
     if (again) return { offered: again }
     if (this.stopped) return { refused: 'stopping' }
-    const max = Math.max(1, Math.min(req.max, this.config.stealBatch, this.fairShare()))
+    const share = this.deque.length > this.config.victimReserve ? this.fairShare() : Infinity
+    const max = Math.max(1, Math.min(req.max, this.config.stealBatch, share))
     const accept = this.thiefCanRun(req, thief)
     const grant = this.deque.stealHalf(max, this.config.victimReserve, accept)
     if (grant.items.length === 0) return { refused: `nothing to spare: ${this.deque.length} queued, reserve ${this.config.victimReserve}` }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import type { Stream } from '@libp2p/interface'
 import { after, before, describe, it } from 'node:test'
-import { encodeFrames, encodeLength, FrameReader, FrameTooLargeError, sendFrame } from '../../src/net/frames.js'
+import { encodeFrames, encodeLength, encodeTextFrame, FrameReader, FrameTooLargeError, sendFrame } from '../../src/net/frames.js'
 import { createMeshNode, type MeshNode } from '../../src/net/node.js'
 
 const PROTOCOL = '/bldr/test-frames/1.0.0'
@@ -129,5 +129,22 @@ describe('length-prefixed frames on a libp2p stream', { timeout: 60_000 }, () =>
     const pending = frames.read(5000)
     out.abort(new Error('gone'))
     await assert.rejects(pending, { name: 'StreamEndedError' })
+  })
+})
+
+describe('a text frame encoded in one buffer', () => {
+  it('is the UTF-8 bytes with their varint length in front, as encodeFrames makes them', () => {
+    for (const text of ['', 'a', 'x'.repeat(127), 'x'.repeat(128), 'é'.repeat(100), '{"k":"✓ 🚀"}', 'y'.repeat(20_000)]) {
+      const { frame, payloadBytes } = encodeTextFrame(text, CAP)
+      const utf8 = new TextEncoder().encode(text)
+      assert.equal(payloadBytes, utf8.byteLength)
+      assert.deepEqual(new Uint8Array(frame), encodeFrames([utf8]), `${text.length} characters`)
+    }
+  })
+
+  it('over the cap says how many bytes the payload has and encodes nothing', () => {
+    const { frame, payloadBytes } = encodeTextFrame('é'.repeat(40), 79)
+    assert.equal(payloadBytes, 80)
+    assert.equal(frame.byteLength, 0)
   })
 })
