@@ -68,7 +68,13 @@ export async function readProjectGraph(opts: OpenProjectOptions = {}): Promise<P
     const buildDir = dirname(buildFile)
     const manifest = parseNinjaManifest(shown, (p) => (p === shown ? text : readFileSync(resolve(buildDir, p), 'utf8')))
     root = projectRootOf(manifest, buildDir)
-    graph = loadNinjaGraph({ manifest, root, buildDir, files: await createFsSourceTree(root).glob('**') })
+    graph = loadNinjaGraph({
+      manifest,
+      root,
+      buildDir,
+      files: await createFsSourceTree(root).glob('**'),
+      onOtherBuildFolders: (folders) => opts.log?.info({ root, folders }, 'other build folders are left out of the source tree staged for each action'),
+    })
     stateDir = join(buildDir, STATE_DIR)
   } else {
     root = dirname(buildFile)

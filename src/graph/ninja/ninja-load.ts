@@ -13,7 +13,7 @@
  * with the project root expected at its absolute path (`execRoot`, see
  * action.ts). Its key covers its explicit and implicit inputs; order-only
  * inputs order it; the source tree (every file under the root that no
- * statement produces) is staged beside them, so a compile finds every header
+ * statement produces, other build folders left out: `otherBuildFolders`) is staged beside them, so a compile finds every header
  * on a worker that shares no disk with the client; the depfile (gcc -MD) says
  * which it read, and those join the key (see the engine). Phony statements are
  * aliases; generator statements (CMake's re-run of itself) are not built
@@ -69,6 +69,34 @@ export interface NinjaGraphInput {
   buildDir: string
   /** Every file under the root, project-relative, sorted (bldr's own folder excluded). */
   files: readonly string[]
+  /** Told the other build folders left out of the staged source tree, if any (see `otherBuildFolders`). */
+  onOtherBuildFolders?: (folders: readonly string[]) => void
+}
+
+/** Files that mark a folder as a build folder: CMake's cache, Meson's private state. */
+const BUILD_FOLDER_MARKERS = ['CMakeCache.txt', 'meson-private/coredata.dat']
+
+/**
+ * Build folders in the tree other than this one (`buildRel`, project-relative;
+ * '' for the root): folders holding CMake's `CMakeCache.txt` or Meson's
+ * `meson-private/coredata.dat`, except this build folder, folders holding it
+ * (an in-source build) and folders inside it (a sub-build it makes). Their
+ * files are another build's outputs and state, not sources: staged, a second
+ * build folder beside this one (`build-debug/` and `build-release/`) would be
+ * hashed, stored and sent to workers with every action of this build, and its
+ * objects, identical to this build's, would be stored as sources.
+ */
+export function otherBuildFolders(files: readonly string[], buildRel: string): string[] {
+  const inside = (path: string, folder: string): boolean => folder === '' || path === folder || path.startsWith(`${folder}/`)
+  const out = new Set<string>()
+  for (const f of files) {
+    for (const marker of BUILD_FOLDER_MARKERS) {
+      if (f !== marker && !f.endsWith(`/${marker}`)) continue
+      const folder = f === marker ? '' : f.slice(0, -marker.length - 1)
+      if (!inside(buildRel, folder) && !inside(folder, buildRel)) out.add(folder)
+    }
+  }
+  return [...out].sort()
 }
 
 export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
@@ -129,7 +157,10 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
   }
 
   const made = (f: string): boolean => generated.has(f) || (producer.has(f) && producer.get(f)?.rule !== 'phony')
-  const staged = input.files.filter((f) => !made(f) && !NINJA_STATE_FILES.has(posix.basename(f))).sort()
+  const others = otherBuildFolders(input.files, buildRel)
+  if (others.length > 0) input.onOtherBuildFolders?.(others)
+  const inOtherBuild = (f: string): boolean => others.some((o) => f.startsWith(`${o}/`))
+  const staged = input.files.filter((f) => !made(f) && !NINJA_STATE_FILES.has(posix.basename(f)) && !inOtherBuild(f)).sort()
   const actions = new Map<string, Action>()
   const idOf = new Map<NinjaEdge, string>()
   for (const e of manifest.edges) {

@@ -80,6 +80,28 @@ describe('ninja manifest → actions', () => {
     assert.equal(graph.get('app').pool?.depth, 1)
   })
 
+  it('leaves other build folders (CMake\'s, Meson\'s) out of the staged source tree, and says which; keeps its own, and a declared input there', () => {
+    const files = [...FILES, 'build-rel/CMakeCache.txt', 'build-rel/obj/a.o', 'build-rel/gen/config.h', 'mbuild/meson-private/coredata.dat', 'mbuild/foo.o', 'build/_deps/sub-build/CMakeCache.txt', 'build/_deps/sub-build/x.h', 'notes/CMakeCache.txt.md'].sort()
+    const manifest = parseNinjaManifest('build.ninja', () => `${MANIFEST}build extra.o: cc /p/src/a.c | /p/build-rel/gen/config.h
+`)
+    let told: readonly string[] = []
+    const graph = loadNinjaGraph({ manifest, root: '/p', buildDir: '/p/build', files, onOtherBuildFolders: (f) => (told = f) })
+    assert.deepEqual(told, ['build-rel', 'mbuild'])
+    const staged = graph.get('obj/a.o').staged ?? []
+    assert.ok(!staged.some((f) => f.startsWith('build-rel/') || f.startsWith('mbuild/')), staged.join(' '))
+    assert.ok(staged.includes('build/CMakeCache.txt') && staged.includes('build/gen/config.h'), 'its own build folder stays')
+    assert.ok(staged.includes('build/_deps/sub-build/x.h'), 'a build folder inside its own is its own')
+    assert.ok(staged.includes('notes/CMakeCache.txt.md'))
+    assert.deepEqual(graph.get('extra.o').inputs, ['build-rel/gen/config.h', 'src/a.c'], 'a declared input in another build folder is still an input')
+  })
+
+  it('an in-source build (the build folder is the root) has no other build folder', () => {
+    const manifest = parseNinjaManifest('build.ninja', () => `${RULES}build x.o: cc src/a.c\n`)
+    let told: readonly string[] | undefined
+    loadNinjaGraph({ manifest, root: '/p', buildDir: '/p', files: ['CMakeCache.txt', 'src/a.c', 'sub/CMakeCache.txt'], onOtherBuildFolders: (f) => (told = f) })
+    assert.equal(told, undefined)
+  })
+
   it('targets: outputs as written and as project paths, phony aliases; defaults from `default`; generator statements are not actions', () => {
     const { graph } = load(MANIFEST)
     assert.deepEqual(graph.targets.get('all'), ['app'])
