@@ -67,6 +67,20 @@ export class OwnershipLedger {
   private readonly retired = new Map<string, TransferAnswer>()
   /** Actions each worker holds (queued or running): how the coordinator judges room without asking. */
   private readonly heldCount = new Map<string, number>()
+  /**
+   * Each build's actions and the steals that named them, by the build's prefix
+   * (an id's part up to its first `/`, `<buildId>/`): `forget` drops one build
+   * without looking at the others' (a standing coordinator holds every open
+   * build's actions, and every steal since).
+   */
+  private readonly scopes = new Map<string, { actions: Set<string>; steals: Set<string> }>()
+
+  private scopeOf(actionId: string): { actions: Set<string>; steals: Set<string> } {
+    const key = actionId.slice(0, actionId.indexOf('/') + 1)
+    let scope = this.scopes.get(key)
+    if (!scope) this.scopes.set(key, (scope = { actions: new Set(), steals: new Set() }))
+    return scope
+  }
 
   private hold(worker: string | null, delta: number): void {
     if (worker === null) return
@@ -84,6 +98,7 @@ export class OwnershipLedger {
     const e = this.entries.get(actionId)
     if (e && e.state !== 'unassigned') throw new Error(`ledger: ${actionId} is already held by ${e.owner ?? 'nobody'} (${e.state}); only unassigned actions are seeded again`)
     this.entries.set(actionId, { owner: workerId, state: 'queued', reassignments: e?.reassignments ?? 0 })
+    this.scopeOf(actionId).actions.add(actionId)
     this.hold(workerId, 1)
   }
 
@@ -103,7 +118,14 @@ export class OwnershipLedger {
         answer.accepted.push(id)
       }
     }
+    if (answer.accepted.length === 0 && answer.rejected.every((r) => !this.entries.has(r.id))) {
+      // Names no action of an open build (all of them forgotten, or never seeded): no forget would drop it.
+      this.retire(stealId, answer)
+      return answer
+    }
     this.steals.set(stealId, answer)
+    for (const id of answer.accepted) this.scopeOf(id).steals.add(stealId)
+    for (const r of answer.rejected) if (this.entries.has(r.id)) this.scopeOf(r.id).steals.add(stealId)
     return answer
   }
 
@@ -194,17 +216,29 @@ export class OwnershipLedger {
     return back.sort()
   }
 
-  /** Drop every action whose id starts with `prefix` (a finished build); its steals' answers are retired (kept a while, see `retired`). Returns how many were still open. */
+  /**
+   * Drop a finished build's actions, `prefix` being its `<buildId>/` (the part
+   * of its action ids up to the first `/`); the answers of the steals that named
+   * them are retired (kept a while, see `retired`). Returns how many were still
+   * open. Costs what that build holds, not what the ledger holds.
+   */
   forget(prefix: string): number {
+    if (prefix.length < 2 || !prefix.endsWith('/') || prefix.indexOf('/') !== prefix.length - 1) throw new Error(`ledger: forget takes a build's prefix ("<buildId>/"), not ${JSON.stringify(prefix)}`)
+    const scope = this.scopes.get(prefix)
+    if (!scope) return 0
+    this.scopes.delete(prefix)
     let open = 0
-    for (const [id, e] of this.entries) {
-      if (!id.startsWith(prefix)) continue
+    for (const id of scope.actions) {
+      const e = this.entries.get(id)
+      if (!e) continue
       if (e.state !== 'done') open++
       if (e.state === 'queued' || e.state === 'running') this.hold(e.owner, -1)
       this.entries.delete(id)
     }
-    for (const [stealId, answer] of this.steals) {
-      if (![...answer.accepted, ...answer.rejected.map((r) => r.id)].some((id) => id.startsWith(prefix))) continue
+    for (const stealId of scope.steals) {
+      const answer = this.steals.get(stealId)
+      // A steal that named actions of two builds was retired with the first to go.
+      if (!answer) continue
       this.steals.delete(stealId)
       this.retire(stealId, answer)
     }

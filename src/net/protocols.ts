@@ -20,6 +20,8 @@ const sandboxName = z.enum(['local', 'bwrap', 'docker'])
 export type WireSandbox = z.infer<typeof sandboxName>
 /** A platform, `<os>-<arch>` as node names them (`linux-x64`). */
 const platformName = z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/).max(64)
+/** A build's id: its actions' ids start with `<buildId>/`, so it holds no `/` (the ledger groups a build's actions by that prefix). */
+const buildIdSchema = z.string().min(1).max(128).regex(/^[^/]+$/, 'a build id holds no "/"')
 /**
  * `sandbox` and `platform`: what the action needs (the payload implies them;
  * here the mesh can read them without decoding the payload).
@@ -168,12 +170,12 @@ export type FaultAccount = z.infer<typeof faultAccountSchema>
 const buildRequest = z.discriminatedUnion('type', [
   /** A client opens a build; events for its actions are pushed to it on BUILD_EVENTS_PROTOCOL. */
   /** `seedWindow`: seed a worker at most this many queued actions per slot beyond what it runs (absent: up to its room; 'auto': 0 or 1 as the coordinator measures, see seed-policy.ts). */
-  z.object({ type: z.literal('open'), buildId: z.string().min(1).max(128), policy: z.enum(SEED_POLICIES), seedWindow: z.union([z.number().int().min(0).max(1_000_000), z.literal('auto')]).optional(), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
+  z.object({ type: z.literal('open'), buildId: buildIdSchema, policy: z.enum(SEED_POLICIES), seedWindow: z.union([z.number().int().min(0).max(1_000_000), z.literal('auto')]).optional(), addrs: z.array(z.string().max(256)).max(16), sandbox: sandboxName, platform: platformName }).strict(),
   /** Ready actions; ids must start with `<buildId>/`. */
-  z.object({ type: z.literal('submit'), buildId: z.string().min(1).max(128), items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
-  z.object({ type: z.literal('close'), buildId: z.string().min(1).max(128) }).strict(),
+  z.object({ type: z.literal('submit'), buildId: buildIdSchema, items: z.array(wireItemSchema).min(1).max(4096) }).strict(),
+  z.object({ type: z.literal('close'), buildId: buildIdSchema }).strict(),
   /** Is this build still open here? (A client that lost its connection to the coordinator asks.) */
-  z.object({ type: z.literal('status'), buildId: z.string().min(1).max(128) }).strict(),
+  z.object({ type: z.literal('status'), buildId: buildIdSchema }).strict(),
   /** Every registered worker's counters. */
   z.object({ type: z.literal('stats') }).strict(),
 ])

@@ -176,6 +176,30 @@ describe('OwnershipLedger', () => {
     assert.deepEqual(l.transfer('s1', ['b1/y'], 'w1', 'w2').accepted, ['b1/y'], 'a repeated transfer gets the same answer')
   })
 
+  it('forgets one build without the others: a steal that named two builds is retired with the first, and one naming only forgotten actions is retired at once', () => {
+    const l = new OwnershipLedger()
+    for (const id of ['b1/x', 'b1/y', 'b2/x', 'b2/y']) l.seed(id, 'v')
+    l.transfer('both', ['b1/x', 'b2/x'], 'v', 't')
+    l.transfer('b2-only', ['b2/y'], 'v', 't')
+    assert.equal(l.forget('b1/'), 2, 'b1/x (at the thief) and b1/y were still queued')
+    assert.equal(l.stateOf('b1/x'), undefined)
+    assert.equal(l.stateOf('b2/x'), 'queued')
+    assert.equal(l.ownerOf('b2/x'), 't')
+    assert.deepEqual(l.settle('both'), ['b1/x', 'b2/x'], 'retired, still answered')
+    assert.equal(l.forget('b2/'), 2)
+    assert.deepEqual(l.settle('b2-only'), ['b2/y'])
+    assert.equal(l.forget('b2/'), 0, 'a build forgotten twice holds nothing')
+    // A late transfer for actions of forgotten builds moves nothing, and its answer stays (retired, not with the open builds' steals).
+    assert.deepEqual(l.transfer('late', ['b1/y'], 'v', 't'), { accepted: [], rejected: [{ id: 'b1/y', reason: 'unknown action' }] })
+    assert.deepEqual(l.settle('late'), [])
+    assert.deepEqual([l.held('v'), l.held('t')], [0, 0])
+  })
+
+  it('forget takes a build\'s prefix, "<buildId>/", and nothing else', () => {
+    const l = new OwnershipLedger()
+    for (const bad of ['b1', 'a/b/', '', '/']) assert.throws(() => l.forget(bad), /forget takes a build's prefix/, JSON.stringify(bad))
+  })
+
   it('keeps the answers of forgotten builds (and of steals settled with nothing moved) up to a bound, oldest dropped first', () => {
     const l = new OwnershipLedger()
     l.seed('old/a', 'v')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { STEAL_PROTOCOL } from '../../src/net/protocols.js'
+import { BUILD_PROTOCOL, STEAL_PROTOCOL } from '../../src/net/protocols.js'
 
 describe('the steal protocol\'s answers', () => {
   const check = (value: unknown): { ok: true; data: unknown } | { ok: false; path: string; message: string } => {
@@ -23,5 +23,16 @@ describe('the steal protocol\'s answers', () => {
     assert.equal((check({ offered: [], extra: 1 }) as { ok: boolean }).ok, false)
     assert.equal((check(null) as { ok: boolean }).ok, false)
     assert.equal((check('refused') as { ok: boolean }).ok, false)
+  })
+})
+
+describe('the build protocol\'s requests', () => {
+  it('take a build id without "/" (its actions\' ids start with "<buildId>/")', () => {
+    const open = (buildId: string) => BUILD_PROTOCOL.request.safeParse({ type: 'open', buildId, policy: 'least-loaded', addrs: [], sandbox: 'local', platform: 'linux-x64' })
+    assert.equal(open('3fa2b9c01d2e').success, true)
+    const bad = open('a/b')
+    assert.equal(bad.success, false)
+    assert.match(JSON.stringify(bad.error?.issues), /a build id holds no/)
+    assert.equal(BUILD_PROTOCOL.request.safeParse({ type: 'close', buildId: 'x/' }).success, false)
   })
 })
