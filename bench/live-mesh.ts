@@ -180,6 +180,7 @@ async function roundTrips(): Promise<PlacementRoundTrips[]> {
   const bare = await node('libp2p-echo.js', [])
   const m = await mesh(1, 'noop', 1)
   const servers = [echo.proc.pid!, bare.proc.pid!, m.workers[0]!.proc.pid!]
+  const places = placements()
   try {
     const client = new ProtocolClient(m.coordinator.node, STEAL_PROTOCOL)
     const bareClient = new ProtocolClient(m.coordinator.node, BENCH_ECHO)
@@ -204,7 +205,7 @@ async function roundTrips(): Promise<PlacementRoundTrips[]> {
     await timeRequests(n, 'warm', steal)
     await rawEchoRoundTrips(Number(echo.value), frame, n)
     const results: PlacementRoundTrips[] = []
-    for (const place of placements()) {
+    for (const place of places) {
       pin(process.pid, place.client)
       for (const pid of servers) pin(pid, place.server)
       // A short warm-up in the new placement, then alternate in blocks so drift hits all three alike.
@@ -234,7 +235,7 @@ async function roundTrips(): Promise<PlacementRoundTrips[]> {
     bareClient.close()
     return results
   } finally {
-    if (placements().length > 1) pin(process.pid, null)
+    if (places.length > 1) pin(process.pid, null)
     await m.stop()
     await stopAll([echo.proc, bare.proc])
   }

@@ -223,14 +223,14 @@ export class OwnershipLedger {
    * open. Costs what that build holds, not what the ledger holds.
    */
   forget(prefix: string): number {
-    if (prefix.length < 2 || !prefix.endsWith('/') || prefix.indexOf('/') !== prefix.length - 1) throw new Error(`ledger: forget takes a build's prefix ("<buildId>/"), not ${JSON.stringify(prefix)}`)
+    if (prefix.length < 2 || prefix.indexOf('/') !== prefix.length - 1) throw new Error(`ledger: forget takes a build's prefix ("<buildId>/"), not ${JSON.stringify(prefix)}`)
     const scope = this.scopes.get(prefix)
     if (!scope) return 0
     this.scopes.delete(prefix)
     let open = 0
     for (const id of scope.actions) {
-      const e = this.entries.get(id)
-      if (!e) continue
+      // Only forget removes entries, and an id is in one scope only.
+      const e = this.entries.get(id)!
       if (e.state !== 'done') open++
       if (e.state === 'queued' || e.state === 'running') this.hold(e.owner, -1)
       this.entries.delete(id)

@@ -258,13 +258,10 @@ export function sendFrames(stream: Stream, payloads: readonly Uint8Array[]): Pro
 export function encodeTextFrame(text: string, max: number): { frame: Uint8Array; payloadBytes: number } {
   const n = Buffer.byteLength(text)
   if (n > max) return { frame: new Uint8Array(0), payloadBytes: n }
-  let head = 1
-  for (let v = n; v >= 0x80; v = Math.floor(v / 128)) head++
-  const frame = Buffer.allocUnsafe(head + n)
-  let v = n
-  for (let i = 0; i < head - 1; i++, v = Math.floor(v / 128)) frame[i] = (v & 0x7f) | 0x80
-  frame[head - 1] = v
-  frame.write(text, head, 'utf8')
+  const head = encodeLength(n)
+  const frame = Buffer.allocUnsafe(head.byteLength + n)
+  frame.set(head, 0)
+  frame.write(text, head.byteLength, 'utf8')
   return { frame, payloadBytes: n }
 }
 

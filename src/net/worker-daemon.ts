@@ -104,6 +104,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
     MAX_BATCH,
   )
 
+  /** The load topic's subscriber count, and when it was counted (see `peerCount`). */
+  let subscribers = { at: -Infinity, count: 0 }
   const port: MeshPort<WireItem> = {
     startActions: async (_worker, ids) => {
       const ok = await Promise.all(ids.map((i) => starts.add(i)))
@@ -133,7 +135,6 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
       return subscribers.count
     },
   }
-  let subscribers = { at: -Infinity, count: 0 }
 
   const cas = opts.cas
   const corruptSent = opts.corruptSentEvery ? { every: opts.corruptSentEvery, sent: 0 } : undefined
