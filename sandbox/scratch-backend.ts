@@ -9,13 +9,13 @@
  * cannot enforce, checked before anything is staged.
  */
 import { join } from 'node:path'
-import { lstatSync } from 'node:fs'
+import { closeSync, lstatSync, openSync, readSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
 import { defaultRunnerKind, ProcessRunner } from './process-runner.js'
 import { ScratchPool, type Scratch } from './scratch.js'
-import { SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
+import { DEPFILE_TEXT_MAX_BYTES, SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
 
 export interface ScratchBackendInit {
   cas: CasStore
@@ -115,6 +115,7 @@ export async function collectResult(
   if (proc.exitCode !== 0) return { ...proc, outputs: [], missingOutputs: [], ...kept }
   const outputs: OutputRecord[] = []
   const missingOutputs: string[] = []
+  let depfileText: string | undefined
   let stderr = proc.stderr
   for (const path of spec.outputs) {
     const abs = join(scratch.execRoot, path)
@@ -130,8 +131,29 @@ export async function collectResult(
     }
     const executable = (st.mode & 0o111n) !== 0n
     opts.beforeStore?.(path, abs)
+    if (spec.readDepfile && path === spec.depfile && depfileText === undefined) {
+      // Read and dropped (ninja's deps = gcc): its text goes back, no blob is stored. The scratch folder's cleaning removes the file.
+      const text = readSmallFile(abs, DEPFILE_TEXT_MAX_BYTES)
+      if (text !== undefined) {
+        depfileText = text
+        continue
+      }
+    }
     const ref = await init.cas.putFile(abs, { move: true, executable })
     outputs.push({ path, digest: ref.digest, size: ref.size, executable })
   }
-  return { ...proc, stderr, outputs, missingOutputs, ...(missingOutputs.length > 0 ? kept : {}) }
+  return { ...proc, stderr, outputs, ...(depfileText !== undefined ? { depfileText } : {}), missingOutputs, ...(missingOutputs.length > 0 ? kept : {}) }
+}
+
+/** A file's text if it holds at most `max` bytes (read through one descriptor, so a file growing meanwhile is caught), else undefined. */
+function readSmallFile(abs: string, max: number): string | undefined {
+  const fd = openSync(abs, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(max + 1)
+    let n = 0
+    for (let r; n <= max && (r = readSync(fd, buf, n, max + 1 - n, null)) > 0; ) n += r
+    return n > max ? undefined : buf.toString('utf8', 0, n)
+  } finally {
+    closeSync(fd)
+  }
 }

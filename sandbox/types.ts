@@ -40,15 +40,32 @@ export interface SandboxSpec {
   cwd?: string
   /** A declared output that is a dependency file (gcc -MD): local writes its paths back as `execRoot` paths. */
   depfile?: string
+  /**
+   * The depfile is read and dropped (ninja's `deps = gcc`): its text comes
+   * back as `SandboxResult.depfileText` instead of as a stored output, if it is
+   * at most DEPFILE_TEXT_MAX_BYTES (a larger one is stored as usual). On a
+   * worker that spares a blob in its store and in the client's, and a push,
+   * for every compile.
+   */
+  readDepfile?: true
 }
 
-/** The set ones of a spec's placement fields (`execRoot`, `cwd`, `depfile`), for building a spec from an action or a payload. */
-export function placementOf(p: { execRoot?: string | undefined; cwd?: string | undefined; depfile?: string | undefined }): Pick<SandboxSpec, 'execRoot' | 'cwd' | 'depfile'> {
+/** Largest depfile returned as text (`readDepfile`); a compile's lists a few hundred headers at most, ~100 bytes each. */
+export const DEPFILE_TEXT_MAX_BYTES = 32 * 1024
+
+/** The set ones of a spec's placement fields (`execRoot`, `cwd`, `depfile`, `readDepfile`), for building a spec from an action or a payload. */
+export function placementOf(p: { execRoot?: string | undefined; cwd?: string | undefined; depfile?: string | undefined; readDepfile?: boolean | undefined }): Pick<SandboxSpec, 'execRoot' | 'cwd' | 'depfile'> & { readDepfile?: true } {
   return {
     ...(p.execRoot !== undefined ? { execRoot: p.execRoot } : {}),
     ...(p.cwd ? { cwd: p.cwd } : {}),
     ...(p.depfile !== undefined ? { depfile: p.depfile } : {}),
+    ...(p.depfile !== undefined && p.readDepfile ? { readDepfile: true } : {}),
   }
+}
+
+/** An action's placement fields for a spec or a payload: a depfile ninja drops (`deps = gcc`) is read, not stored. */
+export function actionPlacement(action: { execRoot?: string | undefined; cwd?: string | undefined; depfile?: { path: string; keep: boolean } | undefined }): Pick<SandboxSpec, 'execRoot' | 'cwd' | 'depfile'> & { readDepfile?: true } {
+  return placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path, readDepfile: action.depfile !== undefined && !action.depfile.keep })
 }
 
 /** Why `execRoot` cannot be used by a backend that shows the folder at that path, or undefined. */
@@ -72,6 +89,8 @@ export interface SandboxResult {
   stderr: Buffer
   /** Declared outputs found after a zero exit, stored in the CAS. Empty otherwise. */
   outputs: OutputRecord[]
+  /** The depfile's text, read instead of stored (`SandboxSpec.readDepfile`), after a zero exit. */
+  depfileText?: string
   /** Declared outputs the action did not create (after a zero exit). */
   missingOutputs: string[]
   /** Wall time of the command itself, excluding staging. */

@@ -244,12 +244,17 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     return computeDiscoveredKey(cas.hasher, declaredKey, files as KeyedInput[])
   }
 
-  /** After a run of an action with a depfile: record what it read; its result's key; its outputs (the depfile dropped unless kept). */
-  const recordDiscovered = async (action: Action, declaredKey: Digest, staging: KeyedInput[], outputs: OutputRecord[]): Promise<{ key: Digest; outputs: OutputRecord[] }> => {
+  /**
+   * After a run of an action with a depfile: record what it read; its result's
+   * key; its outputs (the depfile dropped unless kept). A depfile ninja drops
+   * comes back as text (`readDepfile`), one too large for that as an output.
+   */
+  const recordDiscovered = async (action: Action, declaredKey: Digest, staging: KeyedInput[], result: SandboxResult): Promise<{ key: Digest; outputs: OutputRecord[] }> => {
+    const { outputs } = result
     const depfile = action.depfile
     const record = depfile && outputs.find((o) => o.path === depfile.path)
-    if (!depfile || !record) return { key: declaredKey, outputs }
-    const text = (await cas.getBytes(record.digest)).toString('utf8')
+    if (!depfile || (!record && result.depfileText === undefined)) return { key: declaredKey, outputs }
+    const text = record ? (await cas.getBytes(record.digest)).toString('utf8') : result.depfileText!
     const staged = new Map(staging.map((i) => [i.path, i]))
     // Files the command made itself, or that no longer exist, are not inputs.
     const read = projectFilesOf(parseDepfile(text), { execRoot: action.execRoot ?? opts.root, cwd: action.cwd ?? '' }).flatMap((p) => staged.get(p) ?? [])
@@ -449,7 +454,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
       return
     }
     const [stdout, stderr] = await Promise.all([cas.putBytes(result.stdout), cas.putBytes(result.stderr)])
-    const { key, outputs } = await recordDiscovered(action, declaredKey, inputs, result.outputs)
+    const { key, outputs } = await recordDiscovered(action, declaredKey, inputs, result)
     await actionCache.put(key, { v: 1, exitCode: 0, outputs, stdout, stderr, durationMs: result.durationMs, sandbox: executor.sandboxName })
     for (const o of outputs) await materializeOutput(cas, opts.root, o)
     state.get(action.id)!.key = key

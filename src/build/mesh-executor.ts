@@ -17,7 +17,7 @@ import { RemoteExecutionError } from '../errors.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import { inputListingBytes, type ActionPayload, type ExecReport, type ResultReport } from '../worker/action-payload.js'
 import type { KeyedInput } from '../cas/action-cache.js'
-import { placementOf, type SandboxName, type SandboxResult } from '../../sandbox/types.js'
+import { actionPlacement, type SandboxName, type SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 export interface MeshSessionEvents {
@@ -212,7 +212,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         outputs: [...action.outputs],
         timeoutMs: action.timeoutMs,
         capabilities: { ...action.capabilities, readPaths: [...action.capabilities.readPaths], writePaths: [...action.capabilities.writePaths] },
-        ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
+        ...actionPlacement(action),
         ...(tools && tools.length > 0 ? { tools: [...tools] } : {}),
       }
       const { worker, exec } = await runWithRetries(session, action.id, id, payload, signal, onStart)
@@ -226,6 +226,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
         stdout,
         stderr,
         outputs: exec.outputs,
+        ...(exec.depfileText !== undefined ? { depfileText: exec.depfileText } : {}),
         missingOutputs: exec.missingOutputs,
         durationMs: exec.durationMs,
         ...(exec.cpuMs !== undefined ? { cpuMs: exec.cpuMs } : {}),

@@ -5,7 +5,7 @@
  * finished ones' outputs stored) while the slots stay busy.
  */
 import type { Action } from '../graph/action.js'
-import { placementOf, type Sandbox, type SandboxInput, type SandboxSpec } from '../../sandbox/types.js'
+import { actionPlacement, type Sandbox, type SandboxInput, type SandboxSpec } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
 
 /** Actions staged ahead of the running ones. */
@@ -30,6 +30,6 @@ function specOf(action: Action, inputs: readonly SandboxInput[]): SandboxSpec {
     outputs: action.outputs,
     timeoutMs: action.timeoutMs,
     capabilities: action.capabilities,
-    ...placementOf({ execRoot: action.execRoot, cwd: action.cwd, depfile: action.depfile?.path }),
+    ...actionPlacement(action),
   }
 }

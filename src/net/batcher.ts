@@ -15,11 +15,15 @@ export class Batcher<I, O> {
    * @param send sends one batch; resolves to one answer per item, in order.
    * @param maxBatch most items in one batch.
    * @param maxInFlight batches in flight at once.
+   * @param weight items' sizes, when they vary (a result carrying a depfile's
+   *   text): a batch takes items while their sum stays within `max`, and at
+   *   least one, so it fits the frame it goes in.
    */
   constructor(
     private readonly send: (items: I[]) => Promise<O[]>,
     private readonly maxBatch: number,
     private readonly maxInFlight = 1,
+    private readonly weight?: { of: (item: I) => number; max: number },
   ) {}
 
   add(item: I): Promise<O> {
@@ -38,9 +42,21 @@ export class Batcher<I, O> {
     })
   }
 
+  /** How many of the queued items the next batch takes. */
+  private batchLength(): number {
+    const n = Math.min(this.maxBatch, this.queue.length)
+    if (!this.weight) return n
+    let sum = 0
+    for (let i = 0; i < n; i++) {
+      sum += this.weight.of(this.queue[i]!.item)
+      if (sum > this.weight.max) return Math.max(1, i)
+    }
+    return n
+  }
+
   private flush(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch)
+      const batch = this.queue.splice(0, this.batchLength())
       this.inFlight++
       this.send(batch.map((b) => b.item)).then(
         (answers) => {

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { OwnershipLedger, type RecordOutcome } from '../coordinator/ledger.js'
-import type { ResultReport } from '../worker/action-payload.js'
+import { reportWeight, type ResultReport } from '../worker/action-payload.js'
 import { ActionDeque } from '../worker/deque.js'
 import { Batcher } from './batcher.js'
 import { createMeshNode, DEFAULT_LIVENESS, learnPeer, type Liveness, type MeshNode } from './node.js'
@@ -427,7 +427,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
             }
           }
         }
-      }, 4096),
+      }, 4096, 1, { of: (e) => (e.type === 'result' ? reportWeight(e.report) : 256 + 100 * (e.type === 'started' ? e.ids.length : 0)), max: BUILD_EVENTS_PROTOCOL.maxFrameBytes / 2 }),
     }
     return build
   }

@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
-import { resultReportSchema, type ResultReport } from '../worker/action-payload.js'
+import { reportWeight, resultReportSchema, type ResultReport } from '../worker/action-payload.js'
 import type { BlobExchange } from '../worker/action-runner.js'
 import { STRATEGIES, createRng, type StrategyName } from '../../strategies/index.js'
 import { systemClock } from '../worker/clock.js'
@@ -102,6 +102,8 @@ export async function startWorkerDaemon(opts: WorkerDaemonOptions): Promise<Work
   const results = new Batcher<{ id: string; report: ResultReport }, string>(
     async (batch) => (await call({ type: 'results', results: batch }, 'recorded')).outcomes,
     MAX_BATCH,
+    1,
+    { of: (r) => reportWeight(r.report), max: COORDINATOR_PROTOCOL.maxFrameBytes / 2 },
   )
 
   /** The load topic's subscriber count, and when it was counted (see `peerCount`). */

@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { digestSchema } from '../cas/digest-schema.js'
 import { isDigest } from '../cas/hasher.js'
+import { DEPFILE_TEXT_MAX_BYTES } from '../../sandbox/types.js'
 
 const PATH_MAX_LEN = 4096
 const PEER_ID_MAX_LEN = 128
@@ -90,6 +91,8 @@ export const actionPayloadSchema = z
     execRoot: z.string().min(2).max(4096).startsWith('/').optional(),
     cwd: z.string().max(4096).optional(),
     depfile: relPath.optional(),
+    /** The depfile is read and dropped (ninja's deps = gcc): its text comes back in the report, not as an output (SandboxSpec.readDepfile). */
+    readDepfile: z.literal(true).optional(),
     /** The programs the command starts, as the client's key has them (src/cas/tools.ts): a worker runs it only with the same ones. */
     tools: z.array(z.object({ name: z.string().min(1).max(4096), path: z.string().min(1).max(4096), digest: digestSchema }).strict()).max(64).optional(),
   })
@@ -105,6 +108,8 @@ export const execReportSchema = z
     oomKilled: z.boolean().optional(),
     outputs: z.array(outputRecord).max(10_000),
     missingOutputs: z.array(relPath).max(10_000),
+    /** The depfile's text, when the payload asked for it to be read (`readDepfile`) and it was small enough. */
+    depfileText: z.string().max(DEPFILE_TEXT_MAX_BYTES).optional(),
     stdout: digestSchema,
     stderr: digestSchema,
     durationMs: z.number().nonnegative(),
@@ -120,6 +125,21 @@ export type ExecReport = z.infer<typeof execReportSchema>
  */
 export const resultReportSchema = z.object({ ok: z.boolean(), exec: execReportSchema.optional(), error: z.string().max(16 * 1024).optional() }).strict()
 export type ResultReport = z.infer<typeof resultReportSchema>
+
+/**
+ * About how many bytes a report takes as JSON, at least: batches of results
+ * are cut by it to fit their frames. A depfile's text counts twice (its
+ * newlines and backslashes are escaped), an output its path and ~200 bytes.
+ */
+export function reportWeight(report: ResultReport): number {
+  let n = 512 + (report.error?.length ?? 0)
+  if (report.exec) {
+    n += 2 * (report.exec.depfileText?.length ?? 0)
+    for (const o of report.exec.outputs) n += 200 + o.path.length
+    for (const m of report.exec.missingOutputs) n += 8 + m.length
+  }
+  return n
+}
 
 /** A listing of inputs (ActionPayload.listed): canonical JSON, `[path, digest, 1 if executable else 0]` per input. */
 export function inputListingBytes(inputs: readonly { path: string; digest: string; executable: boolean }[]): string {

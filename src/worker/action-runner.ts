@@ -305,6 +305,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
           ...(result.oomKilled ? { oomKilled: true } : {}),
           outputs: result.outputs.map(({ path, digest, size, executable }) => ({ path, digest, size, executable })),
           missingOutputs: result.missingOutputs,
+          ...(result.depfileText !== undefined ? { depfileText: result.depfileText } : {}),
           stdout: stdout.digest,
           stderr: stderr.digest,
           durationMs: result.durationMs,

@@ -34,6 +34,21 @@ describe('Batcher', () => {
     assert.deepEqual(sizes, [3, 3, 2])
   })
 
+  it('closes a batch before its items weigh more than the limit, and sends one heavier than the limit alone', async () => {
+    const batches: number[][] = []
+    const b = new Batcher<number, number>(
+      async (items) => {
+        batches.push(items)
+        return items
+      },
+      100,
+      1,
+      { of: (n) => n, max: 10 },
+    )
+    assert.deepEqual(await Promise.all([4, 5, 1, 3, 12, 2, 9].map((n) => b.add(n))), [4, 5, 1, 3, 12, 2, 9])
+    assert.deepEqual(batches, [[4, 5, 1], [3], [12], [2], [9]])
+  })
+
   it('rejects a batch whose answers do not match its items', async () => {
     const b = new Batcher<number, number>(async () => [1], 10)
     await assert.rejects(Promise.all([b.add(1), b.add(2)]), /batch of 2 got 1 answers/)

@@ -52,6 +52,36 @@ function spec(argv: string[], over: Partial<SandboxSpec> & { caps?: Partial<Capa
 const sh = (script: string): string[] => ['sh', '-c', script]
 
 
+/**
+ * A depfile the spec says to read (ninja's deps = gcc) comes back as text and
+ * is not stored; one over the cap, or one not to be read, is an output as usual.
+ */
+async function readsItsDepfile(make: MakeSandbox): Promise<void> {
+  await withSandbox(make, async (s, cas) => {
+    const outputs = ['out/a.o', 'out/a.o.d']
+    /** A spec whose command writes `depfile`'s text as its depfile (copied from an input) and an object. */
+    const writing = async (depfile: string, over: Partial<SandboxSpec>): Promise<SandboxSpec> => {
+      const input: SandboxInput = { path: 'dep.txt', digest: (await cas.putBytes(depfile)).digest, executable: false }
+      return spec(sh('cp dep.txt out/a.o.d; echo obj > out/a.o'), { inputs: [input], outputs, depfile: 'out/a.o.d', ...over })
+    }
+    const text = 'out/a.o: src/a.c \\\n include/a.h\n'
+    const r = await s.run(await writing(text, { readDepfile: true }))
+    assert.equal(r.exitCode, 0, r.stderr.toString())
+    assert.equal(r.depfileText, text)
+    assert.deepEqual(r.outputs.map((o) => o.path), ['out/a.o'], 'the depfile is not an output')
+    assert.deepEqual(r.missingOutputs, [])
+
+    const large = `out/a.o: ${'include/x.h '.repeat(3_000)}\n`
+    const big = await s.run(await writing(large, { readDepfile: true }))
+    assert.equal(big.depfileText, undefined, 'a depfile over the cap is not read')
+    assert.deepEqual(big.outputs.map((o) => o.path), outputs, 'it is stored as an output')
+
+    const kept = await s.run(await writing(text, {}))
+    assert.equal(kept.depfileText, undefined)
+    assert.deepEqual(kept.outputs.map((o) => o.path), outputs, 'a depfile ninja keeps is an output')
+  })
+}
+
 const ISOLATING: { name: 'bwrap' | 'docker'; make: MakeSandbox; execRoot: string }[] = [
   { name: 'bwrap', make: (init) => createBwrapSandbox(init), execRoot: BWRAP_EXEC_ROOT },
   { name: 'docker', make: (init) => createDockerSandbox(init), execRoot: DOCKER_EXEC_ROOT },
@@ -96,6 +126,10 @@ for (const backend of ISOLATING) {
         assert.equal(r.outputs.length, 1)
         assert.ok(r.outputs[0]!.size > 0)
       })
+    })
+
+    it('reads a depfile it is told to read instead of storing it; a large one, or one kept, is an output', async () => {
+      await readsItsDepfile(make)
     })
 
     it('starts a sandbox ahead of its action when warmed (once per profile), and the action runs in it', async () => {
@@ -251,6 +285,10 @@ for (const backend of ISOLATING) {
 }
 
 describe('local backend', () => {
+  it('reads a depfile it is told to read instead of storing it; a large one, or one kept, is an output', async () => {
+    await readsItsDepfile(createLocalSandbox)
+  })
+
   it('refuses a limit it cannot enforce, naming it, instead of running without it', async () => {
     await withSandbox(createLocalSandbox, async (s) => {
       await assert.rejects(s.run(spec(sh('true'), { caps: { maxCpu: 1 } })), /sandbox local cannot enforce maxCpu/)

@@ -172,6 +172,21 @@ describe('the action runner of a worker', () => {
     })
   })
 
+  it('sends a depfile the payload says to read (deps = gcc) back as text in its report: not an output, not pushed', async () => {
+    await withWorker(async ({ run, pushed }) => {
+      const out = await run({
+        id: 'b/cc',
+        payload: payload({ argv: ['sh', '-c', 'printf "a.o: a.c a.h\\n" > a.o.d; echo obj > a.o'], outputs: ['a.o', 'a.o.d'], depfile: 'a.o.d', readDepfile: true }),
+      })
+      assert.equal(out.ok, true)
+      const exec = report(out.detail).exec!
+      assert.equal(exec.depfileText, 'a.o: a.c a.h\n')
+      assert.deepEqual(exec.outputs.map((o) => o.path), ['a.o'])
+      assert.deepEqual(exec.missingOutputs, [])
+      assert.deepEqual(pushed.sort(), [exec.outputs[0]!.digest, exec.stdout, exec.stderr].sort(), 'only the object, stdout and stderr went to the client')
+    })
+  })
+
   it('reports a failed command as the action\'s failure, with its exit code', async () => {
     await withWorker(async ({ run }) => {
       const out = await run({ id: 'b/fail', payload: payload({ argv: ['sh', '-c', 'echo oops >&2; exit 3'] }) })
