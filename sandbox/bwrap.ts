@@ -40,7 +40,7 @@ import { createSandboxCgroup, type SandboxCgroup, type CgroupLimits } from './cg
 import type { Scratch } from './scratch.js'
 import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
-import { createWarmPool, RUNNER_ARGV, RUNNER_DIR, RUNNER_MEMORY_BYTES, RUNNER_NODE, WARM_EXEC_ROOT, WARM_HOME, type Profile, type WarmChannel, type WarmPoolInit } from './warm-pool.js'
+import { createWarmPool, RUNNER_DIR, RUNNER_MEMORY_BYTES, RUNNER_NODE, WARM_EXEC_ROOT, WARM_HOME, type Profile, type WarmChannel, type WarmPoolInit } from './warm-pool.js'
 
 export const BWRAP_ISOLATION_NOTE = 'sandbox bwrap: each action in its own namespaces with only its declared inputs, the toolchain read-only, no network'
 
@@ -85,11 +85,11 @@ export function createBwrapSandbox(init: BwrapSandboxInit): Sandbox {
       const missing = [...c.readPaths, ...c.writePaths].find((p) => !existsSync(p))
       return missing !== undefined ? `capability path ${missing} does not exist on this machine` : undefined
     },
-    start: async (profile, scratch, runnerDir) => startBwrap(bwrap, profile, scratch, runnerDir, log),
+    start: async (profile, scratch, runnerDir, runnerArgv) => startBwrap(bwrap, profile, scratch, runnerDir, runnerArgv, log),
   })
 }
 
-function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: string, log: Logger | undefined): WarmChannel {
+function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: string, runnerArgv: readonly string[], log: Logger | undefined): WarmChannel {
   const cgroup = p.memoryBytes !== undefined || p.cpu !== undefined ? limitsGroup({ ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes + RUNNER_MEMORY_BYTES } : {}), ...(p.cpu !== undefined ? { cpu: p.cpu } : {}) }) : undefined
   const args = ['--unshare-all', '--die-with-parent', '--new-session', '--uid', SANDBOX_UID, '--gid', SANDBOX_UID]
   if (p.network) {
@@ -108,7 +108,7 @@ function startBwrap(bwrap: string, p: Profile, scratch: Scratch, runnerDir: stri
   args.push('--ro-bind', runnerDir, RUNNER_DIR, '--ro-bind', process.execPath, RUNNER_NODE)
   const counters = cgroup?.counterMount()
   if (counters) args.push('--ro-bind', counters.source, counters.target)
-  args.push('--remount-ro', '/', '--chdir', p.execRootPath, '--', ...RUNNER_ARGV)
+  args.push('--remount-ro', '/', '--chdir', p.execRootPath, '--', ...runnerArgv)
   const argv = cgroup ? cgroup.wrap([bwrap, ...args]) : [bwrap, ...args]
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } })
   const id = `bwrap-${child.pid ?? '?'}`

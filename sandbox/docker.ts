@@ -29,7 +29,7 @@ import { isAlive } from '../src/cas/fs-util.js'
 import type { Scratch } from './scratch.js'
 import { NETWORK_ETC_FILES, toolchainPaths } from './toolchain.js'
 import { SandboxError, type Sandbox } from './types.js'
-import { createWarmPool, RUNNER_ARGV, RUNNER_DIR, RUNNER_NODE, RUNNER_MEMORY_BYTES, WARM_EXEC_ROOT, WARM_HOME, type Profile, type WarmChannel, type WarmPoolInit } from './warm-pool.js'
+import { createWarmPool, RUNNER_DIR, RUNNER_NODE, RUNNER_MEMORY_BYTES, WARM_EXEC_ROOT, WARM_HOME, type Profile, type WarmChannel, type WarmPoolInit } from './warm-pool.js'
 
 export const DOCKER_ISOLATION_NOTE = 'sandbox docker: each action in a container with only its declared inputs, the toolchain read-only, no network, a read-only root'
 
@@ -189,11 +189,11 @@ export function createDockerSandbox(init: DockerSandboxInit): Sandbox {
       await ensureImage(client, image)
       await sweepStale(client, log)
     },
-    start: (profile, scratch, runnerDir) => startContainer(client!, containerConfig(image, user, profile, scratch, runnerDir), log),
+    start: (profile, scratch, runnerDir, runnerArgv) => startContainer(client!, containerConfig(image, user, profile, scratch, runnerDir, runnerArgv), log),
   })
 }
 
-function containerConfig(image: string, user: { uid: number; gid: number }, p: Profile, scratch: Scratch, runnerDir: string): Docker.ContainerCreateOptions {
+function containerConfig(image: string, user: { uid: number; gid: number }, p: Profile, scratch: Scratch, runnerDir: string, runnerArgv: readonly string[]): Docker.ContainerCreateOptions {
   const binds = toolchainPaths().map((t) => `${t.path}:${t.path}:ro`)
   if (p.network) for (const f of NETWORK_ETC_FILES) binds.push(`${f}:${f}:ro`)
   binds.push(`${runnerDir}:${RUNNER_DIR}:ro`, `${process.execPath}:${RUNNER_NODE}:ro`)
@@ -205,7 +205,7 @@ function containerConfig(image: string, user: { uid: number; gid: number }, p: P
   const memory = p.memoryBytes !== undefined ? p.memoryBytes + RUNNER_MEMORY_BYTES : undefined
   return {
     Image: image,
-    Cmd: [...(init ? [RUNNER_INIT, '--'] : []), ...RUNNER_ARGV],
+    Cmd: [...(init ? [RUNNER_INIT, '--'] : []), ...runnerArgv],
     User: `${user.uid}:${user.gid}`,
     WorkingDir: p.execRootPath,
     Env: [],

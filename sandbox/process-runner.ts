@@ -266,13 +266,7 @@ export class ProcessRunner {
       child,
       heard: false,
       run: (id, req) => stdin.write(encodeRun(id, req)),
-      kill: (id) => {
-        const b = Buffer.alloc(9)
-        b.writeUInt32LE(5, 0)
-        b.writeUInt8(2, 4)
-        b.writeUInt32LE(id, 5)
-        stdin.write(b)
-      },
+      kill: (id) => stdin.write(encodeKill(id)),
       close: () => stdin.end(),
     }
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -283,29 +277,44 @@ export class ProcessRunner {
   }
 
   private onNativeReply(f: Buffer): void {
-    const type = f.readUInt8(0)
-    const id = f.readUInt32LE(1)
-    if (type === 1) return this.onReply(id, { type: 'started' })
-    if (type === 3) return this.onReply(id, { type: 'cancelled' })
-    if (type === 4) return this.onReply(id, { type: 'error', message: f.subarray(5).toString() })
-    if (type !== 2) return
-    const code = f.readInt32LE(5)
-    const signo = f.readInt32LE(9)
-    const timedOut = f.readUInt8(13) === 1
-    const startFailed = f.readUInt8(14)
-    const errno = f.readInt32LE(15)
-    const durationMs = f.readDoubleLE(19)
-    const outLen = f.readUInt32LE(27)
-    const outDropped = f.readUInt32LE(31)
-    const errLen = f.readUInt32LE(35)
-    const errDropped = f.readUInt32LE(39)
-    const stdout = withDropNote(f.subarray(43, 43 + outLen), outDropped)
-    let stderr = withDropNote(f.subarray(43 + outLen, 43 + outLen + errLen), errDropped)
-    const p = this.pending.get(id)
-    if (startFailed !== 0 && p) stderr = cannotRunMessage(p.req, startFailure(p.req, startFailed, errno))
-    const signal = signo === 0 ? null : ((Object.entries(constants.signals).find(([, n]) => n === signo)?.[0] as NodeJS.Signals | undefined) ?? null)
-    this.onReply(id, { type: 'done', result: { exitCode: code < 0 ? null : code, signal, timedOut, stdout, stderr, durationMs } })
+    const reply = decodeNativeReply(f, (id) => this.pending.get(id)?.req)
+    if (reply && reply.type !== 'ready') this.onReply(reply.id, reply)
   }
+}
+
+/** A reply of bldr-spawn, decoded (the frame layout is at the top of spawn-helper.c); `extra`: what --in-sandbox adds to `done`. */
+export type NativeReply =
+  | { type: 'started'; id: number }
+  | { type: 'cancelled'; id: number }
+  | { type: 'ready'; id: number }
+  | { type: 'error'; id: number; message: string }
+  | { type: 'done'; id: number; result: ProcessResult; extra: Buffer }
+
+/** Decode one reply frame; `requestOf` gives the request of a command, to say why it could not start. Undefined: not a known reply. */
+export function decodeNativeReply(f: Buffer, requestOf: (id: number) => ProcessRequest | undefined): NativeReply | undefined {
+  const type = f.readUInt8(0)
+  const id = f.readUInt32LE(1)
+  if (type === 1) return { type: 'started', id }
+  if (type === 3) return { type: 'cancelled', id }
+  if (type === 5) return { type: 'ready', id }
+  if (type === 4) return { type: 'error', id, message: f.subarray(5).toString() }
+  if (type !== 2) return undefined
+  const code = f.readInt32LE(5)
+  const signo = f.readInt32LE(9)
+  const timedOut = f.readUInt8(13) === 1
+  const startFailed = f.readUInt8(14)
+  const errno = f.readInt32LE(15)
+  const durationMs = f.readDoubleLE(19)
+  const outLen = f.readUInt32LE(27)
+  const outDropped = f.readUInt32LE(31)
+  const errLen = f.readUInt32LE(35)
+  const errDropped = f.readUInt32LE(39)
+  const stdout = withDropNote(f.subarray(43, 43 + outLen), outDropped)
+  let stderr = withDropNote(f.subarray(43 + outLen, 43 + outLen + errLen), errDropped)
+  const req = requestOf(id)
+  if (startFailed !== 0 && req) stderr = cannotRunMessage(req, startFailure(req, startFailed, errno))
+  const signal = signo === 0 ? null : ((Object.entries(constants.signals).find(([, n]) => n === signo)?.[0] as NodeJS.Signals | undefined) ?? null)
+  return { type: 'done', id, result: { exitCode: code < 0 ? null : code, signal, timedOut, stdout, stderr, durationMs }, extra: f.subarray(43 + outLen + errLen) }
 }
 
 /** Why a command could not start, as the Node runner says it (run-process.ts). */
@@ -321,10 +330,19 @@ function withDropNote(kept: Buffer, dropped: number): Buffer {
   return dropped > 0 ? Buffer.concat([own, Buffer.from(droppedNote(dropped))]) : own
 }
 
-/** A run request for bldr-spawn (the frame layout is at the top of spawn-helper.c). */
-function encodeRun(id: number, req: ProcessRequest): Buffer {
+/** A kill request for bldr-spawn. */
+export function encodeKill(id: number): Buffer {
+  const b = Buffer.alloc(9)
+  b.writeUInt32LE(5, 0)
+  b.writeUInt8(2, 4)
+  b.writeUInt32LE(id, 5)
+  return b
+}
+
+/** A run request for bldr-spawn (the frame layout is at the top of spawn-helper.c); `inSandbox`: with the folder to keep, for `--in-sandbox`. */
+export function encodeRun(id: number, req: ProcessRequest, inSandbox = false): Buffer {
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`)
-  const strings = [req.cwd, ...req.argv, ...env]
+  const strings = [req.cwd, ...req.argv, ...env, ...(inSandbox ? [req.keep ?? ''] : [])]
   for (const s of strings) if (s.includes('\0')) throw new Error(`a NUL byte in ${JSON.stringify(s)}: a command's arguments, environment and folder cannot hold one`)
   if (req.argv.length === 0) throw new Error('an empty command')
   let size = 0
@@ -345,7 +363,7 @@ function encodeRun(id: number, req: ProcessRequest): Buffer {
 }
 
 /** Splits a byte stream into frames: a little-endian u32 length, then that many bytes. */
-class FrameReader {
+export class FrameReader {
   private buf: Buffer = Buffer.alloc(0)
   constructor(private readonly onFrame: (f: Buffer) => void) {}
   push(chunk: Buffer): void {

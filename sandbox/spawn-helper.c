@@ -30,16 +30,33 @@
  *                  u32 stderr dropped, stdout bytes, stderr bytes
  *   reply cancelled u8 3, u32 id (a queued command killed before it started)
  *   reply error    u8 4, u32 id, message (the command could not be started)
+ *
+ * `bldr-spawn --in-sandbox <capture limit>` is the runner inside a warm
+ * sandbox (bwrap or a container: warm-pool.ts), in place of the Node one
+ * (container-runner.ts), whose start cost ~0.1 s before a sandbox's first
+ * command and whose every spawn cost a fork of a Node process. It does what
+ * that one does: one command at a time; the command's OOM score raised, so a
+ * memory limit kills it rather than the runner; after each command, every
+ * other process of the sandbox killed and /tmp emptied (but for the folder
+ * `keep` and the folders on the way to it). It adds to the protocol:
+ *   request run    ... then one more string: keep (empty: none)
+ *   reply done     ... then u8 OOM-killed (the cgroup's OOM-kill count rose
+ *                  and the command died of SIGKILL, not a timeout), f64 CPU
+ *                  ms of the command and what it waited for
+ *   reply ready    u8 5, u32 0, once, when the runner is up
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,6 +79,9 @@ typedef struct Job {
   char *payload; /* owns the strings argv, envp and cwd point into */
   char **argv, **envp;
   char *cwd;
+  char *keep; /* --in-sandbox: the folder /tmp's emptying leaves (NULL: none) */
+  long oom_before;
+  double cpu_before_ms;
   pid_t pid;
   int exited, status, timed_out, start_failed, start_errno;
   double started_ms, deadline_ms, grace_until_ms;
@@ -73,6 +93,7 @@ static Job *queue_head, *queue_tail, *running;
 static int n_running, max_running = 1;
 static uint32_t max_capture = 4u * 1024u * 1024u;
 static int sig_pipe[2];
+static int in_sandbox;
 
 static double now_ms(void) {
   struct timespec ts;
@@ -152,6 +173,75 @@ static void reply_error(uint32_t id, const char *msg) {
   send_frame(&o);
 }
 
+/* The sandbox cgroup's OOM-kill count (cgroup v1, then v2); 0 where neither is readable. */
+static long oom_kills(void) {
+  static const char *files[] = {"/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    FILE *f = fopen(files[i], "re");
+    if (!f) continue;
+    char line[256];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "oom_kill %ld", &n) == 1) break;
+    fclose(f);
+    if (n >= 0) return n;
+  }
+  return 0;
+}
+
+/* CPU time (user + system, ms) of the children that ended and were waited for, and theirs. */
+static double children_cpu_ms(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_CHILDREN, &ru) < 0) return 0;
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+}
+
+/* Every process of the sandbox but this one and its init (a command may have left some outside its group). */
+static void kill_leftovers(void) {
+  DIR *d = opendir("/proc");
+  if (!d) return;
+  pid_t self = getpid();
+  for (struct dirent *e; (e = readdir(d));) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 1 || pid == self) continue;
+    kill((pid_t)pid, SIGKILL);
+  }
+  closedir(d);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* Empty `dir` (/tmp) but for the folder `keep` and the folders on the way to it. */
+static void empty_tmp(const char *keep, const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return; /* no /tmp (writeTmp is off) */
+  size_t n = 0, cap = 16;
+  char **paths = xmalloc(cap * sizeof *paths);
+  for (struct dirent *e; (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (n == cap && !(paths = realloc(paths, (cap *= 2) * sizeof *paths))) die("out of memory");
+    paths[n] = xmalloc(strlen(dir) + strlen(e->d_name) + 2);
+    sprintf(paths[n++], "%s/%s", dir, e->d_name);
+  }
+  closedir(d);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(paths[i]);
+    if (keep && !strcmp(keep, paths[i])) {
+    } else if (keep && !strncmp(keep, paths[i], len) && keep[len] == '/') {
+      empty_tmp(keep, paths[i]);
+    } else {
+      nftw(paths[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    free(paths[i]);
+  }
+  free(paths);
+}
+
 static void reply_done(Job *j, double ended_ms) {
   Out o = frame(2, j->id);
   int code = -1, sig = 0;
@@ -169,6 +259,11 @@ static void reply_done(Job *j, double ended_ms) {
   out_u32(&o, j->err.dropped);
   out_put(&o, j->out.data, j->out.len);
   out_put(&o, j->err.data, j->err.len);
+  if (in_sandbox) {
+    int killed = WIFSIGNALED(j->status) && WTERMSIG(j->status) == SIGKILL && !j->timed_out && oom_kills() > j->oom_before;
+    out_u8(&o, (uint8_t)killed);
+    out_f64(&o, children_cpu_ms() - j->cpu_before_ms);
+  }
   send_frame(&o);
 }
 
@@ -230,6 +325,10 @@ static int start(Job *j) {
   if (pipe2(errp, O_CLOEXEC) < 0) goto fail1;
   if (pipe2(ep, O_CLOEXEC) < 0) goto fail2;
   j->started_ms = now_ms();
+  if (in_sandbox) {
+    j->oom_before = oom_kills();
+    j->cpu_before_ms = children_cpu_ms();
+  }
   pid_t pid = fork();
   if (pid < 0) goto fail3;
   if (pid == 0) {
@@ -239,6 +338,15 @@ static int start(Job *j) {
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
+    if (in_sandbox) {
+      /* A memory limit kills the command, not the runner: raising one's own OOM score needs no privilege. */
+      int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ssize_t w = write(fd, "1000", 4);
+        (void)w;
+        close(fd);
+      }
+    }
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0) child_fail(ep[1], 2);
     if (chdir(j->cwd) < 0) child_fail(ep[1], 1);
@@ -342,14 +450,15 @@ static void handle(const uint8_t *p, uint32_t len) {
   char *s = j->payload, *end = j->payload + slen;
   j->cwd = s;
   s += strlen(s) + 1;
-  for (uint32_t i = 0; i < argc + envc; i++) {
+  for (uint32_t i = 0; i < argc + envc + (uint32_t)in_sandbox; i++) {
     if (s >= end) {
       reply_error(id, "malformed request");
       free_job(j);
       return;
     }
     if (i < argc) j->argv[i] = s;
-    else j->envp[i - argc] = s;
+    else if (i < argc + envc) j->envp[i - argc] = s;
+    else j->keep = *s ? s : NULL;
     s += strlen(s) + 1;
   }
   j->argv[argc] = NULL;
@@ -388,7 +497,8 @@ static void reap(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) max_running = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
+  if (argc > 1 && !strcmp(argv[1], "--in-sandbox")) in_sandbox = 1;
+  else if (argc > 1) max_running = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
   if (argc > 2) max_capture = (uint32_t)strtoul(argv[2], NULL, 10);
   signal(SIGPIPE, SIG_IGN);
   if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe");
@@ -397,6 +507,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_sigchld;
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
   sigaction(SIGCHLD, &sa, NULL);
+  if (in_sandbox) reply_simple(5, 0);
 
   uint8_t *in = xmalloc(65536);
   size_t in_len = 0, in_cap = 65536;
@@ -412,6 +523,11 @@ int main(int argc, char **argv) {
       if (j->exited && ((j->out.fd < 0 && j->err.fd < 0) || now >= j->grace_until_ms)) {
         *q = j->next;
         n_running--;
+        if (in_sandbox) {
+          /* Nothing of this command may meet the next: what it left running, what it left in /tmp. */
+          kill_leftovers();
+          empty_tmp(j->keep, "/tmp");
+        }
         reply_done(j, now);
         free_job(j);
         continue;

@@ -21,14 +21,23 @@
  *
  * A backend supplies how to start one sandbox for a profile around a scratch
  * folder (a `WarmChannel`: the runner's stdin and stdout, and how to end it).
+ *
+ * The runner is bldr-spawn (`--in-sandbox`, spawn-helper.c) where it was
+ * built, else the Node one (container-runner.ts). The Node one took ~0.1 s to
+ * start before a sandbox's first command could (an incremental build waits
+ * for that), and each command it started cost a fork of a Node process; the
+ * native one starts in about a millisecond. A native runner that cannot
+ * start in a sandbox (a binary foreign to the toolchain it finds there) is
+ * replaced by the Node one for the rest of the pool's life, with a warning.
  */
-import { chownSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import type { Logger } from 'pino'
-import type { ContainerReply, ContainerRequest } from './container-runner.js'
-import type { ProcessRequest } from './run-process.js'
+import type { ContainerReply } from './container-runner.js'
+import { decodeNativeReply, defaultRunnerKind, encodeKill, encodeRun, FrameReader, NATIVE_RUNNER, type RunnerKind } from './process-runner.js'
+import { MAX_CAPTURE_BYTES, type ProcessRequest } from './run-process.js'
 import { SANDBOX_DIST_DIR } from './dist-dir.js'
 import { collectResult, type ScratchBackendInit } from './scratch-backend.js'
 import { ScratchPool, type Scratch } from './scratch.js'
@@ -40,8 +49,9 @@ export const WARM_HOME = '/bldr/home'
 /** Where the runner's files and the node binary that runs it are bound. */
 export const RUNNER_DIR = '/bldr/runner'
 export const RUNNER_NODE = '/bldr/node'
-/** The runner's command line inside the sandbox. */
+/** The runner's command line inside the sandbox: the Node runner, or bldr-spawn. */
 export const RUNNER_ARGV = [RUNNER_NODE, '--max-semi-space-size=1', `${RUNNER_DIR}/container-runner.js`]
+export const NATIVE_RUNNER_ARGV = [`${RUNNER_DIR}/bldr-spawn`, '--in-sandbox', String(MAX_CAPTURE_BYTES)]
 /** Memory added to an action's `maxMemory` for the runner beside it in its sandbox. */
 export const RUNNER_MEMORY_BYTES = 48 * 1024 * 1024
 /** Actions a sandbox runs before it is replaced. */
@@ -88,8 +98,8 @@ export interface WarmBackend {
   prepare(): Promise<void>
   /** Why this backend cannot run `spec` as asked (besides what every warm backend checks), or undefined. */
   refuse?(spec: SandboxSpec): string | undefined
-  /** Start one sandbox for `profile` around `scratch`, its runner's files in `runnerDir`. */
-  start(profile: Profile, scratch: Scratch, runnerDir: string): Promise<WarmChannel>
+  /** Start one sandbox for `profile` around `scratch`, its runner's files in `runnerDir`, running `runnerArgv` (RUNNER_ARGV or NATIVE_RUNNER_ARGV). */
+  start(profile: Profile, scratch: Scratch, runnerDir: string, runnerArgv: readonly string[]): Promise<WarmChannel>
   /** Who owns the scratch folders, when actions run as another user than bldr (see scratch.ts). */
   readonly folderOwner?: { uid: number; gid: number }
   /** The uid (outside any user namespace) its actions run as, without capabilities (see scratch.ts). */
@@ -99,6 +109,10 @@ export interface WarmBackend {
 export interface WarmPoolInit extends ScratchBackendInit {
   /** Actions per sandbox before it is replaced; 1 gives every action a fresh one. Default 200. */
   maxUses?: number
+  /** The runner in its sandboxes (default: the native one where it was built). */
+  runner?: RunnerKind
+  /** Where bldr-spawn is (default NATIVE_RUNNER; tests point it elsewhere). */
+  nativeProgram?: string
 }
 
 function profileOf(spec: SandboxSpec): Profile {
@@ -147,6 +161,8 @@ class WarmPool implements Sandbox {
   private readonly warming = new Map<string, Promise<void>>()
   /** The runner's files, bound read-only into every sandbox. */
   private readonly runnerDir: string
+  /** The runner its sandboxes start. */
+  private runnerKind: RunnerKind
   private closed = false
 
   constructor(
@@ -165,6 +181,12 @@ class WarmPool implements Sandbox {
     })
     this.slotGate = new Gate(init.slots)
     this.runnerDir = join(init.scratchRoot, `${process.pid}-runner`)
+    this.runnerKind = init.runner ?? (init.nativeProgram !== undefined ? 'native' : defaultRunnerKind())
+  }
+
+  /** The runner in its sandboxes now. */
+  get runner(): RunnerKind {
+    return this.runnerKind
   }
 
   async run(spec: SandboxSpec, opts: RunOptions = {}): Promise<SandboxResult> {
@@ -244,7 +266,7 @@ class WarmPool implements Sandbox {
     this.ready ??= (async () => {
       await this.backend.prepare()
       // Named like the scratch folders (`<pid>-…`), so a bldr that died leaves it for the next one's sweep.
-      return writeRunnerFiles(this.runnerDir)
+      return writeRunnerFiles(this.runnerDir, this.runnerKind === 'native' ? (this.init.nativeProgram ?? NATIVE_RUNNER) : undefined)
     })()
     return this.ready.catch((err: unknown) => {
       this.ready = undefined // try again for the next action: a daemon may come back
@@ -268,9 +290,19 @@ class WarmPool implements Sandbox {
   private async startRunner(profile: Profile, key: string, runnerDir: string, actionId: string): Promise<WarmRunner> {
     const scratch = this.pool.create()
     this.live++
+    let kind = this.runnerKind
     try {
-      const channel = await this.backend.start(profile, scratch, runnerDir)
-      return await WarmRunner.start(this.name, key, channel, scratch, this.log)
+      for (;;) {
+        const channel = await this.backend.start(profile, scratch, runnerDir, kind === 'native' ? NATIVE_RUNNER_ARGV : RUNNER_ARGV)
+        try {
+          return await WarmRunner.start(this.name, key, channel, scratch, kind, this.log)
+        } catch (err) {
+          if (kind !== 'native' || !(err instanceof RunnerStartError)) throw err
+          // The sandbox started but bldr-spawn did not run in it: the Node runner does, from now on.
+          this.log?.warn({ err: err.message }, 'the native runner could not start in a sandbox; sandboxes run the Node one')
+          this.runnerKind = kind = 'node'
+        }
+      }
     } catch (err) {
       this.live--
       this.pool.discard(scratch)
@@ -306,15 +338,63 @@ function processRequest(spec: SandboxSpec): ProcessRequest {
   return { argv: spec.argv, env, cwd, timeoutMs: spec.timeoutMs, keep: root }
 }
 
-/** The runner's files, where a sandbox can bind them: the runner, the one module it uses, and a package.json saying they are ES modules. */
-function writeRunnerFiles(dir: string): string {
+/** The runner's files, where a sandbox can bind them: the Node runner, the one module it uses, a package.json saying they are ES modules, and bldr-spawn (`native`). */
+function writeRunnerFiles(dir: string, native: string | undefined): string {
   mkdirSync(dir, { recursive: true })
   for (const f of ['container-runner.js', 'run-process.js']) copyFileSync(join(SANDBOX_DIST_DIR, f), join(dir, f))
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n')
+  // Copied with its mode, so the sandbox's user may run it.
+  if (native && existsSync(native)) copyFileSync(native, join(dir, 'bldr-spawn'))
   return dir
 }
 
 type ProcessOutcome = Omit<SandboxResult, 'outputs' | 'missingOutputs' | 'keptAt'>
+
+/** What a runner says, decoded from either protocol. */
+type WarmReply = { type: 'ready' } | { type: 'started'; id: number } | { type: 'done'; id: number; outcome: ProcessOutcome } | { type: 'error'; id: number; message: string }
+
+/** How requests are written to a runner and its replies read: JSON lines (container-runner.ts) or bldr-spawn's frames. */
+interface RunnerCodec {
+  run(id: number, req: ProcessRequest): string | Buffer
+  kill(id: number): string | Buffer
+  listen(output: Readable, onReply: (r: WarmReply) => void, requestOf: (id: number) => ProcessRequest | undefined): void
+}
+
+const jsonCodec: RunnerCodec = {
+  run: (id, req) => `${JSON.stringify({ type: 'run', id, req })}\n`,
+  kill: (id) => `${JSON.stringify({ type: 'kill', id })}\n`,
+  listen: (output, onReply) => {
+    createInterface({ input: output }).on('line', (line) => {
+      let reply: ContainerReply
+      try {
+        reply = JSON.parse(line) as ContainerReply
+      } catch {
+        return
+      }
+      if (reply.type !== 'done') return onReply(reply)
+      const r = reply.result
+      const outcome: ProcessOutcome = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(r.oomKilled ? { oomKilled: true } : {}), ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}), stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), durationMs: r.durationMs }
+      onReply({ type: 'done', id: reply.id, outcome })
+    })
+  },
+}
+
+const nativeCodec: RunnerCodec = {
+  run: (id, req) => encodeRun(id, req, true),
+  kill: encodeKill,
+  listen: (output, onReply, requestOf) => {
+    const frames = new FrameReader((f) => {
+      const reply = decodeNativeReply(f, requestOf)
+      if (!reply || reply.type === 'cancelled') return
+      if (reply.type !== 'done') return onReply(reply)
+      // --in-sandbox adds whether the cgroup killed it for memory, and its CPU time.
+      const oomKilled = reply.extra.length >= 9 && reply.extra.readUInt8(0) === 1
+      const cpuMs = reply.extra.length >= 9 ? Math.round(reply.extra.readDoubleLE(1)) : undefined
+      onReply({ type: 'done', id: reply.id, outcome: { ...reply.result, ...(oomKilled ? { oomKilled: true } : {}), ...(cpuMs !== undefined ? { cpuMs } : {}) } })
+    })
+    output.on('data', (chunk: Buffer) => frames.push(chunk))
+  },
+}
 
 /** One started sandbox and the runner in it. */
 class WarmRunner {
@@ -323,7 +403,7 @@ class WarmRunner {
   /** Why it can no longer be used (its runner ended), if so. */
   dead: string | undefined
   private nextId = 0
-  private waiting: { id: number; resolve: (r: ContainerReply) => void; reject: (e: Error) => void } | undefined
+  private waiting: { id: number; req?: ProcessRequest; resolve: (r: WarmReply) => void; reject: (e: Error) => void } | undefined
   /** The runner said the current action's command is running. */
   private started = false
 
@@ -332,15 +412,16 @@ class WarmRunner {
     readonly key: string,
     private readonly channel: WarmChannel,
     readonly scratch: Scratch,
+    private readonly codec: RunnerCodec,
   ) {}
 
   get id(): string {
     return this.channel.id
   }
 
-  /** Wait for the runner in `channel` to say it is ready. */
-  static async start(sandbox: SandboxName, key: string, channel: WarmChannel, scratch: Scratch, log: Logger | undefined): Promise<WarmRunner> {
-    const warm = new WarmRunner(sandbox, key, channel, scratch)
+  /** Wait for the runner (`kind`) in `channel` to say it is ready; a RunnerStartError if it does not. */
+  static async start(sandbox: SandboxName, key: string, channel: WarmChannel, scratch: Scratch, kind: RunnerKind, log: Logger | undefined): Promise<WarmRunner> {
+    const warm = new WarmRunner(sandbox, key, channel, scratch, kind === 'native' ? nativeCodec : jsonCodec)
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`its runner did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
@@ -355,15 +436,15 @@ class WarmRunner {
             reject(e)
           },
         }
-        createInterface({ input: channel.output }).on('line', (line) => warm.onLine(line))
+        warm.codec.listen(channel.output, (r) => warm.onReply(r), (id) => (warm.waiting?.id === id ? warm.waiting.req : undefined))
         channel.onEnd(() => warm.onEnd())
       })
     } catch (err) {
       const cause = await channel.deathCause().catch(() => undefined)
       await channel.destroy().catch(() => undefined)
-      throw new Error(`${(err as Error).message}${cause?.detail ? ` (${cause.detail})` : ''}`, { cause: err })
+      throw new RunnerStartError(`${(err as Error).message}${cause?.detail ? ` (${cause.detail})` : ''}`, { cause: err })
     }
-    log?.debug({ sandbox: warm.id }, 'sandbox ready')
+    log?.debug({ sandbox: warm.id, runner: kind }, 'sandbox ready')
     return warm
   }
 
@@ -372,22 +453,21 @@ class WarmRunner {
     if (this.dead) throw new NotStartedError(this.sandbox, spec.actionId, `sandbox ${this.id} ${this.dead}`)
     const id = ++this.nextId
     this.started = false
-    const onAbort = (): void => this.send({ type: 'kill', id })
+    const onAbort = (): void => this.send(this.codec.kill(id))
     signal?.addEventListener('abort', onAbort, { once: true })
     let watchdog: NodeJS.Timeout | undefined
     try {
-      const reply = await new Promise<ContainerReply>((resolve, reject) => {
-        this.waiting = { id, resolve, reject }
+      const reply = await new Promise<WarmReply>((resolve, reject) => {
+        this.waiting = { id, req, resolve, reject }
         watchdog = setTimeout(() => {
           this.dead = `did not answer within ${((spec.timeoutMs + WATCHDOG_GRACE_MS) / 1000).toFixed(0)} s`
           reject(new Error(this.dead))
         }, spec.timeoutMs + WATCHDOG_GRACE_MS)
-        this.send({ type: 'run', id, req })
+        this.send(this.codec.run(id, req))
       })
       if (reply.type === 'error') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id}: ${reply.message}`)
       if (reply.type !== 'done') throw new SandboxError(this.sandbox, spec.actionId, `sandbox ${this.id} answered out of turn`)
-      const r = reply.result
-      return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, ...(r.oomKilled ? { oomKilled: true } : {}), ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}), stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64'), durationMs: r.durationMs }
+      return reply.outcome
     } catch (err) {
       if (err instanceof SandboxError) throw err
       // The runner is gone: if the kernel killed it for memory, the action did that.
@@ -407,17 +487,11 @@ class WarmRunner {
     await this.channel.destroy()
   }
 
-  private send(req: ContainerRequest): void {
-    this.channel.input.write(`${JSON.stringify(req)}\n`)
+  private send(bytes: string | Buffer): void {
+    this.channel.input.write(bytes)
   }
 
-  private onLine(line: string): void {
-    let reply: ContainerReply
-    try {
-      reply = JSON.parse(line) as ContainerReply
-    } catch {
-      return
-    }
+  private onReply(reply: WarmReply): void {
     const w = this.waiting
     if (!w) return
     if (reply.type === 'ready' ? w.id !== -1 : reply.id !== w.id) return
@@ -436,6 +510,9 @@ class WarmRunner {
     w?.reject(new Error(this.dead))
   }
 }
+
+/** A sandbox's runner never said it was ready. */
+class RunnerStartError extends Error {}
 
 /** The sandbox was gone before the action's command started: nothing of the action ran. */
 class NotStartedError extends SandboxError {}

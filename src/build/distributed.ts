@@ -14,6 +14,7 @@ import type { StrategyName } from '../../strategies/index.js'
 import type { AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createMeshExecutor } from './mesh-executor.js'
+import { ServedSources } from './served-sources.js'
 import { PLATFORM, resolveTargets, type Project } from './project.js'
 import { MeshUnavailableError } from '../errors.js'
 import { SourceDigests } from './source-digests.js'
@@ -97,6 +98,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshDown.abort(meshError)
       throw meshError
     }))
+  /** The sources this client serves to workers without storing them (served-sources.ts). */
+  const sources = new ServedSources(project.cas.hasher, opts.log ? { log: opts.log } : {})
   /**
    * The mesh is started (or reached) when the first action must run: a build
    * the cache covers needs none. With nothing cached at all (a first build, or
@@ -130,6 +133,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     session = await openMeshBuild({
       coordinator: opts.coordinator ?? local!.addr,
       cas: project.cas,
+      sources,
       policy: opts.seedPolicy,
       ...(opts.seedWindow !== undefined ? { seedWindow: opts.seedWindow } : {}),
       sandbox: opts.sandbox ?? 'local',
@@ -161,6 +165,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       executor: createMeshExecutor({
         connect,
         cas: project.cas,
+        sources,
         sandbox: opts.sandbox ?? 'local',
         slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
         onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),

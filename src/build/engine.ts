@@ -26,7 +26,7 @@
  * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
-import { lstatSync, readFileSync, realpathSync } from 'node:fs'
+import { lstatSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
@@ -49,6 +49,13 @@ export interface Executor {
   readonly slots: number
   /** Most actions the engine hands it at once (slots plus those being staged or collected). */
   readonly maxInFlight: number
+  /**
+   * Where small sources go instead of the store, for an executor whose
+   * actions never stage on this machine: a mesh client serves them to workers
+   * from there (src/build/served-sources.ts), so a build does not copy its
+   * source tree into the project's store, one new file per source.
+   */
+  readonly sources?: { add(digest: Digest, abs: string, bytes: Buffer): void }
   /** A hint that `action` is about to be executed (its sources are being stored): what running needs may start now. */
   warm?(action: Action): void
   /** Run one action; `onStart` is called when its command starts. `tools`: the programs it starts, as its key has them. */
@@ -134,6 +141,12 @@ const SOURCE_STORE_CONCURRENCY = 8
  */
 const HELD_SOURCE_MAX_BYTES = 256 * 1024
 const HELD_SOURCES_MAX_TOTAL = 64 * 1024 * 1024
+
+/** A file's bytes if it is a file of at most `max` bytes, else undefined. */
+function smallFile(abs: string, max: number): Buffer | undefined {
+  const st = statSync(abs, { throwIfNoEntry: false })
+  return st?.isFile() && st.size <= max ? readFileSync(abs) : undefined
+}
 
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now()
@@ -338,6 +351,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
           heldTotal -= held.byteLength
         }
         if (await cas.has(i.digest)) return
+        if (executor.sources) {
+          // Read again if not held: this is where a source that changed since it was hashed is caught, as storing it would.
+          const abs = join(opts.root, i.path)
+          const bytes = held ?? smallFile(abs, HELD_SOURCE_MAX_BYTES)
+          if (bytes) {
+            const now = held ? i.digest : cas.hasher.hash(bytes)
+            if (now !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${now})`)
+            return executor.sources.add(i.digest, abs, bytes)
+          }
+        }
         const ref = held ? await cas.putBytes(held, { seal: true }) : await putSource(i.path)
         if (ref.digest !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${ref.digest})`)
       })

@@ -47,6 +47,8 @@ export interface MeshExecutorInit {
   sandbox: SandboxName
   /** The mesh's total slots (shown in progress; the mesh bounds itself). */
   slots: number
+  /** Where the engine puts small sources instead of the store: the client's CAS server serves them from there (served-sources.ts). */
+  sources?: Executor['sources']
   /** Told which worker ran each action. */
   onRan?: (actionId: string, worker: string) => void
   /** The coordinator says no worker left can run this build. */
@@ -192,6 +194,7 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
   return {
     sandboxName: init.sandbox,
     slots: init.slots,
+    ...(init.sources ? { sources: init.sources } : {}),
     maxInFlight: MAX_IN_FLIGHT,
     execute: async (action, inputs, { signal, onStart, tools }) => {
       const session = await connect()

@@ -11,7 +11,7 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
-import { CasClient, MAX_BLOBS_PER_STREAM, serveCas } from './cas-protocol.js'
+import { CasClient, MAX_BLOBS_PER_STREAM, serveCas, type ExtraBlobs } from './cas-protocol.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
 import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
@@ -34,6 +34,8 @@ export interface OpenMeshBuildOptions {
   listen?: string[]
   /** Heartbeats with the coordinator and workers (default DEFAULT_LIVENESS). */
   liveness?: Liveness
+  /** Sources served to workers beside the store's blobs (src/build/served-sources.ts). */
+  sources?: ExtraBlobs
   log?: Logger
 }
 
@@ -71,7 +73,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       onRetry: (err, attempt) => log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
     })
 
-  await serveCas(node, opts.cas, log ? { log } : {})
+  await serveCas(node, opts.cas, { ...(opts.sources ? { extra: opts.sources } : {}), ...(log ? { log } : {}) })
   await serveProtocol(
     node,
     BUILD_EVENTS_PROTOCOL,

@@ -130,12 +130,22 @@ export interface WireCorruption {
  */
 function smallBlobFrames(cas: CasStore, d: Digest, fault: WireCorruption | undefined): Uint8Array[] | null {
   const bytes = cas.smallBlob(d)
-  if (bytes === undefined) return null
+  return bytes === undefined ? null : bytesFrames(bytes, fault)
+}
+
+/** A blob's bytes as chunk frames and the end frame. */
+function bytesFrames(bytes: Uint8Array, fault: WireCorruption | undefined): Uint8Array[] {
   const frames: Uint8Array[] = []
   for (let at = 0; at < bytes.byteLength; at += CHUNK_BYTES) frames.push(bytes.subarray(at, at + CHUNK_BYTES))
   if (frames[0]) frames[0] = corruptFirst(frames[0], fault)
   frames.push(new Uint8Array(0))
   return frames
+}
+
+/** Blobs a server has outside its store (a mesh client's sources, src/build/served-sources.ts): verified bytes, or undefined. */
+export interface ExtraBlobs {
+  has(d: Digest): boolean
+  bytesOf(d: Digest): Uint8Array | undefined
 }
 
 /**
@@ -189,6 +199,8 @@ export interface CasServerOptions {
   maxBlobBytes?: number
   /** Longest wait for the next frame of a put. */
   frameTimeoutMs?: number
+  /** Blobs served beside the store's (a mesh client's sources). */
+  extra?: ExtraBlobs
   log?: Logger
 }
 
@@ -202,7 +214,11 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
     try {
       small = smallBlobFrames(cas, d, opts.corruptSent)
     } catch (err) {
-      if (err instanceof BlobNotFoundError) return batch.add([json({ found: false, reason: 'not here' })])
+      if (err instanceof BlobNotFoundError) {
+        const extra = opts.extra?.bytesOf(d)
+        if (extra) return batch.add([json({ found: true, size: extra.byteLength }), ...bytesFrames(extra, opts.corruptSent)])
+        return batch.add([json({ found: false, reason: 'not here' })])
+      }
       if (!(err instanceof DigestMismatchError)) throw err
       opts.log?.error({ err }, 'a stored blob is corrupt; removed, not served')
       return batch.add([json({ found: false, reason: 'corrupt here (removed)' })])
@@ -233,7 +249,7 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
       }
       if (req.op === 'has') {
         const have: Digest[] = []
-        for (const d of req.digests) if (await cas.has(d)) have.push(d)
+        for (const d of req.digests) if ((await cas.has(d)) || opts.extra?.has(d)) have.push(d)
         await lp.write(json({ have }))
       } else if (req.op === 'get' || req.op === 'getMany') {
         const batch = new FrameBatch(lp)

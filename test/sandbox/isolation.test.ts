@@ -5,7 +5,9 @@
  * refuses.
  */
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { pino } from 'pino'
 import { execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { hostname, tmpdir } from 'node:os'
@@ -18,6 +20,7 @@ import { DEFAULT_CAPABILITIES, HERMETIC_ENV, type Capabilities } from '../../src
 import { BWRAP_EXEC_ROOT, createBwrapSandbox } from '../../sandbox/bwrap.js'
 import { createDockerSandbox, DOCKER_EXEC_ROOT } from '../../sandbox/docker.js'
 import { createLocalSandbox } from '../../sandbox/local.js'
+import { NATIVE_RUNNER, type RunnerKind } from '../../sandbox/process-runner.js'
 import type { Sandbox, SandboxInput, SandboxSpec } from '../../sandbox/types.js'
 import { copyExample, runCli, snapshotFiles, withProject } from '../helpers.js'
 
@@ -318,6 +321,58 @@ function ourContainers(): string[] {
   const out = execFileSync('docker', ['ps', '-q', '--no-trunc', '--filter', `label=dev.bldr.owner=${hostname()}:${process.pid}`], { encoding: 'utf8' })
   return out.split('\n').filter(Boolean)
 }
+
+/** The runners a warm sandbox can start (warm-pool.ts): bldr-spawn where it was built, and the Node one. */
+const RUNNERS: RunnerKind[] = existsSync(NATIVE_RUNNER) ? ['native', 'node'] : ['node']
+
+for (const backend of ISOLATING) {
+  for (const runner of RUNNERS) {
+    describe(`sandbox ${backend.name}, ${runner} runner`, { timeout: 120_000 }, () => {
+      const make: MakeSandbox = (init) => (backend.name === 'bwrap' ? createBwrapSandbox({ ...init, slots: 1, runner }) : createDockerSandbox({ ...init, slots: 1, runner }))
+
+      it('runs one action after another in the same sandbox: nothing of the last one is left in /tmp or running, its folder under /tmp is kept, and its CPU time is counted', async () => {
+        await withSandbox(make, async (s, cas) => {
+          const src = await cas.putBytes('kept\n')
+          // The action's folder shown under /tmp (a project there, as the benchmarks have it): emptying /tmp must leave it.
+          const where = { execRoot: '/tmp/bldr-proj/root', inputs: [{ path: 'in.txt', digest: src.digest, executable: false }], caps: { writeTmp: true } }
+          const first = await s.run(spec(sh('echo secret > /tmp/left; mkdir -p /tmp/bldr-proj/other; (sleep 300 &); setsid sleep 301 >/dev/null 2>&1 & i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done'), where))
+          assert.equal(first.exitCode, 0, first.stderr.toString())
+          assert.ok(first.durationMs < 5_000, `the action was held open by what it left running (${first.durationMs} ms)`)
+          assert.ok(first.cpuMs !== undefined && first.cpuMs >= 10, `its CPU time is counted: ${first.cpuMs}`)
+          const second = await s.run(spec(sh('ls -A /tmp /tmp/bldr-proj; cat in.txt; cat /proc/[0-9]*/cmdline | tr "\\0" " "'), where))
+          assert.equal(second.exitCode, 0, second.stderr.toString())
+          const out = second.stdout.toString()
+          assert.match(out, /^\/tmp:\nbldr-proj\n\n\/tmp\/bldr-proj:\nroot\nkept\n/, `only the action's folder is left in /tmp, with its input: ${out}`)
+          assert.doesNotMatch(out, /sleep 30/, 'what the last action left running is gone')
+        })
+      })
+    })
+  }
+}
+
+describe('warm sandboxes: a native runner that cannot start', { timeout: 60_000 }, () => {
+  it('is replaced by the Node runner, with a warning, and the action runs', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-runner-'))
+    const foreign = join(dir, 'bldr-spawn')
+    await writeFile(foreign, 'not a program\n', { mode: 0o755 })
+    try {
+      const make: MakeSandbox = (init) => createBwrapSandbox({ ...init, slots: 1, nativeProgram: foreign, log })
+      await withSandbox(make, async (s) => {
+        const r = await s.run(spec(sh('echo ran')))
+        assert.equal(r.exitCode, 0, r.stderr.toString())
+        assert.equal(r.stdout.toString(), 'ran\n')
+        assert.ok(lines.some((l) => /the native runner could not start in a sandbox; sandboxes run the Node one/.test(l)), lines.join('\n'))
+        const again = await s.run(spec(sh('echo again')))
+        assert.equal(again.stdout.toString(), 'again\n')
+        assert.equal(lines.filter((l) => /native runner/.test(l)).length, 1, 'warned once: the pool keeps the Node runner')
+      })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('docker warm containers (real Docker daemon)', { timeout: 120_000 }, () => {
   const docker: MakeSandbox = (init) => createDockerSandbox({ ...init, slots: 1 })
