@@ -12,6 +12,8 @@ import { appendFile, cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { openCasStore } from '../../src/cas/store.js'
 import { REPO_ROOT, runCli, type CliResult } from '../helpers.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'cmake-hello')
@@ -82,6 +84,11 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     ])
     for (const [o, bytes] of reference) assert.ok(bytes.equals(await readFile(resolve(build, o))), `${o} differs from ninja's`)
     await assert.rejects(stat(join(build, 'CMakeFiles/hello.dir/src/main.c.o.d')), 'deps = gcc: the depfile is read, not left behind (as ninja)')
+    // The workers got the sources from the client without the client copying them into its store.
+    const store = await openCasStore(join(build, '.bldr', 'cas'), await createBlake3Hasher())
+    const source = (await createBlake3Hasher()).hash(await readFile(join(dir, 'src/main.c')))
+    assert.equal(await store.has(source), false, 'a source is served, not stored, by a mesh client')
+    assert.equal(await store.has((await createBlake3Hasher()).hash(reference.get('hello')!)), true, 'its outputs are in its store')
 
     const ctest = execFileSync('ctest', ['--output-on-failure'], { cwd: build, encoding: 'utf8' })
     assert.match(ctest, /100% tests passed, 0 tests failed out of 2/)

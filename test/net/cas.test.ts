@@ -160,6 +160,30 @@ describe('/bldr/cas/1.0.0 between two processes', { timeout: 60_000 }, () => {
     assert.deepEqual(await client.has(peer.addr, [claimed, honest]), [honest])
   })
 
+  it('serves a source it has not stored (a mesh client\'s), read again and verified at each request; not once the file changed', async () => {
+    const file = join(dir, 'source.c')
+    await writeFile(file, 'int main(void) { return 0; }\n')
+    const digest = (await createBlake3Hasher()).hash('int main(void) { return 0; }\n')
+    const empty = join(dir, 'empty-server')
+    const { proc, value } = await spawnReady('dist/test/net/fixtures/cas-peer.js', [empty, '--serve-file', file])
+    try {
+      const addr = parseMultiaddr(value)
+      assert.deepEqual(await client.has(addr, [digest, d.missing!]), [digest])
+      const got = await client.fetchMany(addr, [digest])
+      assert.ok(!(got.get(digest) instanceof Error), String(got.get(digest)))
+      assert.equal((await local.getBytes(digest)).toString(), 'int main(void) { return 0; }\n')
+      const stored = (await readdir(empty, { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile())
+      assert.deepEqual(stored.map((e) => e.name), [], 'the server stored nothing')
+      await local.remove(digest)
+      await writeFile(file, 'int main(void) { return 1; }\n')
+      const again = await client.fetchMany(addr, [digest])
+      assert.ok(again.get(digest) instanceof BlobNotFoundError, `a changed file is not served: ${String(again.get(digest))}`)
+      assert.equal(await local.has(digest), false)
+    } finally {
+      await stopProcess(proc)
+    }
+  })
+
   it('answers a malformed request with an error and keeps serving', async () => {
     const stream = await node.dialProtocol(peer.addr, CAS_PROTOCOL_ID)
     const lp = lpStream(stream)
