@@ -157,6 +157,52 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
   }
 
   const made = (f: string): boolean => generated.has(f) || (producer.has(f) && producer.get(f)?.rule !== 'phony')
+
+  /** The statements `e` waits for (its inputs' makers, through phony targets). */
+  const before = (e: NinjaEdge): NinjaEdge[] =>
+    mapAll([...e.ins, ...e.implicitIns, ...e.orderOnly], e)
+      .flatMap((p) => filesOf(p, new Set()))
+      .flatMap((f) => {
+        const m = producer.get(f)
+        return m && m.rule !== 'phony' ? [m] : []
+      })
+  /** Whether `e` waits, directly or not, for `target`. */
+  const waitsFor = (e: NinjaEdge, target: NinjaEdge): boolean => {
+    const seen = new Set<NinjaEdge>()
+    const stack = before(e)
+    while (stack.length > 0) {
+      const x = stack.pop()!
+      if (x === target) return true
+      if (seen.has(x)) continue
+      seen.add(x)
+      stack.push(...before(x))
+    }
+    return false
+  }
+  /**
+   * Files other statements make that `e`'s command names without declaring
+   * them, among those it waits for: Meson links a shared library's dependants
+   * against `libfoo.so` but declares only its symbols file (so that a library
+   * whose symbols did not change relinks nothing). Ninja runs in place, where
+   * the library is there; a worker gets only what an action is given, so such
+   * a file is an input too (and part of its key). Words are split at blanks
+   * and at commas (`-Wl,a,b`), quotes stripped; a path names a file as written
+   * or relative to the build folder.
+   */
+  const namedInCommand = (e: NinjaEdge, declared: ReadonlySet<string>, own: readonly string[]): string[] => {
+    const found = new Set<string>()
+    for (const word of e.command.split(/\s+/)) {
+      const w = word.replace(/^['"]+|['"]+$/g, '')
+      for (const p of w.includes(',') ? w.split(',') : [w]) {
+        if (p === '' || p.startsWith('-')) continue
+        const rel = p.startsWith('/') ? (p.startsWith(`${root}/`) ? p.slice(root.length + 1) : undefined) : posix.normalize(posix.join(buildRel, p))
+        if (rel === undefined || rel.startsWith('../') || declared.has(rel) || own.includes(rel) || found.has(rel)) continue
+        const maker = producer.get(rel)
+        if (maker && maker !== e && maker.rule !== 'phony' && waitsFor(e, maker)) found.add(rel)
+      }
+    }
+    return [...found]
+  }
   const others = otherBuildFolders(input.files, buildRel)
   if (others.length > 0) input.onOtherBuildFolders?.(others)
   const inOtherBuild = (f: string): boolean => others.some((o) => f.startsWith(`${o}/`))
@@ -171,6 +217,7 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
     }
     const outputs = mapAll([...e.outs, ...e.implicitOuts], e)
     const inputs = new Set(mapAll([...e.ins, ...e.implicitIns], e).flatMap((p) => filesOf(p, new Set())))
+    for (const p of namedInCommand(e, inputs, outputs)) inputs.add(p)
     // Order-only inputs only order: one no statement makes (CMake names object folders so) orders nothing.
     const orderOnly = new Set(mapAll(e.orderOnly, e).flatMap((p) => filesOf(p, new Set())).filter((p) => producer.has(p) || fileSet.has(p)))
     for (const i of inputs) orderOnly.delete(i)

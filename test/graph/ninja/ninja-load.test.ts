@@ -126,6 +126,30 @@ describe('ninja manifest → actions', () => {
     assert.match(errorsOf(`${RULES}\nbuild x.o: cc /p/src/a.c\n  dyndep = dd\n`)[0] ?? '', /^build\.ninja:19: dyndep is not supported/)
   })
 
+  it('takes a file another statement makes as an input when the command names it without declaring it (meson\'s shared libraries), if it waits for that statement', () => {
+    const text = `rule cc
+  command = cc -c $in -o $out
+rule link
+  command = cc -o $out $in $LINK_ARGS
+rule shsym
+  command = extract $in $out
+build obj/a.o: cc ../src/a.c
+build libfoo.so: link obj/a.o
+build libfoo.so.symbols: shsym libfoo.so
+build app.o: cc ../src/main.c
+build app: link app.o | libfoo.so.symbols
+  LINK_ARGS = -Wl,--start-group libfoo.so -Wl,--end-group '-Wl,-rpath,$$ORIGIN/' /p/build/libfoo.so
+build early: link app.o
+  LINK_ARGS = libfoo.so
+build self: link obj/a.o
+  LINK_ARGS = -Wl,-soname,self
+`
+    const { graph } = load(text, ['src/a.c', 'src/main.c', 'build/build.ninja'])
+    assert.deepEqual(graph.get('app').inputs, ['build/app.o', 'build/libfoo.so', 'build/libfoo.so.symbols'], 'named twice (relative and absolute), taken once')
+    assert.deepEqual(graph.get('early').inputs, ['build/app.o'], 'a statement it does not wait for is not waited for because of a word')
+    assert.deepEqual(graph.get('self').inputs, ['build/obj/a.o'], 'its own output is not its input')
+  })
+
   it('meson\'s layout: sources named relative to the build folder (../src/a.c) widen the project to their folder', () => {
     const { root, graph } = load(`${RULES}\nbuild a.o: cc ../src/a.c\n  extra = -I../include\n`)
     assert.equal(root, '/p')
