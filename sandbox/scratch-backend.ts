@@ -8,8 +8,8 @@
  * command is started around the scratch folder, and `refuse`: a capability it
  * cannot enforce, checked before anything is staged.
  */
-import { join } from 'node:path'
-import { closeSync, lstatSync, openSync, readSync } from 'node:fs'
+import { join, posix } from 'node:path'
+import { closeSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
@@ -117,11 +117,17 @@ export async function collectResult(
   const missingOutputs: string[] = []
   let depfileText: string | undefined
   let stderr = proc.stderr
+  /** Outputs that are symbolic links, placed once the files they lead to are stored. */
+  const links: { path: string; target: string }[] = []
   for (const path of spec.outputs) {
     const abs = join(scratch.execRoot, path)
     const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false })
     if (!st) {
       missingOutputs.push(path)
+      continue
+    }
+    if (st.isSymbolicLink()) {
+      links.push({ path, target: readlinkSync(abs) })
       continue
     }
     if (!st.isFile()) {
@@ -141,6 +147,33 @@ export async function collectResult(
     }
     const ref = await init.cas.putFile(abs, { move: true, executable })
     outputs.push({ path, digest: ref.digest, size: ref.size, executable })
+  }
+  // A link to another output or to an input, through other links (CMake's libfoo.so -> libfoo.so.1 -> libfoo.so.1.2.3,
+  // made by a statement of their own from the library) is that file, placed as the link.
+  const byPath = new Map<string, { digest: string; size: number; executable: boolean }>(outputs.map((o) => [o.path, o]))
+  const inputOf = links.length > 0 ? new Map(spec.inputs.map((i) => [i.path, i])) : undefined
+  const leadsTo = (path: string): { digest: string; size: number; executable: boolean } | undefined => {
+    const known = byPath.get(path)
+    if (known) return known
+    const input = inputOf?.get(path)
+    const st = input && lstatSync(join(scratch.execRoot, path), { throwIfNoEntry: false })
+    return input && st?.isFile() ? { digest: input.digest, size: st.size, executable: input.executable } : undefined
+  }
+  for (let progress = true; progress && links.length > 0; ) {
+    progress = false
+    for (const link of [...links]) {
+      const to = link.target.startsWith('/') ? undefined : leadsTo(posix.normalize(posix.join(posix.dirname(link.path), link.target)))
+      if (!to) continue
+      const record: OutputRecord = { path: link.path, digest: to.digest, size: to.size, executable: to.executable, symlink: link.target }
+      outputs.push(record)
+      byPath.set(link.path, record)
+      links.splice(links.indexOf(link), 1)
+      progress = true
+    }
+  }
+  for (const link of links) {
+    missingOutputs.push(link.path)
+    stderr = Buffer.concat([stderr, Buffer.from(`\nbldr: output ${link.path} is a symbolic link to ${link.target}, which is neither an output nor an input of the action (a link must lead to one, by a relative path)\n`)])
   }
   return { ...proc, stderr, outputs, ...(depfileText !== undefined ? { depfileText } : {}), missingOutputs, ...(missingOutputs.length > 0 ? kept : {}) }
 }

@@ -26,8 +26,8 @@
  * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
-import { lstatSync, readFileSync, realpathSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, unlinkSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
 import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
@@ -582,5 +582,17 @@ function describeFailure(action: Action, r: SandboxResult): string {
  * already is it (then it is left alone, mtime and all). See CasStore.placeOutput.
  */
 export async function materializeOutput(cas: CasStore, root: string, o: OutputRecord): Promise<void> {
-  await cas.placeOutput(o.digest, join(root, o.path), { executable: o.executable })
+  if (o.symlink === undefined) {
+    await cas.placeOutput(o.digest, join(root, o.path), { executable: o.executable })
+    return
+  }
+  // A link to another output: the file it leads to must be had, as any output's.
+  if (!(await cas.has(o.digest))) throw new BlobNotFoundError(o.digest, `the store (for the link ${o.path})`)
+  const dest = join(root, o.path)
+  const current = lstatSync(dest, { throwIfNoEntry: false })
+  if (current?.isSymbolicLink() && readlinkSync(dest) === o.symlink) return
+  if (current?.isDirectory()) throw new Error(`cannot write output ${dest}: a folder is in the way`)
+  mkdirSync(dirname(dest), { recursive: true })
+  if (current) unlinkSync(dest)
+  symlinkSync(o.symlink, dest)
 }

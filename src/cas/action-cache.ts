@@ -105,6 +105,13 @@ export const outputRecordSchema = z.object({
   digest: digestSchema,
   size: z.number().int().nonnegative(),
   executable: z.boolean(),
+  /**
+   * The output is a symbolic link with this target (relative, to another
+   * output: CMake's `libfoo.so -> libfoo.so.1 -> libfoo.so.1.2.3`). Placed in
+   * the project as that link; `digest`, `size` and `executable` are the file
+   * it leads to, which an action that reads it is given.
+   */
+  symlink: z.string().min(1).max(4096).optional(),
 })
 export type OutputRecord = z.infer<typeof outputRecordSchema>
 

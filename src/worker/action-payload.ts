@@ -13,7 +13,7 @@ const peerId = z.string().min(1).max(PEER_ID_MAX_LEN)
 const relPath = z.string().min(1).max(PATH_MAX_LEN)
 
 /** An output of a finished action: where it goes in the project, and its blob. */
-const outputRecord = z.object({ path: relPath, digest: digestSchema, size: z.number().int().nonnegative(), executable: z.boolean() }).strict()
+const outputRecord = z.object({ path: relPath, digest: digestSchema, size: z.number().int().nonnegative(), executable: z.boolean(), symlink: z.string().min(1).max(4096).optional() }).strict()
 
 /** Most inputs one action may name (a ninja action names the whole source tree). */
 const MAX_INPUTS = 100_000

@@ -303,7 +303,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
           signal: result.signal,
           timedOut: result.timedOut,
           ...(result.oomKilled ? { oomKilled: true } : {}),
-          outputs: result.outputs.map(({ path, digest, size, executable }) => ({ path, digest, size, executable })),
+          outputs: result.outputs.map(({ path, digest, size, executable, symlink }) => ({ path, digest, size, executable, ...(symlink !== undefined ? { symlink } : {}) })),
           missingOutputs: result.missingOutputs,
           ...(result.depfileText !== undefined ? { depfileText: result.depfileText } : {}),
           stdout: stdout.digest,

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { appendFile, cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { appendFile, cp, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -75,14 +75,23 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     const r = await runCli(distributed, { cwd: dir })
     assertBuilt(r)
     assert.deepEqual(await executedIn(statsFile), [
+      'CMakeFiles/greet-shared.dir/src/format.c.o',
+      'CMakeFiles/greet-shared.dir/src/greet.c.o',
       'CMakeFiles/greet.dir/src/format.c.o',
       'CMakeFiles/greet.dir/src/greet.c.o',
+      'CMakeFiles/hello-shared.dir/src/main.c.o',
       'CMakeFiles/hello.dir/src/main.c.o',
       'generated/table.h',
       'hello',
+      'hello-shared',
+      'libgreet-shared.so.1',
+      'libgreet-shared.so.1.2.0',
       'libgreet.a',
     ])
     for (const [o, bytes] of reference) assert.ok(bytes.equals(await readFile(resolve(build, o))), `${o} differs from ninja's`)
+    // The versioned shared library's names are symbolic links, as ninja's build makes them (a statement of their own).
+    assert.equal(await readlink(join(build, 'libgreet-shared.so')), 'libgreet-shared.so.1')
+    assert.equal(await readlink(join(build, 'libgreet-shared.so.1')), 'libgreet-shared.so.1.2.0')
     await assert.rejects(stat(join(build, 'CMakeFiles/hello.dir/src/main.c.o.d')), 'deps = gcc: the depfile is read, not left behind (as ninja)')
     // The workers got the sources from the client without the client copying them into its store.
     const store = await openCasStore(join(build, '.bldr', 'cas'), await createBlake3Hasher())
@@ -91,7 +100,7 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     assert.equal(await store.has((await createBlake3Hasher()).hash(reference.get('hello')!)), true, 'its outputs are in its store')
 
     const ctest = execFileSync('ctest', ['--output-on-failure'], { cwd: build, encoding: 'utf8' })
-    assert.match(ctest, /100% tests passed, 0 tests failed out of 2/)
+    assert.match(ctest, /100% tests passed, 0 tests failed out of 3/)
 
     // Nothing changed: nothing runs.
     assertBuilt(await runCli(distributed, { cwd: dir }))
@@ -100,17 +109,24 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     // A header only format.c reads: only its compile runs (its object is unchanged, so the archive is restored).
     await appendFile(join(dir, 'src/format-internal.h'), '/* touched */\n')
     assertBuilt(await runCli(distributed, { cwd: dir }))
-    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/greet.dir/src/format.c.o'])
+    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/greet-shared.dir/src/format.c.o', 'CMakeFiles/greet.dir/src/format.c.o'])
 
-    // The header every source reads, with a change to the code: the three compiles, the archive and the link.
+    // The header every source reads, with code no object uses: every compile (each source twice: static and shared), nothing else.
     await appendFile(join(dir, 'include/greet.h'), '#define GREET_MAX 64\nstatic inline int greet_max(void) { return GREET_MAX; }\n')
     assertBuilt(await runCli(distributed, { cwd: dir }))
-    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/greet.dir/src/format.c.o', 'CMakeFiles/greet.dir/src/greet.c.o', 'CMakeFiles/hello.dir/src/main.c.o'])
+    assert.deepEqual(await executedIn(statsFile), [
+      'CMakeFiles/greet-shared.dir/src/format.c.o',
+      'CMakeFiles/greet-shared.dir/src/greet.c.o',
+      'CMakeFiles/greet.dir/src/format.c.o',
+      'CMakeFiles/greet.dir/src/greet.c.o',
+      'CMakeFiles/hello-shared.dir/src/main.c.o',
+      'CMakeFiles/hello.dir/src/main.c.o',
+    ])
 
     // A header cmake wrote into the build folder (no statement makes it) is found and followed too.
     await appendFile(join(build, 'generated/version.h'), '#define HELLO_EXTRA "x"\n')
     assertBuilt(await runCli(distributed, { cwd: dir }))
-    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/greet.dir/src/greet.c.o'])
+    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/greet-shared.dir/src/greet.c.o', 'CMakeFiles/greet.dir/src/greet.c.o'])
   })
 
   it('with the local sandbox and a named target: builds only that target\'s actions, and the binary passes its tests', async () => {
@@ -124,8 +140,18 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     await assert.rejects(stat(join(other, 'hello')), 'hello was not asked for')
 
     assertBuilt(await runCli(['build', '-C', other, '-f', 'build.ninja', '--stats', statsFile], { cwd: dir }))
-    assert.deepEqual(await executedIn(statsFile), ['CMakeFiles/hello.dir/src/main.c.o', 'hello'])
-    const ctest = execFileSync('ctest', ['--output-on-failure'], { cwd: other, encoding: 'utf8' })
+    assert.deepEqual(await executedIn(statsFile), [
+      'CMakeFiles/greet-shared.dir/src/format.c.o',
+      'CMakeFiles/greet-shared.dir/src/greet.c.o',
+      'CMakeFiles/hello-shared.dir/src/main.c.o',
+      'CMakeFiles/hello.dir/src/main.c.o',
+      'hello',
+      'hello-shared',
+      'libgreet-shared.so.1',
+      'libgreet-shared.so.1.2.0',
+    ])
+    // local runs commands in its scratch folder, so the link gives hello-shared that folder as its RUNPATH: only bwrap and docker, which show the project at its own path, make a binary that finds its shared library (above).
+    const ctest = execFileSync('ctest', ['--output-on-failure', '-E', 'shared'], { cwd: other, encoding: 'utf8' })
     assert.match(ctest, /100% tests passed, 0 tests failed out of 2/)
   })
 

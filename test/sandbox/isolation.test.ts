@@ -85,6 +85,29 @@ async function readsItsDepfile(make: MakeSandbox): Promise<void> {
   })
 }
 
+/**
+ * An output that is a symbolic link to another output or to an input (CMake's
+ * libfoo.so -> libfoo.so.1 -> libfoo.so.1.2.3) is recorded as that link, with
+ * the file it leads to; one leading elsewhere is missing, and said so.
+ */
+async function recordsLinkOutputs(make: MakeSandbox): Promise<void> {
+  await withSandbox(make, async (s, cas) => {
+    const input: SandboxInput = { path: 'lib/libin.so.2.0', digest: (await cas.putBytes('an input library\n')).digest, executable: false }
+    const script = 'echo library > out/libx.so.1.2; ln -s libx.so.1.2 out/libx.so.1; ln -s libx.so.1 out/libx.so; ln -s ../lib/libin.so.2.0 out/libin.so; ln -s /etc/passwd out/abs; ln -s nowhere out/dangling'
+    const outputs = ['out/abs', 'out/dangling', 'out/libin.so', 'out/libx.so', 'out/libx.so.1', 'out/libx.so.1.2']
+    const r = await s.run(spec(sh(script), { inputs: [input], outputs }))
+    assert.equal(r.exitCode, 0, r.stderr.toString())
+    const by = new Map(r.outputs.map((o) => [o.path, o]))
+    const file = by.get('out/libx.so.1.2')!
+    assert.equal(file.symlink, undefined)
+    assert.deepEqual([by.get('out/libx.so.1')?.symlink, by.get('out/libx.so.1')?.digest], ['libx.so.1.2', file.digest])
+    assert.deepEqual([by.get('out/libx.so')?.symlink, by.get('out/libx.so')?.digest], ['libx.so.1', file.digest], 'through another link')
+    assert.deepEqual([by.get('out/libin.so')?.symlink, by.get('out/libin.so')?.digest], ['../lib/libin.so.2.0', input.digest], 'to an input')
+    assert.deepEqual(r.missingOutputs.sort(), ['out/abs', 'out/dangling'])
+    assert.match(r.stderr.toString(), /output out\/dangling is a symbolic link to nowhere, which is neither an output nor an input/)
+  })
+}
+
 const ISOLATING: { name: 'bwrap' | 'docker'; make: MakeSandbox; execRoot: string }[] = [
   { name: 'bwrap', make: (init) => createBwrapSandbox(init), execRoot: BWRAP_EXEC_ROOT },
   { name: 'docker', make: (init) => createDockerSandbox(init), execRoot: DOCKER_EXEC_ROOT },
@@ -133,6 +156,10 @@ for (const backend of ISOLATING) {
 
     it('reads a depfile it is told to read instead of storing it; a large one, or one kept, is an output', async () => {
       await readsItsDepfile(make)
+    })
+
+    it('records an output that is a link to another output or an input as that link; one leading elsewhere is missing', async () => {
+      await recordsLinkOutputs(make)
     })
 
     it('starts a sandbox ahead of its action when warmed (once per profile), and the action runs in it', async () => {
@@ -290,6 +317,10 @@ for (const backend of ISOLATING) {
 describe('local backend', () => {
   it('reads a depfile it is told to read instead of storing it; a large one, or one kept, is an output', async () => {
     await readsItsDepfile(createLocalSandbox)
+  })
+
+  it('records an output that is a link to another output or an input as that link; one leading elsewhere is missing', async () => {
+    await recordsLinkOutputs(createLocalSandbox)
   })
 
   it('refuses a limit it cannot enforce, naming it, instead of running without it', async () => {
