@@ -27,12 +27,13 @@
  */
 import { setMaxListeners } from 'node:events'
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, unlinkSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, posix } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
 import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
+import { isThinArchiveFile, thinArchiveMembers } from '../cas/thin-archive.js'
 import { BlobNotFoundError, causeOf, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
 import type { Action } from '../graph/action.js'
 import type { BuildGraph } from '../graph/dag.js'
@@ -210,8 +211,29 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
     return p
   }
 
-  const inputsOf = async (action: Action): Promise<KeyedInput[]> =>
-    Promise.all(
+  /** The members of each generated thin archive (cas/thin-archive.ts), project paths, by its digest; null for any other file. */
+  const thinMembers = new Map<Digest, Promise<string[] | null>>()
+  const membersOf = (archive: KeyedInput): Promise<string[] | null> => {
+    let p = thinMembers.get(archive.digest)
+    if (!p) {
+      p = (async () => {
+        if (!isThinArchiveFile(cas.pathOf(archive.digest))) return null
+        const names = thinArchiveMembers(await cas.getBytes(archive.digest))
+        if (!names) return null
+        const folder = posix.dirname(archive.path)
+        return names.flatMap((n) => {
+          const rel = n.startsWith('/') ? (n.startsWith(`${opts.root}/`) ? n.slice(opts.root.length + 1) : undefined) : posix.normalize(posix.join(folder, n))
+          return rel === undefined || rel === '..' || rel.startsWith('../') ? [] : [rel]
+        })
+      })()
+      thinMembers.set(archive.digest, p)
+    }
+    return p
+  }
+
+  /** An action's inputs: the declared ones, and the members of a generated thin archive among them (what reads one reads them). */
+  const inputsOf = async (action: Action): Promise<KeyedInput[]> => {
+    const declared = await Promise.all(
       action.inputs.map((path) => {
         if (!graph.producerOf(path)) return sourceInput(path)
         const g = generated.get(path)
@@ -219,6 +241,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         return g
       }),
     )
+    const archives = declared.filter((i) => graph.producerOf(i.path) && i.path.endsWith('.a'))
+    if (archives.length === 0) return declared
+    const have = new Set(action.inputs)
+    const members = new Set<string>()
+    for (const a of archives) for (const m of (await membersOf(a)) ?? []) if (!have.has(m)) members.add(m)
+    if (members.size === 0) return declared
+    // A member gone or not made in this build is left out: the command then fails on its own, naming it.
+    const found = await Promise.all([...members].sort().map(currentInput))
+    return [...declared, ...found.filter((i): i is KeyedInput => i !== undefined)]
+  }
 
   /** A file as it is now: a generated one's recorded digest (undefined if not made in this build), else the source file's. */
   const currentInput = async (path: string): Promise<KeyedInput | undefined> => {

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { appendFile, cp, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -37,8 +37,10 @@ describe('bldr build -f build.ninja: a Meson project', { timeout: 240_000 }, () 
 
   it('on a local mesh with bwrap: every output byte-identical to ninja\'s, meson test passes on bldr\'s binaries, a header edit rebuilds exactly its readers', async () => {
     // Meson links shapes-cli against libshapes.so but declares only its symbols file: the file named in the command is an input too.
-    const outputs = ['names.c', 'libshapes.so.p/meson-generated_.._names.c.o', 'libshapes.so.p/src_area.c.o', 'libshapes.so.p/src_perimeter.c.o', 'libshapes.so', 'libshapes.so.p/libshapes.so.symbols', 'shapes-cli.p/src_main.c.o', 'shapes-cli']
+    // libpolygon.a is a thin archive: linking it reads its member, libpolygon.a.p/src_polygon.c.o, which the link is given too.
+    const outputs = ['names.c', 'libshapes.so.p/meson-generated_.._names.c.o', 'libshapes.so.p/src_area.c.o', 'libshapes.so.p/src_perimeter.c.o', 'libpolygon.a.p/src_polygon.c.o', 'libpolygon.a', 'libshapes.so', 'libshapes.so.p/libshapes.so.symbols', 'shapes-cli.p/src_main.c.o', 'shapes-cli']
     execFileSync('ninja', ['-C', build], { stdio: 'pipe' })
+    assert.equal((await readFile(join(build, 'libpolygon.a'))).toString('latin1', 0, 8), '!<thin>\n', 'meson made a thin archive')
     const reference = new Map<string, Buffer>()
     for (const o of outputs) reference.set(o, await readFile(join(build, o)))
     execFileSync('ninja', ['-C', build, '-t', 'clean'], { stdio: 'pipe' })
@@ -56,11 +58,18 @@ describe('bldr build -f build.ninja: a Meson project', { timeout: 240_000 }, () 
     assert.match(tests, /^Ok:\s+2\s*$/m, tests)
     assert.match(tests, /^Fail:\s+0\s*$/m, tests)
 
-    // A header only area.c and perimeter.c read (through their own header): only those compiles run; their objects are unchanged, so the library is restored.
+    // A header only area.c, perimeter.c and polygon.c read: only those compiles run; their objects are unchanged, so the libraries are restored.
     await appendFile(join(dir, 'src/polygon.h'), '/* touched */\n')
     const again = await runCli(distributed, { cwd: dir })
     assert.equal(again.code, 0, again.stderr)
-    assert.deepEqual(await executedIn(statsFile), ['libshapes.so.p/src_area.c.o', 'libshapes.so.p/src_perimeter.c.o'])
+    assert.deepEqual(await executedIn(statsFile), ['libpolygon.a.p/src_polygon.c.o', 'libshapes.so.p/src_area.c.o', 'libshapes.so.p/src_perimeter.c.o'])
+
+    // A member of the thin archive changes and the archive does not (same size, same symbols): what links the archive runs again.
+    await writeFile(join(dir, 'src/polygon.c'), (await readFile(join(dir, 'src/polygon.c'), 'utf8')).replace('sides >= 3', 'sides >= 4'))
+    assert.equal((await runCli(distributed, { cwd: dir })).code, 0)
+    const relinked = await executedIn(statsFile)
+    assert.ok(relinked.includes('libpolygon.a.p/src_polygon.c.o') && relinked.includes('libshapes.so'), `the shared library is linked again: ${relinked.join(', ')}`)
+    assert.match(execFileSync(join(build, 'shapes-cli'), ['triangle', '1'], { encoding: 'utf8' }), /area -1\.000, perimeter -1\.000/, 'the library has the new member: a triangle is no polygon now')
 
     // The header meson wrote when it configured (no statement makes it) is followed too: every compile that reads it, then the links.
     await appendFile(join(build, 'config.h'), '#define SHAPES_EXTRA 1\nstatic inline int shapes_extra(void) { return SHAPES_EXTRA; }\n')

@@ -1,6 +1,7 @@
 #ifndef POLYGON_H
 #define POLYGON_H
-/* Read only by area.c and perimeter.c. */
+/* Read only by area.c, perimeter.c and polygon.c. */
 #include "config.h"
-static inline int polygon_valid(int sides) { return sides >= 3 && sides <= SHAPES_MAX_SIDES; }
+int polygon_sides_ok(int sides);
+static inline int polygon_valid(int sides) { return polygon_sides_ok(sides); }
 #endif
