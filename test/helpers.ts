@@ -249,3 +249,9 @@ export async function terminate(proc: ChildProcess): Promise<number | null> {
   proc.kill('SIGTERM')
   return exited
 }
+
+/** The ids of the actions a build's `--stats` file says were executed (not restored from the cache), sorted. */
+export async function executedIn(statsFile: string): Promise<string[]> {
+  const stats = JSON.parse(await readFile(statsFile, 'utf8')) as { actions: { id: string; status: string }[] }
+  return stats.actions.filter((a) => a.status === 'executed').map((a) => a.id).sort()
+}

@@ -14,24 +14,12 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore } from '../../src/cas/store.js'
-import { REPO_ROOT, runCli, type CliResult } from '../helpers.js'
+import { executedIn, REPO_ROOT, runCli, type CliResult } from '../helpers.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'cmake-hello')
 
-interface Stats {
-  executed: number
-  cached: number
-  total: number
-  actions: { id: string; status: string }[]
-}
-
 function assertBuilt(r: CliResult): void {
   assert.equal(r.code, 0, `bldr failed:\n${r.stdout}\n${r.stderr}`)
-}
-
-async function executedIn(statsFile: string): Promise<string[]> {
-  const stats = JSON.parse(await readFile(statsFile, 'utf8')) as Stats
-  return stats.actions.filter((a) => a.status === 'executed').map((a) => a.id).sort()
 }
 
 /** Files ninja's statements make (phony ones and CMake's never-made `.util` outputs aside), from `ninja -t targets all`. */

@@ -13,14 +13,9 @@ import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { REPO_ROOT, runCli } from '../helpers.js'
+import { executedIn, REPO_ROOT, runCli } from '../helpers.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'meson-shapes')
-
-async function executedIn(statsFile: string): Promise<string[]> {
-  const stats = JSON.parse(await readFile(statsFile, 'utf8')) as { actions: { id: string; status: string }[] }
-  return stats.actions.filter((a) => a.status === 'executed').map((a) => a.id).sort()
-}
 
 describe('bldr build -f build.ninja: a Meson project', { timeout: 240_000 }, () => {
   let dir: string
