@@ -9,10 +9,11 @@
  * cannot enforce, checked before anything is staged.
  */
 import { join, posix } from 'node:path'
-import { closeSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs'
+import { lstatSync, readlinkSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { OutputRecord } from '../src/cas/action-cache.js'
 import type { CasStore } from '../src/cas/store.js'
+import { readAtMost } from '../src/cas/fs-util.js'
 import { defaultRunnerKind, ProcessRunner } from './process-runner.js'
 import { ScratchPool, type Scratch } from './scratch.js'
 import { DEPFILE_TEXT_MAX_BYTES, SandboxError, type RunOptions, type Sandbox, type SandboxName, type SandboxResult, type SandboxSpec } from './types.js'
@@ -139,9 +140,9 @@ export async function collectResult(
     opts.beforeStore?.(path, abs)
     if (spec.readDepfile && path === spec.depfile && depfileText === undefined) {
       // Read and dropped (ninja's deps = gcc): its text goes back, no blob is stored. The scratch folder's cleaning removes the file.
-      const text = readSmallFile(abs, DEPFILE_TEXT_MAX_BYTES)
-      if (text !== undefined) {
-        depfileText = text
+      const bytes = readAtMost(abs, DEPFILE_TEXT_MAX_BYTES)
+      if (bytes !== undefined) {
+        depfileText = bytes.toString('utf8')
         continue
       }
     }
@@ -176,17 +177,4 @@ export async function collectResult(
     stderr = Buffer.concat([stderr, Buffer.from(`\nbldr: output ${link.path} is a symbolic link to ${link.target}, which is neither an output nor an input of the action (a link must lead to one, by a relative path)\n`)])
   }
   return { ...proc, stderr, outputs, ...(depfileText !== undefined ? { depfileText } : {}), missingOutputs, ...(missingOutputs.length > 0 ? kept : {}) }
-}
-
-/** A file's text if it holds at most `max` bytes (read through one descriptor, so a file growing meanwhile is caught), else undefined. */
-function readSmallFile(abs: string, max: number): string | undefined {
-  const fd = openSync(abs, 'r')
-  try {
-    const buf = Buffer.allocUnsafe(max + 1)
-    let n = 0
-    for (let r; n <= max && (r = readSync(fd, buf, n, max + 1 - n, null)) > 0; ) n += r
-    return n > max ? undefined : buf.toString('utf8', 0, n)
-  } finally {
-    closeSync(fd)
-  }
 }

@@ -184,10 +184,6 @@ class WarmPool implements Sandbox {
     this.runnerKind = init.runner ?? (init.nativeProgram !== undefined ? 'native' : defaultRunnerKind())
   }
 
-  /** The runner in its sandboxes now. */
-  get runner(): RunnerKind {
-    return this.runnerKind
-  }
 
   async run(spec: SandboxSpec, opts: RunOptions = {}): Promise<SandboxResult> {
     const refusal = refuseCommon(spec) ?? this.backend.refuse?.(spec)

@@ -26,13 +26,14 @@
  * - Pools (ninja's) bound how many of their actions run at once, before `-j`.
  */
 import { setMaxListeners } from 'node:events'
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, unlinkSync } from 'node:fs'
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from 'node:fs'
 import { dirname, join, posix } from 'node:path'
 import pLimit, { type LimitFunction } from 'p-limit'
 import type { Logger } from 'pino'
 import { computeActionKey, computeDiscoveredKey, type ActionCache, type ActionResult, type KeyedInput, type OutputRecord } from '../cas/action-cache.js'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
+import { readAtMost } from '../cas/fs-util.js'
 import { isThinArchiveFile, thinArchiveMembers } from '../cas/thin-archive.js'
 import { BlobNotFoundError, causeOf, DigestMismatchError, isBldrError, SourceChangedError } from '../errors.js'
 import type { Action } from '../graph/action.js'
@@ -143,11 +144,6 @@ const SOURCE_STORE_CONCURRENCY = 8
 const HELD_SOURCE_MAX_BYTES = 256 * 1024
 const HELD_SOURCES_MAX_TOTAL = 64 * 1024 * 1024
 
-/** A file's bytes if it is a file of at most `max` bytes, else undefined. */
-function smallFile(abs: string, max: number): Buffer | undefined {
-  const st = statSync(abs, { throwIfNoEntry: false })
-  return st?.isFile() && st.size <= max ? readFileSync(abs) : undefined
-}
 
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now()
@@ -386,7 +382,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
         if (executor.sources) {
           // Read again if not held: this is where a source that changed since it was hashed is caught, as storing it would.
           const abs = join(opts.root, i.path)
-          const bytes = held ?? smallFile(abs, HELD_SOURCE_MAX_BYTES)
+          const bytes = held ?? readAtMost(abs, HELD_SOURCE_MAX_BYTES)
           if (bytes) {
             const now = held ? i.digest : cas.hasher.hash(bytes)
             if (now !== i.digest) throw new SourceChangedError(i.path, `changed (was blake3 ${i.digest}, now ${now})`)

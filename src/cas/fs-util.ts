@@ -1,5 +1,5 @@
 /** Small file-system helpers shared by the store, the action cache and the build engine. */
-import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, basename } from 'node:path'
 
 let tempCounter = 0
@@ -54,5 +54,23 @@ export function isAlive(pid: number): boolean {
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A file's bytes if it holds at most `max`, else undefined; read through one
+ * descriptor, so one that grows while it is read is undefined too.
+ */
+export function readAtMost(path: string, max: number): Buffer | undefined {
+  const fd = openSync(path, 'r')
+  try {
+    const size = fstatSync(fd).size
+    if (size > max) return undefined
+    const buf = Buffer.allocUnsafe(size + 1)
+    let n = 0
+    for (let r; n <= size && (r = readSync(fd, buf, n, size + 1 - n, null)) > 0; ) n += r
+    return n > size ? undefined : buf.subarray(0, n)
+  } finally {
+    closeSync(fd)
   }
 }
