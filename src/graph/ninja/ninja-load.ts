@@ -158,26 +158,41 @@ export function loadNinjaGraph(input: NinjaGraphInput): BuildGraph {
 
   const made = (f: string): boolean => generated.has(f) || (producer.has(f) && producer.get(f)?.rule !== 'phony')
 
-  /** The statements `e` waits for (its inputs' makers, through phony targets). */
-  const before = (e: NinjaEdge): NinjaEdge[] =>
-    mapAll([...e.ins, ...e.implicitIns, ...e.orderOnly], e)
-      .flatMap((p) => filesOf(p, new Set()))
-      .flatMap((f) => {
-        const m = producer.get(f)
-        return m && m.rule !== 'phony' ? [m] : []
-      })
-  /** Whether `e` waits, directly or not, for `target`. */
-  const waitsFor = (e: NinjaEdge, target: NinjaEdge): boolean => {
-    const seen = new Set<NinjaEdge>()
-    const stack = before(e)
-    while (stack.length > 0) {
-      const x = stack.pop()!
-      if (x === target) return true
-      if (seen.has(x)) continue
-      seen.add(x)
-      stack.push(...before(x))
+  /** The statements `e` waits for (its inputs' makers, through phony targets), once per statement. */
+  const beforeOf = new Map<NinjaEdge, NinjaEdge[]>()
+  const before = (e: NinjaEdge): NinjaEdge[] => {
+    let list = beforeOf.get(e)
+    if (!list) {
+      list = mapAll([...e.ins, ...e.implicitIns, ...e.orderOnly], e)
+        .flatMap((p) => filesOf(p, new Set()))
+        .flatMap((f) => {
+          const m = producer.get(f)
+          return m && m.rule !== 'phony' ? [m] : []
+        })
+      beforeOf.set(e, list)
     }
-    return false
+    return list
+  }
+  /**
+   * Every statement `e` waits for, directly or not: walked once per statement
+   * whose command names a produced file (a link naming several libraries asks
+   * for each), not once per name.
+   */
+  const ancestorsOf = new Map<NinjaEdge, Set<NinjaEdge>>()
+  const waitsFor = (e: NinjaEdge, target: NinjaEdge): boolean => {
+    let seen = ancestorsOf.get(e)
+    if (!seen) {
+      seen = new Set<NinjaEdge>()
+      const stack = [...before(e)]
+      while (stack.length > 0) {
+        const x = stack.pop()!
+        if (seen.has(x)) continue
+        seen.add(x)
+        stack.push(...before(x))
+      }
+      ancestorsOf.set(e, seen)
+    }
+    return seen.has(target)
   }
   /**
    * Files other statements make that `e`'s command names without declaring

@@ -143,8 +143,12 @@ build early: link app.o
   LINK_ARGS = libfoo.so
 build self: link obj/a.o
   LINK_ARGS = -Wl,-soname,self
+build libs: phony libfoo.so.symbols
+build app2: link app.o || libs
+  LINK_ARGS = libfoo.so obj/a.o
 `
     const { graph } = load(text, ['src/a.c', 'src/main.c', 'build/build.ninja'])
+    assert.deepEqual(graph.get('app2').inputs, ['build/app.o', 'build/libfoo.so', 'build/obj/a.o'], 'files of statements it waits for through a phony target and through each other, each taken')
     assert.deepEqual(graph.get('app').inputs, ['build/app.o', 'build/libfoo.so', 'build/libfoo.so.symbols'], 'named twice (relative and absolute), taken once')
     assert.deepEqual(graph.get('early').inputs, ['build/app.o'], 'a statement it does not wait for is not waited for because of a word')
     assert.deepEqual(graph.get('self').inputs, ['build/obj/a.o'], 'its own output is not its input')
