@@ -33,7 +33,7 @@
  * as such. Where no group can be made the action is refused, not run without
  * its limit.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { createSandboxCgroup, type SandboxCgroup, type CgroupLimits } from './cgroup.js'
@@ -56,18 +56,56 @@ export interface BwrapSandboxInit extends WarmPoolInit {
 
 /** bwrap programs that passed the probe in this process (a check before a build and the build's sandbox need one probe). */
 const probed = new Set<string>()
+/** Probes running, by program: callers at once share one. */
+const probing = new Map<string, Promise<void>>()
 
-/** The bwrap program, checked to work here; a SandboxError saying how to get it otherwise. */
-export function findBwrap(path?: string): string {
+const probeArgs = (): string[] => ['--unshare-all', '--die-with-parent', ...toolchainMounts(), '--', '/usr/bin/true']
+const probeFailed = (detail: string): SandboxError => new SandboxError('bwrap', '-', `bubblewrap cannot create namespaces here: ${detail.trim()}`)
+
+function locateBwrap(path?: string): string {
   const candidates = path ? [path] : (process.env['PATH'] ?? '/usr/bin:/bin').split(':').map((d) => `${d}/bwrap`)
   const found = candidates.find((c) => existsSync(c))
   if (!found) throw new SandboxError('bwrap', '-', 'bubblewrap is not installed (on Debian: apt-get install bubblewrap)')
+  return found
+}
+
+/** The bwrap program, checked to work here; a SandboxError saying how to get it otherwise. Blocks while it probes (~20 ms): see checkBwrap. */
+export function findBwrap(path?: string): string {
+  const found = locateBwrap(path)
   if (probed.has(found)) return found
-  const probe = spawnSync(found, ['--unshare-all', '--die-with-parent', ...toolchainMounts(), '--', '/usr/bin/true'], { encoding: 'utf8', timeout: 10_000 })
-  if (probe.status !== 0) {
-    throw new SandboxError('bwrap', '-', `bubblewrap cannot create namespaces here: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`)
-  }
+  const probe = spawnSync(found, probeArgs(), { encoding: 'utf8', timeout: 10_000 })
+  if (probe.status !== 0) throw probeFailed(probe.stderr || probe.error?.message || `exit ${probe.status}`)
   probed.add(found)
+  return found
+}
+
+/**
+ * As findBwrap, without blocking: the probe (a namespace made and a program
+ * run in it, ~20 ms) runs while the caller reads its build file or opens its
+ * store; a sandbox made afterwards finds the program probed.
+ */
+export async function checkBwrap(path?: string): Promise<string> {
+  const found = locateBwrap(path)
+  if (probed.has(found)) return found
+  let p = probing.get(found)
+  if (!p) {
+    p = new Promise<void>((resolve, reject) => {
+      execFile(found, probeArgs(), { encoding: 'utf8', timeout: 10_000 }, (err, _stdout, stderr) => {
+        if (!err) return resolve()
+        reject(probeFailed(stderr || (err.killed ? 'the probe timed out after 10 s' : err.message)))
+      })
+    })
+    probing.set(found, p)
+    // Settled before any caller's await resumes: a passed probe is remembered, a failed one tried again next time.
+    p.then(
+      () => {
+        probed.add(found)
+        probing.delete(found)
+      },
+      () => probing.delete(found),
+    )
+  }
+  await p
   return found
 }
 

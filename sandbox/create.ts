@@ -1,5 +1,5 @@
 /** A sandbox backend by name: the one place the CLI, builds and workers pick one. */
-import { BWRAP_ISOLATION_NOTE, createBwrapSandbox, findBwrap } from './bwrap.js'
+import { BWRAP_ISOLATION_NOTE, checkBwrap, createBwrapSandbox } from './bwrap.js'
 import { checkDockerDaemon, createDockerSandbox, DOCKER_ISOLATION_NOTE, dockerReachable } from './docker.js'
 import { createLocalSandbox, LOCAL_ISOLATION_NOTE } from './local.js'
 import type { ScratchBackendInit } from './scratch-backend.js'
@@ -27,7 +27,7 @@ export async function availableSandboxes(): Promise<AvailableSandbox[]> {
   const found: AvailableSandbox[] = []
   if (await dockerReachable()) found.push('docker')
   try {
-    findBwrap()
+    await checkBwrap()
     found.push('bwrap')
   } catch {
     // not installed, or no user namespaces here
@@ -39,5 +39,5 @@ export async function availableSandboxes(): Promise<AvailableSandbox[]> {
 /** Fail now, with a SandboxError saying what to do, if backend `name` cannot work here. */
 export async function checkSandbox(name: AvailableSandbox): Promise<void> {
   if (name === 'docker') await checkDockerDaemon()
-  else if (name === 'bwrap') findBwrap()
+  else if (name === 'bwrap') await checkBwrap()
 }

@@ -125,8 +125,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const liveness = parseLivenessFlags(values)
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
-  if (values.coordinator === undefined) await checkSandbox(sandboxName)
-  const project = await openProject({ dir: values.directory, file: values.file, log })
+  // Its check (bwrap's probe, docker's ping) runs while the build file is read; its error comes first.
+  const sandboxChecked = values.coordinator === undefined ? checkSandbox(sandboxName) : Promise.resolve()
+  const opening = openProject({ dir: values.directory, file: values.file, log })
+  opening.catch(() => {}) // awaited below, after the sandbox check
+  await sandboxChecked
+  const project = await opening
   // Marked as running (bldr gc waits for it), unless a collection runs there now.
   const releaseState = holdStateDir(project.stateDir, 'build')
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'

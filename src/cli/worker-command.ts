@@ -83,7 +83,9 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const slots = parseIntFlag('--parallelism', values.parallelism, 1, availableParallelism())
   const strategy = parseChoiceFlag('--strategy', values.strategy, Object.keys(STRATEGIES) as StrategyName[], DEFAULT_STRATEGY)
   // Named ones are checked now (a clear error, not one per action); the defaults were found by checking.
-  const sandboxNames = values.sandbox === undefined ? await availableSandboxes() : await checkedSandboxes(parseSandboxList(values.sandbox))
+  // The checks (bwrap's probe, docker's ping) run while the store opens.
+  const checking = values.sandbox === undefined ? availableSandboxes() : checkedSandboxes(parseSandboxList(values.sandbox))
+  checking.catch(() => {}) // awaited below
   // Random unless asked: workers that all started from one seed would pick their victims in one order (and herd),
   // and a restarted worker would reuse its last life's steal ids.
   const seed = parseIntFlag('--seed', values.seed, 0, randomInt(0, 2 ** 31))
@@ -95,6 +97,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const maxStore = parseSizeFlag('--max-store', values['max-store'] ?? DEFAULT_MAX_STORE, 1)
   // As root, the store is sealed: its blobs are given to a user no sandboxed action runs as (store.ts).
   const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher(), { sealed: process.getuid?.() === 0 })
+  const sandboxNames = await checking
   const budget = new StoreBudget(cas, maxStore, log)
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
