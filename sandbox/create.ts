@@ -2,6 +2,7 @@
 import { BWRAP_ISOLATION_NOTE, checkBwrap, createBwrapSandbox } from './bwrap.js'
 import { checkDockerDaemon, createDockerSandbox, DOCKER_ISOLATION_NOTE, dockerReachable } from './docker.js'
 import { createLocalSandbox, LOCAL_ISOLATION_NOTE } from './local.js'
+import { canDropCapabilities } from './process-runner.js'
 import type { ScratchBackendInit } from './scratch-backend.js'
 import type { Sandbox } from './types.js'
 
@@ -14,10 +15,23 @@ export function createSandbox(name: AvailableSandbox, init: ScratchBackendInit):
   return name === 'bwrap' ? createBwrapSandbox(init) : createLocalSandbox(init)
 }
 
-/** One line for the user about what a backend isolates, or does not. */
-export function isolationNote(name: AvailableSandbox): string {
-  return name === 'docker' ? DOCKER_ISOLATION_NOTE : name === 'bwrap' ? BWRAP_ISOLATION_NOTE : LOCAL_ISOLATION_NOTE
+/**
+ * One line for the user about what a backend isolates, or does not. `here`:
+ * its actions run on this machine as this user (a build without a standing
+ * mesh), so the local backend's note says what root's actions can do: without
+ * capabilities (setpriv, process-runner.ts) they cannot override file
+ * permissions; where setpriv cannot drop them, they can change any file.
+ */
+export function isolationNote(name: AvailableSandbox, opts: { here?: boolean } = {}): string {
+  if (name !== 'local') return name === 'docker' ? DOCKER_ISOLATION_NOTE : BWRAP_ISOLATION_NOTE
+  if (!opts.here || process.getuid?.() !== 0) return LOCAL_ISOLATION_NOTE
+  return `${LOCAL_ISOLATION_NOTE}; ${canDropCapabilities() ? LOCAL_ROOT_NOTE : LOCAL_ROOT_CAPABLE_NOTE}`
 }
+
+/** Root's actions in the local sandbox, with setpriv. */
+export const LOCAL_ROOT_NOTE = 'run by root, without capabilities (setpriv), so they cannot override file permissions'
+/** Root's actions in the local sandbox, where setpriv cannot drop capabilities. */
+export const LOCAL_ROOT_CAPABLE_NOTE = 'run by root WITH every capability (setpriv could not drop them here), so they can change any file, the sources staged for them too; use bwrap or docker, or build as another user'
 
 /**
  * The backends that work on this machine, most isolated first: docker when a

@@ -135,7 +135,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const releaseState = holdStateDir(project.stateDir, 'build')
   const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
   const progress = new ProgressReporter(process.stdout, live)
-  process.stderr.write(`bldr: ${isolationNote(sandboxName)}\n`)
+  process.stderr.write(`bldr: ${isolationNote(sandboxName, { here: values.coordinator === undefined })}\n`)
   if (sandboxName === 'local' && [...project.graph.actions.values()].some((a) => a.execRoot !== undefined)) {
     process.stderr.write(`bldr: sandbox local: these commands name files under ${project.root} by absolute path; they run with those paths rewritten to their scratch folders, so outputs that record source paths (assert, debug information) differ from an in-place build (--sandbox bwrap or docker keeps them identical)\n`)
   }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
+import { LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from '../../sandbox/create.js'
+import { LOCAL_ISOLATION_NOTE } from '../../sandbox/local.js'
 
 /** A preload that says on stderr when bldr's stdout backs up (see the fixture). */
 const STDOUT_PRELOAD = new URL('./fixtures/stdout-backed-up.js', import.meta.url).href
@@ -30,6 +32,24 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
         typo.stderr.trim(),
         'bldr: BUILD.yaml:4:5 (actions.gen.ouputs): unknown key "ouputs" (did you mean "outputs"?); allowed keys: command, inputs, outputs, description, env, timeout, capabilities, flaky',
       )
+    })
+  })
+
+  it("says what the local sandbox's actions can do as root: no capabilities with setpriv, every one where setpriv is missing", async () => {
+    await withProject(makeProject({ 'BUILD.yaml': 'actions:\n  one:\n    command: [sh, -c, "echo 1 > one.txt"]\n    outputs: [one.txt]\n' }), async (dir) => {
+      const note = (stderr: string): string | undefined => stderr.split('\n').find((l) => l.startsWith('bldr: sandbox local:'))
+      const root = process.getuid?.() === 0
+      const withSetpriv = await runCli(['build', '-C', dir])
+      assert.equal(withSetpriv.code, 0, withSetpriv.stderr)
+      assert.equal(note(withSetpriv.stderr), `bldr: ${LOCAL_ISOLATION_NOTE}${root ? `; ${LOCAL_ROOT_NOTE}` : ''}`)
+      // A PATH with sh and no setpriv: root's actions keep their capabilities, and the note says so.
+      const bin = join(dir, 'bin-without-setpriv')
+      await mkdir(bin)
+      await symlink('/bin/sh', join(bin, 'sh'))
+      await rm(join(dir, 'one.txt'))
+      const without = await runCli(['build', '-C', dir], { env: { PATH: bin } })
+      assert.equal(without.code, 0, without.stderr)
+      assert.equal(note(without.stderr), `bldr: ${LOCAL_ISOLATION_NOTE}${root ? `; ${LOCAL_ROOT_CAPABLE_NOTE}` : ''}`)
     })
   })
 
