@@ -128,7 +128,7 @@ export class ProcessRunner {
     return this.current
   }
 
-  /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). Known once asked (a build that runs nothing does not try setpriv). */
+  /** Commands run as root without capabilities: they cannot change a file that is neither theirs nor writable (see the top). Known once asked (a worker that runs nothing does not try setpriv; a local build asks for its isolation note). */
   get withoutCapabilities(): boolean {
     return canDropCapabilities()
   }
