@@ -23,10 +23,8 @@ export interface DistributedBuildOptions {
   targets?: readonly string[]
   /** A running coordinator's multiaddr; without it a local mesh is started. */
   coordinator?: string
-  /** Worker processes of the local mesh. */
-  localWorkers: number
-  /** Slots per local worker. */
-  parallelism: number
+  /** Slots of each local worker process, one entry per worker (build-command.ts splitSlots). */
+  localSlots: readonly number[]
   strategy: StrategyName
   seedPolicy: SeedPolicy
   /** Seed a worker at most this many queued actions per slot beyond what it runs, or 'auto' (default: up to its queue; the CLI's default is DEFAULT_SEED_WINDOW). */
@@ -110,8 +108,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   const startMesh = async (): Promise<MeshBuild> => {
     if (!opts.coordinator) {
       local = await startLocalMesh({
-        workers: opts.localWorkers,
-        parallelism: opts.parallelism,
+        slots: opts.localSlots,
         strategy: opts.strategy,
         sandbox: opts.sandbox ?? 'local',
         workersDir: join(project.stateDir, 'mesh'),
@@ -146,7 +143,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`
     opts.onMeshNote?.(
       local
-        ? `local mesh: ${opts.localWorkers} worker process${opts.localWorkers === 1 ? '' : 'es'} × ${opts.parallelism} slot${opts.parallelism === 1 ? '' : 's'}, strategy ${opts.strategy}, ${seeding}`
+        ? `local mesh: ${describeSlots(opts.localSlots)}, strategy ${opts.strategy}, ${seeding}`
         : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`,
     )
     // A local mesh's workers were started for this build: their counters start at 0, so only a standing mesh's are read first.
@@ -167,7 +164,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         cas: project.cas,
         sources,
         sandbox: opts.sandbox ?? 'local',
-        slots: opts.coordinator ? 1 : opts.localWorkers * opts.parallelism,
+        slots: opts.coordinator ? 1 : opts.localSlots.reduce((a, b) => a + b, 0),
         onRan: (_id, worker) => ranBy.set(worker, (ranBy.get(worker) ?? 0) + 1),
         onRetry: (actionId, reason, next, max) => {
           faults.retries.push({ action: actionId, reason, attempt: next })
@@ -208,6 +205,14 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     await session?.close()
     await local?.stop()
   }
+}
+
+/** "2 worker processes × 1 slot", or "2 worker processes (2 + 1 slots)" when they differ. */
+export function describeSlots(slots: readonly number[]): string {
+  const workers = `${slots.length} worker process${slots.length === 1 ? '' : 'es'}`
+  const each = slots[0] ?? 0
+  if (slots.every((n) => n === each)) return `${workers} × ${each} slot${each === 1 ? '' : 's'}`
+  return `${workers} (${slots.join(' + ')} slots)`
 }
 
 /** A worker's counters over one build: the difference of two readings. */

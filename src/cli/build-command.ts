@@ -50,8 +50,8 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)
       --listen ADDR     with --coordinator: where this client listens for the workers, which fetch
                         inputs from it and send outputs to it (default: /ip4/0.0.0.0/tcp/0)
-      --local-workers N worker processes of the local mesh (default: ${availableParallelism()}, the number of cores);
-                        each runs ceil(jobs / N) actions at once
+      --local-workers N worker processes of the local mesh (default: ${availableParallelism()}, the number of cores,
+                        at most -j); -j's slots are split among them (-j3 on 2: 2 and 1)
       --seed-policy P   how ready actions are first placed: ${SEED_POLICIES.join(', ')} (default: ${DEFAULT_SEED_POLICY});
                         single puts them all on one worker and leaves the rest to stealing
       --seed-window W   N, auto or none: seed a worker at most N queued actions per slot beyond
@@ -69,6 +69,17 @@ When a worker is lost, an action is retried, or a result comes late, the build
 says so after its summary, and --stats lists it under mesh.faults.
 
 Exit status: 0 built, 1 an action failed, 2 bad input (build file or flags), 130 interrupted.`
+
+/**
+ * `jobs` slots split among `workers` local worker processes, as evenly as they
+ * go: -j3 on 2 workers is 2 and 1, so the mesh runs at most -j actions at once
+ * (each worker taking ceil(jobs / workers) ran up to 4). Never more workers
+ * than slots.
+ */
+export function splitSlots(jobs: number, workers: number): number[] {
+  const n = Math.max(1, Math.min(workers, jobs))
+  return Array.from({ length: n }, (_, w) => Math.floor(jobs / n) + (w < jobs % n ? 1 : 0))
+}
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('build', argv, {
@@ -101,6 +112,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
+  // Each worker needs a slot: asked for more than -j, that is an error; by default, as many as -j allows.
+  if (values['local-workers'] !== undefined && localWorkers > jobs) throw new UsageError(`invalid --local-workers: must be at most -j (${jobs}), each worker needs a slot (got ${localWorkers})`)
   const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
   // `none`: no window (a worker is seeded up to its whole queue); `single` always seeds so.
   const windowFlag = values['seed-window']
@@ -153,8 +166,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       mesh = await buildDistributed(project, {
         targets: positionals,
         ...(values.coordinator !== undefined ? { coordinator: values.coordinator } : {}),
-        localWorkers,
-        parallelism: Math.ceil(jobs / localWorkers),
+        localSlots: splitSlots(jobs, localWorkers),
         strategy,
         seedPolicy,
         ...(seedWindow !== undefined ? { seedWindow } : {}),

@@ -25,9 +25,8 @@ import { startCoordinatorService, type CoordinatorService } from './coordinator-
 import type { Liveness } from './liveness.js'
 
 export interface LocalMeshOptions {
-  workers: number
-  /** Slots per worker. */
-  parallelism: number
+  /** Slots of each worker process, one entry per worker (`bldr build` splits -j among them: build-command.ts splitSlots). */
+  slots: readonly number[]
   strategy: StrategyName
   /** The sandbox the workers run actions in. */
   sandbox: string
@@ -116,7 +115,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
     let failure: ((err: Error) => void) | undefined
     const failed = new Promise<never>((_, reject) => (failure = reject))
     failed.catch(() => {})
-    for (let w = 0; w < opts.workers; w++) {
+    for (let w = 0; w < opts.slots.length; w++) {
       const dataDir = join(root, `worker-${w + 1}`)
       const p = spawn(
         process.execPath,
@@ -131,7 +130,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           '--data-dir',
           dataDir,
           '--parallelism',
-          String(opts.parallelism),
+          String(opts.slots[w]),
           '--strategy',
           opts.strategy,
           '--sandbox',
@@ -161,7 +160,7 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         ),
       )
     }
-    await Promise.race([coordinator.waitForWorkers(opts.workers, START_TIMEOUT_MS), failed])
+    await Promise.race([coordinator.waitForWorkers(opts.slots.length, START_TIMEOUT_MS), failed])
     failure = undefined
     ready = true
   } catch (err) {

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test'
 import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
 import { LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from '../../sandbox/create.js'
 import { LOCAL_ISOLATION_NOTE } from '../../sandbox/local.js'
+import { splitSlots } from '../../src/cli/build-command.js'
 
 /** A preload that says on stderr when bldr's stdout backs up (see the fixture). */
 const STDOUT_PRELOAD = new URL('./fixtures/stdout-backed-up.js', import.meta.url).href
@@ -259,5 +260,19 @@ actions:
     assert.equal(top.code, 0)
     assert.match(top.stdout, /^Usage: bldr <command>/)
     assert.match((await runCli(['--version'])).stdout, /^bldr \d+\.\d+\.\d+\n$/)
+  })
+})
+
+describe('splitting -j among local workers', () => {
+  it('splits as evenly as it goes, never more workers than slots', () => {
+    const cases: [jobs: number, workers: number, slots: number[]][] = [
+      [2, 2, [1, 1]],
+      [3, 2, [2, 1]],
+      [8, 3, [3, 3, 2]],
+      [4, 1, [4]],
+      [1, 2, [1]],
+      [2, 5, [1, 1]],
+    ]
+    for (const [jobs, workers, slots] of cases) assert.deepEqual(splitSlots(jobs, workers), slots, `-j${jobs} on ${workers} workers`)
   })
 })

@@ -63,7 +63,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     await withProject(copyExample(), async (meshDir) =>
       withProject(copyExample(), async (localDir) => {
         const statsFile = join(meshDir, 'stats.json')
-        const mesh = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '3', '--stats', statsFile])
+        const mesh = await runCli(['build', '-C', meshDir, '--distributed', '--local-workers', '3', '-j', '3', '--stats', statsFile])
         assertBuilt(mesh)
         assert.match(mesh.stderr, /local mesh: 3 worker processes/)
         assertBuilt(await runCli(['build', '-C', localDir]))
@@ -83,6 +83,19 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
         assert.doesNotMatch(again.stderr, /local mesh/, 'nothing to run, so no mesh was started')
       }),
     )
+  })
+
+  it("splits -j's slots among the local workers, so the mesh runs at most -j actions at once; more workers than -j is refused", async () => {
+    await withProject(copyExample(), async (dir) => {
+      const statsFile = join(dir, 'stats.json')
+      const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '2', '-j', '3', '--stats', statsFile])
+      assertBuilt(r)
+      assert.match(r.stderr, /local mesh: 2 worker processes \(2 \+ 1 slots\)/)
+      assertExactlyOnce(await readStats(statsFile), 15)
+      const tooMany = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '2'])
+      assert.equal(tooMany.code, 2)
+      assert.equal(tooMany.stderr.trim(), 'bldr: invalid --local-workers: must be at most -j (2), each worker needs a slot (got 3)')
+    })
   })
 
   it('the local workers keep their stores under .bldr/mesh: after one source changes, the next build fetches only that file', async () => {
@@ -131,7 +144,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
     const n = 30
     await withProject(makeProject(sleepProject(n, 0.15)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
-      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--seed-window', 'none', '--stats', statsFile]))
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--seed-policy', 'single', '--seed-window', 'none', '--stats', statsFile]))
       assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
       const stats = await readStats(statsFile)
       assert.equal(stats.mesh.seedPolicy, 'single')
@@ -153,7 +166,7 @@ describe('bldr build --distributed (worker processes, real libp2p)', { timeout: 
       const n = 16
       await withProject(makeProject(sleepProject(n, 0.1)), async (dir) => {
         const statsFile = join(dir, 'stats.json')
-        const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--strategy', strategy, '--stats', statsFile])
+        const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--seed-policy', 'single', '--strategy', strategy, '--stats', statsFile])
         assertBuilt(r)
         assert.match(r.stderr, new RegExp(`strategy ${strategy}`))
         assert.equal(await readFile(join(dir, 'all.txt'), 'utf8'), expectedJoin(n))
@@ -172,7 +185,7 @@ describe('bldr build --distributed under faults, and its flags (worker processes
     const n = 12
     await withProject(makeProject(sleepProject(n, 0.05)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
-      const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile], {
+      const r = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--seed-policy', 'single', '--stats', statsFile], {
         env: { BLDR_FAULT_DROP_GOSSIP: '1' },
       })
       assertBuilt(r)
@@ -192,7 +205,7 @@ describe('bldr build --distributed under faults, and its flags (worker processes
     const n = 24
     await withProject(makeProject(sleepProject(n, 0.15)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
-      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '--seed-policy', 'single', '--stats', statsFile], { env: { BLDR_FAULT_DROP_GOSSIP: '0.5' } }))
+      assertBuilt(await runCli(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--seed-policy', 'single', '--stats', statsFile], { env: { BLDR_FAULT_DROP_GOSSIP: '0.5' } }))
       const stats = await readStats(statsFile)
       assertExactlyOnce(stats, n + 1)
       assert.ok(sum(stats.mesh.workers, (w) => w.steals?.actionsStolen ?? 0) > 0)
@@ -219,7 +232,7 @@ describe('bldr build --distributed under faults, and its flags (worker processes
     const n = 20
     await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
-      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '3', '--stats', statsFile, '--log-level', 'warn'], /^\[1\//)
+      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--stats', statsFile, '--log-level', 'warn'], /^\[1\//)
       const workers = await childPids(build.proc.pid!)
       assert.equal(workers.length, 3)
       process.kill(workers[0]!, 'SIGSTOP')
@@ -252,7 +265,7 @@ describe('bldr build --distributed under faults, and its flags (worker processes
     await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
       const statsFile = join(dir, 'stats.json')
       // Once the first action is done, kill one of the three workers.
-      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '3', '--stats', statsFile], /^\[1\//)
+      const build = await startBldr(['build', '-C', dir, '--distributed', '--local-workers', '3', '-j', '3', '--stats', statsFile], /^\[1\//)
       const pid = build.proc.pid!
       const workers = await childPids(pid)
       assert.equal(workers.length, 3, `the build's worker processes: ${workers.join(', ')}`)
