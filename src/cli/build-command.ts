@@ -112,8 +112,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
-  // Each worker needs a slot: asked for more than -j, that is an error; by default, as many as -j allows.
-  if (values['local-workers'] !== undefined && localWorkers > jobs) throw new UsageError(`invalid --local-workers: must be at most -j (${jobs}), each worker needs a slot (got ${localWorkers})`)
   const seedPolicy = parseChoiceFlag('--seed-policy', values['seed-policy'], SEED_POLICIES, DEFAULT_SEED_POLICY)
   // `none`: no window (a worker is seeded up to its whole queue); `single` always seeds so.
   const windowFlag = values['seed-window']
@@ -135,6 +133,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (values.coordinator !== undefined && values[flag] !== undefined) throw new UsageError(`--${flag} applies to the local mesh; it cannot be used with --coordinator`)
   }
   if (values.listen !== undefined && values.coordinator === undefined) throw new UsageError('--listen needs --coordinator (a local mesh listens on 127.0.0.1)')
+  // Each worker needs a slot: asked for more than -j, that is an error; by default, as many as -j allows.
+  if (values['local-workers'] !== undefined && localWorkers > jobs) throw new UsageError(`invalid --local-workers: must be at most -j (${jobs}), each worker needs a slot (got ${localWorkers})`)
   const liveness = parseLivenessFlags(values)
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
