@@ -1,7 +1,7 @@
 /** A sandbox backend by name: the one place the CLI, builds and workers pick one. */
 import { BWRAP_ISOLATION_NOTE, checkBwrap, createBwrapSandbox } from './bwrap.js'
 import { checkDockerDaemon, createDockerSandbox, DOCKER_ISOLATION_NOTE, dockerReachable } from './docker.js'
-import { createLocalSandbox, LOCAL_ISOLATION_NOTE } from './local.js'
+import { createLocalSandbox, LOCAL_ISOLATION_NOTE, LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from './local.js'
 import { canDropCapabilities } from './process-runner.js'
 import type { ScratchBackendInit } from './scratch-backend.js'
 import type { Sandbox } from './types.js'
@@ -27,11 +27,6 @@ export function isolationNote(name: AvailableSandbox, opts: { here?: boolean } =
   if (!opts.here || process.getuid?.() !== 0) return LOCAL_ISOLATION_NOTE
   return `${LOCAL_ISOLATION_NOTE}; ${canDropCapabilities() ? LOCAL_ROOT_NOTE : LOCAL_ROOT_CAPABLE_NOTE}`
 }
-
-/** Root's actions in the local sandbox, with setpriv. */
-export const LOCAL_ROOT_NOTE = 'run by root, without capabilities (setpriv), so they cannot override file permissions'
-/** Root's actions in the local sandbox, where setpriv cannot drop capabilities. */
-export const LOCAL_ROOT_CAPABLE_NOTE = 'run by root WITH every capability (setpriv could not drop them here), so they can change any file, the sources staged for them too; use bwrap or docker, or build as another user'
 
 /**
  * The backends that work on this machine, most isolated first: docker when a

@@ -27,6 +27,11 @@ import type { Sandbox } from './types.js'
 export const LOCAL_ISOLATION_NOTE =
   'sandbox local: actions see only their declared inputs, but are not isolated from the machine or the network (bwrap and docker isolate)'
 
+/** Root's actions in the local sandbox, with setpriv. */
+export const LOCAL_ROOT_NOTE = 'run by root, without capabilities (setpriv), so they cannot override file permissions'
+/** Root's actions in the local sandbox, where setpriv cannot drop capabilities. */
+export const LOCAL_ROOT_CAPABLE_NOTE = 'run by root WITH every capability (setpriv could not drop them here), so they can change any file, the sources staged for them too; use bwrap or docker, or build as another user'
+
 export type LocalSandboxInit = ScratchBackendInit
 
 export function createLocalSandbox(init: LocalSandboxInit): Sandbox {

@@ -184,7 +184,6 @@ class WarmPool implements Sandbox {
     this.runnerKind = init.runner ?? (init.nativeProgram !== undefined ? 'native' : defaultRunnerKind())
   }
 
-
   async run(spec: SandboxSpec, opts: RunOptions = {}): Promise<SandboxResult> {
     const refusal = refuseCommon(spec) ?? this.backend.refuse?.(spec)
     if (refusal) throw new SandboxError(this.name, spec.actionId, refusal)

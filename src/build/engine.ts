@@ -144,7 +144,6 @@ const SOURCE_STORE_CONCURRENCY = 8
 const HELD_SOURCE_MAX_BYTES = 256 * 1024
 const HELD_SOURCES_MAX_TOTAL = 64 * 1024 * 1024
 
-
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now()
   const { graph, cas, actionCache, executor, log } = opts

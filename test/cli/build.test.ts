@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
-import { LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from '../../sandbox/create.js'
-import { LOCAL_ISOLATION_NOTE } from '../../sandbox/local.js'
+import { LOCAL_ISOLATION_NOTE, LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from '../../sandbox/local.js'
 import { splitSlots } from '../../src/cli/build-command.js'
 
 /** A preload that says on stderr when bldr's stdout backs up (see the fixture). */
