@@ -174,6 +174,13 @@ export async function childPids(pid: number): Promise<number[]> {
   return out.sort((a, b) => a - b)
 }
 
+/** The local mesh kept for a folder (`<dir>/.bldr/mesh/daemon.json`): its process and its worker processes. */
+export async function localMeshOf(dir: string): Promise<{ pid: number; workers: number[] }> {
+  const text = await readFile(join(dir, '.bldr', 'mesh', 'daemon.json'), 'utf8')
+  const { pid, workers } = JSON.parse(text) as { pid: number; workers: number[] }
+  return { pid, workers }
+}
+
 export interface Started {
   proc: ChildProcess
   match: RegExpExecArray

@@ -1,12 +1,17 @@
 /**
  * A distributed build: the same engine as a local build, with the mesh as its
- * executor. With no coordinator given, a local mesh is started for the build
- * (a coordinator here, worker processes on 127.0.0.1) and stopped after it.
+ * executor. With no coordinator given, the build uses the folder's local mesh
+ * (a coordinator and worker processes on 127.0.0.1): the one kept running by an
+ * earlier build (mesh-daemon.ts), or a new one started in the background for
+ * this and later builds; with `meshIdleS` 0, or when another build uses the
+ * folder's mesh with other settings, a mesh of its own, in this process and
+ * stopped after the build.
  */
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
+import { codeVersion, MeshBusyError, reachLocalMesh, settingsEnv, type LocalMeshLease } from '../net/mesh-daemon.js'
 import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
 import type { SeedWindow } from '../net/seed-policy.js'
 import type { Liveness } from '../net/liveness.js'
@@ -37,6 +42,8 @@ export interface DistributedBuildOptions {
   listen?: string
   /** Heartbeats of the local mesh and of this client (a standing mesh has its own). */
   liveness?: Liveness
+  /** Seconds the local mesh is kept after this build for the next one (0: it is this build's only, stopped with it). Default 0. */
+  meshIdleS?: number
   keepGoing?: boolean
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
@@ -80,6 +87,7 @@ export type MeshStart = 'build start' | 'first action'
 
 export async function buildDistributed(project: Project, opts: DistributedBuildOptions): Promise<DistributedBuildResult> {
   let local: LocalMesh | undefined
+  let lease: LocalMeshLease | undefined
   let session: MeshBuild | undefined
   let before: Record<string, WorkerStatsWire | null> = {}
   const ranBy = new Map<string, number>()
@@ -106,29 +114,52 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
    * to start, and the client ~0.75 s to reach its first action (bench/ninja).
    */
   const startMesh = async (): Promise<MeshBuild> => {
-    if (!opts.coordinator) {
+    // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
+    const onWorkerLost = (text: string, remaining: number): void => {
+      faults.localWorkersExited.push(text)
+      if (remaining > 0) {
+        opts.onMeshNote?.(`${text}; its actions go to the ${remaining} other worker${remaining === 1 ? '' : 's'}`)
+        return
+      }
+      meshError ??= new MeshUnavailableError(`${text}; no local worker is left to finish the build`)
+      meshDown.abort(meshError)
+    }
+    const meshDir = join(project.stateDir, 'mesh')
+    if (!opts.coordinator && (opts.meshIdleS ?? 0) > 0) {
+      try {
+        lease = await reachLocalMesh({
+          meshDir,
+          settings: {
+            version: codeVersion(),
+            slots: [...opts.localSlots],
+            strategy: opts.strategy,
+            sandbox: opts.sandbox ?? 'local',
+            logLevel: opts.workerLogLevel ?? 'warn',
+            liveness: opts.liveness ?? null,
+            env: settingsEnv(),
+          },
+          idleS: opts.meshIdleS!,
+          onWorkerExited: onWorkerLost,
+        })
+      } catch (err) {
+        if (!(err instanceof MeshBusyError)) throw err
+        opts.onMeshNote?.(`${err.message}: this build starts a mesh of its own`)
+      }
+    }
+    if (!opts.coordinator && !lease) {
       local = await startLocalMesh({
         slots: opts.localSlots,
         strategy: opts.strategy,
         sandbox: opts.sandbox ?? 'local',
-        workersDir: join(project.stateDir, 'mesh'),
+        workersDir: meshDir,
         logLevel: opts.workerLogLevel ?? 'warn',
         ...(opts.liveness ? { liveness: opts.liveness } : {}),
-        // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
-        onWorkerLost: (err, remaining) => {
-          faults.localWorkersExited.push(err.message)
-          if (remaining > 0) {
-            opts.onMeshNote?.(`${err.message}; its actions go to the ${remaining} other worker${remaining === 1 ? '' : 's'}`)
-            return
-          }
-          meshError ??= new MeshUnavailableError(`${err.message}; no local worker is left to finish the build`, { cause: err })
-          meshDown.abort(meshError)
-        },
+        onWorkerLost: (err, remaining) => onWorkerLost(err.message, remaining),
         ...(opts.log ? { log: opts.log } : {}),
       })
     }
     session = await openMeshBuild({
-      coordinator: opts.coordinator ?? local!.addr,
+      coordinator: opts.coordinator ?? lease?.addr ?? local!.addr,
       cas: project.cas,
       sources,
       policy: opts.seedPolicy,
@@ -141,12 +172,17 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`
+    const kept = lease
+      ? lease.started
+        ? `; started in the background (pid ${lease.daemonPid}) and kept for ${idleText(opts.meshIdleS!)} after the last build (bldr mesh stop ends it)`
+        : `; already running (pid ${lease.daemonPid}, up ${upText(Math.round((Date.now() - lease.startedAt) / 1000))})`
+      : ''
     opts.onMeshNote?.(
-      local
-        ? `local mesh: ${describeSlots(opts.localSlots)}, strategy ${opts.strategy}, ${seeding}`
-        : `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`,
+      opts.coordinator
+        ? `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`
+        : `local mesh: ${describeSlots(opts.localSlots)}, strategy ${opts.strategy}, ${seeding}${kept}`,
     )
-    // A local mesh's workers were started for this build: their counters start at 0, so only a standing mesh's are read first.
+    // A mesh started in this process for this build has counters at 0; any other's are read first.
     if (!local) before = await session.workerStats()
     return session
   }
@@ -204,7 +240,21 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     await starting?.catch(() => {})
     await session?.close()
     await local?.stop()
+    if (lease) {
+      const { stopping } = await lease.release(opts.signal?.aborted ? 'interrupted' : 'done')
+      if (stopping) opts.onMeshNote?.(`local mesh stopped: ${stopping}`)
+    }
   }
+}
+
+/** "10 min", "90 s": a setting in seconds as a note says it. */
+export function idleText(s: number): string {
+  return s >= 120 && s % 60 === 0 ? `${s / 60} min` : `${s} s`
+}
+
+/** "45 s", "12 min": how long something has been up, rounded. */
+function upText(s: number): string {
+  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`
 }
 
 /** "2 worker processes × 1 slot", or "2 worker processes (2 + 1 slots)" when they differ. */

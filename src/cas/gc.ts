@@ -146,7 +146,7 @@ function collect(stateDir: string, maxBytes: number, dryRun: boolean): GcReport 
   }
   // Caches and leftovers: temporary files, scratch folders, the local mesh's worker stores.
   const meshDir = join(stateDir, 'mesh')
-  const leftovers = [join(casRoot, 'tmp'), join(stateDir, 'scratch'), ...(existsSync(meshDir) ? readdirSync(meshDir).map((w) => join(meshDir, w, 'cas')) : [])]
+  const leftovers = [join(casRoot, 'tmp'), join(stateDir, 'scratch'), ...(existsSync(meshDir) ? readdirSync(meshDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((w) => join(meshDir, w.name, 'cas')) : [])]
   for (const dir of leftovers) {
     report.otherBytesRemoved += bytesUnder(dir)
     if (!dryRun) rmSync(dir, { recursive: true, force: true })

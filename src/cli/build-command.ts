@@ -14,6 +14,7 @@ import { createLogger, LOG_LEVELS } from '../log.js'
 import { livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseIntFlag, parseLivenessFlags } from './args.js'
 import { checkSandbox, isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { ProgressReporter } from './progress.js'
+import { DEFAULT_MESH_IDLE_S } from '../net/mesh-daemon.js'
 
 
 export const BUILD_HELP = `Usage: bldr build [targets…] [options]
@@ -43,9 +44,14 @@ Options:
 
 Distributed builds (actions run on a mesh of worker processes that share no
 disk with this one; inputs and outputs move between them by BLAKE3 digest):
-      --distributed     build on a mesh; without --coordinator, start a local one for this
-                        build: a coordinator here and --local-workers worker processes, whose
-                        stores are kept under .bldr/mesh for the next build
+      --distributed     build on a mesh; without --coordinator, on this folder's local mesh:
+                        a coordinator and --local-workers worker processes on 127.0.0.1, started
+                        in the background by the first build and kept for the next ones (see
+                        --mesh-idle and bldr mesh); their stores are kept under .bldr/mesh
+      --mesh-idle S     keep the local mesh running S seconds after the last build (default:
+                        $BLDR_MESH_IDLE, else ${DEFAULT_MESH_IDLE_S}); 0 starts one in this process for this build
+                        only. A build with other mesh settings (-j, --local-workers, --sandbox,
+                        --strategy, heartbeats, --log-level) replaces it
       --coordinator ADDR
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)
       --listen ADDR     with --coordinator: where this client listens for the workers, which fetch
@@ -94,6 +100,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     distributed: { type: 'boolean' },
     coordinator: { type: 'string' },
     'local-workers': { type: 'string' },
+    'mesh-idle': { type: 'string' },
     'seed-policy': { type: 'string' },
     'seed-window': { type: 'string' },
     strategy: { type: 'string' },
@@ -129,13 +136,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --distributed`)
     }
   }
-  for (const flag of ['local-workers', 'heartbeat-interval', 'worker-timeout'] as const) {
+  if (!distributed && values['mesh-idle'] !== undefined) throw new UsageError('--mesh-idle needs --distributed')
+  for (const flag of ['local-workers', 'mesh-idle', 'heartbeat-interval', 'worker-timeout'] as const) {
     if (values.coordinator !== undefined && values[flag] !== undefined) throw new UsageError(`--${flag} applies to the local mesh; it cannot be used with --coordinator`)
   }
   if (values.listen !== undefined && values.coordinator === undefined) throw new UsageError('--listen needs --coordinator (a local mesh listens on 127.0.0.1)')
   // Each worker needs a slot: asked for more than -j, that is an error; by default, as many as -j allows.
   if (values['local-workers'] !== undefined && localWorkers > jobs) throw new UsageError(`invalid --local-workers: must be at most -j (${jobs}), each worker needs a slot (got ${localWorkers})`)
   const liveness = parseLivenessFlags(values)
+  const meshIdleS = values['mesh-idle'] !== undefined ? parseIntFlag('--mesh-idle', values['mesh-idle'], 0, 0) : distributed && values.coordinator === undefined ? envIdle() : 0
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
   // Its check (bwrap's probe, docker's ping) runs while the build file is read; its error comes first.
@@ -173,6 +182,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         sandbox: sandboxName,
         workerLogLevel: level,
         liveness,
+        meshIdleS,
         ...(values.listen !== undefined ? { listen: values.listen } : {}),
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
@@ -203,6 +213,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs, sandboxName), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
+}
+
+/** BLDR_MESH_IDLE, the default of --mesh-idle (seconds). */
+function envIdle(): number {
+  const v = process.env['BLDR_MESH_IDLE']
+  if (v === undefined || v === '') return DEFAULT_MESH_IDLE_S
+  if (!/^\d+$/.test(v)) throw new UsageError(`invalid BLDR_MESH_IDLE: must be an integer >= 0 (seconds; got ${JSON.stringify(v)})`)
+  return Number(v)
 }
 
 /** The `--stats` document. Field names are stable: other tools read them. */

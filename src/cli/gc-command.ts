@@ -1,7 +1,8 @@
 /** `bldr gc`: bound a project's store and action cache (see src/cas/gc.ts). */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { collectGarbage } from '../cas/gc.js'
+import { collectGarbage, StateBusyError } from '../cas/gc.js'
+import { localMeshStatus, stopLocalMesh } from '../net/mesh-daemon.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { formatBytes } from '../size.js'
 import { parseCommandArgs, parseSizeFlag } from './args.js'
@@ -10,7 +11,7 @@ export const GC_HELP = `Usage: bldr gc [options]
 
 Remove from a project's state folder (.bldr) what no cached action needs: blobs
 of results no longer cached, temporary files, scratch folders, the local mesh's
-worker stores. With --max-size, the oldest cached actions go first until the
+worker stores (a local mesh still running is stopped first). With --max-size, the oldest cached actions go first until the
 blobs of those kept fit; their outputs are rebuilt when next needed. Refused
 while a build runs in the folder (and a build is refused while gc runs).
 
@@ -39,6 +40,14 @@ export async function gcCommand(argv: string[]): Promise<number> {
   const stateDir = join(resolve(values.directory ?? '.'), '.bldr')
   if (!existsSync(stateDir)) throw new UsageError(`nothing to collect: no .bldr in ${resolve(values.directory ?? '.')} (run bldr gc where bldr build ran, or pass -C)`)
   const dryRun = values['dry-run'] ?? false
+  // The local mesh's workers use their stores: it is stopped first, unless a build uses it.
+  const meshDir = join(stateDir, 'mesh')
+  const mesh = await localMeshStatus(meshDir)
+  if (mesh && mesh.builds > 0) throw new StateBusyError(`a build is running in ${stateDir} (it uses the local mesh, pid ${mesh.pid}); collect when it ends`)
+  if (mesh && !dryRun) {
+    await stopLocalMesh(meshDir)
+    process.stdout.write(`bldr gc: stopped the local mesh (pid ${mesh.pid}); the next distributed build starts another\n`)
+  }
   const r = collectGarbage(stateDir, { ...(maxBytes !== undefined ? { maxBytes } : {}), dryRun })
   const verb = dryRun ? 'would remove' : 'removed'
   process.stdout.write(

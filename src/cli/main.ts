@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   build: { summary: 'build targets of the BUILD file in this folder, here or on a mesh', run: async (a) => (await import('./build-command.js')).buildCommand(a) },
   graph: { summary: 'list the actions a build would run (as ninja -t commands)', run: async (a) => (await import('./graph-command.js')).graphCommand(a) },
   gc: { summary: 'remove what no cached action needs from .bldr (--max-size bounds it)', run: async (a) => (await import('./gc-command.js')).gcCommand(a) },
+  mesh: { summary: 'the local mesh bldr build --distributed keeps between builds: status, stop', run: async (a) => (await import('./mesh-command.js')).meshCommand(a) },
   worker: { summary: 'join a build mesh as a worker', run: async (a) => (await import('./worker-command.js')).workerCommand(a) },
   coordinator: { summary: 'run a build mesh\'s coordinator', run: async (a) => (await import('./coordinator-command.js')).coordinatorCommand(a) },
 }

@@ -53,6 +53,8 @@ export interface CoordinatorService {
   addrs: string[]
   /** Workers taking work, in the order they registered. */
   workers(): string[]
+  /** How many times a worker was declared lost since the start (one that came back counts too). */
+  losses(): number
   /** Resolves once `n` workers have registered. */
   waitForWorkers(n: number, timeoutMs: number): Promise<string[]>
   /** Give items nobody holds to a worker's queue (recorded in the ledger first). Returns ids that did not fit (given back). */
@@ -156,10 +158,12 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
   const lossTimers = new Map<string, NodeJS.Timeout>()
   /** Workers declared lost (one that registers again is back). */
   const lost = new Set<string>()
+  let losses = 0
   const declareLost = (worker: string, why: string): void => {
     lossTimers.delete(worker)
     if (stopped || !registered.delete(worker)) return
     lost.add(worker)
+    losses++
     const back = ledger.workerLost(worker)
     const handedBack = requeue(back)
     const at = Date.now()
@@ -603,6 +607,7 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
     ledger,
     addrs: node.getMultiaddrs().map((a) => a.toString()),
     workers: () => [...registered.keys()],
+    losses: () => losses,
     waitForWorkers: (n, timeoutMs) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`only ${registered.size} of ${n} workers registered within ${timeoutMs} ms`)), timeoutMs)

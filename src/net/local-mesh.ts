@@ -2,12 +2,15 @@
  * A mesh on this machine for `bldr build --distributed` with no coordinator
  * given: a coordinator in this process, listening on 127.0.0.1, and N worker
  * processes (`bldr worker`), each with its own data folder (they share no
- * disk with each other or with the client). Stopped at the end.
+ * disk with each other or with the client). It runs in the background process
+ * that keeps it between builds (mesh-daemon-serve.ts), or in the client for
+ * one build (`--mesh-idle 0`, or when another build uses the kept one with
+ * other settings), until `stop`.
  *
  * The data folders are the project's (`workersDir`, e.g. `.bldr/mesh/worker-1`)
- * and stay after the build, so the next build's workers start with the blobs
+ * and stay after the mesh stops, so the next mesh's workers start with the blobs
  * they had: an incremental build sends the files that changed, not the whole
- * source tree again (bench/ninja). Two builds at once in one project may share
+ * source tree again (bench/ninja). Two meshes at once in one project may share
  * them: each worker's store takes concurrent writers (blobs appear by rename
  * and are verified on use), its scratch folders are per process, and the two
  * meshes never meet (each has its own coordinator). Without `workersDir` they
@@ -32,7 +35,7 @@ export interface LocalMeshOptions {
   sandbox: string
   /** Where the workers' data folders are kept between builds; default: a temporary folder, removed at the end. */
   workersDir?: string
-  /** The workers' log level (their logs go to this process's stderr). */
+  /** The workers' log level (their logs go to this process's stderr: the daemon's log, or the build's stderr). */
   logLevel: string
   /** Heartbeats of the coordinator and the workers. */
   liveness?: Liveness
@@ -70,7 +73,7 @@ const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
 export const WORKER_NODE_FLAGS = ['--v8-pool-size=1']
 
 /** Whether a process is stopped by a signal (state T in /proc). */
-function isStopped(pid: number): boolean {
+export function isStopped(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     return /^[Tt]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))

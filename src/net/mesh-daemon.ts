@@ -1,0 +1,359 @@
+/**
+ * The local mesh kept between builds (client side). `bldr build --distributed`
+ * with no coordinator needs a coordinator and worker processes on this machine;
+ * starting them took ~0.3-0.9 s of an incremental build (bench/ninja), so the
+ * first build starts them in a background process (`bldr mesh serve`, see
+ * mesh-daemon-serve.ts) that later builds in the same folder reach, as Gradle's
+ * daemon or Bazel's server are reached. It stops `idle` seconds after its last
+ * build, when its folder (`.bldr/mesh`) is removed, on `bldr mesh stop` or
+ * `bldr gc`, and with a build that was interrupted or whose worker was lost
+ * (what that build's actions left running on the workers ends with them).
+ *
+ * Builds talk to it over a Unix socket in that folder, one JSON object per
+ * line: `hello` (the mesh the build wants) is answered with `ready` (the
+ * coordinator's address, once its workers have registered), `restarting`
+ * (a mesh of other settings that will stop so a new one can start) or `busy`
+ * (other settings, and another build is using it: this build gets a mesh of
+ * its own). While a build is connected it is sent `worker-exited` events.
+ * `bye` or `interrupted` ends the build's use of it; the reply says whether
+ * the mesh stops now, and the socket closes once it has.
+ */
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
+import { createConnection, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { isAlive } from '../cas/fs-util.js'
+import { dockerOverNetwork, nodeChildEnv } from '../node-child-env.js'
+import type { Liveness } from './liveness.js'
+
+/** Seconds a local mesh is kept after its last build when the build does not say (`--mesh-idle`, BLDR_MESH_IDLE). */
+export const DEFAULT_MESH_IDLE_S = 600
+
+/** What a local mesh is: a build that wants another one gets a new mesh. */
+export interface MeshSettings {
+  /** The bldr code that runs it (a rebuilt bldr starts a new mesh). */
+  version: string
+  slots: number[]
+  strategy: string
+  sandbox: string
+  logLevel: string
+  liveness: Liveness | null
+  /** What the workers see of the environment that changes what they do: PATH, TMPDIR, DOCKER_*, BLDR_FAULT_*. */
+  env: Record<string, string>
+}
+
+export interface MeshDaemonInfo {
+  pid: number
+  addr: string
+  workers: number[]
+  startedAt: number
+  settings: MeshSettings
+  idleS: number
+  builds: number
+}
+
+/** Messages from a build or `bldr mesh` to the daemon. */
+export type ToDaemon = { op: 'hello'; settings: MeshSettings; idleS: number } | { op: 'bye' } | { op: 'interrupted' } | { op: 'status' } | { op: 'stop' }
+/** Messages from the daemon. */
+export type FromDaemon =
+  | ({ op: 'ready' } & MeshDaemonInfo)
+  | { op: 'restarting'; why: string; pid: number }
+  | { op: 'busy'; settings: MeshSettings }
+  | { op: 'failed'; error: string }
+  | { op: 'worker-exited'; text: string; remaining: number }
+  | { op: 'bye'; stopping: string | null }
+  | ({ op: 'status' } & MeshDaemonInfo)
+  | { op: 'stopping'; why: string }
+
+/** Longest wait for a new daemon's mesh to be ready (its workers start and register). */
+const START_TIMEOUT_MS = 90_000
+/** Longest wait for a stopping daemon to close its socket. */
+const STOP_TIMEOUT_MS = 30_000
+/** A daemon log longer than this is started afresh by the next daemon. */
+const LOG_LIMIT_BYTES = 4 << 20
+
+const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
+
+/** The daemon's files in the mesh folder; the socket goes to the temporary folder when its path would be too long for a Unix socket (108 bytes). */
+export function daemonFiles(meshDir: string): { socket: string; info: string; log: string } {
+  const socket = join(meshDir, 'daemon.sock')
+  return {
+    socket: Buffer.byteLength(socket) < 100 ? socket : join(tmpdir(), `bldr-mesh-${createHash('sha256').update(meshDir).digest('hex').slice(0, 20)}.sock`),
+    info: join(meshDir, 'daemon.json'),
+    log: join(meshDir, 'daemon.log'),
+  }
+}
+
+/** The version a daemon records: this code's package version and the time its file was built. */
+export function codeVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return `${pkg.version}+${Math.round(statSync(fileURLToPath(import.meta.url)).mtimeMs)}`
+}
+
+const ENV_KEYS = /^(PATH|TMPDIR|DOCKER_[A-Z_]+|BLDR_FAULT_[A-Z_]+)$/
+
+/** The environment a mesh's settings record (see MeshSettings.env). */
+export function settingsEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const k of Object.keys(env).sort()) if (ENV_KEYS.test(k) && env[k] !== undefined) out[k] = env[k]!
+  return out
+}
+
+/** How two settings differ, for a note ("slots 1+1 → 2+1"); empty when they are the same. */
+export function settingsDiff(a: MeshSettings, b: MeshSettings): string {
+  const parts: string[] = []
+  const show = (v: unknown): string => (Array.isArray(v) ? v.join('+') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))
+  for (const k of ['version', 'slots', 'strategy', 'sandbox', 'logLevel', 'liveness', 'env'] as const) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) parts.push(k === 'env' ? 'environment' : `${k} ${show(a[k])} → ${show(b[k])}`)
+  }
+  return parts.join(', ')
+}
+
+/** One connection to a daemon: messages in order, `worker-exited` events to `onEvent`. */
+export class DaemonChannel {
+  readonly closed: Promise<void>
+  private readonly queue: FromDaemon[] = []
+  private waiting: { resolve: (m: FromDaemon) => void; reject: (e: Error) => void } | undefined
+  private ended = false
+  private buffer = ''
+
+  constructor(
+    private readonly socket: Socket,
+    private onEvent: (m: Extract<FromDaemon, { op: 'worker-exited' }>) => void = () => {},
+  ) {
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk
+      let nl: number
+      while ((nl = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, nl)
+        this.buffer = this.buffer.slice(nl + 1)
+        let m: FromDaemon
+        try {
+          m = JSON.parse(line) as FromDaemon
+        } catch {
+          continue
+        }
+        if (m.op === 'worker-exited') this.onEvent(m)
+        else if (this.waiting) {
+          const w = this.waiting
+          this.waiting = undefined
+          w.resolve(m)
+        } else this.queue.push(m)
+      }
+    })
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.ended = true
+        this.waiting?.reject(new Error('the local mesh closed the connection'))
+        this.waiting = undefined
+        resolve()
+      }),
+    )
+    socket.on('error', () => {}) // a close follows
+  }
+
+  set events(fn: (m: Extract<FromDaemon, { op: 'worker-exited' }>) => void) {
+    this.onEvent = fn
+  }
+
+  send(m: ToDaemon): void {
+    if (!this.ended) this.socket.write(`${JSON.stringify(m)}\n`)
+  }
+
+  /** The next message that is not an event. */
+  next(): Promise<FromDaemon> {
+    const m = this.queue.shift()
+    if (m) return Promise.resolve(m)
+    if (this.ended) return Promise.reject(new Error('the local mesh closed the connection'))
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }))
+  }
+
+  close(): void {
+    this.socket.end()
+  }
+
+  /** Wait for the daemon to close the socket, at most `ms`. */
+  async waitClosed(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const done = await Promise.race([this.closed.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))])
+    clearTimeout(timer)
+    return done
+  }
+}
+
+/** A connection to the daemon at `socketPath`, or undefined when none answers there. */
+export function connectDaemon(socketPath: string): Promise<DaemonChannel | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath)
+    const fail = (): void => resolve(undefined)
+    socket.once('error', fail)
+    socket.once('connect', () => {
+      socket.off('error', fail)
+      resolve(new DaemonChannel(socket))
+    })
+  })
+}
+
+/** Another build uses a local mesh of other settings in this folder. */
+export class MeshBusyError extends Error {
+  override readonly name = 'MeshBusyError'
+}
+
+export interface LocalMeshLease {
+  addr: string
+  daemonPid: number
+  workerPids: number[]
+  /** This build started it (else it was running). */
+  started: boolean
+  startedAt: number
+  /** Let it go: after a build (`done`) it stays for its idle time unless it must stop; after an interruption it stops unless another build uses it. Resolves once it has stopped, if it does. */
+  release(how: 'done' | 'interrupted'): Promise<{ stopping: string | null }>
+}
+
+export interface ReachOptions {
+  meshDir: string
+  settings: MeshSettings
+  idleS: number
+  /** A worker process of the mesh ended while this build was connected. */
+  onWorkerExited: (text: string, remaining: number) => void
+}
+
+/** The local mesh of this folder: the running one if its settings match, else a new one started in the background. */
+export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease> {
+  const files = daemonFiles(opts.meshDir)
+  let lastWhy = ''
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let spawned: number | undefined
+    let channel = await connectDaemon(files.socket)
+    if (!channel) ({ channel, pid: spawned } = await startDaemon(opts, files))
+    channel.events = (m) => opts.onWorkerExited(m.text, m.remaining)
+    channel.send({ op: 'hello', settings: opts.settings, idleS: opts.idleS })
+    let reply: FromDaemon
+    try {
+      reply = await channel.next()
+    } catch {
+      // It stopped meanwhile (its idle time ran out as this build came): start another.
+      lastWhy = 'it stopped as this build reached it'
+      continue
+    }
+    if (reply.op === 'ready') {
+      const ch = channel
+      return {
+        addr: reply.addr,
+        daemonPid: reply.pid,
+        workerPids: reply.workers,
+        // Two builds that start one at once: the first one's wins the socket, the other exits.
+        started: spawned === reply.pid,
+        startedAt: reply.startedAt,
+        release: async (how) => {
+          ch.send({ op: how === 'done' ? 'bye' : 'interrupted' })
+          const answer = await ch.next().catch(() => ({ op: 'bye' as const, stopping: null }))
+          const stopping = answer.op === 'bye' ? answer.stopping : null
+          if (stopping) {
+            // Its workers are gone once it closes the socket; it exits just after.
+            if (await ch.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
+          } else ch.close()
+          return { stopping }
+        },
+      }
+    }
+    if (reply.op === 'restarting') {
+      lastWhy = reply.why
+      // Its workers use the stores the next mesh's will: it is gone first.
+      if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
+      continue
+    }
+    channel.close()
+    if (reply.op === 'busy') throw new MeshBusyError(`the local mesh of ${opts.meshDir} is in use by another build with other settings (${settingsDiff(reply.settings, opts.settings)})`)
+    if (reply.op === 'failed') throw new Error(`${reply.error}${logTail(files.log)}`)
+    throw new Error(`the local mesh answered ${JSON.stringify(reply)}`)
+  }
+  throw new Error(`could not reach a local mesh in ${opts.meshDir} (${lastWhy})${logTail(files.log)}`)
+}
+
+/** Start `bldr mesh serve` in the background (its own session, output to the log) and connect to it once it listens. */
+async function startDaemon(opts: ReachOptions, files: ReturnType<typeof daemonFiles>): Promise<{ channel: DaemonChannel; pid: number | undefined }> {
+  mkdirSync(opts.meshDir, { recursive: true })
+  const tooLong = (statSync(files.log, { throwIfNoEntry: false })?.size ?? 0) > LOG_LIMIT_BYTES
+  const logFd = openSync(files.log, tooLong ? 'w' : 'a')
+  let exited: { code: number | null; signal: string | null } | undefined
+  let pid: number | undefined
+  try {
+    const child = spawn(process.execPath, [BLDR_BIN, 'mesh', 'serve', '--mesh-dir', opts.meshDir, '--idle', String(opts.idleS), '--settings', JSON.stringify(opts.settings)], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      cwd: '/',
+      env: nodeChildEnv({ keepCaCerts: opts.settings.sandbox === 'docker' && dockerOverNetwork() }),
+    })
+    child.once('exit', (code, signal) => (exited = { code, signal }))
+    child.once('error', (err) => (exited = { code: -1, signal: err.message }))
+    child.unref()
+    pid = child.pid
+  } finally {
+    closeSync(logFd)
+  }
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    const channel = await connectDaemon(files.socket)
+    if (channel) return { channel, pid }
+    // Code 0: another build's daemon took the socket first; the next connect reaches it.
+    if (exited && exited.code !== 0) throw new Error(`the local mesh's process exited with ${exited.signal ?? `code ${exited.code}`} as it started${logTail(files.log)}`)
+    if (Date.now() > deadline) throw new Error(`the local mesh's process did not listen on ${files.socket} within ${START_TIMEOUT_MS / 1000} s${logTail(files.log)}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Wait (at most `ms`) for a process to exit. */
+async function exitOf(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (isAlive(pid) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+/** The end of the daemon's log, for an error that says what it said. */
+function logTail(log: string): string {
+  let text: string
+  try {
+    text = readFileSync(log, 'utf8')
+  } catch {
+    return ''
+  }
+  const lines = text.trimEnd().split('\n').slice(-8)
+  return lines.length && lines[0] ? `; the end of ${log}:\n${lines.join('\n')}` : ''
+}
+
+/** The running daemon's account, or undefined when none runs for this folder. */
+export async function localMeshStatus(meshDir: string): Promise<MeshDaemonInfo | undefined> {
+  const channel = await connectDaemon(daemonFiles(meshDir).socket)
+  if (!channel) return undefined
+  channel.send({ op: 'status' })
+  try {
+    const m = await channel.next()
+    return m.op === 'status' ? m : undefined
+  } catch {
+    return undefined
+  } finally {
+    channel.close()
+  }
+}
+
+/** Stop the daemon of this folder if one runs; its pid, once it has stopped its workers. */
+export async function stopLocalMesh(meshDir: string): Promise<number | undefined> {
+  const channel = await connectDaemon(daemonFiles(meshDir).socket)
+  if (!channel) return undefined
+  channel.send({ op: 'status' })
+  let pid: number | undefined
+  try {
+    const m = await channel.next()
+    if (m.op === 'status') pid = m.pid
+    channel.send({ op: 'stop' })
+    await channel.next().catch(() => undefined)
+  } catch {
+    // It stopped by itself meanwhile.
+  }
+  if ((await channel.waitClosed(STOP_TIMEOUT_MS)) && pid !== undefined) await exitOf(pid, 5_000)
+  return pid
+}
