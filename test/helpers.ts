@@ -7,17 +7,30 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { glob } from 'tinyglobby'
 import type { SourceTree } from '../src/graph/source-tree.js'
+import { stopLocalMesh } from '../src/net/mesh-daemon.js'
 
 /** The repository root (tests run from dist/test/…). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const BLDR_BIN = join(REPO_ROOT, 'bin', 'bldr')
 export const EXAMPLE_DIR = join(REPO_ROOT, 'examples', 'calc')
 
+/**
+ * Remove a project folder. A local mesh kept for it (in `.bldr`, or in a build
+ * folder's `.bldr` one level down) is stopped first, as it would stop by itself
+ * once its folder is gone; one still starting may write into its workers'
+ * folders meanwhile, so the removal is retried.
+ */
+export async function removeProject(dir: string): Promise<void> {
+  const meshes = [join(dir, '.bldr', 'mesh'), ...(await readdir(dir).catch(() => [] as string[])).map((d) => join(dir, d, '.bldr', 'mesh'))]
+  await Promise.all(meshes.map((m) => stopLocalMesh(m)))
+  await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 })
+}
+
 /** A fresh temporary folder holding `files`; removed by the returned cleanup. */
 export async function makeProject(files: Record<string, string>): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-test-'))
   await writeFiles(dir, files)
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) }
+  return { dir, cleanup: () => removeProject(dir) }
 }
 
 export async function writeFiles(dir: string, files: Record<string, string>): Promise<void> {
@@ -174,11 +187,22 @@ export async function childPids(pid: number): Promise<number[]> {
   return out.sort((a, b) => a - b)
 }
 
-/** The local mesh kept for a folder (`<dir>/.bldr/mesh/daemon.json`): its process and its worker processes. */
-export async function localMeshOf(dir: string): Promise<{ pid: number; workers: number[] }> {
-  const text = await readFile(join(dir, '.bldr', 'mesh', 'daemon.json'), 'utf8')
-  const { pid, workers } = JSON.parse(text) as { pid: number; workers: number[] }
-  return { pid, workers }
+/**
+ * The local mesh kept for a folder (`<dir>/.bldr/mesh/daemon.json`, written once its
+ * workers have registered): its process and its worker processes. A build starts it
+ * as it ends, without waiting: this waits up to `deadlineMs` for it to be ready.
+ */
+export async function keptMeshOf(dir: string, deadlineMs = 30_000): Promise<{ pid: number; workers: number[] }> {
+  const end = performance.now() + deadlineMs
+  for (;;) {
+    const text = await readFile(join(dir, '.bldr', 'mesh', 'daemon.json'), 'utf8').catch(() => undefined)
+    if (text) {
+      const { pid, workers } = JSON.parse(text) as { pid: number; workers: number[] }
+      return { pid, workers }
+    }
+    if (performance.now() > end) throw new Error(`no local mesh was ready for ${dir} within ${deadlineMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
 }
 
 export interface Started {

@@ -1,17 +1,17 @@
 /**
  * A distributed build: the same engine as a local build, with the mesh as its
  * executor. With no coordinator given, the build uses the folder's local mesh
- * (a coordinator and worker processes on 127.0.0.1): the one kept running by an
- * earlier build (mesh-daemon.ts), or a new one started in the background for
- * this and later builds; with `meshIdleS` 0, or when another build uses the
- * folder's mesh with other settings, a mesh of its own, in this process and
- * stopped after the build.
+ * (a coordinator and worker processes on 127.0.0.1) kept running by an earlier
+ * build (mesh-daemon.ts); without one, a mesh of its own, in this process and
+ * stopped after the build, which then starts a kept one in the background for
+ * the next builds (unless `meshIdleS` is 0, the build was interrupted, or the
+ * mesh lost a worker).
  */
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
-import { codeVersion, MeshBusyError, reachLocalMesh, settingsEnv, type LocalMeshLease } from '../net/mesh-daemon.js'
+import { codeVersion, MeshBusyError, reachLocalMesh, settingsEnv, startLocalMeshDaemon, type LocalMeshLease, type MeshSettings } from '../net/mesh-daemon.js'
 import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
 import type { SeedWindow } from '../net/seed-policy.js'
 import type { Liveness } from '../net/liveness.js'
@@ -113,6 +113,18 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
    * client reads and stores the sources: a local mesh's workers took ~0.75 s
    * to start, and the client ~0.75 s to reach its first action (bench/ninja).
    */
+  const meshDir = join(project.stateDir, 'mesh')
+  const keepS = opts.coordinator ? 0 : (opts.meshIdleS ?? 0)
+  let keepAfter = false
+  const meshSettings = (): MeshSettings => ({
+    version: codeVersion(),
+    slots: [...opts.localSlots],
+    strategy: opts.strategy,
+    sandbox: opts.sandbox ?? 'local',
+    logLevel: opts.workerLogLevel ?? 'warn',
+    liveness: opts.liveness ?? null,
+    env: settingsEnv(),
+  })
   const startMesh = async (): Promise<MeshBuild> => {
     // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
     const onWorkerLost = (text: string, remaining: number): void => {
@@ -124,23 +136,11 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshError ??= new MeshUnavailableError(`${text}; no local worker is left to finish the build`)
       meshDown.abort(meshError)
     }
-    const meshDir = join(project.stateDir, 'mesh')
-    if (!opts.coordinator && (opts.meshIdleS ?? 0) > 0) {
+    if (!opts.coordinator && keepS > 0) {
       try {
-        lease = await reachLocalMesh({
-          meshDir,
-          settings: {
-            version: codeVersion(),
-            slots: [...opts.localSlots],
-            strategy: opts.strategy,
-            sandbox: opts.sandbox ?? 'local',
-            logLevel: opts.workerLogLevel ?? 'warn',
-            liveness: opts.liveness ?? null,
-            env: settingsEnv(),
-          },
-          idleS: opts.meshIdleS!,
-          onWorkerExited: onWorkerLost,
-        })
+        lease = await reachLocalMesh({ meshDir, settings: meshSettings(), idleS: keepS, onWorkerExited: onWorkerLost })
+        // None runs (or one of other settings, stopped for this build): this build's own mesh, and one kept for the next.
+        keepAfter = !lease
       } catch (err) {
         if (!(err instanceof MeshBusyError)) throw err
         opts.onMeshNote?.(`${err.message}: this build starts a mesh of its own`)
@@ -172,11 +172,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`
-    const kept = lease
-      ? lease.started
-        ? `; started in the background (pid ${lease.daemonPid}) and kept for ${idleText(opts.meshIdleS!)} after the last build (bldr mesh stop ends it)`
-        : `; already running (pid ${lease.daemonPid}, up ${upText(Math.round((Date.now() - lease.startedAt) / 1000))})`
-      : ''
+    const kept = lease ? `; kept from an earlier build (pid ${lease.daemonPid}, up ${upText(Math.round((Date.now() - lease.startedAt) / 1000))})` : ''
     opts.onMeshNote?.(
       opts.coordinator
         ? `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`
@@ -240,6 +236,12 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     await starting?.catch(() => {})
     await session?.close()
     await local?.stop()
+    // A mesh kept for the next builds, started now (this build does not wait for it), if this one's was whole to the end.
+    const whole = !opts.signal?.aborted && !meshError && faults.localWorkersExited.length === 0 && (faults.coordinator?.workersLost.length ?? 0) === 0
+    if (keepAfter && local && whole) {
+      const pid = startLocalMeshDaemon({ meshDir, settings: meshSettings(), idleS: keepS })
+      if (pid !== undefined) opts.onMeshNote?.(`local mesh: started in the background for the next builds (pid ${pid}), kept for ${idleText(keepS)} after the last one (bldr mesh stop ends it)`)
+    }
     if (lease) {
       const { stopping } = await lease.release(opts.signal?.aborted ? 'interrupted' : 'done')
       if (stopping) opts.onMeshNote?.(`local mesh stopped: ${stopping}`)

@@ -44,13 +44,14 @@ Options:
 
 Distributed builds (actions run on a mesh of worker processes that share no
 disk with this one; inputs and outputs move between them by BLAKE3 digest):
-      --distributed     build on a mesh; without --coordinator, on this folder's local mesh:
-                        a coordinator and --local-workers worker processes on 127.0.0.1, started
-                        in the background by the first build and kept for the next ones (see
-                        --mesh-idle and bldr mesh); their stores are kept under .bldr/mesh
-      --mesh-idle S     keep the local mesh running S seconds after the last build (default:
-                        $BLDR_MESH_IDLE, else ${DEFAULT_MESH_IDLE_S}); 0 starts one in this process for this build
-                        only. A build with other mesh settings (-j, --local-workers, --sandbox,
+      --distributed     build on a mesh; without --coordinator, on a local one: a coordinator and
+                        --local-workers worker processes on 127.0.0.1, their stores under .bldr/mesh.
+                        The one an earlier build kept is used; without one, the build runs its own
+                        and, as it ends, starts one in the background for the next builds (see
+                        --mesh-idle and bldr mesh)
+      --mesh-idle S     keep the local mesh S seconds after the last build (default:
+                        $BLDR_MESH_IDLE, else ${DEFAULT_MESH_IDLE_S}); 0 keeps none (each build runs its own). A
+                        build with other mesh settings (-j, --local-workers, --sandbox,
                         --strategy, heartbeats, --log-level) replaces it
       --coordinator ADDR
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)

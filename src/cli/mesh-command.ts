@@ -9,11 +9,12 @@ import { parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './
 export const MESH_HELP = `Usage: bldr mesh <status|stop> [options]
 
 The local mesh of a folder: the coordinator and worker processes that
-\`bldr build --distributed\` (with no --coordinator) starts in the background and
-keeps for the next build, until --mesh-idle seconds after the last one
-(default 600). It also stops when .bldr is removed, when \`bldr gc\` runs, and
-after a build that was interrupted or lost a worker. Its log and its workers'
-are in .bldr/mesh/daemon.log.
+\`bldr build --distributed\` (with no --coordinator) keeps in the background for
+the next builds: a build that finds none running builds on a mesh of its own
+and starts one as it ends. It stops --mesh-idle seconds after the last build
+(default 600), when .bldr is removed, before \`bldr gc\`, and with a build that
+was interrupted or lost a worker. Its log and its workers' are in
+.bldr/mesh/daemon.log.
 
 Commands:
   status                say whether it runs: its pid, workers, settings, idle time
@@ -66,6 +67,7 @@ export async function meshCommand(argv: string[]): Promise<number> {
 async function serve(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('mesh serve', argv, {
     'mesh-dir': { type: 'string' },
+    'folder-id': { type: 'string' },
     settings: { type: 'string' },
     idle: { type: 'string' },
     'log-level': { type: 'string' },
@@ -75,5 +77,5 @@ async function serve(argv: string[]): Promise<number> {
   const asked = parseChoiceFlag('--log-level', values['log-level'] ?? settings.logLevel, [...LOG_LEVELS, 'silent'] as const, 'warn')
   const log = createLogger(LOG_LEVELS.indexOf(asked as (typeof LOG_LEVELS)[number]) > LOG_LEVELS.indexOf('info') ? asked : 'info')
   const { serveLocalMesh } = await import('../net/mesh-daemon-serve.js')
-  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), log })
+  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), log })
 }

@@ -4,12 +4,11 @@
  * between builds. Builds reach it through mesh-daemon.ts, which also says
  * when it stops. Its output (and its workers') goes to `.bldr/mesh/daemon.log`.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { StrategyName } from '../../strategies/index.js'
-import { writeFileAtomic } from '../cas/fs-util.js'
-import { connectDaemon, daemonFiles, settingsDiff, type FromDaemon, type MeshDaemonInfo, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
+import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type MeshDaemonInfo, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
 import { isStopped, startLocalMesh, type LocalMesh } from './local-mesh.js'
 
 /** How often the daemon looks at its folder and its workers. */
@@ -17,6 +16,8 @@ const WATCH_MS = 1_000
 
 export interface ServeOptions {
   meshDir: string
+  /** The folder's id (mesh-daemon.ts folderId) when the build that started this daemon made it: a folder removed since (the project deleted) is not served, nor made again. */
+  folderId?: string
   settings: MeshSettings
   idleS: number
   log?: Logger
@@ -50,6 +51,12 @@ async function listenFirst(server: Server, path: string): Promise<boolean> {
 export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   const { log } = opts
   const files = daemonFiles(opts.meshDir)
+  const id = opts.folderId || folderId(opts.meshDir)
+  const sameFolder = (): boolean => id !== undefined && folderId(opts.meshDir) === id
+  if (!sameFolder()) {
+    log?.info({ meshDir: opts.meshDir }, 'the folder of this local mesh was removed before it started')
+    return 0
+  }
   const server = createServer()
   if (!(await listenFirst(server, files.socket))) {
     log?.info({ socket: files.socket }, 'another local mesh serves this folder')
@@ -198,7 +205,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   // Its folder removed (the project deleted) or taken by another daemon: stop. Not whole: stop once unused.
   watch = setInterval(() => {
     if (!mesh) return
-    if (!existsSync(opts.meshDir) || !ownsInfo()) {
+    if (!sameFolder() || !ownsInfo()) {
       void stop('its folder was removed or another local mesh took it over')
       return
     }
@@ -218,7 +225,17 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     return 1
   }
   startedAt = Date.now()
-  writeFileAtomic(files.info, `${JSON.stringify(info())}\n`)
+  // Written in place, never making the folder again: one removed while the mesh started (the project deleted) stops it.
+  try {
+    if (!sameFolder()) throw new Error('its folder was removed')
+    const tmp = `${files.info}.${process.pid}.tmp`
+    writeFileSync(tmp, `${JSON.stringify(info())}\n`)
+    renameSync(tmp, files.info)
+  } catch (err) {
+    await stop(`it could not record itself in ${opts.meshDir}: ${(err as Error).message}`)
+    await done
+    return 0
+  }
   log?.info({ addr: mesh.addr, workers: mesh.pids, idleS }, 'local mesh ready')
   whenUnused()
   await done

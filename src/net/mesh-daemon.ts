@@ -1,22 +1,24 @@
 /**
  * The local mesh kept between builds (client side). `bldr build --distributed`
  * with no coordinator needs a coordinator and worker processes on this machine;
- * starting them took ~0.3-0.9 s of an incremental build (bench/ninja), so the
- * first build starts them in a background process (`bldr mesh serve`, see
- * mesh-daemon-serve.ts) that later builds in the same folder reach, as Gradle's
- * daemon or Bazel's server are reached. It stops `idle` seconds after its last
- * build, when its folder (`.bldr/mesh`) is removed, on `bldr mesh stop` or
- * `bldr gc`, and with a build that was interrupted or whose worker was lost
- * (what that build's actions left running on the workers ends with them).
+ * starting them took ~0.3-0.9 s of an incremental build (bench/ninja). A build
+ * that finds none running (or one of other settings, which it stops) builds on
+ * a mesh of its own, in its process, and at its end starts one in a background
+ * process (`bldr mesh serve`, see mesh-daemon-serve.ts) for the builds after it,
+ * as Gradle's daemon or Bazel's server are kept: the first build does not wait
+ * for it, later builds in the folder reach it. It stops `idle` seconds after
+ * its last build, when its folder (`.bldr/mesh`) is removed, on `bldr mesh
+ * stop` or `bldr gc`, and with a build that was interrupted or killed or whose
+ * worker was lost (what that build's actions left running on the workers ends
+ * with them).
  *
  * Builds talk to it over a Unix socket in that folder, one JSON object per
  * line: `hello` (the mesh the build wants) is answered with `ready` (the
  * coordinator's address, once its workers have registered), `restarting`
- * (a mesh of other settings that will stop so a new one can start) or `busy`
- * (other settings, and another build is using it: this build gets a mesh of
- * its own). While a build is connected it is sent `worker-exited` events.
- * `bye` or `interrupted` ends the build's use of it; the reply says whether
- * the mesh stops now, and the socket closes once it has.
+ * (a mesh of other settings that will stop) or `busy` (other settings, and
+ * another build is using it). While a build is connected it is sent
+ * `worker-exited` events. `bye` or `interrupted` ends the build's use of it;
+ * the reply says whether the mesh stops now, and the socket closes once it has.
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -68,8 +70,6 @@ export type FromDaemon =
   | ({ op: 'status' } & MeshDaemonInfo)
   | { op: 'stopping'; why: string }
 
-/** Longest wait for a new daemon's mesh to be ready (its workers start and register). */
-const START_TIMEOUT_MS = 90_000
 /** Longest wait for a stopping daemon to close its socket. */
 const STOP_TIMEOUT_MS = 30_000
 /** A daemon log longer than this is started afresh by the next daemon. */
@@ -207,8 +207,6 @@ export interface LocalMeshLease {
   addr: string
   daemonPid: number
   workerPids: number[]
-  /** This build started it (else it was running). */
-  started: boolean
   startedAt: number
   /** Let it go: after a build (`done`) it stays for its idle time unless it must stop; after an interruption it stops unless another build uses it. Resolves once it has stopped, if it does. */
   release(how: 'done' | 'interrupted'): Promise<{ stopping: string | null }>
@@ -222,89 +220,83 @@ export interface ReachOptions {
   onWorkerExited: (text: string, remaining: number) => void
 }
 
-/** The local mesh of this folder: the running one if its settings match, else a new one started in the background. */
-export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease> {
+/**
+ * The kept local mesh of this folder if one with these settings runs (waiting
+ * for it to be ready if it is starting); undefined when none runs, or when the
+ * one running had other settings and was stopped for it.
+ */
+export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease | undefined> {
   const files = daemonFiles(opts.meshDir)
-  let lastWhy = ''
-  for (let attempt = 0; attempt < 3; attempt++) {
-    let spawned: number | undefined
-    let channel = await connectDaemon(files.socket)
-    if (!channel) ({ channel, pid: spawned } = await startDaemon(opts, files))
-    channel.events = (m) => opts.onWorkerExited(m.text, m.remaining)
-    channel.send({ op: 'hello', settings: opts.settings, idleS: opts.idleS })
-    let reply: FromDaemon
-    try {
-      reply = await channel.next()
-    } catch {
-      // It stopped meanwhile (its idle time ran out as this build came): start another.
-      lastWhy = 'it stopped as this build reached it'
-      continue
-    }
-    if (reply.op === 'ready') {
-      const ch = channel
-      return {
-        addr: reply.addr,
-        daemonPid: reply.pid,
-        workerPids: reply.workers,
-        // Two builds that start one at once: the first one's wins the socket, the other exits.
-        started: spawned === reply.pid,
-        startedAt: reply.startedAt,
-        release: async (how) => {
-          ch.send({ op: how === 'done' ? 'bye' : 'interrupted' })
-          const answer = await ch.next().catch(() => ({ op: 'bye' as const, stopping: null }))
-          const stopping = answer.op === 'bye' ? answer.stopping : null
-          if (stopping) {
-            // Its workers are gone once it closes the socket; it exits just after.
-            if (await ch.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
-          } else ch.close()
-          return { stopping }
-        },
-      }
-    }
-    if (reply.op === 'restarting') {
-      lastWhy = reply.why
-      // Its workers use the stores the next mesh's will: it is gone first.
-      if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
-      continue
-    }
-    channel.close()
-    if (reply.op === 'busy') throw new MeshBusyError(`the local mesh of ${opts.meshDir} is in use by another build with other settings (${settingsDiff(reply.settings, opts.settings)})`)
-    if (reply.op === 'failed') throw new Error(`${reply.error}${logTail(files.log)}`)
-    throw new Error(`the local mesh answered ${JSON.stringify(reply)}`)
+  const channel = await connectDaemon(files.socket)
+  if (!channel) return undefined
+  channel.events = (m) => opts.onWorkerExited(m.text, m.remaining)
+  channel.send({ op: 'hello', settings: opts.settings, idleS: opts.idleS })
+  let reply: FromDaemon
+  try {
+    reply = await channel.next()
+  } catch {
+    return undefined // it stopped meanwhile (its idle time ran out as this build came)
   }
-  throw new Error(`could not reach a local mesh in ${opts.meshDir} (${lastWhy})${logTail(files.log)}`)
+  if (reply.op === 'ready') {
+    const pid = reply.pid
+    return {
+      addr: reply.addr,
+      daemonPid: pid,
+      workerPids: reply.workers,
+      startedAt: reply.startedAt,
+      release: async (how) => {
+        channel.send({ op: how === 'done' ? 'bye' : 'interrupted' })
+        const answer = await channel.next().catch(() => ({ op: 'bye' as const, stopping: null }))
+        const stopping = answer.op === 'bye' ? answer.stopping : null
+        if (stopping) {
+          // Its workers are gone once it closes the socket; it exits just after.
+          if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(pid, 5_000)
+        } else channel.close()
+        return { stopping }
+      },
+    }
+  }
+  if (reply.op === 'restarting') {
+    // Its workers use the stores this build's will: it is gone first.
+    if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
+    return undefined
+  }
+  channel.close()
+  if (reply.op === 'busy') throw new MeshBusyError(`the local mesh of ${opts.meshDir} is in use by another build with other settings (${settingsDiff(reply.settings, opts.settings)})`)
+  if (reply.op === 'failed') throw new Error(`the local mesh did not start: ${reply.error}${logTail(files.log)}`)
+  throw new Error(`the local mesh answered ${JSON.stringify(reply)}`)
 }
 
-/** Start `bldr mesh serve` in the background (its own session, output to the log) and connect to it once it listens. */
-async function startDaemon(opts: ReachOptions, files: ReturnType<typeof daemonFiles>): Promise<{ channel: DaemonChannel; pid: number | undefined }> {
+/**
+ * Start `bldr mesh serve` for this folder in the background (its own session,
+ * its output to the log) and return its pid without waiting for it: it is for
+ * the next builds. Two started at once: the first to listen serves, the other exits.
+ */
+export function startLocalMeshDaemon(opts: Omit<ReachOptions, 'onWorkerExited'>): number | undefined {
+  const files = daemonFiles(opts.meshDir)
   mkdirSync(opts.meshDir, { recursive: true })
   const tooLong = (statSync(files.log, { throwIfNoEntry: false })?.size ?? 0) > LOG_LIMIT_BYTES
   const logFd = openSync(files.log, tooLong ? 'w' : 'a')
-  let exited: { code: number | null; signal: string | null } | undefined
-  let pid: number | undefined
   try {
-    const child = spawn(process.execPath, [BLDR_BIN, 'mesh', 'serve', '--mesh-dir', opts.meshDir, '--idle', String(opts.idleS), '--settings', JSON.stringify(opts.settings)], {
+    const args = ['mesh', 'serve', '--mesh-dir', opts.meshDir, '--folder-id', folderId(opts.meshDir) ?? '', '--idle', String(opts.idleS), '--settings', JSON.stringify(opts.settings)]
+    const child = spawn(process.execPath, [BLDR_BIN, ...args], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
       cwd: '/',
       env: nodeChildEnv({ keepCaCerts: opts.settings.sandbox === 'docker' && dockerOverNetwork() }),
     })
-    child.once('exit', (code, signal) => (exited = { code, signal }))
-    child.once('error', (err) => (exited = { code: -1, signal: err.message }))
+    child.once('error', () => {}) // then it has no pid
     child.unref()
-    pid = child.pid
+    return child.pid
   } finally {
     closeSync(logFd)
   }
-  const deadline = Date.now() + START_TIMEOUT_MS
-  for (;;) {
-    const channel = await connectDaemon(files.socket)
-    if (channel) return { channel, pid }
-    // Code 0: another build's daemon took the socket first; the next connect reaches it.
-    if (exited && exited.code !== 0) throw new Error(`the local mesh's process exited with ${exited.signal ?? `code ${exited.code}`} as it started${logTail(files.log)}`)
-    if (Date.now() > deadline) throw new Error(`the local mesh's process did not listen on ${files.socket} within ${START_TIMEOUT_MS / 1000} s${logTail(files.log)}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+}
+
+/** Which folder is at `path` (device and inode): one removed and made again is another. Undefined when none is there. */
+export function folderId(path: string): string | undefined {
+  const st = statSync(path, { throwIfNoEntry: false })
+  return st ? `${st.dev}:${st.ino}` : undefined
 }
 
 /** Wait (at most `ms`) for a process to exit. */

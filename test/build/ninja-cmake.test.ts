@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore } from '../../src/cas/store.js'
-import { executedIn, REPO_ROOT, runCli, type CliResult } from '../helpers.js'
+import { executedIn, removeProject, REPO_ROOT, runCli, type CliResult } from '../helpers.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'cmake-hello')
 
@@ -43,7 +43,7 @@ describe('bldr build -f build.ninja: a CMake project', { timeout: 240_000 }, () 
     execFileSync('cmake', ['-G', 'Ninja', '-S', dir, '-B', build], { stdio: 'pipe' })
   })
   after(async () => {
-    await rm(dir, { recursive: true, force: true })
+    await removeProject(dir)
   })
 
   it('on a local mesh with bwrap: every output byte-identical to ninja\'s, ctest passes on bldr\'s binaries, a header edit rebuilds exactly its readers', async () => {

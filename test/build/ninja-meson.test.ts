@@ -13,7 +13,7 @@ import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { executedIn, REPO_ROOT, runCli } from '../helpers.js'
+import { executedIn, removeProject, REPO_ROOT, runCli } from '../helpers.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'meson-shapes')
 
@@ -27,7 +27,7 @@ describe('bldr build -f build.ninja: a Meson project', { timeout: 240_000 }, () 
     execFileSync('meson', ['setup', build], { cwd: dir, stdio: 'pipe' })
   })
   after(async () => {
-    await rm(dir, { recursive: true, force: true })
+    await removeProject(dir)
   })
 
   it('on a local mesh with bwrap: every output byte-identical to ninja\'s, meson test passes on bldr\'s binaries, a header edit rebuilds exactly its readers', async () => {

@@ -27,7 +27,7 @@ import { before, describe, it } from 'node:test'
 import { chaosProject } from '../../bench/gen-chaos-project.js'
 import { isAlive } from '../../src/cas/fs-util.js'
 import { storedBlobs } from '../../src/cas/store.js'
-import { localMeshOf, makeProject, runCli, snapshotFiles, startBldr, terminate, waitForLine, withProject, type Started } from '../helpers.js'
+import { childPids, makeProject, runCli, snapshotFiles, startBldr, terminate, waitForLine, withProject, type Started } from '../helpers.js'
 
 const ROUNDS = Math.max(1, Number(process.env['BLDR_CHAOS_ROUNDS'] ?? 1))
 const REPORT = process.env['BLDR_CHAOS_REPORT']
@@ -177,15 +177,6 @@ async function flipStoredBlobs(casRoot: string): Promise<number> {
   return flipped
 }
 
-/** Resolve once a line of the file at `path` matches `re`; fail at the deadline. */
-async function waitForLogLine(path: string, re: RegExp, deadlineMs: number): Promise<void> {
-  const end = performance.now() + deadlineMs
-  while (!re.test(await readFile(path, 'utf8').catch(() => ''))) {
-    if (performance.now() > end) assert.fail(`no line matching ${re} in ${path} within ${deadlineMs} ms`)
-    await delay(100)
-  }
-}
-
 async function waitUntilGone(pids: number[], deadlineMs: number): Promise<void> {
   const end = performance.now() + deadlineMs
   while (pids.some(isAlive)) {
@@ -203,7 +194,7 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
         const { victim, killedAt } = await whileBuilding(b, async () => {
-          const workers = (await localMeshOf(dir)).workers
+          const workers = await childPids(b.proc.pid!)
           assert.equal(workers.length, 3)
           const victim = workers[r % 3]!
           const killedAt = Date.now()
@@ -225,13 +216,12 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
         const { victim, frozenAt } = await whileBuilding(b, async () => {
-          const workers = (await localMeshOf(dir)).workers
+          const workers = await childPids(b.proc.pid!)
           const victim = workers[(r + 1) % 3]!
           const frozenAt = Date.now()
           process.kill(victim, 'SIGSTOP')
           try {
-            // The local mesh's coordinator logs to its daemon's log.
-            await waitForLogLine(join(dir, '.bldr', 'mesh', 'daemon.log'), LOST, 30_000)
+            await waitForLine(b, LOST, 30_000)
           } finally {
             process.kill(victim, 'SIGCONT')
           }
@@ -362,7 +352,7 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, 40 + triggerAt(r))
         const flipped = await whileBuilding(b, async () => {
-          const workers = (await localMeshOf(dir)).workers
+          const workers = await childPids(b.proc.pid!)
           const flipped = await flipStoredBlobs(join(await dataDirOf(workers[(r + 2) % 3]!), 'cas'))
           assert.ok(flipped > 0, 'blobs were flipped')
           return flipped
@@ -394,7 +384,7 @@ describe('chaos: a 269-action build on a mesh of worker processes, with faults',
       await withProject(makeProject(PROJECT.files), async (dir) => {
         const statsFile = join(dir, 'stats.json')
         const b = await startMeshBuild(dir, statsFile, triggerAt(r))
-        const workers = await whileBuilding(b, async () => (await localMeshOf(dir)).workers)
+        const workers = await whileBuilding(b, () => childPids(b.proc.pid!))
         b.proc.kill('SIGKILL')
         await b.exited
         // Done before the kill: every action whose completion was printed.

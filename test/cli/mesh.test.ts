@@ -1,7 +1,8 @@
 /**
  * The local mesh kept between builds (`bldr build --distributed` with no
  * coordinator, src/net/mesh-daemon.ts): real background processes, reached
- * over their Unix socket; what starts it, what reuses it, what stops it.
+ * over their Unix socket; what starts it, what reuses it, what stops it, and
+ * faults of builds on it.
  */
 import assert from 'node:assert/strict'
 import { appendFile, readFile, rm } from 'node:fs/promises'
@@ -9,7 +10,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { describe, it } from 'node:test'
 import { isAlive } from '../../src/cas/fs-util.js'
-import { copyExample, localMeshOf, runCli, withProject, type CliResult } from '../helpers.js'
+import { childPids, copyExample, keptMeshOf, makeProject, runCli, startBldr, withProject, type CliResult } from '../helpers.js'
 
 const MESH = ['--distributed', '--local-workers', '2', '-j', '2']
 
@@ -17,11 +18,16 @@ function assertBuilt(r: CliResult): void {
   assert.equal(r.code, 0, `bldr failed:\n${r.stdout}\n${r.stderr}`)
 }
 
-/** The pid a build's mesh note names: started by it, or already running. */
-function notedPid(r: CliResult): { pid: number; started: boolean } {
-  const m = /^bldr: local mesh: .*; (started in the background|already running) \(pid (\d+)/m.exec(r.stderr)
-  assert.ok(m, `no local mesh note:\n${r.stderr}`)
-  return { pid: Number(m[2]), started: m[1] === 'started in the background' }
+/** The kept mesh a build started as it ended (its note), if it did. */
+function startedAfter(r: CliResult): number | undefined {
+  const m = /^bldr: local mesh: started in the background for the next builds \(pid (\d+)\), kept for .* after the last one \(bldr mesh stop ends it\)$/m.exec(r.stderr)
+  return m ? Number(m[1]) : undefined
+}
+
+/** The kept mesh a build used (its note), if it did. */
+function reached(r: CliResult): number | undefined {
+  const m = /^bldr: local mesh: .*; kept from an earlier build \(pid (\d+), up \d+ (s|min)\)$/m.exec(r.stderr)
+  return m ? Number(m[1]) : undefined
 }
 
 async function waitUntilGone(pids: number[], deadlineMs: number): Promise<void> {
@@ -37,25 +43,47 @@ async function changeSource(dir: string, n: number): Promise<void> {
   await appendFile(join(dir, 'src/lib/vars.c'), `\nint calc_extra_${n}(void);\nint calc_extra_${n}(void) { return ${n}; }\n`)
 }
 
+/** `n` independent actions that each sleep `sleepS`, and one that joins their outputs. */
+function sleepProject(n: number, sleepS: number): Record<string, string> {
+  const lines = ['actions:', '  warm:', '    command: [sh, -c, "echo warm > warm.txt"]', '    outputs: [warm.txt]']
+  for (let i = 0; i < n; i++) lines.push(`  a${i}:`, `    command: [sh, -c, "sleep ${sleepS}; cat warm.txt > out/a${i}.txt; echo ${i} >> out/a${i}.txt"]`, '    inputs: [warm.txt]', `    outputs: [out/a${i}.txt]`)
+  lines.push('  all:', `    command: [sh, -c, "cat ${Array.from({ length: n }, (_, i) => `out/a${i}.txt`).join(' ')} > all.txt"]`)
+  lines.push(`    inputs: [${Array.from({ length: n }, (_, i) => `out/a${i}.txt`).join(', ')}]`, '    outputs: [all.txt]')
+  return { 'BUILD.yaml': `${lines.join('\n')}\n` }
+}
+
+/** A kept mesh for `dir`: one build of `warm` alone on a mesh of its own starts it. */
+async function warmUp(dir: string, args: string[]): Promise<{ pid: number; workers: number[] }> {
+  const r = await runCli(['build', '-C', dir, 'warm', ...args])
+  assertBuilt(r)
+  const pid = startedAfter(r)
+  assert.ok(pid, r.stderr)
+  const mesh = await keptMeshOf(dir)
+  assert.equal(mesh.pid, pid)
+  return mesh
+}
+
 describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
-  it('the first build starts it, the next reaches the same processes; bldr mesh status shows it and bldr mesh stop ends it', async () => {
+  it('a first build runs its own mesh and starts one for the next; the next reaches it; bldr mesh status shows it and bldr mesh stop ends it', async () => {
     await withProject(copyExample(), async (dir) => {
       const first = await runCli(['build', '-C', dir, ...MESH])
       assertBuilt(first)
-      const started = notedPid(first)
-      assert.ok(started.started, first.stderr)
-      assert.match(first.stderr, /kept for 10 min after the last build \(bldr mesh stop ends it\)/)
-      const mesh = await localMeshOf(dir)
-      assert.equal(mesh.pid, started.pid)
+      assert.match(first.stderr, /^bldr: local mesh: 2 worker processes × 1 slot, strategy \S+, seeding [^;]+$/m, 'its own mesh')
+      const pid = startedAfter(first)
+      assert.ok(pid, first.stderr)
+      assert.match(first.stderr, /kept for 10 min after the last one/)
+      const mesh = await keptMeshOf(dir)
+      assert.equal(mesh.pid, pid)
       assert.equal(mesh.workers.length, 2)
-      for (const p of [mesh.pid, ...mesh.workers]) assert.ok(isAlive(p), `process ${p} of the mesh is kept after the build`)
+      for (const p of [mesh.pid, ...mesh.workers]) assert.ok(isAlive(p), `process ${p} of the kept mesh`)
 
       await changeSource(dir, 1)
       const second = await runCli(['build', '-C', dir, ...MESH])
       assertBuilt(second)
       assert.match(second.stdout, /[1-9]\d* executed/)
-      assert.deepEqual(notedPid(second), { pid: mesh.pid, started: false })
-      assert.deepEqual(await localMeshOf(dir), mesh, 'the same worker processes')
+      assert.equal(reached(second), mesh.pid, second.stderr)
+      assert.equal(startedAfter(second), undefined)
+      assert.deepEqual(await keptMeshOf(dir), mesh, 'the same worker processes')
 
       const status = await runCli(['mesh', 'status', '-C', dir])
       assert.equal(status.code, 0, status.stderr)
@@ -73,26 +101,28 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     })
   })
 
-  it('a build with other settings replaces it; --mesh-idle 0 builds on a mesh of its own and keeps none', async () => {
+  it('a build with other settings stops it and keeps one of its own settings; --mesh-idle 0 leaves it alone and keeps none', async () => {
     await withProject(copyExample(), async (dir) => {
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
-      const old = await localMeshOf(dir)
+      const old = await keptMeshOf(dir)
       await changeSource(dir, 1)
       const other = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '1', '-j', '2'])
       assertBuilt(other)
-      const now = notedPid(other)
-      assert.ok(now.started && now.pid !== old.pid, other.stderr)
-      assert.match(other.stderr, /local mesh: 1 worker process × 2 slots/)
+      assert.equal(reached(other), undefined)
+      assert.match(other.stderr, /^bldr: local mesh: 1 worker process × 2 slots, strategy \S+, seeding [^;]+$/m)
       for (const p of [old.pid, ...old.workers]) assert.ok(!isAlive(p), `process ${p} of the replaced mesh is still running`)
-      const replaced = await localMeshOf(dir)
+      const now = startedAfter(other)
+      assert.ok(now && now !== old.pid, other.stderr)
+      const replaced = await keptMeshOf(dir)
+      assert.equal(replaced.pid, now)
       assert.equal(replaced.workers.length, 1)
 
-      // A mesh of the build's own leaves the kept one alone (it is not used) and leaves nothing behind.
       await changeSource(dir, 2)
       const own = await runCli(['build', '-C', dir, ...MESH, '--mesh-idle', '0'])
       assertBuilt(own)
       assert.match(own.stderr, /^bldr: local mesh: 2 worker processes × 1 slot, strategy \S+, seeding [^;]+$/m)
-      assert.deepEqual(await localMeshOf(dir), replaced)
+      assert.equal(startedAfter(own), undefined)
+      assert.deepEqual(await keptMeshOf(dir), replaced)
       assert.ok(isAlive(replaced.pid))
       assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
     })
@@ -102,47 +132,82 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     await withProject(copyExample(), async (dir) => {
       const r = await runCli(['build', '-C', dir, ...MESH, '--mesh-idle', '1'])
       assertBuilt(r)
-      assert.match(r.stderr, /kept for 1 s after the last build/)
-      const idle = await localMeshOf(dir)
+      assert.match(r.stderr, /kept for 1 s after the last one/)
+      const idle = await keptMeshOf(dir)
       await waitUntilGone([idle.pid, ...idle.workers], 15_000)
       await assert.rejects(readFile(join(dir, '.bldr', 'mesh', 'daemon.json')), /ENOENT/, 'it removed its account')
 
       await changeSource(dir, 1)
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
-      const kept = await localMeshOf(dir)
+      const kept = await keptMeshOf(dir)
       await rm(join(dir, '.bldr'), { recursive: true, force: true })
       await waitUntilGone([kept.pid, ...kept.workers], 15_000)
     })
   })
 
-  it('bldr gc stops it before collecting its workers\' stores', async () => {
+  it("bldr gc stops it before collecting its workers' stores", async () => {
     await withProject(copyExample(), async (dir) => {
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
-      const mesh = await localMeshOf(dir)
+      const mesh = await keptMeshOf(dir)
       const gc = await runCli(['gc', '-C', dir])
       assert.equal(gc.code, 0, gc.stderr)
       assert.match(gc.stdout, new RegExp(`^bldr gc: stopped the local mesh \\(pid ${mesh.pid}\\); the next distributed build starts another$`, 'm'))
       for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} outlived bldr gc`)
-      await changeSource(dir, 1)
-      const again = await runCli(['build', '-C', dir, ...MESH])
-      assertBuilt(again)
-      assert.ok(notedPid(again).started)
-      assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
     })
   })
 
-  it('two builds started at once in one folder share one mesh', async () => {
+  it('two builds at once in one folder share the kept mesh, and two that both start one leave one', async () => {
     await withProject(copyExample(), async (dir) => {
       const [a, b] = await Promise.all([runCli(['build', '-C', dir, ...MESH]), runCli(['build', '-C', dir, ...MESH])])
       assertBuilt(a)
       assertBuilt(b)
-      // Each reached a mesh (a build whose actions the other finished first may need none).
-      const noted = [a, b].filter((r) => /local mesh:/.test(r.stderr)).map(notedPid)
-      assert.ok(noted.length >= 1)
-      const mesh = await localMeshOf(dir)
-      for (const n of noted) assert.equal(n.pid, mesh.pid, `${a.stderr}\n${b.stderr}`)
-      assert.ok(noted.filter((n) => n.started).length <= 1, 'one of them started it')
+      const mesh = await keptMeshOf(dir)
+      const others = [startedAfter(a), startedAfter(b)].filter((p): p is number => p !== undefined && p !== mesh.pid)
+      await waitUntilGone(others, 15_000)
+      await changeSource(dir, 1)
+      const [c, d] = await Promise.all([runCli(['build', '-C', dir, ...MESH]), runCli(['build', '-C', dir, ...MESH])])
+      assertBuilt(c)
+      assertBuilt(d)
+      // A build whose actions the other finished first needs no mesh.
+      for (const r of [c, d]) if (/local mesh:/.test(r.stderr)) assert.equal(reached(r), mesh.pid, r.stderr)
       assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
+    })
+  })
+
+  it('a worker of the kept mesh killed (SIGKILL) mid-build: the others finish, and the mesh stops with the build', async () => {
+    const n = 12
+    await withProject(makeProject(sleepProject(n, 0.3)), async (dir) => {
+      const mesh = await warmUp(dir, MESH)
+      const build = await startBldr(['build', '-C', dir, ...MESH, '--stats', join(dir, 'stats.json')], /^\[2\//)
+      process.kill(mesh.workers[0]!, 'SIGKILL')
+      assert.equal(await build.exited, 0, build.output())
+      assert.match(build.output(), new RegExp(`^bldr: local worker \\d \\(pid ${mesh.workers[0]}\\) exited with SIGKILL during the build; its actions go to the 1 other worker$`, 'm'))
+      assert.match(build.output(), /^bldr: local mesh stopped: local worker \d \(pid \d+\) exited with SIGKILL during the build$/m)
+      for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} of the mesh outlived the build`)
+      const stats = JSON.parse(await readFile(join(dir, 'stats.json'), 'utf8')) as { executed: number; mesh: { workers: { actionsRun: number }[] } }
+      assert.equal(stats.executed, n + 1)
+      assert.equal(stats.mesh.workers.reduce((k, w) => k + w.actionsRun, 0), n + 1, 'one result per action')
+      assert.equal((await readFile(join(dir, 'all.txt'), 'utf8')).split('\n').filter(Boolean).length, 2 * n)
+    })
+  })
+
+  it('SIGINT to a build on the kept mesh stops the mesh (exit 130); a build killed (SIGKILL) stops it too', async () => {
+    await withProject(makeProject(sleepProject(12, 0.5)), async (dir) => {
+      let mesh = await warmUp(dir, MESH)
+      const interrupted = await startBldr(['build', '-C', dir, ...MESH], /^\[2\//)
+      interrupted.proc.kill('SIGINT')
+      assert.equal(await interrupted.exited, 130, interrupted.output())
+      assert.match(interrupted.output(), /^bldr: local mesh stopped: a build was interrupted \(its actions end with the workers\)$/m)
+      for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} of the mesh is still running`)
+
+      await rm(join(dir, 'warm.txt'))
+      await rm(join(dir, '.bldr'), { recursive: true, force: true })
+      mesh = await warmUp(dir, MESH)
+      const killed = await startBldr(['build', '-C', dir, ...MESH], /^\[2\//)
+      assert.deepEqual(await childPids(killed.proc.pid!), [], 'the build runs on the kept mesh, not its own')
+      killed.proc.kill('SIGKILL')
+      await killed.exited
+      await waitUntilGone([mesh.pid, ...mesh.workers], 15_000)
     })
   })
 
