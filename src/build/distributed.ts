@@ -104,15 +104,6 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshDown.abort(meshError)
       throw meshError
     }))
-  /** The sources this client serves to workers without storing them (served-sources.ts). */
-  const sources = new ServedSources(project.cas.hasher, opts.log ? { log: opts.log } : {})
-  /**
-   * The mesh is started (or reached) when the first action must run: a build
-   * the cache covers needs none. With nothing cached at all (a first build, or
-   * after a clean) every action runs, so it is started at once, while the
-   * client reads and stores the sources: a local mesh's workers took ~0.75 s
-   * to start, and the client ~0.75 s to reach its first action (bench/ninja).
-   */
   const meshDir = join(project.stateDir, 'mesh')
   const keepS = opts.coordinator ? 0 : (opts.meshIdleS ?? 0)
   let keepAfter = false
@@ -125,6 +116,15 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     liveness: opts.liveness ?? null,
     env: settingsEnv(),
   })
+  /** The sources this client serves to workers without storing them (served-sources.ts). */
+  const sources = new ServedSources(project.cas.hasher, opts.log ? { log: opts.log } : {})
+  /**
+   * The mesh is started (or reached) when the first action must run: a build
+   * the cache covers needs none. With nothing cached at all (a first build, or
+   * after a clean) every action runs, so it is started at once, while the
+   * client reads and stores the sources: a local mesh's workers took ~0.75 s
+   * to start, and the client ~0.75 s to reach its first action (bench/ninja).
+   */
   const startMesh = async (): Promise<MeshBuild> => {
     // The coordinator hands what a lost worker held to the others; only with none left does the build stop.
     const onWorkerLost = (text: string, remaining: number): void => {

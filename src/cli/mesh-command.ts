@@ -34,9 +34,10 @@ export async function meshCommand(argv: string[]): Promise<number> {
     directory: { type: 'string', short: 'C' },
     help: { type: 'boolean', short: 'h' },
   })
-  if (values.help || sub === '-h' || sub === '--help' || sub === undefined) {
+  if (sub === undefined) throw new UsageError('bldr mesh: a command is needed (status or stop); see bldr mesh --help')
+  if (values.help || sub === '-h' || sub === '--help') {
     process.stdout.write(`${MESH_HELP}\n`)
-    return sub === undefined && !values.help ? ExitCode.badInput : ExitCode.ok
+    return ExitCode.ok
   }
   if (positionals.length > 0) throw new UsageError(`bldr mesh ${sub}: unexpected argument "${positionals[0]}"; see bldr mesh --help`)
   const folder = resolve(values.directory ?? '.')
