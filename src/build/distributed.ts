@@ -105,7 +105,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       throw meshError
     }))
   const meshDir = join(project.stateDir, 'mesh')
-  const keepS = opts.coordinator ? 0 : (opts.meshIdleS ?? 0)
+  // At another log level than the default, the workers' logs are wanted here: on a kept mesh they would go to its log file.
+  const keepS = opts.coordinator || (opts.workerLogLevel ?? 'warn') !== 'warn' ? 0 : (opts.meshIdleS ?? 0)
   let keepAfter = false
   const meshSettings = (): MeshSettings => ({
     version: codeVersion(),

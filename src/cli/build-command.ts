@@ -52,7 +52,8 @@ disk with this one; inputs and outputs move between them by BLAKE3 digest):
       --mesh-idle S     keep the local mesh S seconds after the last build (default:
                         $BLDR_MESH_IDLE, else ${DEFAULT_MESH_IDLE_S}); 0 keeps none (each build runs its own). A
                         build with other mesh settings (-j, --local-workers, --sandbox,
-                        --strategy, heartbeats, --log-level) replaces it
+                        --strategy, heartbeats) replaces it; one with a --log-level other than
+                        warn runs its own, so the workers' logs come to its stderr
       --coordinator ADDR
                         build on the mesh of the coordinator at this multiaddr (implies --distributed)
       --listen ADDR     with --coordinator: where this client listens for the workers, which fetch

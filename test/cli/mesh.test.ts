@@ -101,7 +101,7 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     })
   })
 
-  it('a build with other settings stops it and keeps one of its own settings; --mesh-idle 0 leaves it alone and keeps none', async () => {
+  it('a build with other settings stops it and keeps one of its own settings; --mesh-idle 0 or another --log-level leaves it alone and keeps none', async () => {
     await withProject(copyExample(), async (dir) => {
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
       const old = await keptMeshOf(dir)
@@ -124,6 +124,14 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       assert.equal(startedAfter(own), undefined)
       assert.deepEqual(await keptMeshOf(dir), replaced)
       assert.ok(isAlive(replaced.pid))
+      // So does a build at another log level: its workers' logs come to its stderr.
+      await changeSource(dir, 3)
+      const verbose = await runCli(['build', '-C', dir, '--distributed', '--local-workers', '1', '-j', '2', '--log-level', 'info'])
+      assertBuilt(verbose)
+      assert.equal(reached(verbose), undefined)
+      assert.equal(startedAfter(verbose), undefined)
+      assert.match(verbose.stderr, /"msg":"worker ready"/)
+      assert.deepEqual(await keptMeshOf(dir), replaced)
       assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
     })
   })
