@@ -58,7 +58,14 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     return 0
   }
   const server = createServer()
-  if (!(await listenFirst(server, files.socket))) {
+  const listening = await listenFirst(server, files.socket)
+  // Found by its socket from now on (or another daemon serves): no longer by the file its starter wrote.
+  try {
+    if (Number(readFileSync(files.starting, 'utf8').trim()) === process.pid) rmSync(files.starting, { force: true })
+  } catch {
+    // none
+  }
+  if (!listening) {
     log?.info({ socket: files.socket }, 'another local mesh serves this folder')
     return 0
   }
@@ -90,7 +97,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       server.close()
       rmSync(files.socket, { force: true })
       if (ownsInfo()) rmSync(files.info, { force: true })
-      await mesh?.stop()
+      // Stopped while starting: once its workers have registered, they are stopped too.
+      await (mesh ?? (await starting.catch(() => undefined)))?.stop()
       for (const s of sockets) s.end()
       resolveDone()
     })())
@@ -223,6 +231,10 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     await stop(`it did not start: ${(err as Error).message}`)
     await done
     return 1
+  }
+  if (stopping) {
+    await done
+    return 0
   }
   startedAt = Date.now()
   // Written in place, never making the folder again: one removed while the mesh started (the project deleted) stops it.

@@ -22,7 +22,7 @@
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,12 +78,13 @@ const LOG_LIMIT_BYTES = 4 << 20
 const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
 
 /** The daemon's files in the mesh folder; the socket goes to the temporary folder when its path would be too long for a Unix socket (108 bytes). */
-export function daemonFiles(meshDir: string): { socket: string; info: string; log: string } {
+export function daemonFiles(meshDir: string): { socket: string; info: string; log: string; starting: string } {
   const socket = join(meshDir, 'daemon.sock')
   return {
     socket: Buffer.byteLength(socket) < 100 ? socket : join(tmpdir(), `bldr-mesh-${createHash('sha256').update(meshDir).digest('hex').slice(0, 20)}.sock`),
     info: join(meshDir, 'daemon.json'),
     log: join(meshDir, 'daemon.log'),
+    starting: join(meshDir, 'daemon.starting'),
   }
 }
 
@@ -287,6 +288,8 @@ export function startLocalMeshDaemon(opts: Omit<ReachOptions, 'onWorkerExited'>)
     })
     child.once('error', () => {}) // then it has no pid
     child.unref()
+    // Until it listens (~0.2 s), `bldr mesh status|stop` and gc find it by this.
+    if (child.pid !== undefined) writeFileSync(files.starting, `${child.pid}\n`)
     return child.pid
   } finally {
     closeSync(logFd)
@@ -318,8 +321,33 @@ function logTail(log: string): string {
 }
 
 /** The running daemon's account, or undefined when none runs for this folder. */
+/**
+ * A connection to the folder's daemon; one still starting (named in
+ * `daemon.starting`, alive, not yet listening) is waited for, at most 15 s.
+ */
+async function connectOrWait(meshDir: string): Promise<DaemonChannel | undefined> {
+  const files = daemonFiles(meshDir)
+  const end = Date.now() + 15_000
+  for (;;) {
+    const channel = await connectDaemon(files.socket)
+    if (channel) return channel
+    const pid = Number(readFileSync(files.starting, { encoding: 'utf8', flag: 'r' }).trim() || NaN)
+    if (!Number.isInteger(pid) || !isAlive(pid) || !isMeshServe(pid) || Date.now() > end) return undefined
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Whether process `pid` is a `bldr mesh serve` (a pid in a stale file may be another program's now). */
+function isMeshServe(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(' mesh serve ')
+  } catch {
+    return false
+  }
+}
+
 export async function localMeshStatus(meshDir: string): Promise<MeshDaemonInfo | undefined> {
-  const channel = await connectDaemon(daemonFiles(meshDir).socket)
+  const channel = await connectOrWait(meshDir).catch(() => undefined)
   if (!channel) return undefined
   channel.send({ op: 'status' })
   try {
@@ -334,7 +362,7 @@ export async function localMeshStatus(meshDir: string): Promise<MeshDaemonInfo |
 
 /** Stop the daemon of this folder if one runs; its pid, once it has stopped its workers. */
 export async function stopLocalMesh(meshDir: string): Promise<number | undefined> {
-  const channel = await connectDaemon(daemonFiles(meshDir).socket)
+  const channel = await connectOrWait(meshDir).catch(() => undefined)
   if (!channel) return undefined
   channel.send({ op: 'status' })
   let pid: number | undefined

@@ -68,6 +68,8 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     await withProject(copyExample(), async (dir) => {
       const first = await runCli(['build', '-C', dir, ...MESH])
       assertBuilt(first)
+      // Asked at once, while it starts, status waits for it.
+      assert.match((await runCli(['mesh', 'status', '-C', dir])).stdout, /^bldr mesh: pid \d+, up \d+ s, 0 builds connected/)
       assert.match(first.stderr, /^bldr: local mesh: 2 worker processes × 1 slot, strategy \S+, seeding [^;]+$/m, 'its own mesh')
       const pid = startedAfter(first)
       assert.ok(pid, first.stderr)
@@ -153,13 +155,23 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     })
   })
 
-  it("bldr gc stops it before collecting its workers' stores", async () => {
+  it("bldr gc stops it before collecting its workers' stores, even while it starts", async () => {
     await withProject(copyExample(), async (dir) => {
-      assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
-      const mesh = await keptMeshOf(dir)
+      const build = await runCli(['build', '-C', dir, ...MESH])
+      assertBuilt(build)
+      // At once: the mesh is still starting (it is found by the file its build wrote, and waited for).
+      const pid = startedAfter(build)
+      assert.ok(pid, build.stderr)
       const gc = await runCli(['gc', '-C', dir])
       assert.equal(gc.code, 0, gc.stderr)
-      assert.match(gc.stdout, new RegExp(`^bldr gc: stopped the local mesh \\(pid ${mesh.pid}\\); the next distributed build starts another$`, 'm'))
+      assert.match(gc.stdout, new RegExp(`^bldr gc: stopped the local mesh \\(pid ${pid}\\); the next distributed build starts another$`, 'm'))
+      assert.ok(!isAlive(pid), 'the mesh outlived bldr gc')
+
+      await changeSource(dir, 1)
+      assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
+      const mesh = await keptMeshOf(dir)
+      const again = await runCli(['gc', '-C', dir])
+      assert.match(again.stdout, new RegExp(`^bldr gc: stopped the local mesh \\(pid ${mesh.pid}\\)`, 'm'))
       for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} outlived bldr gc`)
     })
   })
