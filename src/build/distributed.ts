@@ -108,7 +108,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   // At another log level than the default, the workers' logs are wanted here: on a kept mesh they would go to its log file.
   const keepS = opts.coordinator || (opts.workerLogLevel ?? 'warn') !== 'warn' ? 0 : (opts.meshIdleS ?? 0)
   let keepAfter = false
-  const meshSettings = (): MeshSettings => ({
+  let settings: MeshSettings | undefined
+  const meshSettings = (): MeshSettings => (settings ??= {
     version: codeVersion(),
     slots: [...opts.localSlots],
     strategy: opts.strategy,
@@ -251,7 +252,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
 }
 
 /** "10 min", "90 s": a setting in seconds as a note says it. */
-export function idleText(s: number): string {
+function idleText(s: number): string {
   return s >= 120 && s % 60 === 0 ? `${s / 60} min` : `${s} s`
 }
 

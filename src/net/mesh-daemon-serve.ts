@@ -6,6 +6,7 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
+import { createInterface } from 'node:readline'
 import type { Logger } from 'pino'
 import type { StrategyName } from '../../strategies/index.js'
 import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type MeshDaemonInfo, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
@@ -177,23 +178,15 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
 
   server.on('connection', (s) => {
     sockets.add(s)
-    s.setEncoding('utf8')
-    let buffer = ''
-    s.on('data', (chunk: string) => {
-      buffer += chunk
-      let nl: number
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        let m: ToDaemon
-        try {
-          m = JSON.parse(line) as ToDaemon
-        } catch {
-          log?.warn({ line: line.slice(0, 200) }, 'malformed message to the local mesh ignored')
-          continue
-        }
-        onMessage(s, m).catch((err: unknown) => log?.error({ err }, 'local mesh message failed'))
+    createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
+      let m: ToDaemon
+      try {
+        m = JSON.parse(line) as ToDaemon
+      } catch {
+        log?.warn({ line: line.slice(0, 200) }, 'malformed message to the local mesh ignored')
+        return
       }
+      onMessage(s, m).catch((err: unknown) => log?.error({ err }, 'local mesh message failed'))
     })
     s.on('error', () => {}) // a close follows
     s.once('close', () => {

@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
+import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlive } from '../cas/fs-util.js'
@@ -119,32 +120,23 @@ export class DaemonChannel {
   private readonly queue: FromDaemon[] = []
   private waiting: { resolve: (m: FromDaemon) => void; reject: (e: Error) => void } | undefined
   private ended = false
-  private buffer = ''
+  /** Where `worker-exited` events go. */
+  onEvent: (m: Extract<FromDaemon, { op: 'worker-exited' }>) => void = () => {}
 
-  constructor(
-    private readonly socket: Socket,
-    private onEvent: (m: Extract<FromDaemon, { op: 'worker-exited' }>) => void = () => {},
-  ) {
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk
-      let nl: number
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl)
-        this.buffer = this.buffer.slice(nl + 1)
-        let m: FromDaemon
-        try {
-          m = JSON.parse(line) as FromDaemon
-        } catch {
-          continue
-        }
-        if (m.op === 'worker-exited') this.onEvent(m)
-        else if (this.waiting) {
-          const w = this.waiting
-          this.waiting = undefined
-          w.resolve(m)
-        } else this.queue.push(m)
+  constructor(private readonly socket: Socket) {
+    createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => {
+      let m: FromDaemon
+      try {
+        m = JSON.parse(line) as FromDaemon
+      } catch {
+        return
       }
+      if (m.op === 'worker-exited') this.onEvent(m)
+      else if (this.waiting) {
+        const w = this.waiting
+        this.waiting = undefined
+        w.resolve(m)
+      } else this.queue.push(m)
     })
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
@@ -155,10 +147,6 @@ export class DaemonChannel {
       }),
     )
     socket.on('error', () => {}) // a close follows
-  }
-
-  set events(fn: (m: Extract<FromDaemon, { op: 'worker-exited' }>) => void) {
-    this.onEvent = fn
   }
 
   send(m: ToDaemon): void {
@@ -207,7 +195,6 @@ export class MeshBusyError extends Error {
 export interface LocalMeshLease {
   addr: string
   daemonPid: number
-  workerPids: number[]
   startedAt: number
   /** Let it go: after a build (`done`) it stays for its idle time unless it must stop; after an interruption it stops unless another build uses it. Resolves once it has stopped, if it does. */
   release(how: 'done' | 'interrupted'): Promise<{ stopping: string | null }>
@@ -230,7 +217,7 @@ export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease
   const files = daemonFiles(opts.meshDir)
   const channel = await connectDaemon(files.socket)
   if (!channel) return undefined
-  channel.events = (m) => opts.onWorkerExited(m.text, m.remaining)
+  channel.onEvent = (m) => opts.onWorkerExited(m.text, m.remaining)
   channel.send({ op: 'hello', settings: opts.settings, idleS: opts.idleS })
   let reply: FromDaemon
   try {
@@ -243,7 +230,6 @@ export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease
     return {
       addr: reply.addr,
       daemonPid: pid,
-      workerPids: reply.workers,
       startedAt: reply.startedAt,
       release: async (how) => {
         channel.send({ op: how === 'done' ? 'bye' : 'interrupted' })
