@@ -108,6 +108,12 @@ export function isBldrError(err: unknown): err is BldrError {
   return err instanceof BldrError
 }
 
+/** How the CLI reports an error a command threw: an expected one as `bldr: ` lines, a bug with its stack; and the exit status. */
+export function errorReport(err: unknown): { text: string; exitCode: number } {
+  if (isBldrError(err)) return { text: `bldr: ${err.message.split('\n').join('\nbldr: ')}\n`, exitCode: err.exitCode }
+  return { text: `bldr: unexpected error, please report:\n${(err as Error)?.stack ?? String(err)}\n`, exitCode: ExitCode.internal }
+}
+
 /** The mesh could not be started or reached, so the build could not run there. */
 export class MeshUnavailableError extends BldrError {
   override readonly name = 'MeshUnavailableError'

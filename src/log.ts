@@ -14,12 +14,13 @@ export const LOG_LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', '
 
 const require = createRequire(import.meta.url)
 
-export function createLogger(level: Level | 'silent' = 'warn'): Logger {
+/** A logger at `level`, to stderr or to `to` (a build the kept mesh runs for a thin client logs to the client's). */
+export function createLogger(level: Level | 'silent' = 'warn', to?: { write(line: string): unknown }): Logger {
   let real: Logger | undefined
   return lazyLogger(level, () => {
     if (!real) {
       const { pino } = require('pino') as typeof import('pino')
-      real = pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }))
+      real = pino({ level, base: { pid: process.pid } }, to ?? pino.destination({ fd: 2, sync: true }))
     }
     return real
   })

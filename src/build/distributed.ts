@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
-import { codeVersion, MeshBusyError, reachLocalMesh, settingsEnv, startLocalMeshDaemon, type LocalMeshLease, type MeshSettings } from '../net/mesh-daemon.js'
+import { localMeshSettings, MeshBusyError, reachLocalMesh, startLocalMeshDaemon, type LocalMeshLease, type MeshHost, type MeshSettings } from '../net/mesh-daemon.js'
 import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
 import type { SeedWindow } from '../net/seed-policy.js'
 import type { Liveness } from '../net/liveness.js'
@@ -44,6 +44,10 @@ export interface DistributedBuildOptions {
   liveness?: Liveness
   /** Seconds the local mesh is kept after this build for the next one (0: it is this build's only, stopped with it). Default 0. */
   meshIdleS?: number
+  /** The kept local mesh this build runs in the process of (for a thin client): used instead of reaching one. */
+  host?: MeshHost
+  /** The environment the build runs in (default: this process's): its mesh settings record part of it. */
+  env?: NodeJS.ProcessEnv
   keepGoing?: boolean
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
@@ -109,15 +113,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   const keepS = opts.coordinator || (opts.workerLogLevel ?? 'warn') !== 'warn' ? 0 : (opts.meshIdleS ?? 0)
   let keepAfter = false
   let settings: MeshSettings | undefined
-  const meshSettings = (): MeshSettings => (settings ??= {
-    version: codeVersion(),
-    slots: [...opts.localSlots],
-    strategy: opts.strategy,
-    sandbox: opts.sandbox ?? 'local',
-    logLevel: opts.workerLogLevel ?? 'warn',
-    liveness: opts.liveness ?? null,
-    env: settingsEnv(),
-  })
+  const meshSettings = (): MeshSettings => (settings ??= localMeshSettings(opts))
   /** The sources this client serves to workers without storing them (served-sources.ts). */
   const sources = new ServedSources(project.cas.hasher, opts.log ? { log: opts.log } : {})
   /**
@@ -138,7 +134,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshError ??= new MeshUnavailableError(`${text}; no local worker is left to finish the build`)
       meshDown.abort(meshError)
     }
-    if (!opts.coordinator && keepS > 0) {
+    if (!opts.coordinator && keepS > 0 && opts.host) lease = await opts.host.lease(keepS, onWorkerLost)
+    else if (!opts.coordinator && keepS > 0) {
       try {
         lease = await reachLocalMesh({ meshDir, settings: meshSettings(), idleS: keepS, onWorkerExited: onWorkerLost })
         // None runs (or one of other settings, stopped for this build): this build's own mesh, and one kept for the next.
@@ -174,7 +171,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`
-    const kept = lease ? `; kept from an earlier build (pid ${lease.daemonPid}, up ${upText(Math.round((Date.now() - lease.startedAt) / 1000))})` : ''
+    const kept = lease ? `; kept from an earlier build (pid ${lease.daemonPid}, up ${upText(Math.round((Date.now() - lease.startedAt) / 1000))})${opts.host ? ', which runs this build' : ''}` : ''
     opts.onMeshNote?.(
       opts.coordinator
         ? `mesh at ${opts.coordinator}: ${session.workersAtOpen} worker${session.workersAtOpen === 1 ? '' : 's'}, ${seeding}`

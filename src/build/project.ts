@@ -17,14 +17,14 @@ import type { BuildGraph } from '../graph/dag.js'
 import { loadBuildGraph } from '../graph/load.js'
 import { parseNinjaManifest } from '../graph/ninja/manifest-parser.js'
 import { loadNinjaGraph, projectRootOf } from '../graph/ninja/ninja-load.js'
-import { STATE_DIR } from '../graph/paths.js'
+import { DEFAULT_BUILD_FILE, stateDirOf } from '../graph/paths.js'
 import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createFsSourceTree } from './fs-source-tree.js'
 import { createSandboxExecutor } from './sandbox-executor.js'
 import { SourceDigests } from './source-digests.js'
 
-export const DEFAULT_BUILD_FILE = 'BUILD.yaml'
+export { DEFAULT_BUILD_FILE }
 
 export interface Project {
   /** Absolute project root: the folder of the BUILD file (for a ninja file: the folder holding its build folder and sources). */
@@ -75,11 +75,11 @@ export async function readProjectGraph(opts: OpenProjectOptions = {}): Promise<P
       files: await createFsSourceTree(root).glob('**'),
       onOtherBuildFolders: (folders) => opts.log?.info({ root, folders }, 'other build folders are left out of the source tree staged for each action'),
     })
-    stateDir = join(buildDir, STATE_DIR)
+    stateDir = stateDirOf(buildFile)
   } else {
     root = dirname(buildFile)
     graph = await loadBuildGraph(parseBuildFile(text, shown), createFsSourceTree(root))
-    stateDir = join(root, STATE_DIR)
+    stateDir = stateDirOf(buildFile)
   }
   return { root, buildFile, graph, stateDir }
 }

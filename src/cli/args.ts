@@ -75,6 +75,28 @@ export const LIVENESS_OPTIONS = {
   'worker-timeout': { type: 'string' },
 } as const
 
+/** `bldr build`'s flags (build-command.ts; hosted-build.ts reads the same ones to find the folder's kept mesh). */
+export const BUILD_OPTIONS = {
+  directory: { type: 'string', short: 'C' },
+  file: { type: 'string', short: 'f' },
+  jobs: { type: 'string', short: 'j' },
+  'keep-going': { type: 'boolean', short: 'k' },
+  sandbox: { type: 'string' },
+  stats: { type: 'string' },
+  'keep-failed': { type: 'boolean' },
+  'log-level': { type: 'string' },
+  distributed: { type: 'boolean' },
+  coordinator: { type: 'string' },
+  'local-workers': { type: 'string' },
+  'mesh-idle': { type: 'string' },
+  'seed-policy': { type: 'string' },
+  'seed-window': { type: 'string' },
+  strategy: { type: 'string' },
+  ...LIVENESS_OPTIONS,
+  listen: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 /** Help lines for the heartbeat flags, with descriptions starting at column `col` (as the command's other options). */
 export function livenessHelp(col: number): string {
   const pad = ''.padEnd(col)

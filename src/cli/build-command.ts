@@ -11,11 +11,11 @@ import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../../strategie
 import { ExitCode, UsageError } from '../errors.js'
 import { percentile } from '../percentile.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
-import { livenessHelp, LIVENESS_OPTIONS, parseChoiceFlag, parseCommandArgs, parseIntFlag, parseLivenessFlags } from './args.js'
+import { BUILD_OPTIONS, livenessHelp, parseChoiceFlag, parseCommandArgs, parseIntFlag, parseLivenessFlags } from './args.js'
 import { checkSandbox, isolationNote, SANDBOX_NAMES } from '../../sandbox/create.js'
 import { ProgressReporter } from './progress.js'
-import { DEFAULT_MESH_IDLE_S } from '../net/mesh-daemon.js'
-
+import { DEFAULT_MESH_IDLE_S, localMeshSettings, type MeshHost } from '../net/mesh-daemon.js'
+import { processIo, type BuildIo } from './build-io.js'
 
 export const BUILD_HELP = `Usage: bldr build [targets…] [options]
 
@@ -46,8 +46,9 @@ Distributed builds (actions run on a mesh of worker processes that share no
 disk with this one; inputs and outputs move between them by BLAKE3 digest):
       --distributed     build on a mesh; without --coordinator, on a local one: a coordinator and
                         --local-workers worker processes on 127.0.0.1, their stores under .bldr/mesh.
-                        The one an earlier build kept is used; without one, the build runs its own
-                        and, as it ends, starts one in the background for the next builds (see
+                        The one an earlier build kept is used, and runs the build in its process
+                        (this one relays its output and Ctrl-C); without one, the build runs its
+                        own and, as it ends, starts one in the background for the next builds (see
                         --mesh-idle and bldr mesh)
       --mesh-idle S     keep the local mesh S seconds after the last build (default:
                         $BLDR_MESH_IDLE, else ${DEFAULT_MESH_IDLE_S}); 0 keeps none (each build runs its own). A
@@ -89,35 +90,26 @@ export function splitSlots(jobs: number, workers: number): number[] {
   return Array.from({ length: n }, (_, w) => Math.floor(jobs / n) + (w < jobs % n ? 1 : 0))
 }
 
-export async function buildCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs('build', argv, {
-    directory: { type: 'string', short: 'C' },
-    file: { type: 'string', short: 'f' },
-    jobs: { type: 'string', short: 'j' },
-    'keep-going': { type: 'boolean', short: 'k' },
-    sandbox: { type: 'string' },
-    stats: { type: 'string' },
-    'keep-failed': { type: 'boolean' },
-    'log-level': { type: 'string' },
-    distributed: { type: 'boolean' },
-    coordinator: { type: 'string' },
-    'local-workers': { type: 'string' },
-    'mesh-idle': { type: 'string' },
-    'seed-policy': { type: 'string' },
-    'seed-window': { type: 'string' },
-    strategy: { type: 'string' },
-    ...LIVENESS_OPTIONS,
-    listen: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  })
+/** The kept local mesh was asked to run a build it does not take (another mesh, another kind of build): the client runs it. */
+export class HostDeclined extends Error {
+  override readonly name = 'HostDeclined'
+}
+
+/**
+ * `bldr build`. With `host`, the build runs in the process of the folder's
+ * kept local mesh for a thin client (`io` is the client's); one that would not
+ * use that mesh as it is throws HostDeclined before it does anything.
+ */
+export async function buildCommand(argv: string[], io: BuildIo = processIo(), host?: MeshHost): Promise<number> {
+  const { values, positionals } = parseCommandArgs('build', argv, BUILD_OPTIONS)
   if (values.help) {
-    process.stdout.write(`${BUILD_HELP}\n`)
+    io.stdout.write(`${BUILD_HELP}\n`)
     return ExitCode.ok
   }
   const jobs = parseIntFlag('--jobs', values.jobs, 1, availableParallelism())
   const sandboxName = parseChoiceFlag('--sandbox', values.sandbox, SANDBOX_NAMES, 'local')
   const level = parseChoiceFlag('--log-level', values['log-level'], [...LOG_LEVELS, 'silent'] as const, 'warn')
-  const log = createLogger(level)
+  const log = createLogger(level, io.stderr === process.stderr ? undefined : io.stderr)
   const statsFile = values.stats !== undefined ? resolve(values.stats) : undefined
   const distributed = values.distributed === true || values.coordinator !== undefined
   const localWorkers = parseIntFlag('--local-workers', values['local-workers'], 1, availableParallelism())
@@ -146,7 +138,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
   // Each worker needs a slot: asked for more than -j, that is an error; by default, as many as -j allows.
   if (values['local-workers'] !== undefined && localWorkers > jobs) throw new UsageError(`invalid --local-workers: must be at most -j (${jobs}), each worker needs a slot (got ${localWorkers})`)
   const liveness = parseLivenessFlags(values)
-  const meshIdleS = values['mesh-idle'] !== undefined ? parseIntFlag('--mesh-idle', values['mesh-idle'], 0, 0) : distributed && values.coordinator === undefined ? envIdle() : 0
+  const meshIdleS = values['mesh-idle'] !== undefined ? parseIntFlag('--mesh-idle', values['mesh-idle'], 0, 0) : distributed && values.coordinator === undefined ? envIdle(io.env) : 0
+
+  const slots = splitSlots(jobs, localWorkers)
+  if (host) {
+    const keeps = distributed && values.coordinator === undefined && meshIdleS > 0 && level === 'warn'
+    const why = keeps ? host.refuses(localMeshSettings({ localSlots: slots, strategy, sandbox: sandboxName, workerLogLevel: level, liveness, env: io.env })) : 'it does not use the kept local mesh'
+    if (why) throw new HostDeclined(why)
+  }
 
   // Actions run on this machine (locally or on the embedded mesh's workers): a backend that cannot work here fails now, not once per action.
   // Its check (bwrap's probe, docker's ping) runs while the build file is read; its error comes first.
@@ -157,17 +156,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const project = await opening
   // Marked as running (bldr gc waits for it), unless a collection runs there now.
   const releaseState = holdStateDir(project.stateDir, 'build')
-  const live = process.stdout.isTTY === true && process.env['TERM'] !== 'dumb'
-  const progress = new ProgressReporter(process.stdout, live)
-  process.stderr.write(`bldr: ${isolationNote(sandboxName, { here: values.coordinator === undefined })}\n`)
+  const live = io.stdout.isTTY === true && io.env['TERM'] !== 'dumb'
+  const progress = new ProgressReporter(io.stdout, live)
+  io.stderr.write(`bldr: ${isolationNote(sandboxName, { here: values.coordinator === undefined })}\n`)
   if (sandboxName === 'local' && [...project.graph.actions.values()].some((a) => a.execRoot !== undefined)) {
-    process.stderr.write(`bldr: sandbox local: these commands name files under ${project.root} by absolute path; they run with those paths rewritten to their scratch folders, so outputs that record source paths (assert, debug information) differ from an in-place build (--sandbox bwrap or docker keeps them identical)\n`)
+    io.stderr.write(`bldr: sandbox local: these commands name files under ${project.root} by absolute path; they run with those paths rewritten to their scratch folders, so outputs that record source paths (assert, debug information) differ from an in-place build (--sandbox bwrap or docker keeps them identical)\n`)
   }
 
   const interrupt = new AbortController()
   const onSigint = (): void => interrupt.abort(new Error('interrupted'))
-  process.once('SIGINT', onSigint)
-  process.once('SIGTERM', onSigint)
+  const stopListening = io.onInterrupt(onSigint)
   let summary: BuildSummary
   let mesh: DistributedBuildResult | undefined
   try {
@@ -177,7 +175,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       mesh = await buildDistributed(project, {
         targets: positionals,
         ...(values.coordinator !== undefined ? { coordinator: values.coordinator } : {}),
-        localSlots: splitSlots(jobs, localWorkers),
+        localSlots: slots,
         strategy,
         seedPolicy,
         ...(seedWindow !== undefined ? { seedWindow } : {}),
@@ -185,11 +183,13 @@ export async function buildCommand(argv: string[]): Promise<number> {
         workerLogLevel: level,
         liveness,
         meshIdleS,
+        ...(host ? { host } : {}),
+        env: io.env,
         ...(values.listen !== undefined ? { listen: values.listen } : {}),
         keepGoing: values['keep-going'] ?? false,
         signal: interrupt.signal,
         onEvent: progress.onEvent,
-        onMeshNote: (line) => process.stderr.write(`bldr: ${line}\n`),
+        onMeshNote: (line) => io.stderr.write(`bldr: ${line}\n`),
         log,
       })
       summary = mesh.summary
@@ -206,20 +206,19 @@ export async function buildCommand(argv: string[]): Promise<number> {
       })
     }
   } finally {
-    process.off('SIGINT', onSigint)
-    process.off('SIGTERM', onSigint)
+    stopListening()
     releaseState()
   }
   progress.finish(summary)
-  if (mesh) for (const line of faultLines(mesh.faults, Object.values(mesh.workers))) process.stderr.write(`bldr: ${line}\n`)
+  if (mesh) for (const line of faultLines(mesh.faults, Object.values(mesh.workers))) io.stderr.write(`bldr: ${line}\n`)
   if (statsFile) writeFileAtomic(statsFile, `${JSON.stringify({ ...statsJson(summary, jobs, sandboxName), ...(mesh ? { mesh: meshStatsJson(mesh) } : {}) }, null, 2)}\n`)
   if (interrupt.signal.aborted) return 130
   return summary.ok ? ExitCode.ok : ExitCode.buildFailed
 }
 
 /** BLDR_MESH_IDLE, the default of --mesh-idle (seconds). */
-function envIdle(): number {
-  const v = process.env['BLDR_MESH_IDLE']
+function envIdle(env: NodeJS.ProcessEnv): number {
+  const v = env['BLDR_MESH_IDLE']
   if (v === undefined || v === '') return DEFAULT_MESH_IDLE_S
   if (!/^\d+$/.test(v)) throw new UsageError(`invalid BLDR_MESH_IDLE: must be an integer >= 0 (seconds; got ${JSON.stringify(v)})`)
   return Number(v)

@@ -1,11 +1,12 @@
 /** The `bldr` command: dispatch to a subcommand; expected errors as one line, bugs with a stack. */
 import { readFileSync } from 'node:fs'
-import { ExitCode, isBldrError, UsageError } from '../errors.js'
+import { errorReport, ExitCode, UsageError } from '../errors.js'
 import { didYouMean } from '../graph/suggest.js'
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   // Each command is loaded when it runs: the mesh's libp2p stack alone takes ~0.4 s to load.
-  build: { summary: 'build targets of the BUILD file in this folder, here or on a mesh', run: async (a) => (await import('./build-command.js')).buildCommand(a) },
+  // A distributed build first asks the folder's kept local mesh to run it (hosted-build.ts).
+  build: { summary: 'build targets of the BUILD file in this folder, here or on a mesh', run: async (a) => (await (await import('./hosted-build.js')).hostedBuild(a)) ?? (await import('./build-command.js')).buildCommand(a) },
   graph: { summary: 'list the actions a build would run (as ninja -t commands)', run: async (a) => (await import('./graph-command.js')).graphCommand(a) },
   gc: { summary: 'remove what no cached action needs from .bldr (--max-size bounds it)', run: async (a) => (await import('./gc-command.js')).gcCommand(a) },
   mesh: { summary: 'the local mesh bldr build --distributed keeps between builds: status, stop', run: async (a) => (await import('./mesh-command.js')).meshCommand(a) },
@@ -47,11 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!command) throw new UsageError(`unknown command "${first}"${didYouMean(first, Object.keys(COMMANDS))}; see bldr --help`)
     return await command.run(rest)
   } catch (err) {
-    if (isBldrError(err)) {
-      process.stderr.write(`bldr: ${err.message.split('\n').join('\nbldr: ')}\n`)
-      return err.exitCode
-    }
-    process.stderr.write(`bldr: unexpected error, please report:\n${(err as Error)?.stack ?? String(err)}\n`)
-    return ExitCode.internal
+    const { text, exitCode } = errorReport(err)
+    process.stderr.write(text)
+    return exitCode
   }
 }

@@ -1,9 +1,10 @@
 /** `bldr mesh`: the local mesh `bldr build --distributed` keeps running between builds (src/net/mesh-daemon.ts). */
 import { join, resolve } from 'node:path'
-import { ExitCode, UsageError } from '../errors.js'
+import { errorReport, ExitCode, UsageError } from '../errors.js'
 import { STATE_DIR } from '../graph/paths.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
-import { localMeshStatus, stopLocalMesh, type MeshSettings } from '../net/mesh-daemon.js'
+import { localMeshStatus, stopLocalMesh, type MeshHost, type MeshSettings } from '../net/mesh-daemon.js'
+import type { BuildIo } from './build-io.js'
 import { parseChoiceFlag, parseCommandArgs, parseIntFlag, requireFlag } from './args.js'
 
 export const MESH_HELP = `Usage: bldr mesh <status|stop> [options]
@@ -78,5 +79,19 @@ async function serve(argv: string[]): Promise<number> {
   const asked = parseChoiceFlag('--log-level', values['log-level'] ?? settings.logLevel, [...LOG_LEVELS, 'silent'] as const, 'warn')
   const log = createLogger(LOG_LEVELS.indexOf(asked as (typeof LOG_LEVELS)[number]) > LOG_LEVELS.indexOf('info') ? asked : 'info')
   const { serveLocalMesh } = await import('../net/mesh-daemon-serve.js')
-  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), log })
+  // The build's code is loaded while the workers start, not when the first build comes.
+  const building = import('./build-command.js').then(async (m) => (await import('../build/distributed.js'), m))
+  building.catch(() => {}) // reported by the first build it fails
+  const hostBuild = async (argv: string[], io: BuildIo, host: MeshHost): Promise<number | { declined: string }> => {
+    const { buildCommand, HostDeclined } = await building
+    try {
+      return await buildCommand(argv, io, host)
+    } catch (err) {
+      if (err instanceof HostDeclined) return { declined: err.message }
+      const { text, exitCode } = errorReport(err)
+      io.stderr.write(text)
+      return exitCode
+    }
+  }
+  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, log })
 }

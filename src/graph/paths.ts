@@ -1,8 +1,15 @@
 /** Rules for the paths a BUILD file may name: inside the project, relative, normalized. */
-import { posix } from 'node:path'
+import { dirname, join, posix } from 'node:path'
 
 /** bldr's own state folder; no action may read or write it. */
 export const STATE_DIR = '.bldr'
+/** The build file read when none is named (`-f`). */
+export const DEFAULT_BUILD_FILE = 'BUILD.yaml'
+
+/** A project's state folder: beside its build file (a BUILD.yaml project's root, or a ninja build folder). */
+export function stateDirOf(buildFile: string): string {
+  return join(dirname(buildFile), STATE_DIR)
+}
 /** Where the C/C++ rules put their outputs. */
 export const RULE_OUTPUT_DIR = 'bldr-out'
 

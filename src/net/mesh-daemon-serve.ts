@@ -3,13 +3,21 @@
  * (a coordinator in this process, worker processes beside it: local-mesh.ts)
  * between builds. Builds reach it through mesh-daemon.ts, which also says
  * when it stops. Its output (and its workers') goes to `.bldr/mesh/daemon.log`.
+ *
+ * It also runs builds in its own process for thin clients (hosted-build.ts),
+ * one at a time: the build's output goes to the client, the client's Ctrl-C
+ * (or its connection closing) interrupts it, and it runs in the client's
+ * folder (this process's working folder meanwhile) with the client's
+ * environment.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { StrategyName } from '../../strategies/index.js'
-import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type MeshDaemonInfo, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
+import type { BuildIo } from '../cli/build-io.js'
+import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type HostedBuildRequest, type LocalMeshLease, type MeshDaemonInfo, type MeshHost, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
 import { isStopped, startLocalMesh, type LocalMesh } from './local-mesh.js'
 
 /** How often the daemon looks at its folder and its workers. */
@@ -21,7 +29,32 @@ export interface ServeOptions {
   folderId?: string
   settings: MeshSettings
   idleS: number
+  /** Run a build in this process for a thin client (build-command.ts): its exit status, or why it does not run here. */
+  hostBuild?: (argv: string[], io: BuildIo, host: MeshHost) => Promise<number | { declined: string }>
   log?: Logger
+}
+
+/** What is wrong with a build request's fields, if anything. */
+function malformedRequest(req: HostedBuildRequest): string | undefined {
+  const r = req as unknown as Record<string, unknown>
+  if (!Array.isArray(r['argv']) || !r['argv'].every((a) => typeof a === 'string')) return 'argv must be a list of strings'
+  if (typeof r['cwd'] !== 'string' || !r['cwd'].startsWith('/')) return 'cwd must be an absolute path'
+  const env = r['env']
+  if (typeof env !== 'object' || env === null || !Object.values(env).every((v) => typeof v === 'string')) return 'env must map names to strings'
+  if (typeof r['version'] !== 'string') return 'version must be a string'
+  if (typeof r['columns'] !== 'number' || typeof r['stdoutTty'] !== 'boolean') return 'columns must be a number and stdoutTty a boolean'
+  return undefined
+}
+
+/** A stream whose writes go to a thin client as `out` messages. */
+function toClient(send: (m: FromDaemon) => void, fd: 1 | 2, tty?: { columns: number }): BuildIo['stdout'] {
+  const out = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      send({ op: 'out', fd, text: chunk.toString() })
+      done()
+    },
+  })
+  return Object.assign(out, tty ? { isTTY: true, columns: tty.columns } : { isTTY: false })
 }
 
 /** Listen on `path`; false when another daemon answers there (a socket file nobody answers is stale and replaced). */
@@ -71,8 +104,13 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     return 0
   }
   let idleS = opts.idleS
-  /** Connections that said hello and have not said bye. */
-  const builds = new Set<Socket>()
+  /** Builds using the mesh (a connection that said hello and not bye, or a hosted build), each with how it hears of a worker that exits. */
+  const builds = new Map<object, (text: string, remaining: number) => void>()
+  /** The hosted build's connection, how to interrupt it, and its end (sent its exit status). */
+  let hosted: { socket: Socket; interrupt: () => void; done: Promise<void> } | undefined
+  /** Resolved once the mesh's workers and coordinator have stopped. */
+  let resolveMeshStopped!: () => void
+  const meshStopped = new Promise<void>((resolve) => (resolveMeshStopped = resolve))
   const sockets = new Set<Socket>()
   let mesh: LocalMesh | undefined
   let startedAt = 0
@@ -93,13 +131,16 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       log?.info({ why }, 'local mesh stopping')
       clearTimeout(idleTimer)
       clearInterval(watch)
-      for (const s of sockets) if (!builds.has(s)) send(s, { op: 'stopping', why })
+      for (const s of sockets) if (!builds.has(s) && s !== hosted?.socket) send(s, { op: 'stopping', why })
       // Gone at once, not after the workers: a build may start the next daemon meanwhile, whose files these become.
       server.close()
       rmSync(files.socket, { force: true })
       if (ownsInfo()) rmSync(files.info, { force: true })
       // Stopped while starting: once its workers have registered, they are stopped too.
       await (mesh ?? (await starting.catch(() => undefined)))?.stop()
+      resolveMeshStopped()
+      // A hosted build ends with its mesh (its next action fails); its client gets its output and exit status first.
+      await hosted?.done
       for (const s of sockets) s.end()
       resolveDone()
     })())
@@ -130,15 +171,116 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     ...(opts.settings.liveness ? { liveness: opts.settings.liveness } : {}),
     onWorkerLost: (err, remaining) => {
       degraded ??= err.message
-      for (const s of builds) send(s, { op: 'worker-exited', text: err.message, remaining })
+      for (const tell of builds.values()) tell(err.message, remaining)
       whenUnused()
     },
     ...(log ? { log } : {}),
   })
   starting.catch(() => {})
 
+  /** Why a build that asks for `settings` cannot use this mesh now, if it cannot. */
+  const refuses = (settings: MeshSettings): string | undefined => {
+    const diff = settingsDiff(opts.settings, settings)
+    if (diff) return `it runs other settings (${diff})`
+    if (stopping) return 'it is stopping'
+    return mesh && builds.size === 0 ? unwell() : undefined
+  }
+
+  /** The mesh for a build in this process: kept `idle` seconds after it, stopped after it when it must be (as `bye`/`interrupted` do). */
+  const lease = async (idle: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease> => {
+    if (stopping) throw new Error('the local mesh is stopping')
+    const token = {}
+    idleS = idle
+    clearTimeout(idleTimer)
+    builds.set(token, onWorkerExited)
+    let ready: LocalMesh
+    try {
+      ready = await starting
+    } catch (err) {
+      builds.delete(token)
+      throw err
+    }
+    return {
+      addr: ready.addr,
+      daemonPid: process.pid,
+      startedAt,
+      release: async (how) => {
+        if (!builds.delete(token)) return { stopping: null }
+        const why = builds.size > 0 ? undefined : (unwell() ?? (how === 'interrupted' ? 'a build was interrupted (its actions end with the workers)' : undefined))
+        if (!why) {
+          whenUnused()
+          return { stopping: null }
+        }
+        void stop(why)
+        await meshStopped
+        return { stopping: why }
+      },
+    }
+  }
+
+  /** Run a thin client's build here, or decline it (the client then builds as without this mesh). */
+  const hostBuild = async (s: Socket, req: HostedBuildRequest): Promise<void> => {
+    const decline = (why: string): void => {
+      send(s, { op: 'declined', why })
+      s.end()
+    }
+    const malformed = malformedRequest(req)
+    if (malformed) {
+      log?.warn({ malformed }, 'malformed build request declined')
+      return decline(`malformed build request: ${malformed}`)
+    }
+    if (!opts.hostBuild) return decline('this mesh runs no builds')
+    if (req.version !== opts.settings.version) return decline(`the build is another bldr (${req.version}; this mesh runs ${opts.settings.version})`)
+    if (hosted) return decline('it runs another build')
+    if (stopping) return decline('it is stopping')
+    try {
+      process.chdir(req.cwd)
+    } catch (err) {
+      return decline(`it cannot enter ${req.cwd}: ${(err as Error).message}`)
+    }
+    const handlers = new Set<() => void>()
+    let interrupted = false
+    let ended!: () => void
+    hosted = {
+      socket: s,
+      interrupt: () => {
+        if (interrupted) return
+        interrupted = true
+        for (const h of handlers) h()
+      },
+      done: new Promise<void>((resolve) => (ended = resolve)),
+    }
+    const toThis = (m: FromDaemon): void => send(s, m)
+    const io: BuildIo = {
+      stdout: toClient(toThis, 1, req.stdoutTty ? { columns: req.columns } : undefined),
+      stderr: toClient(toThis, 2),
+      env: req.env,
+      onInterrupt: (h) => {
+        handlers.add(h)
+        if (interrupted) h()
+        return () => handlers.delete(h)
+      },
+    }
+    try {
+      const result = await opts.hostBuild(req.argv, io, { refuses, lease })
+      if (typeof result === 'number') {
+        send(s, { op: 'exit', code: result, stopping: stopping ? process.pid : null })
+        s.end()
+      } else decline(result.declined)
+    } finally {
+      process.chdir('/')
+      hosted = undefined
+      ended()
+    }
+  }
+
   const onMessage = async (s: Socket, m: ToDaemon): Promise<void> => {
     if (m.op === 'status') return send(s, { op: 'status', ...info() })
+    if (m.op === 'build') return hostBuild(s, m)
+    if (m.op === 'signal') {
+      if (hosted?.socket === s) hosted.interrupt()
+      return
+    }
     if (m.op === 'stop') {
       send(s, { op: 'stopping', why: 'bldr mesh stop' })
       return stop('asked to stop')
@@ -157,7 +299,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       }
       idleS = m.idleS
       clearTimeout(idleTimer)
-      builds.add(s)
+      builds.set(s, (text, remaining) => send(s, { op: 'worker-exited', text, remaining }))
       try {
         await starting
       } catch (err) {
@@ -191,6 +333,11 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     s.on('error', () => {}) // a close follows
     s.once('close', () => {
       sockets.delete(s)
+      // A hosted build's client gone (killed): the build is interrupted; it says when it is done whether the mesh stops.
+      if (hosted?.socket === s) {
+        hosted.interrupt()
+        return
+      }
       // A build gone without a bye (killed): as if interrupted.
       if (builds.delete(s) && builds.size === 0 && !stopping) void stop(degraded ?? 'a build ended without saying so (killed?): its actions end with the workers')
       else whenUnused()

@@ -30,6 +30,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlive } from '../cas/fs-util.js'
 import { dockerOverNetwork, nodeChildEnv } from '../node-child-env.js'
+import type { DistributedBuildOptions } from '../build/distributed.js'
 import type { Liveness } from './liveness.js'
 
 /** Seconds a local mesh is kept after its last build when the build does not say (`--mesh-idle`, BLDR_MESH_IDLE). */
@@ -58,8 +59,24 @@ export interface MeshDaemonInfo {
   builds: number
 }
 
+/**
+ * A build the daemon is asked to run in its own process for a thin client
+ * (hosted-build.ts): the client's command line, folder, environment and bldr
+ * code, and whether its output goes to a terminal.
+ */
+export interface HostedBuildRequest {
+  op: 'build'
+  argv: string[]
+  cwd: string
+  env: Record<string, string>
+  version: string
+  /** The client's stdout is a terminal of this many columns (0: not a terminal). */
+  columns: number
+  stdoutTty: boolean
+}
+
 /** Messages from a build or `bldr mesh` to the daemon. */
-export type ToDaemon = { op: 'hello'; settings: MeshSettings; idleS: number } | { op: 'bye' } | { op: 'interrupted' } | { op: 'status' } | { op: 'stop' }
+export type ToDaemon = { op: 'hello'; settings: MeshSettings; idleS: number } | { op: 'bye' } | { op: 'interrupted' } | { op: 'status' } | { op: 'stop' } | HostedBuildRequest | { op: 'signal' }
 /** Messages from the daemon. */
 export type FromDaemon =
   | ({ op: 'ready' } & MeshDaemonInfo)
@@ -70,6 +87,11 @@ export type FromDaemon =
   | { op: 'bye'; stopping: string | null }
   | ({ op: 'status' } & MeshDaemonInfo)
   | { op: 'stopping'; why: string }
+  // A hosted build: not run here (the client builds as without one), its output, its exit status.
+  | { op: 'declined'; why: string }
+  | { op: 'out'; fd: 1 | 2; text: string }
+  // `stopping`: the daemon's pid when it stops after this build (the client waits for it to exit, as a build that said bye does).
+  | { op: 'exit'; code: number; stopping: number | null }
 
 /** Longest wait for a stopping daemon to close its socket. */
 const STOP_TIMEOUT_MS = 30_000
@@ -93,6 +115,19 @@ export function daemonFiles(meshDir: string): { socket: string; info: string; lo
 export function codeVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
   return `${pkg.version}+${Math.round(statSync(fileURLToPath(import.meta.url)).mtimeMs)}`
+}
+
+/** The settings of the local mesh a build with these options asks for: this code, and the environment it runs in. */
+export function localMeshSettings(opts: Pick<DistributedBuildOptions, 'localSlots' | 'strategy' | 'sandbox' | 'workerLogLevel' | 'liveness' | 'env'>): MeshSettings {
+  return {
+    version: codeVersion(),
+    slots: [...opts.localSlots],
+    strategy: opts.strategy,
+    sandbox: opts.sandbox ?? 'local',
+    logLevel: opts.workerLogLevel ?? 'warn',
+    liveness: opts.liveness ?? null,
+    env: settingsEnv(opts.env),
+  }
 }
 
 const ENV_KEYS = /^(PATH|TMPDIR|DOCKER_[A-Z_]+|BLDR_FAULT_[A-Z_]+)$/
@@ -200,6 +235,14 @@ export interface LocalMeshLease {
   release(how: 'done' | 'interrupted'): Promise<{ stopping: string | null }>
 }
 
+/** What a build running in the daemon's process (for a thin client) is given of its mesh. */
+export interface MeshHost {
+  /** Why this mesh must not run a build that asks for `settings` (other settings, a worker lost, stopping), or undefined. */
+  refuses(settings: MeshSettings): string | undefined
+  /** The mesh for this build, kept `idleS` after it; `onWorkerExited` hears of a worker process that ends meanwhile. */
+  lease(idleS: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease>
+}
+
 export interface ReachOptions {
   meshDir: string
   settings: MeshSettings
@@ -237,7 +280,7 @@ export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease
         const stopping = answer.op === 'bye' ? answer.stopping : null
         if (stopping) {
           // Its workers are gone once it closes the socket; it exits just after.
-          if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(pid, 5_000)
+          await stoppedWith(channel, pid)
         } else channel.close()
         return { stopping }
       },
@@ -245,7 +288,7 @@ export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease
   }
   if (reply.op === 'restarting') {
     // Its workers use the stores this build's will: it is gone first.
-    if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(reply.pid, 5_000)
+    await stoppedWith(channel, reply.pid)
     return undefined
   }
   channel.close()
@@ -286,6 +329,11 @@ export function startLocalMeshDaemon(opts: Omit<ReachOptions, 'onWorkerExited'>)
 export function folderId(path: string): string | undefined {
   const st = statSync(path, { throwIfNoEntry: false })
   return st ? `${st.dev}:${st.ino}` : undefined
+}
+
+/** Wait for a daemon that said it stops (pid `pid`) to close `channel` and exit. */
+export async function stoppedWith(channel: DaemonChannel, pid: number): Promise<void> {
+  if (await channel.waitClosed(STOP_TIMEOUT_MS)) await exitOf(pid, 5_000)
 }
 
 /** Wait (at most `ms`) for a process to exit. */
@@ -360,6 +408,7 @@ export async function stopLocalMesh(meshDir: string): Promise<number | undefined
   } catch {
     // It stopped by itself meanwhile.
   }
-  if ((await channel.waitClosed(STOP_TIMEOUT_MS)) && pid !== undefined) await exitOf(pid, 5_000)
+  if (pid === undefined) await channel.waitClosed(STOP_TIMEOUT_MS)
+  else await stoppedWith(channel, pid)
   return pid
 }

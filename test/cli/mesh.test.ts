@@ -9,7 +9,9 @@ import { appendFile, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { describe, it } from 'node:test'
+import { createConnection } from 'node:net'
 import { isAlive } from '../../src/cas/fs-util.js'
+import { daemonFiles } from '../../src/net/mesh-daemon.js'
 import { childPids, copyExample, keptMeshOf, makeProject, runCli, startBldr, withProject, type CliResult } from '../helpers.js'
 
 const MESH = ['--distributed', '--local-workers', '2', '-j', '2']
@@ -26,7 +28,7 @@ function startedAfter(r: CliResult): number | undefined {
 
 /** The kept mesh a build used (its note), if it did. */
 function reached(r: CliResult): number | undefined {
-  const m = /^bldr: local mesh: .*; kept from an earlier build \(pid (\d+), up \d+ (s|min)\)$/m.exec(r.stderr)
+  const m = /^bldr: local mesh: .*; kept from an earlier build \(pid (\d+), up \d+ (s|min)\)(, which runs this build)?$/m.exec(r.stderr)
   return m ? Number(m[1]) : undefined
 }
 
@@ -228,6 +230,60 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       killed.proc.kill('SIGKILL')
       await killed.exited
       await waitUntilGone([mesh.pid, ...mesh.workers], 15_000)
+    })
+  })
+
+  it("runs a build for a thin client in its own process: in the client's folder and environment, with its output and exit status", async () => {
+    const project = {
+      ...sleepProject(2, 0),
+      'BUILD.yaml': `${sleepProject(2, 0)['BUILD.yaml']}  bad:\n    command: [sh, -c, "echo oops >&2; exit 3"]\n    outputs: [bad.txt]\n`,
+    }
+    await withProject(makeProject(project), async (dir) => {
+      const mesh = await warmUp(dir, MESH)
+      // -C and --stats are the client's: relative to its folder.
+      const r = await runCli(['build', 'all', ...MESH, '--stats', 'hosted-stats.json'], { cwd: dir })
+      assertBuilt(r)
+      assert.equal(reached(r), mesh.pid, r.stderr)
+      assert.match(r.stderr, /, which runs this build$/m)
+      assert.match(r.stdout, /^bldr: built 4 actions in [\d.]+ s: 3 executed, 1 cached, 0 failed/m)
+      assert.equal(JSON.parse(await readFile(join(dir, 'hosted-stats.json'), 'utf8')).executed, 3)
+      assert.equal((await readFile(join(dir, 'all.txt'), 'utf8')).split('\n').filter(Boolean).length, 4)
+
+      const failed = await runCli(['build', '-C', dir, 'bad', ...MESH])
+      assert.equal(failed.code, 1, failed.stderr)
+      assert.match(failed.stdout, /^FAILED: bad: /m)
+      assert.match(failed.stdout, /^ {2}oops$/m)
+      const unknown = await runCli(['build', '-C', dir, 'no-such-target', ...MESH])
+      assert.equal(unknown.code, 2)
+      assert.match(unknown.stderr, /^bldr: unknown target "no-such-target"/m)
+      assert.deepEqual(await keptMeshOf(dir), mesh, 'a failed build and a bad target leave it running')
+      // A malformed request is declined, and the mesh stays up.
+      const socket = createConnection(daemonFiles(join(dir, '.bldr', 'mesh')).socket)
+      socket.end(`${JSON.stringify({ op: 'build', argv: 5, cwd: dir })}\n`)
+      let reply = ''
+      for await (const chunk of socket) reply += String(chunk)
+      assert.match(reply, /^\{"op":"declined","why":"malformed build request: argv must be a list of strings"\}\n$/)
+      assert.ok(isAlive(mesh.pid))
+
+      // The client's environment: BLDR_MESH_IDLE sets how long the mesh stays after this build.
+      await appendFile(join(dir, 'BUILD.yaml'), '  extra:\n    command: [sh, -c, "echo x > extra.txt"]\n    outputs: [extra.txt]\n')
+      const brief = await runCli(['build', '-C', dir, 'extra', ...MESH], { env: { BLDR_MESH_IDLE: '1' } })
+      assertBuilt(brief)
+      assert.equal(reached(brief), mesh.pid, brief.stderr)
+      await waitUntilGone([mesh.pid, ...mesh.workers], 15_000)
+    })
+  })
+
+  it('a build whose hosting mesh is killed mid-build finishes in its own process', async () => {
+    await withProject(makeProject(sleepProject(8, 0.4)), async (dir) => {
+      const mesh = await warmUp(dir, MESH)
+      const build = await startBldr(['build', '-C', dir, ...MESH], /^\[2\//)
+      process.kill(mesh.pid, 'SIGKILL')
+      assert.equal(await build.exited, 0, build.output())
+      assert.match(build.output(), /^bldr: the local mesh running this build ended before it \(see .*daemon\.log\); this process builds what is left$/m)
+      assert.match(build.output(), /^bldr: built 10 actions in /m)
+      assert.equal((await readFile(join(dir, 'all.txt'), 'utf8')).split('\n').filter(Boolean).length, 16)
+      await waitUntilGone(mesh.workers, 15_000)
     })
   })
 
