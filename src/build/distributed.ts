@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { openMeshBuild, type MeshBuild } from '../net/build-client.js'
+import { openMeshBuild, type KeptBuildNode, type MeshBuild } from '../net/build-client.js'
 import { startLocalMesh, type LocalMesh } from '../net/local-mesh.js'
 import { localMeshSettings, MeshBusyError, reachLocalMesh, startLocalMeshDaemon, type LocalMeshLease, type MeshHost, type MeshSettings } from '../net/mesh-daemon.js'
 import type { FaultAccount, SeedPolicy, WorkerStatsWire } from '../net/protocols.js'
@@ -92,6 +92,8 @@ export type MeshStart = 'build start' | 'first action'
 export async function buildDistributed(project: Project, opts: DistributedBuildOptions): Promise<DistributedBuildResult> {
   let local: LocalMesh | undefined
   let lease: LocalMeshLease | undefined
+  /** The node the kept mesh keeps for the builds it runs (this is one). */
+  let hostNode: KeptBuildNode | undefined
   let session: MeshBuild | undefined
   let before: Record<string, WorkerStatsWire | null> = {}
   const ranBy = new Map<string, number>()
@@ -134,7 +136,11 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshError ??= new MeshUnavailableError(`${text}; no local worker is left to finish the build`)
       meshDown.abort(meshError)
     }
-    if (!opts.coordinator && keepS > 0 && opts.host) lease = await opts.host.lease(keepS, onWorkerLost)
+    if (!opts.coordinator && keepS > 0 && opts.host) {
+      const hosted = await opts.host.lease(keepS, onWorkerLost)
+      lease = hosted
+      hostNode = hosted.clientNode
+    }
     else if (!opts.coordinator && keepS > 0) {
       try {
         lease = await reachLocalMesh({ meshDir, settings: meshSettings(), idleS: keepS, onWorkerExited: onWorkerLost })
@@ -168,6 +174,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       // Workers of a standing mesh may be on other machines: they must reach this client for inputs and outputs.
       listen: [opts.listen ?? (opts.coordinator ? '/ip4/0.0.0.0/tcp/0' : '/ip4/127.0.0.1/tcp/0')],
       ...(opts.liveness ? { liveness: opts.liveness } : {}),
+      ...(hostNode ? { node: hostNode } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`

@@ -1,5 +1,6 @@
 /**
- * The client's end of a distributed build: its own mesh node, which serves the
+ * The client's end of a distributed build: its mesh node (its own, or one the
+ * kept local mesh keeps for the builds it runs, see `node`), which serves the
  * project's store over `/bldr/cas/1.0.0` (workers fetch inputs from it), opens
  * a build at the coordinator, submits ready actions in batches, receives each
  * action's start and result, and fetches outputs from the worker that made them.
@@ -11,10 +12,10 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
 import { Batcher } from './batcher.js'
-import { CasClient, MAX_BLOBS_PER_STREAM, serveCas, type ExtraBlobs } from './cas-protocol.js'
+import { CasClient, MAX_BLOBS_PER_STREAM, serveCasFrom, type CasSource, type ExtraBlobs } from './cas-protocol.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
 import { RECONNECT_GRACE_MS } from './liveness.js'
-import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
+import { BUILD_EVENTS_PROTOCOL, BUILD_PROTOCOL, type BuildEvent, type BuildRequest, type BuildResponse, type FaultAccount, type SeedPolicy, type WireItem, type WireSandbox, type WorkerStatsWire } from './protocols.js'
 import type { SeedWindow } from './seed-policy.js'
 import { ProtocolClient, ProtocolError, requestExpecting, serveProtocol } from './request-response.js'
 
@@ -36,6 +37,13 @@ export interface OpenMeshBuildOptions {
   liveness?: Liveness
   /** Sources served to workers beside the store's blobs (src/build/served-sources.ts). */
   sources?: ExtraBlobs
+  /**
+   * A running node to build on instead of one of the build's own (`listen` and
+   * `liveness` are then its): the kept local mesh's, for the builds it runs,
+   * so each does not make a node and connect it to the mesh again. It is not
+   * stopped at close; it serves one build at a time.
+   */
+  node?: KeptBuildNode
   log?: Logger
 }
 
@@ -55,9 +63,51 @@ const CALL_RETRY_MS = 50
 /** Most actions in one submit. */
 const SUBMIT_BATCH = 2048
 
+/** A build open on a node: what the node serves for it, and where its events go. */
+interface OnNode extends CasSource {
+  buildId: string
+  events(events: readonly BuildEvent[]): Promise<void>
+}
+
+/**
+ * A node kept between builds (the kept local mesh's, for the builds it runs),
+ * made by keepBuildNode and given to openMeshBuild as `node`. It serves the CAS
+ * and build events once, for the build open on it when a request comes: the
+ * coordinator keeps its stream of events to the node from one build to the
+ * next, and events of a build already closed are dropped.
+ */
+export interface KeptBuildNode {
+  node: MeshNode
+  /** The build open on it (one at a time). */
+  open?: OnNode
+}
+
+/** Keep `node` for builds; `log` hears of what it serves whichever build is open. */
+export async function keepBuildNode(node: MeshNode, log?: Logger): Promise<KeptBuildNode> {
+  const kept: KeptBuildNode = { node }
+  await serveBuilds(node, () => kept.open, log?.child({ component: 'client' }))
+  return kept
+}
+
+/** Serve the CAS and build events on `node` for the build `current()` gives when each request comes. */
+async function serveBuilds(node: MeshNode, current: () => OnNode | undefined, log: Logger | undefined): Promise<void> {
+  await serveCasFrom(node, current, log ? { log } : {})
+  await serveProtocol(
+    node,
+    BUILD_EVENTS_PROTOCOL,
+    async (req) => {
+      const open = current()
+      const mine = req.events.filter((e) => e.type === 'stalled' || (e.type === 'started' ? e.ids : [e.id]).some((id) => id.startsWith(`${open?.buildId}/`)))
+      if (open && mine.length > 0) await open.events(mine)
+      return { ok: true as const }
+    },
+    log,
+  )
+}
+
 export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBuild> {
   const log = opts.log?.child({ component: 'client' })
-  const node = await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.liveness ? { liveness: opts.liveness } : {}) })
+  const node = opts.node?.node ?? (await createMeshNode({ ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.liveness ? { liveness: opts.liveness } : {}) }))
   const coordinatorAddr = parseMultiaddr(opts.coordinator)
   const client = new ProtocolClient(node, BUILD_PROTOCOL)
   const cas = new CasClient(node, opts.cas)
@@ -73,12 +123,12 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       onRetry: (err, attempt) => log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
     })
 
-  await serveCas(node, opts.cas, { ...(opts.sources ? { extra: opts.sources } : {}), ...(log ? { log } : {}) })
-  await serveProtocol(
-    node,
-    BUILD_EVENTS_PROTOCOL,
-    async (req) => {
-      for (const e of req.events) {
+  const onNode: OnNode = {
+    buildId,
+    cas: opts.cas,
+    ...(opts.sources ? { extra: opts.sources } : {}),
+    events: async (events) => {
+      for (const e of events) {
         if (e.type === 'started') handlers?.started(e.ids, e.worker)
         else if (e.type === 'stalled') handlers?.stalled?.(e.reason)
         else {
@@ -86,10 +136,17 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
           handlers?.result(e.id, e.worker, e.report)
         }
       }
-      return { ok: true as const }
     },
-    log,
-  )
+  }
+  const kept = opts.node
+  if (kept?.open) throw new Error(`build ${kept.open.buildId} is still open on this node; one build at a time`)
+  if (kept) kept.open = onNode
+  else await serveBuilds(node, () => onNode, log)
+  /** Done with the node: stopped if it is the build's, else left for the next build. */
+  const leave = async (): Promise<void> => {
+    if (!kept) return node.stop()
+    if (kept.open === onNode) delete kept.open
+  }
 
   /**
    * A coordinator that stops (killed, restarted, cut off) would leave the build
@@ -122,7 +179,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   try {
     opened = (await call({ type: 'open', buildId, policy: opts.policy, ...(opts.seedWindow !== undefined ? { seedWindow: opts.seedWindow } : {}), addrs: clientAddrs, sandbox: opts.sandbox, platform: opts.platform }, 'opened')).workers
   } catch (err) {
-    await node.stop()
+    await leave()
     const refusal = err instanceof ProtocolError ? /answered: (?:handler failed: )?(.*)$/s.exec(err.message)?.[1] : undefined
     if (refusal) throw new Error(`the coordinator at ${opts.coordinator} refused the build: ${refusal}`, { cause: err })
     throw new Error(`cannot reach the coordinator at ${opts.coordinator}: ${(err as Error).message}`, { cause: err })
@@ -156,7 +213,7 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       node.removeEventListener('peer:disconnect', onDisconnect)
       const closed = await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => log?.warn({ err }, 'could not close the build at the coordinator'))
       client.close()
-      await node.stop()
+      await leave()
       return closed ? closed.account : undefined
     },
   }

@@ -204,18 +204,34 @@ export interface CasServerOptions {
   log?: Logger
 }
 
+/** What a CAS server serves: a store, and blobs beside it. */
+export interface CasSource {
+  cas: CasStore
+  extra?: ExtraBlobs
+}
+
 /** Serve this node's CAS to its peers. */
 export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOptions = {}): Promise<void> {
+  const source: CasSource = { cas, ...(opts.extra ? { extra: opts.extra } : {}) }
+  await serveCasFrom(node, () => source, opts)
+}
+
+/**
+ * Serve, on each stream, what `source` gives when it opens: a node kept between
+ * builds serves the build open on it (src/net/build-client.ts); none open, a
+ * request is answered with an error.
+ */
+export async function serveCasFrom(node: MeshNode, source: () => CasSource | undefined, opts: Omit<CasServerOptions, 'extra'> = {}): Promise<void> {
   const maxBlobBytes = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES
   const frameTimeoutMs = opts.frameTimeoutMs ?? 10_000
   /** A get's answer: the head, then (if found) the chunks and the end frame; a small blob's frames join `batch`. */
-  const serveBlob = async (lp: CasFrames, d: Digest, batch: FrameBatch): Promise<void> => {
+  const serveBlob = async ({ cas, extra: extraBlobs }: CasSource, lp: CasFrames, d: Digest, batch: FrameBatch): Promise<void> => {
     let small: Uint8Array[] | null
     try {
       small = smallBlobFrames(cas, d, opts.corruptSent)
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
-        const extra = opts.extra?.bytesOf(d)
+        const extra = extraBlobs?.bytesOf(d)
         if (extra) return batch.add([json({ found: true, size: extra.byteLength }), ...bytesFrames(extra, opts.corruptSent)])
         return batch.add([json({ found: false, reason: 'not here' })])
       }
@@ -239,21 +255,24 @@ export async function serveCas(node: MeshNode, cas: CasStore, opts: CasServerOpt
     const lp = flowControlled(stream)
     try {
       let req: z.infer<typeof requestSchema>
+      const serving = source()
       try {
         req = parse(await lp.read(frameTimeoutMs), requestSchema, 'request')
+        if (!serving) throw new Error('no build is open on this node')
       } catch (err) {
         opts.log?.warn({ err, from }, 'rejected a CAS request')
         await lp.write(json({ error: (err as Error).message }))
         await stream.close()
         return
       }
+      const { cas, extra } = serving
       if (req.op === 'has') {
         const have: Digest[] = []
-        for (const d of req.digests) if ((await cas.has(d)) || opts.extra?.has(d)) have.push(d)
+        for (const d of req.digests) if ((await cas.has(d)) || extra?.has(d)) have.push(d)
         await lp.write(json({ have }))
       } else if (req.op === 'get' || req.op === 'getMany') {
         const batch = new FrameBatch(lp)
-        for (const d of req.op === 'get' ? [req.digest] : req.digests) await serveBlob(lp, d, batch)
+        for (const d of req.op === 'get' ? [req.digest] : req.digests) await serveBlob(serving, lp, d, batch)
         await batch.flush()
       } else {
         const refused: { digest: Digest; error: string }[] = []

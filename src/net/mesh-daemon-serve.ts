@@ -19,6 +19,8 @@ import type { StrategyName } from '../../strategies/index.js'
 import type { BuildIo } from '../cli/build-io.js'
 import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type HostedBuildRequest, type LocalMeshLease, type MeshDaemonInfo, type MeshHost, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
 import { isStopped, startLocalMesh, type LocalMesh } from './local-mesh.js'
+import { keepBuildNode, type KeptBuildNode } from './build-client.js'
+import { createMeshNode, parseMultiaddr } from './node.js'
 
 /** How often the daemon looks at its folder and its workers. */
 const WATCH_MS = 1_000
@@ -108,6 +110,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   const builds = new Map<object, (text: string, remaining: number) => void>()
   /** The hosted build's connection, how to interrupt it, and its end (sent its exit status). */
   let hosted: { socket: Socket; interrupt: () => void; done: Promise<void> } | undefined
+  /** The node of the builds this process runs, kept between them (connected to the coordinator and, after a first build, to the workers). */
+  let clientNode: Promise<KeptBuildNode> | undefined
   /** Resolved once the mesh's workers and coordinator have stopped. */
   let resolveMeshStopped!: () => void
   const meshStopped = new Promise<void>((resolve) => (resolveMeshStopped = resolve))
@@ -138,6 +142,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       if (ownsInfo()) rmSync(files.info, { force: true })
       // Stopped while starting: once its workers have registered, they are stopped too.
       await (mesh ?? (await starting.catch(() => undefined)))?.stop()
+      await (await clientNode?.catch(() => undefined))?.node.stop()
       resolveMeshStopped()
       // A hosted build ends with its mesh (its next action fails); its client gets its output and exit status first.
       await hosted?.done
@@ -187,7 +192,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   }
 
   /** The mesh for a build in this process: kept `idle` seconds after it, stopped after it when it must be (as `bye`/`interrupted` do). */
-  const lease = async (idle: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease> => {
+  const lease = async (idle: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease & { clientNode: KeptBuildNode }> => {
     if (stopping) throw new Error('the local mesh is stopping')
     const token = {}
     idleS = idle
@@ -200,7 +205,15 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       builds.delete(token)
       throw err
     }
+    let node: KeptBuildNode
+    try {
+      node = await (clientNode ??= openClientNode(ready.addr))
+    } catch (err) {
+      builds.delete(token)
+      throw err
+    }
     return {
+      clientNode: node,
       addr: ready.addr,
       daemonPid: process.pid,
       startedAt,
@@ -271,6 +284,18 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       process.chdir('/')
       hosted = undefined
       ended()
+    }
+  }
+
+  /** The builds' node, connected to the coordinator; one that fails to start is made again by the next build. */
+  const openClientNode = async (coordinator: string): Promise<KeptBuildNode> => {
+    try {
+      const node = await createMeshNode({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.settings.liveness ? { liveness: opts.settings.liveness } : {}) })
+      await node.dial(parseMultiaddr(coordinator)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node could not reach the coordinator yet'))
+      return await keepBuildNode(node, log)
+    } catch (err) {
+      clientNode = undefined
+      throw err
     }
   }
 
@@ -389,6 +414,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     return 0
   }
   log?.info({ addr: mesh.addr, workers: mesh.pids, idleS }, 'local mesh ready')
+  // Made now, so the first build that comes need not wait for it.
+  if (opts.hostBuild) (clientNode ??= openClientNode(mesh.addr)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node did not start; the next build tries again'))
   whenUnused()
   await done
   process.off('SIGTERM', onSignal)

@@ -32,6 +32,7 @@ import { isAlive } from '../cas/fs-util.js'
 import { dockerOverNetwork, nodeChildEnv } from '../node-child-env.js'
 import type { DistributedBuildOptions } from '../build/distributed.js'
 import type { Liveness } from './liveness.js'
+import type { KeptBuildNode } from './build-client.js'
 
 /** Seconds a local mesh is kept after its last build when the build does not say (`--mesh-idle`, BLDR_MESH_IDLE). */
 export const DEFAULT_MESH_IDLE_S = 600
@@ -240,7 +241,7 @@ export interface MeshHost {
   /** Why this mesh must not run a build that asks for `settings` (other settings, a worker lost, stopping), or undefined. */
   refuses(settings: MeshSettings): string | undefined
   /** The mesh for this build, kept `idleS` after it; `onWorkerExited` hears of a worker process that ends meanwhile. */
-  lease(idleS: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease>
+  lease(idleS: number, onWorkerExited: (text: string, remaining: number) => void): Promise<LocalMeshLease & { clientNode: KeptBuildNode }>
 }
 
 export interface ReachOptions {

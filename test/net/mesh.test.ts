@@ -14,7 +14,8 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { join } from 'node:path'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../../src/cas/store.js'
-import { openMeshBuild } from '../../src/net/build-client.js'
+import { keepBuildNode, openMeshBuild } from '../../src/net/build-client.js'
+import { createMeshNode } from '../../src/net/node.js'
 import { AUTO_WINDOW_RATIO } from '../../src/net/seed-policy.js'
 import { PLATFORM } from '../../src/build/project.js'
 import type { ActionPayload } from '../../src/worker/action-payload.js'
@@ -120,6 +121,34 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
       const one = await mostHeld(1)
       assert.ok(one > 2 && one <= 4, `window 1: up to one queued per slot (held ${one})`)
       assert.ok((await mostHeld(undefined)) >= 15, 'no window: the backlog goes into the queues')
+    })
+  })
+
+  it("builds one after another on a node kept between them (the kept mesh's): each hears its own actions, one at a time, and the node stays up", async () => {
+    await withTwoWorkers('bldr-kept-node-', async ({ coordinator, cas }) => {
+      const kept = await keepBuildNode(await createMeshNode({ listen: ['/ip4/127.0.0.1/tcp/0'] }))
+      const open = (): ReturnType<typeof openMeshBuild> => openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', sandbox: 'local', platform: PLATFORM, node: kept })
+      try {
+        for (let b = 0; b < 3; b++) {
+          const session = await open()
+          assert.equal(session.clientId, kept.node.peerId.toString())
+          await assert.rejects(open(), /^Error: build [0-9a-f]+ is still open on this node; one build at a time$/)
+          // The coordinator sends each build's events over the stream it keeps to the node: they must reach this build, not the one before.
+          const N = 6
+          const heard: string[] = []
+          const all = new Promise<void>((resolve, reject) => {
+            const late = setTimeout(() => reject(new Error(`build ${b + 1} heard ${heard.length} of its ${N} results in 20 s`)), 20_000)
+            session.setHandlers({ started: () => {}, result: (id) => void (heard.push(id) === N && (clearTimeout(late), resolve())) })
+          })
+          for (let i = 0; i < N; i++) void session.submit({ id: `${session.buildId}/a${i}`, payload: { sleepMs: 10 } as unknown as ActionPayload })
+          await all
+          assert.deepEqual(heard.filter((id) => !id.startsWith(`${session.buildId}/`)), [])
+          await session.close()
+          assert.equal(kept.node.status, 'started')
+        }
+      } finally {
+        await kept.node.stop()
+      }
     })
   })
 
