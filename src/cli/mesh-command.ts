@@ -93,5 +93,12 @@ async function serve(argv: string[]): Promise<number> {
       return exitCode
     }
   }
-  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, log })
+  const warmUp = async (host: MeshHost, idleS: number): Promise<void> => {
+    await building
+    const { warmUpMesh } = await import('../build/warm-up.js')
+    const started = performance.now()
+    const actions = await warmUpMesh(host, settings, idleS, log)
+    log.info({ actions, ms: Math.round(performance.now() - started) }, 'warm-up build done')
+  }
+  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, warmUp, log })
 }

@@ -33,6 +33,8 @@ export interface ServeOptions {
   idleS: number
   /** Run a build in this process for a thin client (build-command.ts): its exit status, or why it does not run here. */
   hostBuild?: (argv: string[], io: BuildIo, host: MeshHost) => Promise<number | { declined: string }>
+  /** A first build run here once the mesh is ready, if no build came first (src/build/warm-up.ts); hosted builds wait for it. */
+  warmUp?: (host: MeshHost, idleS: number) => Promise<void>
   log?: Logger
 }
 
@@ -112,6 +114,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   let hosted: { socket: Socket; interrupt: () => void; done: Promise<void> } | undefined
   /** The node of the builds this process runs, kept between them (connected to the coordinator and, after a first build, to the workers). */
   let clientNode: Promise<KeptBuildNode> | undefined
+  /** The warm-up build while it runs. */
+  let warming: Promise<void> | undefined
   /** Resolved once the mesh's workers and coordinator have stopped. */
   let resolveMeshStopped!: () => void
   const meshStopped = new Promise<void>((resolve) => (resolveMeshStopped = resolve))
@@ -144,6 +148,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       await (mesh ?? (await starting.catch(() => undefined)))?.stop()
       await (await clientNode?.catch(() => undefined))?.node.stop()
       resolveMeshStopped()
+      await warming
       // A hosted build ends with its mesh (its next action fails); its client gets its output and exit status first.
       await hosted?.done
       for (const s of sockets) s.end()
@@ -244,6 +249,9 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     }
     if (!opts.hostBuild) return decline('this mesh runs no builds')
     if (req.version !== opts.settings.version) return decline(`the build is another bldr (${req.version}; this mesh runs ${opts.settings.version})`)
+    // The warm-up is short (a few actions): a build that comes meanwhile waits for it rather than build without the mesh.
+    await warming
+    if (s.destroyed) return
     if (hosted) return decline('it runs another build')
     if (stopping) return decline('it is stopping')
     try {
@@ -416,6 +424,12 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   log?.info({ addr: mesh.addr, workers: mesh.pids, idleS }, 'local mesh ready')
   // Made now, so the first build that comes need not wait for it.
   if (opts.hostBuild) (clientNode ??= openClientNode(mesh.addr)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node did not start; the next build tries again'))
+  // Not beside a build that came while the mesh started (they would share the builds' node).
+  if (opts.warmUp && !hosted && builds.size === 0) {
+    warming = opts.warmUp({ refuses, lease }, idleS)
+      .catch((err: unknown) => log?.warn({ err }, 'the warm-up build failed; the first build pays for what it would have done'))
+      .finally(() => (warming = undefined))
+  }
   whenUnused()
   await done
   process.off('SIGTERM', onSignal)

@@ -245,6 +245,8 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       assertBuilt(r)
       assert.equal(reached(r), mesh.pid, r.stderr)
       assert.match(r.stderr, /, which runs this build$/m)
+      // The mesh ran a build of its own once ready (src/build/warm-up.ts): an action per slot and their join, run, not cached; this build waited for it.
+      assert.match(await readFile(daemonFiles(join(dir, '.bldr', 'mesh')).log, 'utf8'), /"actions":3,"ms":\d+,"msg":"warm-up build done"/)
       assert.match(r.stdout, /^bldr: built 4 actions in [\d.]+ s: 3 executed, 1 cached, 0 failed/m)
       assert.equal(JSON.parse(await readFile(join(dir, 'hosted-stats.json'), 'utf8')).executed, 3)
       assert.equal((await readFile(join(dir, 'all.txt'), 'utf8')).split('\n').filter(Boolean).length, 4)
