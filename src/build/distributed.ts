@@ -197,6 +197,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       cas: project.cas,
       actionCache: project.actionCache,
       sourceDigests: SourceDigests.ofProject(project.stateDir),
+      // The kept mesh of a hosted build is up: its session opens in a few ms, unless the checks hold this thread meanwhile.
+      ...(opts.host ? { holdChecks: () => (starting && !session ? starting : undefined) } : {}),
       executor: createMeshExecutor({
         connect,
         cas: project.cas,

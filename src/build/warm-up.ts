@@ -9,12 +9,12 @@
  * a new mesh, 0.38 s for the next). It now finds all of that done.
  *
  * Its inputs carry a fresh nonce, so its actions run rather than come from the
- * workers' caches; its client store is removed with its folder (what the
- * workers stored is collected by `bldr gc` like any build's).
+ * workers' caches. Its folder (`.bldr/mesh/warm-up`, its client store inside)
+ * is removed after it, and before it in case a mesh killed during one left it;
+ * what the workers stored is collected by `bldr gc` like any build's.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { checkSandbox, type AvailableSandbox } from '../../sandbox/create.js'
@@ -40,12 +40,25 @@ export function warmUpNinja(slots: number): string {
   ].join('\n')
 }
 
-/** Run the warm-up build on the mesh `host` leases, kept `idleS` after it; the actions it ran. */
-export async function warmUpMesh(host: MeshHost, settings: MeshSettings, idleS: number, log?: Logger): Promise<number> {
+export interface WarmUpOptions {
+  /** The mesh, as the builds it runs get it. */
+  host: MeshHost
+  settings: MeshSettings
+  idleS: number
+  /** The warm-up's folder (made, then removed). */
+  dir: string
+  /** Interrupts it (the mesh stops). */
+  signal: AbortSignal
+  log?: Logger
+}
+
+/** Run the warm-up build; the actions it ran. */
+export async function warmUpMesh({ host, settings, idleS, dir, signal, log }: WarmUpOptions): Promise<number> {
   const sandbox = settings.sandbox as AvailableSandbox
   // As a build does first (bwrap's probe, docker's ping): its answer is kept for the builds after.
   await checkSandbox(sandbox)
-  const dir = await mkdtemp(join(tmpdir(), 'bldr-warm-up-'))
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
   try {
     const slots = settings.slots.reduce((a, b) => a + b, 0)
     await writeFile(join(dir, 'build.ninja'), warmUpNinja(slots))
@@ -62,6 +75,7 @@ export async function warmUpMesh(host: MeshHost, settings: MeshSettings, idleS: 
       meshIdleS: idleS,
       host,
       env: { ...settings.env },
+      signal,
       ...(log ? { log } : {}),
     })
     if (!summary.ok) throw new Error(`its build failed (${summary.failed.join(', ') || 'no action ran'})`)

@@ -93,12 +93,13 @@ async function serve(argv: string[]): Promise<number> {
       return exitCode
     }
   }
-  const warmUp = async (host: MeshHost, idleS: number): Promise<void> => {
+  const meshDir = resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir']))
+  const warmUp = async (host: MeshHost, idleS: number, signal: AbortSignal): Promise<void> => {
     await building
     const { warmUpMesh } = await import('../build/warm-up.js')
     const started = performance.now()
-    const actions = await warmUpMesh(host, settings, idleS, log)
+    const actions = await warmUpMesh({ host, settings, idleS, dir: join(meshDir, 'warm-up'), signal, log })
     log.info({ actions, ms: Math.round(performance.now() - started) }, 'warm-up build done')
   }
-  return serveLocalMesh({ meshDir: resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir'])), ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, warmUp, log })
+  return serveLocalMesh({ meshDir, ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, warmUp, log })
 }

@@ -33,8 +33,13 @@ export interface ServeOptions {
   idleS: number
   /** Run a build in this process for a thin client (build-command.ts): its exit status, or why it does not run here. */
   hostBuild?: (argv: string[], io: BuildIo, host: MeshHost) => Promise<number | { declined: string }>
-  /** A first build run here once the mesh is ready, if no build came first (src/build/warm-up.ts); hosted builds wait for it. */
-  warmUp?: (host: MeshHost, idleS: number) => Promise<void>
+  /**
+   * A first build run here once the mesh is ready, if no build came first
+   * (src/build/warm-up.ts); hosted builds wait for it. It is not one of the
+   * builds `status` counts (gc and other settings do not wait for it): the
+   * mesh stopping interrupts it (`signal`).
+   */
+  warmUp?: (host: MeshHost, idleS: number, signal: AbortSignal) => Promise<void>
   log?: Logger
 }
 
@@ -114,8 +119,9 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   let hosted: { socket: Socket; interrupt: () => void; done: Promise<void> } | undefined
   /** The node of the builds this process runs, kept between them (connected to the coordinator and, after a first build, to the workers). */
   let clientNode: Promise<KeptBuildNode> | undefined
-  /** The warm-up build while it runs. */
+  /** The warm-up build while it runs, and how the mesh stopping interrupts it. */
   let warming: Promise<void> | undefined
+  const warmAbort = new AbortController()
   /** Resolved once the mesh's workers and coordinator have stopped. */
   let resolveMeshStopped!: () => void
   const meshStopped = new Promise<void>((resolve) => (resolveMeshStopped = resolve))
@@ -137,6 +143,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   const stop = (why: string): Promise<void> =>
     (stopping ??= (async () => {
       log?.info({ why }, 'local mesh stopping')
+      warmAbort.abort(new Error(`the local mesh is stopping: ${why}`))
       clearTimeout(idleTimer)
       clearInterval(watch)
       for (const s of sockets) if (!builds.has(s) && s !== hosted?.socket) send(s, { op: 'stopping', why })
@@ -426,8 +433,24 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   if (opts.hostBuild) (clientNode ??= openClientNode(mesh.addr)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node did not start; the next build tries again'))
   // Not beside a build that came while the mesh started (they would share the builds' node).
   if (opts.warmUp && !hosted && builds.size === 0) {
-    warming = opts.warmUp({ refuses, lease }, idleS)
-      .catch((err: unknown) => log?.warn({ err }, 'the warm-up build failed; the first build pays for what it would have done'))
+    const ready = mesh
+    // Not a lease: the warm-up is no build of a user's, so nothing waits for it and it stops nothing when it ends.
+    const warmHost: MeshHost = {
+      refuses,
+      lease: async () => ({
+        clientNode: await (clientNode ??= openClientNode(ready.addr)),
+        addr: ready.addr,
+        daemonPid: process.pid,
+        startedAt,
+        release: async () => ({ stopping: null }),
+      }),
+    }
+    warming = opts
+      .warmUp(warmHost, idleS, warmAbort.signal)
+      .catch((err: unknown) => {
+        if (warmAbort.signal.aborted) log?.info('the warm-up build stopped with the mesh')
+        else log?.warn({ err }, 'the warm-up build failed; the first build pays for what it would have done')
+      })
       .finally(() => (warming = undefined))
   }
   whenUnused()

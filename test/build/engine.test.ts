@@ -3,8 +3,12 @@ import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
-import type { BuildEvent, BuildSummary } from '../../src/build/engine.js'
-import { buildLocally, openProject } from '../../src/build/project.js'
+import { setTimeout as delay } from 'node:timers/promises'
+import { runBuild, type BuildEvent, type BuildOptions, type BuildSummary } from '../../src/build/engine.js'
+import { buildLocally, openProject, PLATFORM, resolveTargets } from '../../src/build/project.js'
+import { createSandboxExecutor } from '../../src/build/sandbox-executor.js'
+import { SourceDigests } from '../../src/build/source-digests.js'
+import { createSandbox } from '../../sandbox/create.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { canDropCapabilities } from '../../sandbox/process-runner.js'
 import { copyExample, makeProject, mtimeMs, snapshotFiles, withProject } from '../helpers.js'
@@ -468,6 +472,73 @@ describe('a ninja build whose source tree changes while it runs', () => {
       const failure = events.find((e) => e.type === 'action-failed')
       assert.ok(failure?.type === 'action-failed')
       assert.match(failure.failure.reason, /^source file a\.txt changed \(was blake3 0{64}, now [0-9a-f]{64}\) during the build; run the build again$/)
+    })
+  })
+})
+
+/** A ninja project of `n` independent copies, i/<k>.txt -> o/<k>.txt. */
+function copiesProject(n: number): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const files: Record<string, string> = { 'build.ninja': `rule copy\n  command = cp $in $out\n${Array.from({ length: n }, (_, k) => `build o/${k}.txt: copy i/${k}.txt\n`).join('')}` }
+  for (let k = 0; k < n; k++) files[`i/${k}.txt`] = `${k}\n`
+  return makeProject(files)
+}
+
+/** A build of `dir` as buildLocally runs it, with `extra` options of the engine; its events. */
+async function buildWith(dir: string, extra: Partial<BuildOptions> = {}): Promise<{ summary: BuildSummary; events: BuildEvent[] }> {
+  const project = await openProject({ dir, file: 'build.ninja' })
+  const sandbox = createSandbox('local', { cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), slots: 2, keepFailed: false })
+  const events: BuildEvent[] = []
+  try {
+    const summary = await runBuild({
+      graph: project.graph,
+      roots: resolveTargets(project.graph, []),
+      root: project.root,
+      cas: project.cas,
+      actionCache: project.actionCache,
+      sourceDigests: SourceDigests.ofProject(project.stateDir),
+      executor: createSandboxExecutor(sandbox),
+      platform: PLATFORM,
+      onEvent: (e) => events.push(e),
+      ...extra,
+    })
+    return { summary, events }
+  } finally {
+    project.actionCache.close()
+    await sandbox.close()
+  }
+}
+
+const cachedDone = (events: BuildEvent[]): number => events.filter((e) => e.type === 'action-done' && e.status === 'cached').length
+
+describe('the cache checks of a build', { timeout: 120_000 }, () => {
+  it('let I/O in as they go, and wait while holdChecks says so', async () => {
+    const N = 300
+    await withProject(copiesProject(N), async (dir) => {
+      assert.equal((await buildWith(dir)).summary.executed, N)
+
+      // Nothing changed: 300 checks are far over CHECK_SLICE_MS, and a callback queued before them runs before they are all done.
+      let doneWhenIoRan = -1
+      const events: BuildEvent[] = []
+      const unchanged = await buildWith(dir, {
+        onEvent: (e) => {
+          if (e.type === 'build-start') setImmediate(() => (doneWhenIoRan = cachedDone(events)))
+          events.push(e)
+        },
+      })
+      assert.equal(unchanged.summary.cached, N)
+      assert.ok(doneWhenIoRan >= 0 && doneWhenIoRan < N, `I/O got in after ${doneWhenIoRan} of ${N} checks`)
+
+      // holdChecks: no check is done while it gives a promise; all are once it settles.
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      let open = false
+      const held: BuildEvent[] = []
+      const building = buildWith(dir, { holdChecks: () => (open ? undefined : gate), onEvent: (e) => held.push(e) })
+      await delay(100)
+      assert.equal(cachedDone(held), 0)
+      open = true
+      release()
+      assert.equal((await building).summary.cached, N)
     })
   })
 })
