@@ -19,7 +19,7 @@ import { parseNinjaManifest } from '../graph/ninja/manifest-parser.js'
 import { loadNinjaGraph, projectRootOf } from '../graph/ninja/ninja-load.js'
 import { DEFAULT_BUILD_FILE, stateDirOf } from '../graph/paths.js'
 import { createSandbox, type AvailableSandbox } from '../../sandbox/create.js'
-import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
+import { runBuild, type BuildEvent, type BuildOptions, type BuildSummary } from './engine.js'
 import { createFsSourceTree } from './fs-source-tree.js'
 import { createSandboxExecutor } from './sandbox-executor.js'
 import { SourceDigests } from './source-digests.js'
@@ -120,6 +120,8 @@ export interface LocalBuildOptions {
   keepFailed?: boolean
   signal?: AbortSignal
   onEvent?: (e: BuildEvent) => void
+  /** See BuildOptions.holdChecks. */
+  holdChecks?: BuildOptions['holdChecks']
   log?: Logger
 }
 
@@ -146,6 +148,7 @@ export async function buildLocally(project: Project, opts: LocalBuildOptions): P
       keepGoing: opts.keepGoing ?? false,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.holdChecks ? { holdChecks: opts.holdChecks } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
   } finally {

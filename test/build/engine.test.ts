@@ -4,11 +4,8 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { setTimeout as delay } from 'node:timers/promises'
-import { runBuild, type BuildEvent, type BuildOptions, type BuildSummary } from '../../src/build/engine.js'
-import { buildLocally, openProject, PLATFORM, resolveTargets } from '../../src/build/project.js'
-import { createSandboxExecutor } from '../../src/build/sandbox-executor.js'
-import { SourceDigests } from '../../src/build/source-digests.js'
-import { createSandbox } from '../../sandbox/create.js'
+import type { BuildEvent, BuildSummary } from '../../src/build/engine.js'
+import { buildLocally, openProject, type LocalBuildOptions } from '../../src/build/project.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
 import { canDropCapabilities } from '../../sandbox/process-runner.js'
 import { copyExample, makeProject, mtimeMs, snapshotFiles, withProject } from '../helpers.js'
@@ -483,29 +480,11 @@ function copiesProject(n: number): Promise<{ dir: string; cleanup: () => Promise
   return makeProject(files)
 }
 
-/** A build of `dir` as buildLocally runs it, with `extra` options of the engine; its events. */
-async function buildWith(dir: string, extra: Partial<BuildOptions> = {}): Promise<{ summary: BuildSummary; events: BuildEvent[] }> {
-  const project = await openProject({ dir, file: 'build.ninja' })
-  const sandbox = createSandbox('local', { cas: project.cas, scratchRoot: join(project.stateDir, 'scratch'), slots: 2, keepFailed: false })
+/** A local build of `dir` (a ninja project) with `opts`; its events. */
+async function buildWith(dir: string, opts: Partial<LocalBuildOptions> = {}): Promise<{ summary: BuildSummary; events: BuildEvent[] }> {
   const events: BuildEvent[] = []
-  try {
-    const summary = await runBuild({
-      graph: project.graph,
-      roots: resolveTargets(project.graph, []),
-      root: project.root,
-      cas: project.cas,
-      actionCache: project.actionCache,
-      sourceDigests: SourceDigests.ofProject(project.stateDir),
-      executor: createSandboxExecutor(sandbox),
-      platform: PLATFORM,
-      onEvent: (e) => events.push(e),
-      ...extra,
-    })
-    return { summary, events }
-  } finally {
-    project.actionCache.close()
-    await sandbox.close()
-  }
+  const summary = await buildLocally(await openProject({ dir, file: 'build.ninja' }), { jobs: 2, onEvent: (e) => events.push(e), ...opts })
+  return { summary, events }
 }
 
 const cachedDone = (events: BuildEvent[]): number => events.filter((e) => e.type === 'action-done' && e.status === 'cached').length
