@@ -91,9 +91,8 @@ export type MeshStart = 'build start' | 'first action'
 
 export async function buildDistributed(project: Project, opts: DistributedBuildOptions): Promise<DistributedBuildResult> {
   let local: LocalMesh | undefined
-  let lease: LocalMeshLease | undefined
-  /** The node the kept mesh keeps for the builds it runs (this is one). */
-  let hostNode: KeptBuildNode | undefined
+  /** The kept mesh's; a hosted build's has the node that mesh keeps for the builds it runs. */
+  let lease: (LocalMeshLease & { clientNode?: KeptBuildNode }) | undefined
   let session: MeshBuild | undefined
   let before: Record<string, WorkerStatsWire | null> = {}
   const ranBy = new Map<string, number>()
@@ -136,11 +135,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       meshError ??= new MeshUnavailableError(`${text}; no local worker is left to finish the build`)
       meshDown.abort(meshError)
     }
-    if (!opts.coordinator && keepS > 0 && opts.host) {
-      const hosted = await opts.host.lease(keepS, onWorkerLost)
-      lease = hosted
-      hostNode = hosted.clientNode
-    }
+    if (!opts.coordinator && keepS > 0 && opts.host) lease = await opts.host.lease(keepS, onWorkerLost)
     else if (!opts.coordinator && keepS > 0) {
       try {
         lease = await reachLocalMesh({ meshDir, settings: meshSettings(), idleS: keepS, onWorkerExited: onWorkerLost })
@@ -174,7 +169,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       // Workers of a standing mesh may be on other machines: they must reach this client for inputs and outputs.
       listen: [opts.listen ?? (opts.coordinator ? '/ip4/0.0.0.0/tcp/0' : '/ip4/127.0.0.1/tcp/0')],
       ...(opts.liveness ? { liveness: opts.liveness } : {}),
-      ...(hostNode ? { node: hostNode } : {}),
+      ...(lease?.clientNode ? { node: lease.clientNode } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`

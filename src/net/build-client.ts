@@ -97,8 +97,10 @@ async function serveBuilds(node: MeshNode, current: () => OnNode | undefined, lo
     BUILD_EVENTS_PROTOCOL,
     async (req) => {
       const open = current()
-      const mine = req.events.filter((e) => e.type === 'stalled' || (e.type === 'started' ? e.ids : [e.id]).some((id) => id.startsWith(`${open?.buildId}/`)))
-      if (open && mine.length > 0) await open.events(mine)
+      if (!open) return { ok: true as const }
+      const prefix = `${open.buildId}/`
+      const mine = req.events.filter((e) => e.type === 'stalled' || (e.type === 'started' ? e.ids : [e.id]).some((id) => id.startsWith(prefix)))
+      if (mine.length > 0) await open.events(mine)
       return { ok: true as const }
     },
     log,

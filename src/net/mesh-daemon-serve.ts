@@ -210,26 +210,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     idleS = idle
     clearTimeout(idleTimer)
     builds.set(token, onWorkerExited)
-    let ready: LocalMesh
     try {
-      ready = await starting
-    } catch (err) {
-      builds.delete(token)
-      throw err
-    }
-    let node: KeptBuildNode
-    try {
-      node = await (clientNode ??= openClientNode(ready.addr))
-    } catch (err) {
-      builds.delete(token)
-      throw err
-    }
-    return {
-      clientNode: node,
-      addr: ready.addr,
-      daemonPid: process.pid,
-      startedAt,
-      release: async (how) => {
+      return await leaseOf(await starting, async (how) => {
         if (!builds.delete(token)) return { stopping: null }
         const why = builds.size > 0 ? undefined : (unwell() ?? (how === 'interrupted' ? 'a build was interrupted (its actions end with the workers)' : undefined))
         if (!why) {
@@ -239,9 +221,21 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
         void stop(why)
         await meshStopped
         return { stopping: why }
-      },
+      })
+    } catch (err) {
+      builds.delete(token)
+      throw err
     }
   }
+
+  /** What a build in this process gets of the mesh `ready`: its address, the builds' node, and how it is done with it. */
+  const leaseOf = async (ready: LocalMesh, release: LocalMeshLease['release']): Promise<LocalMeshLease & { clientNode: KeptBuildNode }> => ({
+    clientNode: await (clientNode ??= openClientNode(ready.addr)),
+    addr: ready.addr,
+    daemonPid: process.pid,
+    startedAt,
+    release,
+  })
 
   /** Run a thin client's build here, or decline it (the client then builds as without this mesh). */
   const hostBuild = async (s: Socket, req: HostedBuildRequest): Promise<void> => {
@@ -435,16 +429,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   if (opts.warmUp && !hosted && builds.size === 0) {
     const ready = mesh
     // Not a lease: the warm-up is no build of a user's, so nothing waits for it and it stops nothing when it ends.
-    const warmHost: MeshHost = {
-      refuses,
-      lease: async () => ({
-        clientNode: await (clientNode ??= openClientNode(ready.addr)),
-        addr: ready.addr,
-        daemonPid: process.pid,
-        startedAt,
-        release: async () => ({ stopping: null }),
-      }),
-    }
+    const warmHost: MeshHost = { refuses, lease: () => leaseOf(ready, async () => ({ stopping: null })) }
     warming = opts
       .warmUp(warmHost, idleS, warmAbort.signal)
       .catch((err: unknown) => {
