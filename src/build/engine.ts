@@ -169,7 +169,9 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
   // Every action in flight listens to it (thousands, on a mesh): not a leak.
   setMaxListeners(Infinity, abort.signal)
   const onOuterAbort = (): void => abort.abort(opts.signal?.reason)
-  opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
+  // One aborted before the build starts fires no event: it is stopped at once (else it would run in full).
+  if (opts.signal?.aborted) onOuterAbort()
+  else opts.signal?.addEventListener('abort', onOuterAbort, { once: true })
 
   const state = new Map<string, { status: ActionStatus; durationMs: number; key?: Digest }>()
   for (const id of ids) state.set(id, { status: 'not-started', durationMs: 0 })

@@ -8,6 +8,9 @@
  * first start (bench/ninja, one source changed: 0.60 s for the first build on
  * a new mesh, 0.38 s for the next). It now finds all of that done.
  *
+ * It does not start once the mesh stops, and never makes the mesh's folder
+ * again (one removed meanwhile fails it).
+ *
  * Its inputs carry a fresh nonce, so its actions run rather than come from the
  * workers' caches. Its folder (`.bldr/mesh/warm-up`, its client store inside)
  * is removed after it, and before it in case a mesh killed during one left it;
@@ -57,8 +60,10 @@ export async function warmUpMesh({ host, settings, idleS, dir, signal, log }: Wa
   const sandbox = settings.sandbox as AvailableSandbox
   // As a build does first (bwrap's probe, docker's ping): its answer is kept for the builds after.
   await checkSandbox(sandbox)
+  signal.throwIfAborted()
   await rm(dir, { recursive: true, force: true })
-  await mkdir(dir, { recursive: true })
+  // Not made with its parents: a mesh folder removed meanwhile (the project deleted) is not made again.
+  await mkdir(dir)
   try {
     const slots = settings.slots.reduce((a, b) => a + b, 0)
     await writeFile(join(dir, 'build.ninja'), warmUpNinja(slots))

@@ -429,7 +429,13 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   if (opts.warmUp && !hosted && builds.size === 0) {
     const ready = mesh
     // Not a lease: the warm-up is no build of a user's, so nothing waits for it and it stops nothing when it ends.
-    const warmHost: MeshHost = { refuses, lease: () => leaseOf(ready, async () => ({ stopping: null })) }
+    const warmHost: MeshHost = {
+      refuses,
+      lease: async () => {
+        if (stopping) throw new Error('the local mesh is stopping')
+        return leaseOf(ready, async () => ({ stopping: null }))
+      },
+    }
     warming = opts
       .warmUp(warmHost, idleS, warmAbort.signal)
       .catch((err: unknown) => {

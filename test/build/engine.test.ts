@@ -160,6 +160,19 @@ describe('local build of the example', { timeout: 120_000 }, () => {
       assert.deepEqual(withStatus(summary, 'executed'), ['calc_core/archive', ...LIB_COMPILES].sort())
     })
   })
+
+  it('a build whose signal was aborted before it started runs nothing and ends as interrupted', async () => {
+    await withProject(copyExample(), async (dir) => {
+      const project = await openProject({ dir })
+      const stop = new AbortController()
+      stop.abort(new Error('the mesh is stopping'))
+      const summary = await buildLocally(project, { jobs: 2, signal: stop.signal })
+      assert.equal(summary.aborted, true)
+      assert.equal(summary.ok, false)
+      assert.equal(summary.executed, 0)
+      await assert.rejects(stat(join(dir, 'bldr-out')), /ENOENT/, 'no action ran')
+    })
+  })
 })
 
 describe('C and C++ rules', { timeout: 60_000 }, () => {

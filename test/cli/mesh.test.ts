@@ -12,7 +12,7 @@ import { describe, it } from 'node:test'
 import { createConnection } from 'node:net'
 import { isAlive } from '../../src/cas/fs-util.js'
 import { daemonFiles } from '../../src/net/mesh-daemon.js'
-import { childPids, copyExample, keptMeshOf, makeProject, runCli, startBldr, withProject, type CliResult } from '../helpers.js'
+import { childPids, copyExample, keptMeshOf, makeProject, runCli, startBldr, withProject as withProjectOnly, type CliResult } from '../helpers.js'
 
 const MESH = ['--distributed', '--local-workers', '2', '-j', '2']
 
@@ -30,6 +30,19 @@ function startedAfter(r: CliResult): number | undefined {
 function reached(r: CliResult): number | undefined {
   const m = /^bldr: local mesh: .*; kept from an earlier build \(pid (\d+), up \d+ (s|min)\)(, which runs this build)?$/m.exec(r.stderr)
   return m ? Number(m[1]) : undefined
+}
+
+/** withProject, and a failure says what the kept mesh logged (its folder is removed after). */
+async function withProject(project: Parameters<typeof withProjectOnly>[0], fn: (dir: string) => Promise<void>): Promise<void> {
+  await withProjectOnly(project, async (dir) => {
+    try {
+      await fn(dir)
+    } catch (err) {
+      const log = await readFile(join(dir, '.bldr', 'mesh', 'daemon.log'), 'utf8').catch(() => '')
+      if (log && err instanceof Error) err.message += `\nthe end of .bldr/mesh/daemon.log:\n${log.trimEnd().split('\n').slice(-30).join('\n')}`
+      throw err
+    }
+  })
 }
 
 async function waitUntilGone(pids: number[], deadlineMs: number): Promise<void> {
@@ -152,7 +165,8 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       await changeSource(dir, 1)
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))
       const kept = await keptMeshOf(dir)
-      await rm(join(dir, '.bldr'), { recursive: true, force: true })
+      // As a user would, again if the mesh wrote into it meanwhile (its warm-up build may still run).
+      await rm(join(dir, '.bldr'), { recursive: true, force: true, maxRetries: 5 })
       await waitUntilGone([kept.pid, ...kept.workers], 15_000)
     })
   })
