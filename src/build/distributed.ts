@@ -180,7 +180,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
         : `local mesh: ${describeSlots(opts.localSlots)}, strategy ${opts.strategy}, ${seeding}${kept}`,
     )
     // A mesh started in this process for this build has counters at 0; any other's are read first.
-    if (!local) before = await session.workerStats()
+    if (!local) before = await statsOf(session, opts.log)
     return session
   }
   if (project.actionCache.size === 0 && project.graph.actions.size > 0) connect('build start').catch(() => {}) // its failure stops the build (meshDown)
@@ -220,7 +220,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     faults.client = { corruptBlobsRemoved: project.cas.corruption.storedRemoved - corruptionBefore.storedRemoved, blobsRejected: project.cas.corruption.receivedRejected - corruptionBefore.receivedRejected }
     const workers: Record<string, WorkerFigures> = {}
     if (session) {
-      const after = await session.workerStats()
+      const after = await statsOf(session, opts.log)
       // Workers still in the mesh, and any that ran actions of this build and left.
       for (const id of new Set([...Object.keys(after), ...ranBy.keys()])) {
         const s = after[id]
@@ -249,6 +249,16 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       const { stopping } = await lease.release(opts.signal?.aborted ? 'interrupted' : 'done')
       if (stopping) opts.onMeshNote?.(`local mesh stopped: ${stopping}`)
     }
+  }
+}
+
+/** The workers' counters, or none when the mesh cannot say (it stopped meanwhile): they are figures for --stats, not the build. */
+async function statsOf(session: MeshBuild, log: Logger | undefined): Promise<Record<string, WorkerStatsWire | null>> {
+  try {
+    return await session.workerStats()
+  } catch (err) {
+    log?.warn({ err }, "could not read the workers' counters from the coordinator")
+    return {}
   }
 }
 

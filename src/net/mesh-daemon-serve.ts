@@ -153,6 +153,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       if (ownsInfo()) rmSync(files.info, { force: true })
       // Stopped while starting: once its workers have registered, they are stopped too.
       await (mesh ?? (await starting.catch(() => undefined)))?.stop()
+      // What the workers ran in their grace time has come back; anything a build still waits for never will.
+      for (const tell of builds.values()) tell(`the local mesh stopped (${why})`, 0)
       await (await clientNode?.catch(() => undefined))?.node.stop()
       resolveMeshStopped()
       await warming

@@ -290,6 +290,18 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     })
   })
 
+  it('bldr mesh stop during a build it runs: the build ends with the reason once the workers are gone, not waiting for results that never come', async () => {
+    await withProject(makeProject(sleepProject(2, 60)), async (dir) => {
+      const mesh = await warmUp(dir, MESH)
+      const build = await startBldr(['build', '-C', dir, ...MESH], /, which runs this build$/)
+      await delay(300) // its actions run (for 60 s): the workers' grace time (10 s) ends them
+      assert.match((await runCli(['mesh', 'stop', '-C', dir])).stdout, new RegExp(`^bldr mesh: stopped the local mesh \\(pid ${mesh.pid}\\)$`, 'm'))
+      assert.equal(await build.exited, 1, build.output())
+      assert.match(build.output(), /^bldr: the local mesh stopped \(asked to stop\); no local worker is left to finish the build$/m)
+      for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} outlived bldr mesh stop`)
+    })
+  })
+
   it('a build whose hosting mesh is killed mid-build finishes in its own process', async () => {
     await withProject(makeProject(sleepProject(8, 0.4)), async (dir) => {
       const mesh = await warmUp(dir, MESH)
