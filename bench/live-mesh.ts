@@ -53,7 +53,8 @@ import type { ActionPayload } from '../src/worker/action-payload.js'
 import { spawnUntil, stopAll } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BLDR = join(REPO, 'bin', 'bldr')
+/** The Node CLI (these processes take node flags). */
+const BLDR = join(REPO, 'bin', 'bldr.mjs')
 
 const { values } = parseArgs({
   options: {

@@ -31,6 +31,8 @@ import { median, run, spawnUntil, stopAll } from './process-timing.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BLDR = join(REPO, 'bin', 'bldr')
+/** The Node CLI, for the processes this bench starts with node flags. */
+const BLDR_NODE = join(REPO, 'bin', 'bldr.mjs')
 
 const { values } = parseArgs({
   options: {
@@ -60,7 +62,7 @@ function command(tool: Tool, standingAddr: string): [string, string[]] {
 
 /** A standing mesh: `bldr coordinator` and JOBS `bldr worker` processes (bwrap, one slot each, the local mesh's node flags) with fresh stores in `dataDir`. */
 async function startStandingMesh(dataDir: string): Promise<{ addr: string; stop: () => Promise<void> }> {
-  const coordinator = await spawnUntil(process.execPath, [BLDR, 'coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'], /^(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)
+  const coordinator = await spawnUntil(process.execPath, [BLDR_NODE, 'coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'], /^(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/)
   const workers: Awaited<ReturnType<typeof spawnUntil>>[] = []
   const stop = async (): Promise<void> => {
     await stopAll(workers.map((w) => w.proc))
@@ -71,7 +73,7 @@ async function startStandingMesh(dataDir: string): Promise<{ addr: string; stop:
   try {
     for (let w = 1; w <= JOBS; w++) {
       const args = ['worker', '--coordinator', coordinator.value, '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dataDir, `worker-${w}`), '--parallelism', '1', '--sandbox', 'bwrap', '--seed', String(w), '--log-level', 'info', '--stop-when-stdin-closes']
-      workers.push(await spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, BLDR, ...args], /"msg":"worker ready"/, { stderr: 'lines' }))
+      workers.push(await spawnUntil(process.execPath, [...WORKER_NODE_FLAGS, BLDR_NODE, ...args], /"msg":"worker ready"/, { stderr: 'lines' }))
     }
   } catch (err) {
     await stop()
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
       } finally {
         await standing.stop()
         // The kept local mesh, untimed (a user does not wait for it): it would idle beside the next round.
-        execFileSync(process.execPath, [BLDR, 'mesh', 'stop', '-C', builds.mesh], { stdio: 'ignore' })
+        execFileSync(BLDR, ['mesh', 'stop', '-C', builds.mesh], { stdio: 'ignore' })
       }
       const app = await Promise.all(TOOLS.map((tool) => readFile(join(builds[tool], 'app'))))
       identical &&= app.every((b) => b.equals(app[0] as Buffer))

@@ -11,7 +11,10 @@ import { stopLocalMesh } from '../src/net/mesh-daemon.js'
 
 /** The repository root (tests run from dist/test/…). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+/** The `bldr` command as a user runs it (bin/bldr: the native thin client for `build`, else the Node CLI). */
 export const BLDR_BIN = join(REPO_ROOT, 'bin', 'bldr')
+/** The Node CLI itself, for a process started with node flags. */
+export const BLDR_NODE_ENTRY = join(REPO_ROOT, 'bin', 'bldr.mjs')
 export const EXAMPLE_DIR = join(REPO_ROOT, 'examples', 'calc')
 
 /**
@@ -81,7 +84,7 @@ export interface CliResult {
 /** Run `bldr` as a separate process, as a user would. */
 export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BLDR_BIN, ...args], {
+    const child = spawn(BLDR_BIN, args, {
       cwd: opts.cwd ?? REPO_ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -220,9 +223,9 @@ export interface Started {
  * (SIGTERM) first: a build or worker left running would outlive its test.
  */
 export function startBldr(args: string[], ready: RegExp, deadlineMs = 30_000, opts: { prefix?: string[]; env?: Record<string, string> } = {}): Promise<Started> {
-  // With a prefix (`ip netns exec NS`), that command runs node (it execs it, so the pid stays node's).
-  const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath]
-  const proc = spawn(cmd!, [...pre, BLDR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
+  // With a prefix (`ip netns exec NS`), that command runs bldr (it execs it, so the pid stays bldr's).
+  const [cmd, ...pre] = [...(opts.prefix ?? []), BLDR_BIN]
+  const proc = spawn(cmd!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   let out = ''
   return new Promise((resolve, reject) => {

@@ -18,6 +18,11 @@ import { BUILD_OPTIONS } from './args.js'
 /** The exit status of the build the kept local mesh ran for this process, or undefined when none ran it (this process builds). */
 export async function hostedBuild(argv: string[]): Promise<number | undefined> {
   if (!argv.includes('--distributed')) return undefined
+  // The native thin client asked already (it runs this process when the mesh declined, or is gone).
+  if (process.env['BLDR_NOT_HOSTED'] === '1') {
+    delete process.env['BLDR_NOT_HOSTED']
+    return undefined
+  }
   let values: { directory?: string | boolean | undefined; file?: string | boolean | undefined; coordinator?: string | boolean | undefined; help?: string | boolean | undefined }
   try {
     values = parseArgs({ args: argv, options: BUILD_OPTIONS, allowPositionals: true, strict: true }).values

@@ -58,7 +58,7 @@ const START_TIMEOUT_MS = 60_000
 /** Longest wait for a worker to exit after its stdin closes, before it is killed. */
 const STOP_TIMEOUT_MS = 10_000
 
-const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
+const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr.mjs', import.meta.url))
 
 /**
  * Node flags of local worker processes: one V8 platform thread (default: one

@@ -26,7 +26,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync }
 import { createConnection, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { createInterface } from 'node:readline'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlive } from '../cas/fs-util.js'
 import { dockerOverNetwork, nodeChildEnv } from '../node-child-env.js'
@@ -99,7 +99,7 @@ const STOP_TIMEOUT_MS = 30_000
 /** A daemon log longer than this is started afresh by the next daemon. */
 const LOG_LIMIT_BYTES = 4 << 20
 
-const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr', import.meta.url))
+const BLDR_BIN = fileURLToPath(new URL('../../../bin/bldr.mjs', import.meta.url))
 
 /** The daemon's files in the mesh folder; the socket goes to the temporary folder when its path would be too long for a Unix socket (108 bytes). */
 export function daemonFiles(meshDir: string): { socket: string; info: string; log: string; starting: string } {
@@ -112,10 +112,17 @@ export function daemonFiles(meshDir: string): { socket: string; info: string; lo
   }
 }
 
-/** The version a daemon records: this code's package version and the time its file was built. */
+/**
+ * The version a daemon records: this code's package version and when it was
+ * built: the bundle's entry (this file is one of its chunks, written with it),
+ * or this file when tsc's output runs. The native thin client (thin-client.c)
+ * computes the bundle's the same way.
+ */
 export function codeVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-  return `${pkg.version}+${Math.round(statSync(fileURLToPath(import.meta.url)).mtimeMs)}`
+  const here = fileURLToPath(import.meta.url)
+  const built = basename(dirname(here)) === 'bundle' ? join(dirname(here), 'main.js') : here
+  return `${pkg.version}+${Math.round(statSync(built).mtimeMs)}`
 }
 
 /** The settings of the local mesh a build with these options asks for: this code, and the environment it runs in. */

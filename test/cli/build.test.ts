@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { BLDR_BIN, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
+import { BLDR_BIN, BLDR_NODE_ENTRY, makeProject, runCli, waitForFile, withProject } from '../helpers.js'
 import { LOCAL_ISOLATION_NOTE, LOCAL_ROOT_CAPABLE_NOTE, LOCAL_ROOT_NOTE } from '../../sandbox/local.js'
 import { splitSlots } from '../../src/cli/build-command.js'
 
@@ -42,10 +42,11 @@ describe('bldr build (as a process)', { timeout: 60_000 }, () => {
       const withSetpriv = await runCli(['build', '-C', dir])
       assert.equal(withSetpriv.code, 0, withSetpriv.stderr)
       assert.equal(note(withSetpriv.stderr), `bldr: ${LOCAL_ISOLATION_NOTE}${root ? `; ${LOCAL_ROOT_NOTE}` : ''}`)
-      // A PATH with sh and no setpriv: root's actions keep their capabilities, and the note says so.
+      // A PATH with sh (and node, which bin/bldr runs) and no setpriv: root's actions keep their capabilities, and the note says so.
       const bin = join(dir, 'bin-without-setpriv')
       await mkdir(bin)
       await symlink('/bin/sh', join(bin, 'sh'))
+      await symlink(process.execPath, join(bin, 'node'))
       await rm(join(dir, 'one.txt'))
       const without = await runCli(['build', '-C', dir], { env: { PATH: bin } })
       assert.equal(without.code, 0, without.stderr)
@@ -172,7 +173,7 @@ actions:
   it('writes all of a long listing to a pipe whose reader starts late', async () => {
     const actions = Array.from({ length: 1000 }, (_, i) => `  step_${i}:\n    command: [sh, -c, "echo ${i} > out/s${i}.txt"]\n    outputs: [out/s${i}.txt]\n`).join('')
     await withProject(makeProject({ 'BUILD.yaml': `actions:\n${actions}` }), async (dir) => {
-      const child = spawn(process.execPath, ['--import', STDOUT_PRELOAD, BLDR_BIN, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BLDR_TEST_BACKED_UP: STDOUT_BACKED_UP } })
+      const child = spawn(process.execPath, ['--import', STDOUT_PRELOAD, BLDR_NODE_ENTRY, 'graph', '--format', 'json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BLDR_TEST_BACKED_UP: STDOUT_BACKED_UP } })
       const closed = new Promise<number | null>((resolve) => child.once('close', resolve))
       // Nothing is read until bldr has handed over more than the pipe takes (the preload says
       // so on stderr), or until it exits: from then on it must wait for the pipe, not drop what
@@ -213,7 +214,7 @@ actions:
 `,
     })
     try {
-      const child = spawn(process.execPath, [BLDR_BIN, 'build', '-C', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(BLDR_BIN, ['build', '-C', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
       let stdout = ''
       child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve))

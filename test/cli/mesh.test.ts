@@ -5,7 +5,7 @@
  * faults of builds on it.
  */
 import assert from 'node:assert/strict'
-import { appendFile, readFile, rm } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { describe, it } from 'node:test'
@@ -287,6 +287,49 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       assertBuilt(brief)
       assert.equal(reached(brief), mesh.pid, brief.stderr)
       await waitUntilGone([mesh.pid, ...mesh.workers], 15_000)
+    })
+  })
+
+  it('the native thin client runs a hosted build (the client starts no node), reads -C and -f as the Node one, and leaves the rest to it', async () => {
+    await withProject(makeProject(sleepProject(2, 0.6)), async (dir) => {
+      const mesh = await warmUp(dir, MESH)
+      const added = async (name: string): Promise<void> => appendFile(join(dir, 'BUILD.yaml'), `  ${name}:\n    command: [sh, -c, "sleep 0.6; echo ${name} > ${name}.txt"]\n    outputs: [${name}.txt]\n`)
+      // Options in each form parseArgs reads: the build is this folder's, hosted by its mesh.
+      const hosted = await startBldr(['build', `--directory=${dir}`, '-fBUILD.yaml', '-j', '2', '--distributed', '--local-workers=2'], /, which runs this build$/)
+      assert.match(await readlink(`/proc/${hosted.proc.pid}/exe`), /\/dist\/src\/cli\/bldr-thin-client$/)
+      assert.equal(await hosted.exited, 0, hosted.output())
+      assert.match(hosted.output(), /, which runs this build$/m)
+      assert.match(hosted.output(), /^bldr: built 4 actions in [\d.]+ s: 3 executed, 1 cached, 0 failed/m)
+      await added('one')
+      const relative = await runCli(['build', 'one', '-C', '.', '-f', './BUILD.yaml', ...MESH], { cwd: dir })
+      assertBuilt(relative)
+      assert.equal(reached(relative), mesh.pid, relative.stderr)
+      assert.match(relative.stderr, /, which runs this build$/m)
+      // Declined (other settings): the Node client builds, and replaces the mesh.
+      await added('two')
+      const other = await runCli(['build', '-C', dir, 'two', '--distributed', '--local-workers', '1', '-j', '2'])
+      assertBuilt(other)
+      assert.equal(reached(other), undefined, other.stderr)
+      assert.ok(startedAfter(other), other.stderr)
+      assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
+      // What it does not read itself goes to the Node client: help, and a usage error said as that one says it.
+      assert.match((await runCli(['build', '--distributed', '--help'])).stdout, /^Usage: bldr build /)
+      const bad = await runCli(['build', '-C', dir, '--distributed', '--no-such-flag'])
+      assert.equal(bad.code, 2)
+      assert.match(bad.stderr, /^bldr: build: unknown option --no-such-flag/m)
+    })
+    // A folder whose socket path is too long for it (named by a hash in TMPDIR): the Node client asks that mesh.
+    await withProject(makeProject({}), async (root) => {
+      const dir = join(root, 'a-folder-name-long-enough-that-the-socket-path-passes-one-hundred-bytes')
+      await mkdir(dir)
+      for (const [name, text] of Object.entries(sleepProject(2, 0))) await writeFile(join(dir, name), text)
+      const mesh = await warmUp(dir, MESH)
+      await appendFile(join(dir, 'BUILD.yaml'), '  three:\n    command: [sh, -c, "echo 3 > three.txt"]\n    outputs: [three.txt]\n')
+      const r = await runCli(['build', '-C', dir, 'three', ...MESH])
+      assertBuilt(r)
+      assert.equal(reached(r), mesh.pid, r.stderr)
+      assert.match(r.stderr, /, which runs this build$/m)
+      assertBuilt(await runCli(['mesh', 'stop', '-C', dir]))
     })
   })
 
