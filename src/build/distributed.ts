@@ -19,7 +19,7 @@ import type { StrategyName } from '../../strategies/index.js'
 import type { AvailableSandbox } from '../../sandbox/create.js'
 import { runBuild, type BuildEvent, type BuildSummary } from './engine.js'
 import { createMeshExecutor } from './mesh-executor.js'
-import { ServedSources } from './served-sources.js'
+import { servedSourcesOf } from './served-sources.js'
 import { PLATFORM, resolveTargets, type Project } from './project.js'
 import { MeshUnavailableError } from '../errors.js'
 import { SourceDigests } from './source-digests.js'
@@ -116,7 +116,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
   let settings: MeshSettings | undefined
   const meshSettings = (): MeshSettings => (settings ??= localMeshSettings(opts))
   /** The sources this client serves to workers without storing them (served-sources.ts). */
-  const sources = new ServedSources(project.cas.hasher, opts.log ? { log: opts.log } : {})
+  const sources = servedSourcesOf(project.root, project.cas.hasher, opts.log)
   /**
    * The mesh is started (or reached) when the first action must run: a build
    * the cache covers needs none. With nothing cached at all (a first build, or

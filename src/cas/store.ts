@@ -227,6 +227,11 @@ export class CasStore {
   }
 
   async has(digest: Digest): Promise<boolean> {
+    return this.holds(digest)
+  }
+
+  /** `has`, answered at once (a stat): for callers checking many blobs in a row. */
+  holds(digest: Digest): boolean {
     return statSync(this.pathOf(digest), { throwIfNoEntry: false }) !== undefined
   }
 

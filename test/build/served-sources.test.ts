@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
-import { ServedSources } from '../../src/build/served-sources.js'
+import { buildDistributed } from '../../src/build/distributed.js'
+import { openProject } from '../../src/build/project.js'
+import { SETTLED_MS } from '../../src/build/source-digests.js'
+import { servedSourcesOf, ServedSources } from '../../src/build/served-sources.js'
+import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
+import { copyExample, withProject } from '../helpers.js'
 
 describe('the sources a mesh client serves without storing them', () => {
   it('serves the bytes it was given while under its cap, and past it reads the file again, only while it still has those bytes', async () => {
@@ -39,5 +45,29 @@ describe('the sources a mesh client serves without storing them', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('the sources a process serves from one build to the next', { timeout: 120_000 }, () => {
+  it('are kept: building again on a mesh, it reads and hands over only the source that changed', async () => {
+    await withProject(copyExample(), async (dir) => {
+      const opts = { localSlots: [1, 1], strategy: 'random', seedPolicy: DEFAULT_SEED_POLICY, meshIdleS: 0 } as const
+      // Sources settled before the first build, as they usually are (one written as a build hashes it is hashed again at the next).
+      await delay(SETTLED_MS + 100)
+      const first = await openProject({ dir })
+      assert.equal((await buildDistributed(first, opts)).summary.ok, true)
+      const served = servedSourcesOf(first.root, first.cas.hasher)
+      const handed: string[] = []
+      const add = served.add.bind(served)
+      served.add = (digest, abs, bytes) => {
+        handed.push(relative(first.root, abs))
+        add(digest, abs, bytes)
+      }
+      await appendFile(join(dir, 'src/lib/vars.c'), '\nint calc_kept_sources(void) { return 1; }\n')
+      const second = await buildDistributed(await openProject({ dir }), opts)
+      assert.equal(second.summary.ok, true)
+      assert.ok(second.summary.executed > 0, 'the changed source was compiled on the mesh')
+      assert.deepEqual(handed, ['src/lib/vars.c'])
+    })
   })
 })
