@@ -362,7 +362,6 @@ function logTail(log: string): string {
   return lines.length && lines[0] ? `; the end of ${log}:\n${lines.join('\n')}` : ''
 }
 
-/** The running daemon's account, or undefined when none runs for this folder. */
 /**
  * A connection to the folder's daemon; one still starting (named in
  * `daemon.starting`, alive, not yet listening) is waited for, at most 15 s.
@@ -388,6 +387,7 @@ function isMeshServe(pid: number): boolean {
   }
 }
 
+/** The running daemon's account, or undefined when none runs for this folder. */
 export async function localMeshStatus(meshDir: string): Promise<MeshDaemonInfo | undefined> {
   const channel = await connectOrWait(meshDir).catch(() => undefined)
   if (!channel) return undefined
