@@ -58,7 +58,7 @@ export interface Executor {
    * from there (src/build/served-sources.ts), so a build does not copy its
    * source tree into the project's store, one new file per source.
    */
-  readonly sources?: { add(digest: Digest, abs: string, bytes: Buffer): void; has(digest: Digest): boolean }
+  readonly sources?: { add(digest: Digest, abs: string, bytes: Buffer): void; holds(digest: Digest): boolean }
   /** A hint that `action` is about to be executed (its sources are being stored): what running needs may start now. */
   warm?(action: Action): void
   /** Run one action; `onStart` is called when its command starts. `tools`: the programs it starts, as its key has them. */
@@ -389,7 +389,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {
    * of a hosted build.
    */
   const storedBefore = (i: KeyedInput): boolean => {
-    if (storing.has(i.digest) || heldBytes.has(i.path) || !(executor.sources?.has(i.digest) || cas.holds(i.digest))) return false
+    if (storing.has(i.digest) || heldBytes.has(i.path) || !(executor.sources?.holds(i.digest) || cas.holds(i.digest))) return false
     storedSources.add(i.digest)
     return true
   }

@@ -51,7 +51,8 @@ export class ServedSources {
 
   /** `bytes` (the contents of `abs` that hashed to `digest`) may be served as `digest`. */
   add(digest: Digest, abs: string, bytes: Buffer): void {
-    if (this.byDigest.has(digest)) return
+    // One served from its file takes the path that has the bytes now.
+    if (this.byDigest.get(digest)?.bytes) return
     if (this.kept + bytes.byteLength <= (this.opts.maxKeptBytes ?? DEFAULT_MAX_KEPT_BYTES)) {
       this.kept += bytes.byteLength
       this.byDigest.set(digest, { abs, bytes })
@@ -60,6 +61,15 @@ export class ServedSources {
 
   has(digest: Digest): boolean {
     return this.byDigest.has(digest)
+  }
+
+  /**
+   * Whether `digest` is served from bytes held here. One past the cap is served
+   * from its file, which may have changed since an earlier build (its bytes may
+   * be another path's now): a build hands such a source over again.
+   */
+  holds(digest: Digest): boolean {
+    return this.byDigest.get(digest)?.bytes !== undefined
   }
 
   /** The bytes of `digest`: kept ones, or its file's if they still hash to it; undefined otherwise. */

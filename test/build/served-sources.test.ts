@@ -29,6 +29,7 @@ describe('the sources a mesh client serves without storing them', () => {
       served.add(db, b, Buffer.from('int b = 2;\n'))
       assert.equal(served.keptBytes, 7)
       assert.ok(served.has(da) && served.has(db) && !served.has(hasher.hash('other')))
+      assert.ok(served.holds(da) && !served.holds(db), 'bytes held for a.h only')
       assert.equal(served.bytesOf(db)?.toString(), 'int b = 2;\n', 'read from its file')
 
       await writeFile(a, 'int a = 1;\n')
