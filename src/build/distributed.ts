@@ -242,7 +242,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     // A mesh kept for the next builds, started now (this build does not wait for it), if this one's was whole to the end.
     const whole = !opts.signal?.aborted && !meshError && faults.localWorkersExited.length === 0 && (faults.coordinator?.workersLost.length ?? 0) === 0
     if (keepAfter && local && whole) {
-      const pid = startLocalMeshDaemon({ meshDir, settings: meshSettings(), idleS: keepS })
+      const pid = startLocalMeshDaemon({ meshDir, settings: meshSettings(), idleS: keepS, prime: { buildFile: project.buildFile, cwd: process.cwd() } })
       if (pid !== undefined) opts.onMeshNote?.(`local mesh: started in the background for the next builds (pid ${pid}), kept for ${idleText(keepS)} after the last one (bldr mesh stop ends it)`)
     }
     if (lease) {

@@ -155,7 +155,7 @@ const SOURCE_STORE_CONCURRENCY = 8
  * most this much at once (a ninja build hashes its whole source tree); any
  * other is read again to be stored, and checked against its digest.
  */
-const HELD_SOURCE_MAX_BYTES = 256 * 1024
+export const HELD_SOURCE_MAX_BYTES = 256 * 1024
 const HELD_SOURCES_MAX_TOTAL = 64 * 1024 * 1024
 
 export async function runBuild(opts: BuildOptions): Promise<BuildSummary> {

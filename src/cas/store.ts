@@ -65,7 +65,7 @@ import {
   constants,
 } from 'node:fs'
 import { copyFile, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { BlobNotFoundError, DigestMismatchError } from '../errors.js'
 import { tempNameFor, isErrnoException, withParentDir } from './fs-util.js'
@@ -168,14 +168,62 @@ export function blobIdentity(st: { ino: bigint; size: bigint; mtimeNs: bigint })
   return `${st.ino}:${st.size}:${st.mtimeNs}`
 }
 
+/**
+ * Blobs hashed in this process → the identity of the file when its hash
+ * matched (inode, size, mtime), and back. A blob whose file still has that
+ * identity is not hashed again; any write to it changes the identity and
+ * forces a new check.
+ */
+class VerifiedRecord {
+  private readonly byDigest = new Map<Digest, string>()
+  private readonly byIdentity = new Map<string, Digest>()
+
+  get(digest: Digest): string | undefined {
+    return this.byDigest.get(digest)
+  }
+
+  has(digest: Digest): boolean {
+    return this.byDigest.has(digest)
+  }
+
+  set(digest: Digest, identity: string): void {
+    this.delete(digest)
+    this.byDigest.set(digest, identity)
+    this.byIdentity.set(identity, digest)
+  }
+
+  delete(digest: Digest): void {
+    const identity = this.byDigest.get(digest)
+    if (identity === undefined) return
+    this.byDigest.delete(digest)
+    if (this.byIdentity.get(identity) === digest) this.byIdentity.delete(identity)
+  }
+
+  /** The blob whose file had this identity when it last matched. */
+  digestWith(identity: string): Digest | undefined {
+    return this.byIdentity.get(identity)
+  }
+}
+
+/**
+ * The record of each store root this process opened, shared by every
+ * CasStore on that root: a process that opens a store again (the kept local
+ * mesh opens the project's once per build it runs) does not hash its blobs
+ * again. Each build on a kept mesh hashed ~200 outputs in place before.
+ */
+const verifiedRecords = new Map<string, VerifiedRecord>()
+
+function verifiedRecordOf(root: string): VerifiedRecord {
+  const key = resolve(root)
+  let record = verifiedRecords.get(key)
+  if (!record) verifiedRecords.set(key, (record = new VerifiedRecord()))
+  return record
+}
+
 export class CasStore {
   private readonly tmpDir: string
-  /**
-   * Blobs hashed in this process → the identity of the file when its hash
-   * matched (inode, size, mtime). A blob whose file still has that identity is
-   * not hashed again; any write to it changes the identity and forces a new check.
-   */
-  private readonly verified = new Map<Digest, string>()
+  /** Blobs hashed in this process (VerifiedRecord), shared with every store opened on this root. */
+  private readonly verified: VerifiedRecord
   /** Where a blob's file is (blobPathIn for this root). */
   private readonly blobPath: (digest: Digest) => string
   /** Whether blobs are sealed (see the top). */
@@ -201,6 +249,7 @@ export class CasStore {
     this.sealed = opts.sealed ?? false
     this.tmpDir = join(root, 'tmp')
     this.blobPath = blobPathsIn(root)
+    this.verified = verifiedRecordOf(root)
     mkdirSync(this.tmpDir, { recursive: true })
     migrateLegacyShards(root)
   }
@@ -460,6 +509,22 @@ export class CasStore {
     if (this.sealed) seal(path, st)
   }
 
+  /**
+   * A file in the project that is a hard link to a stored blob (an output put
+   * there by placeOutput), hashed: its blob counts as verified if the file is
+   * still that blob's inode and did not change while it was read. The blob
+   * it is, or undefined (not a blob of this store, or it changed).
+   */
+  async verifyPlaced(file: string): Promise<Digest | undefined> {
+    const before = lstatSync(file, { bigint: true, throwIfNoEntry: false })
+    if (!before?.isFile() || before.nlink < 2n) return undefined
+    const digest = await this.hashFile(file, Number(before.size))
+    const blob = statSync(this.pathOf(digest), { bigint: true, throwIfNoEntry: false })
+    if (!blob || blob.ino !== before.ino || blob.dev !== before.dev || blobIdentity(blob) !== blobIdentity(before)) return undefined
+    this.verified.set(digest, blobIdentity(blob))
+    return digest
+  }
+
   /** Forget that a blob was verified (it may have been written to); the next use hashes it again. */
   forget(digest: Digest): void {
     this.verified.delete(digest)
@@ -524,7 +589,7 @@ export class CasStore {
       if (current.ino === blob.ino && current.dev === blob.dev) {
         await this.verify(digest)
         if (((current.mode & 0o111n) !== 0n) === opts.executable) return 'kept'
-      } else if (current.size === blob.size && ((current.mode & 0o111n) !== 0n) === opts.executable && (await this.hashFile(dest, Number(current.size))) === digest) {
+      } else if (current.size === blob.size && ((current.mode & 0o111n) !== 0n) === opts.executable && !this.holdsOther(current, digest) && (await this.hashFile(dest, Number(current.size))) === digest) {
         return 'kept'
       }
     }
@@ -543,6 +608,19 @@ export class CasStore {
     }
     await this.materialize(digest, dest, opts)
     return 'copy'
+  }
+
+  /**
+   * Whether `file` (its stat) is a link to a blob other than `digest` that is
+   * as it was when it matched in this process: an output placed before, now
+   * replaced by a new version of the same size, need not be read to tell.
+   */
+  private holdsOther(file: { ino: bigint; dev: bigint; size: bigint; mtimeNs: bigint }, digest: Digest): boolean {
+    const identity = blobIdentity(file)
+    const other = this.verified.digestWith(identity)
+    if (other === undefined || other === digest) return false
+    const st = statSync(this.pathOf(other), { bigint: true, throwIfNoEntry: false })
+    return st !== undefined && st.ino === file.ino && st.dev === file.dev && blobIdentity(st) === identity
   }
 
   /** Hash a file on disk (any file, not only blobs). */

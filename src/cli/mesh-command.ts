@@ -1,5 +1,5 @@
 /** `bldr mesh`: the local mesh `bldr build --distributed` keeps running between builds (src/net/mesh-daemon.ts). */
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { errorReport, ExitCode, UsageError } from '../errors.js'
 import { STATE_DIR } from '../graph/paths.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
@@ -73,6 +73,8 @@ async function serve(argv: string[]): Promise<number> {
     settings: { type: 'string' },
     idle: { type: 'string' },
     'log-level': { type: 'string' },
+    prime: { type: 'string' },
+    'prime-cwd': { type: 'string' },
   })
   const settings = JSON.parse(requireFlag('mesh serve', '--settings', values.settings)) as MeshSettings
   // Its own start and stop are logged at info (the log is a file, not the user's terminal), the workers' at the build's level.
@@ -94,12 +96,25 @@ async function serve(argv: string[]): Promise<number> {
     }
   }
   const meshDir = resolve(requireFlag('mesh serve', '--mesh-dir', values['mesh-dir']))
-  const warmUp = async (host: MeshHost, idleS: number, signal: AbortSignal): Promise<void> => {
+  const prime = values.prime ? { buildFile: resolve(values.prime), cwd: resolve(values['prime-cwd'] ?? dirname(values.prime)) } : undefined
+  const warmUp = async (host: MeshHost, idleS: number, signal: AbortSignal, buildCame: AbortSignal): Promise<void> => {
     await building
     const { warmUpMesh } = await import('../build/warm-up.js')
     const started = performance.now()
     const actions = await warmUpMesh({ host, settings, idleS, dir: join(meshDir, 'warm-up'), signal, log })
     log.info({ actions, ms: Math.round(performance.now() - started) }, 'warm-up build done')
+    if (!prime || signal.aborted || buildCame.aborted) return
+    const { primeProject } = await import('../build/prime-project.js')
+    const primeStarted = performance.now()
+    try {
+      // Where the build that started the mesh ran (a hosted build enters its own folder too).
+      process.chdir(prime.cwd)
+      const primed = await primeProject({ buildFile: prime.buildFile, signal: AbortSignal.any([signal, buildCame]), log })
+      log.info({ ...primed, buildFile: prime.buildFile, ms: Math.round(performance.now() - primeStarted) }, 'primed the project for its next build')
+    } catch (err) {
+      // Only a head start: the first build reads the project as it would have.
+      log.info({ err, buildFile: prime.buildFile }, 'could not prime the project; its first build reads it')
+    }
   }
   return serveLocalMesh({ meshDir, ...(values['folder-id'] ? { folderId: values['folder-id'] } : {}), settings, idleS: parseIntFlag('--idle', values.idle, 1, 600), hostBuild, warmUp, log })
 }

@@ -9,6 +9,7 @@ import { SourceDigests } from '../build/source-digests.js'
 import { ExitCode, UsageError } from '../errors.js'
 import { createLogger, LOG_LEVELS } from '../log.js'
 import { startWorkerDaemon } from '../net/worker-daemon.js'
+import { LastListing } from '../worker/last-listing.js'
 import { StoreBudget } from '../worker/store-budget.js'
 import { createActionRunner, withInjectedFailures } from '../worker/action-runner.js'
 import { availableSandboxes, checkSandbox, createSandbox, SANDBOX_NAMES, type AvailableSandbox } from '../../sandbox/create.js'
@@ -99,6 +100,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const cas = await openCasStore(join(dataDir, 'cas'), await createBlake3Hasher(), { sealed: process.getuid?.() === 0 })
   const sandboxNames = await checking
   const budget = new StoreBudget(cas, maxStore, log)
+  const lastListing = new LastListing(join(dataDir, 'last-listing'), log)
   // Scratch folders per process: two workers may share a data folder (and its store).
   const scratchRoot = join(dataDir, 'scratch', String(process.pid))
   mkdirSync(scratchRoot, { recursive: true })
@@ -112,7 +114,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     keyFile: join(dataDir, 'peer-key'),
     cas,
     runner: (blobs) =>
-      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, budget, toolDigests: SourceDigests.load(join(dataDir, 'tool-digests.json')), log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
+      withInjectedFailures(createActionRunner({ cas, sandboxes, blobs, budget, toolDigests: SourceDigests.load(join(dataDir, 'tool-digests.json')), lastListing, log }), parseCount('BLDR_FAULT_FAIL_EVERY', process.env['BLDR_FAULT_FAIL_EVERY']), parseCount('BLDR_FAULT_BROKEN', process.env['BLDR_FAULT_BROKEN']) > 0),
     config: { sandboxes: sandboxNames },
     liveness,
     dropGossip: parseShare('BLDR_FAULT_DROP_GOSSIP', process.env['BLDR_FAULT_DROP_GOSSIP']),
@@ -121,6 +123,12 @@ export async function workerCommand(argv: string[]): Promise<number> {
   })
   log.info({ peerId: daemon.id, addrs: daemon.node.getMultiaddrs().map((a) => a.toString()), slots, strategy, dataDir }, 'worker ready')
   log.info({ sandboxes: sandboxNames }, `offering sandbox${sandboxNames.length > 1 ? 'es' : ''} ${sandboxNames.join(', ')}`)
+  // While no work has come: the blobs the next build's first action likely stages, checked before it needs them.
+  const leaving = new AbortController()
+  void lastListing.verify(cas, { signal: leaving.signal }).then(
+    (blobs) => log.debug({ blobs }, 'checked the blobs of the last input listing'),
+    (err: unknown) => log.warn({ err }, 'could not check the blobs of the last input listing'),
+  )
 
   await new Promise<void>((done) => {
     process.once('SIGINT', done)
@@ -130,6 +138,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     }
   })
   log.info('leaving the mesh')
+  leaving.abort()
   await daemon.stop()
   log.debug('left the mesh; closing the sandbox')
   await Promise.all(sandboxes.map((s) => s.close()))

@@ -37,9 +37,11 @@ export interface ServeOptions {
    * A first build run here once the mesh is ready, if no build came first
    * (src/build/warm-up.ts); hosted builds wait for it. It is not one of the
    * builds `status` counts (gc and other settings do not wait for it): the
-   * mesh stopping interrupts it (`signal`).
+   * mesh stopping interrupts it (`signal`). `buildCame` is aborted when a
+   * build comes meanwhile and waits for it: what the warm-up does beyond its
+   * build (priming the project, src/build/prime-project.ts) stops then.
    */
-  warmUp?: (host: MeshHost, idleS: number, signal: AbortSignal) => Promise<void>
+  warmUp?: (host: MeshHost, idleS: number, signal: AbortSignal, buildCame: AbortSignal) => Promise<void>
   log?: Logger
 }
 
@@ -122,6 +124,8 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   /** The warm-up build while it runs, and how the mesh stopping interrupts it. */
   let warming: Promise<void> | undefined
   const warmAbort = new AbortController()
+  /** A build came while the warm-up ran (it waits for the warm-up). */
+  const buildCame = new AbortController()
   /** Resolved once the mesh's workers and coordinator have stopped. */
   let resolveMeshStopped!: () => void
   const meshStopped = new Promise<void>((resolve) => (resolveMeshStopped = resolve))
@@ -253,6 +257,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     if (!opts.hostBuild) return decline('this mesh runs no builds')
     if (req.version !== opts.settings.version) return decline(`the build is another bldr (${req.version}; this mesh runs ${opts.settings.version})`)
     // The warm-up is short (a few actions): a build that comes meanwhile waits for it rather than build without the mesh.
+    if (warming) buildCame.abort()
     await warming
     if (s.destroyed) return
     if (hosted) return decline('it runs another build')
@@ -439,7 +444,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
       },
     }
     warming = opts
-      .warmUp(warmHost, idleS, warmAbort.signal)
+      .warmUp(warmHost, idleS, warmAbort.signal, buildCame.signal)
       .catch((err: unknown) => {
         if (warmAbort.signal.aborted) log?.info('the warm-up build stopped with the mesh')
         else log?.warn({ err }, 'the warm-up build failed; the first build pays for what it would have done')

@@ -310,13 +310,14 @@ export async function reachLocalMesh(opts: ReachOptions): Promise<LocalMeshLease
  * its output to the log) and return its pid without waiting for it: it is for
  * the next builds. Two started at once: the first to listen serves, the other exits.
  */
-export function startLocalMeshDaemon(opts: Omit<ReachOptions, 'onWorkerExited'>): number | undefined {
+export function startLocalMeshDaemon(opts: Omit<ReachOptions, 'onWorkerExited'> & { prime?: { buildFile: string; cwd: string } }): number | undefined {
   const files = daemonFiles(opts.meshDir)
   mkdirSync(opts.meshDir, { recursive: true })
   const tooLong = (statSync(files.log, { throwIfNoEntry: false })?.size ?? 0) > LOG_LIMIT_BYTES
   const logFd = openSync(files.log, tooLong ? 'w' : 'a')
   try {
     const args = ['mesh', 'serve', '--mesh-dir', opts.meshDir, '--folder-id', folderId(opts.meshDir) ?? '', '--idle', String(opts.idleS), '--settings', JSON.stringify(opts.settings)]
+    if (opts.prime) args.push('--prime', opts.prime.buildFile, '--prime-cwd', opts.prime.cwd)
     const child = spawn(process.execPath, [BLDR_BIN, ...args], {
       detached: true,
       stdio: ['ignore', logFd, logFd],

@@ -19,6 +19,7 @@ import { ToolIndex, type RememberedDigests } from '../cas/tools.js'
 import { BlobNotFoundError, causeOf, DigestMismatchError } from '../errors.js'
 import { placementOf, type Sandbox, type SandboxSpec } from '../../sandbox/types.js'
 import { actionPayloadSchema, parseInputListing, type ActionPayload, type InputEntry, type ResultReport } from './action-payload.js'
+import type { LastListing } from './last-listing.js'
 import type { StoreBudget } from './store-budget.js'
 import type { RunContext, RunOutcome } from './worker-core.js'
 
@@ -51,6 +52,8 @@ export interface ActionRunnerInit {
   budget?: StoreBudget
   /** Tool digests remembered across this worker's restarts (saved when one is hashed). */
   toolDigests?: RememberedDigests & { save(): void }
+  /** Told of each input listing read, for the next worker process to check its blobs early (last-listing.ts). */
+  lastListing?: LastListing
   log?: Logger
 }
 
@@ -205,6 +208,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
         }
         const entries = parseInputListing((await init.cas.getBytes(digest)).toString('utf8'))
         if (typeof entries === 'string') throw new Error(`the input listing blake3 ${digest} is malformed: ${entries}`)
+        init.lastListing?.note(digest)
         return entries
       })()
       listings.set(digest, p)

@@ -107,6 +107,28 @@ describe('action cache', () => {
     assert.equal(await again.get('e'.repeat(64)), null)
   })
 
+  it('parses an entry once per process: the log opened again gives the same frozen result, and a new result for the key its own', async () => {
+    const file = join(dir, 'memo', 'ac.log')
+    const key = 'c'.repeat(64)
+    const discovered = 'b'.repeat(64)
+    const ac = ActionCache.open(file)
+    await ac.put(key, { ...result, durationMs: 7 })
+    ac.putDiscovered(discovered, ['a.h', 'b.h'])
+    ac.close()
+    const first = await ActionCache.open(file).get(key)
+    const again = await ActionCache.open(file).get(key)
+    assert.equal(again, first, 'the same object, not parsed again')
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first?.outputs) && Object.isFrozen(first?.outputs[0]), 'shared by every build that finds it, so no one can change it')
+    assert.throws(() => (first!.outputs as unknown[]).push({}), TypeError)
+    assert.deepEqual(ActionCache.open(file).getDiscovered(discovered), ['a.h', 'b.h'])
+    assert.equal(ActionCache.open(file).getDiscovered(discovered), ActionCache.open(file).getDiscovered(discovered))
+    const later = ActionCache.open(file)
+    await later.put(key, { ...result, durationMs: 8 })
+    assert.equal((await later.get(key))?.durationMs, 8)
+    later.close()
+    assert.equal((await ActionCache.open(file).get(key))?.durationMs, 8)
+  })
+
   it('the last line for a key wins', async () => {
     const file = join(dir, 'last', 'ac.log')
     const ac = ActionCache.open(file)

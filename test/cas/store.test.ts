@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -208,6 +208,104 @@ describe('a client store run by root: sources sealed, outputs the user\'s', { sk
       const placed = await stat(join(dir, 'project', 's.txt'))
       assert.deepEqual([placed.uid, placed.ino === (await stat(cas.pathOf(source.digest))).ino], [0, false])
       assert.equal(await readFile(join(dir, 'project', 's.txt'), 'utf8'), 'a source\n')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('what a process verified, across the stores it opens on one folder', () => {
+  /** A hasher that counts its one-shot hashes (every file this small is hashed in one). */
+  async function countingHasher(): Promise<Hasher & { count: number }> {
+    const h = await createBlake3Hasher()
+    const counting = { algorithm: h.algorithm, count: 0, hash: (data: Uint8Array | string) => (counting.count++, h.hash(data)), createStream: () => h.createStream() }
+    return counting
+  }
+  /** A blob put into the store's folder by hand, as an earlier process left it: nothing here has hashed it. */
+  async function leftBehind(cas: CasStore, text: string): Promise<string> {
+    const digest = (await createBlake3Hasher()).hash(text)
+    await mkdir(join(cas.pathOf(digest), '..'), { recursive: true })
+    await writeFile(cas.pathOf(digest), text, { mode: 0o444 })
+    return digest
+  }
+
+  it('a store opened again on the same folder does not hash again what the first one verified, and still catches a blob changed since', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-again-'))
+    try {
+      const hasher = await countingHasher()
+      const first = await openCasStore(join(dir, 'cas'), hasher)
+      const digest = await leftBehind(first, 'stored by an earlier process')
+      await first.verify(digest)
+      assert.equal(hasher.count, 1)
+      const again = await openCasStore(join(dir, 'cas'), hasher)
+      await again.verify(digest)
+      assert.equal(hasher.count, 1, 'the second store trusts the check the first one made')
+      await corrupt(again.pathOf(digest))
+      await assert.rejects(again.verify(digest), DigestMismatchError)
+      assert.equal(hasher.count, 2)
+      // A store on another folder shares nothing.
+      const other = await openCasStore(join(dir, 'other-cas'), hasher)
+      const elsewhere = await leftBehind(other, 'stored by an earlier process')
+      assert.equal(elsewhere, digest)
+      await other.verify(elsewhere)
+      assert.equal(hasher.count, 3)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('placing a new version of an output of the same size does not read the old one; an identical copy in place is kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-place-'))
+    try {
+      const hasher = await countingHasher()
+      const cas = await openCasStore(join(dir, 'cas'), hasher)
+      const dest = join(dir, 'project', 'out.o')
+      await mkdir(join(dir, 'project'))
+      const v1 = await cas.putBytes('version 1')
+      const v2 = await cas.putBytes('version 2')
+      assert.equal(await cas.placeOutput(v1.digest, dest, { executable: false }), 'link')
+      const before = hasher.count
+      assert.equal(await cas.placeOutput(v2.digest, dest, { executable: false }), 'link')
+      assert.equal(hasher.count, before, 'the old output is a link to a blob known to be another one')
+      assert.equal(await readFile(dest, 'utf8'), 'version 2')
+      assert.equal((await stat(dest)).ino, (await stat(cas.pathOf(v2.digest))).ino)
+
+      const copy = join(dir, 'project', 'copy.o')
+      await writeFile(copy, 'version 2')
+      assert.equal(await cas.placeOutput(v2.digest, copy, { executable: false }), 'kept')
+      assert.equal(hasher.count, before + 1, 'a file that is no blob of this store is read to tell')
+      await writeFile(copy, 'version 3')
+      assert.equal(await cas.placeOutput(v2.digest, copy, { executable: false }), 'link')
+      assert.equal(await readFile(copy, 'utf8'), 'version 2')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('verifyPlaced takes an output in place that is a link to a blob as that blob, verified; not a copy, nor a link changed since', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-placed-'))
+    try {
+      const hasher = await countingHasher()
+      const cas = await openCasStore(join(dir, 'cas'), hasher)
+      await mkdir(join(dir, 'project'))
+      const digest = await leftBehind(cas, 'an output an earlier build placed')
+      const dest = join(dir, 'project', 'out.o')
+      await link(cas.pathOf(digest), dest)
+      assert.equal(await cas.verifyPlaced(dest), digest)
+      const counted = hasher.count
+      await cas.verify(digest)
+      assert.equal(hasher.count, counted, 'its blob is verified now')
+
+      await writeFile(join(dir, 'project', 'copy.o'), 'an output an earlier build placed')
+      assert.equal(await cas.verifyPlaced(join(dir, 'project', 'copy.o')), undefined)
+      assert.equal(await cas.verifyPlaced(join(dir, 'project', 'missing.o')), undefined)
+
+      const other = await leftBehind(cas, 'another output')
+      const dest2 = join(dir, 'project', 'other.o')
+      await link(cas.pathOf(other), dest2)
+      await corrupt(dest2)
+      assert.equal(await cas.verifyPlaced(dest2), undefined, 'its bytes no longer name its blob')
+      await assert.rejects(cas.verify(other), DigestMismatchError)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -118,6 +118,30 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
     })
   })
 
+  it('a new kept mesh primes the project it was started for (its graph, its outputs in place, its sources) before a build comes', async () => {
+    await withProject(copyExample(), async (dir) => {
+      const first = await runCli(['build', '-C', dir, ...MESH])
+      assertBuilt(first)
+      assert.ok(startedAfter(first), first.stderr)
+      const log = daemonFiles(join(dir, '.bldr', 'mesh')).log
+      const deadline = performance.now() + 60_000
+      let line: string | undefined
+      while (!(line = (await readFile(log, 'utf8').catch(() => '')).split('\n').find((l) => l.includes('"msg":"primed the project for its next build"')))) {
+        if (performance.now() > deadline) assert.fail(`the mesh did not prime the project:\n${await readFile(log, 'utf8').catch(() => '')}`)
+        await delay(100)
+      }
+      const primed = JSON.parse(line) as { sources: number; outputs: number; buildFile: string }
+      assert.equal(primed.buildFile, join(dir, 'BUILD.yaml'))
+      assert.ok(primed.sources >= 5, `sources kept for serving: ${line}`)
+      assert.ok(primed.outputs >= 3, `outputs taken as verified: ${line}`)
+      await changeSource(dir, 2)
+      const second = await runCli(['build', '-C', dir, ...MESH])
+      assertBuilt(second)
+      assert.match(second.stdout, /[1-9]\d* executed/)
+      assert.match(second.stderr, /, which runs this build$/m)
+    })
+  })
+
   it('a build with other settings stops it and keeps one of its own settings; --mesh-idle 0 or another --log-level leaves it alone and keeps none', async () => {
     await withProject(copyExample(), async (dir) => {
       assertBuilt(await runCli(['build', '-C', dir, ...MESH]))

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { chmodSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,9 +12,10 @@ import { inputListingBytes, type ActionPayload, type ResultReport } from '../../
 import { createActionRunner, type BlobExchange, type BlobHolder } from '../../src/worker/action-runner.js'
 import { createLocalSandbox } from '../../sandbox/local.js'
 import { StoreBudget } from '../../src/worker/store-budget.js'
+import { LastListing } from '../../src/worker/last-listing.js'
 
 /** A worker's store and sandbox, and a peer store the exchange fetches from and pushes to (two real stores; only the wire is left out). */
-async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; requests: { holders: string; digests: number }[]; pushed: string[]; budget?: StoreBudget }) => Promise<void>, maxStore?: number): Promise<void> {
+async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnType<typeof createActionRunner>; fetched: string[]; requests: { holders: string; digests: number }[]; pushed: string[]; budget?: StoreBudget }) => Promise<void>, maxStore?: number, lastListing?: LastListing): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bldr-runner-'))
   const hasher = await createBlake3Hasher()
   const cas = await openCasStore(join(dir, 'worker-cas'), hasher)
@@ -45,7 +46,7 @@ async function withWorker(fn: (w: { cas: CasStore; peer: CasStore; run: ReturnTy
   }
   try {
     const budget = maxStore !== undefined ? new StoreBudget(cas, maxStore) : undefined
-    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs, ...(budget ? { budget } : {}) }), fetched, requests, pushed, ...(budget ? { budget } : {}) })
+    await fn({ cas, peer, run: createActionRunner({ cas, sandboxes: [sandbox], blobs, ...(budget ? { budget } : {}), ...(lastListing ? { lastListing } : {}) }), fetched, requests, pushed, ...(budget ? { budget } : {}) })
   } finally {
     await sandbox.close()
     await rm(dir, { recursive: true, force: true })
@@ -121,7 +122,8 @@ describe('the action runner of a worker', () => {
     })
   })
 
-  it('takes the inputs a listing blob names (fetched from the client and read once for all actions), with those the payload names itself', async () => {
+  it('takes the inputs a listing blob names (fetched from the client and read once for all actions), with those the payload names itself; notes the listing for the next worker process', async () => {
+    const noted = join(await mkdtemp(join(tmpdir(), 'bldr-listing-')), 'last-listing')
     await withWorker(async ({ peer, run, fetched }) => {
       const tree = await Promise.all(['a.h', 'b.h', 'c.h'].map(async (path) => ({ path, digest: (await peer.putBytes(`/* ${path} */\n`)).digest, executable: false })))
       const listing = (await peer.putBytes(inputListingBytes(tree))).digest
@@ -133,6 +135,7 @@ describe('the action runner of a worker', () => {
         assert.equal(report(out.detail).exec?.exitCode, 0)
       }
       assert.equal(fetched.filter((f) => f.startsWith(listing.slice(0, 8))).length, 1, 'the listing was fetched once')
+      assert.equal(readFileSync(noted, 'utf8'), `${listing}\n`)
       // A listing that is not one, or that names another number of inputs than the payload says, is the worker's failure.
       const junk = (await peer.putBytes('[["a.h", "not a digest", 0]]')).digest
       for (const bad of [{ digest: junk, entries: 1 }, { digest: listing, entries: 2 }]) {
@@ -140,7 +143,9 @@ describe('the action runner of a worker', () => {
         assert.equal(out.ok, false)
         assert.match(report(out.detail).error ?? '', /inputs unavailable: the input listing blake3 [0-9a-f]{64} (is malformed: entry 0: bad digest|names 3 inputs, the payload says 2)/)
       }
-    })
+      assert.equal(readFileSync(noted, 'utf8'), `${listing}\n`, 'a malformed listing is not noted')
+    }, undefined, new LastListing(noted))
+    await rm(join(noted, '..'), { recursive: true, force: true })
   })
 
   it('takes a blob it checked before as there, and fetches it again if it left the store or changed meanwhile', async () => {
