@@ -237,7 +237,7 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
     project.actionCache.close()
     // A mesh still starting (the build ended before its first action needed it) is stopped once up.
     await starting?.catch(() => {})
-    await session?.close()
+    await session?.close({ meshGone: meshError !== undefined })
     await local?.stop()
     // A mesh kept for the next builds, started now (this build does not wait for it), if this one's was whole to the end.
     const whole = !opts.signal?.aborted && !meshError && faults.localWorkersExited.length === 0 && (faults.coordinator?.workersLost.length ?? 0) === 0

@@ -53,8 +53,13 @@ export interface MeshBuild extends MeshSession {
   workersAtOpen: number
   /** Every registered worker's counters. */
   workerStats(): Promise<Record<string, WorkerStatsWire | null>>
-  /** Close the build at the coordinator and stop this node; the coordinator's account of the build's faults (undefined if it could not be had). */
-  close(): Promise<FaultAccount | undefined>
+  /**
+   * Close the build at the coordinator and stop this node; the coordinator's
+   * account of the build's faults (undefined if it could not be had). With
+   * `meshGone` (the build already ended because the mesh did), a coordinator
+   * that cannot be reached is no news, and is logged at debug only.
+   */
+  close(opts?: { meshGone?: boolean }): Promise<FaultAccount | undefined>
 }
 
 const CALL_TIMEOUT_MS = 30_000
@@ -209,11 +214,11 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
       }
     },
     workerStats: async () => (await call({ type: 'stats' }, 'stats')).workers,
-    close: async () => {
+    close: async (opts = {}) => {
       closing = true
       clearTimeout(probe)
       node.removeEventListener('peer:disconnect', onDisconnect)
-      const closed = await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => log?.warn({ err }, 'could not close the build at the coordinator'))
+      const closed = await call({ type: 'close', buildId }, 'closed').catch((err: unknown) => (opts.meshGone ? log?.debug : log?.warn)?.call(log, { err }, 'could not close the build at the coordinator'))
       client.close()
       await leave()
       return closed ? closed.account : undefined

@@ -365,6 +365,7 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       assert.match((await runCli(['mesh', 'stop', '-C', dir])).stdout, new RegExp(`^bldr mesh: stopped the local mesh \\(pid ${mesh.pid}\\)$`, 'm'))
       assert.equal(await build.exited, 1, build.output())
       assert.match(build.output(), /^bldr: the local mesh stopped \(asked to stop\); no local worker is left to finish the build$/m)
+      assert.doesNotMatch(build.output(), /^\{"level"/m, 'no log line of the mesh gone as well: the error above says it')
       for (const p of [mesh.pid, ...mesh.workers]) assert.ok(!isAlive(p), `process ${p} outlived bldr mesh stop`)
     })
   })
