@@ -170,6 +170,8 @@ export async function buildDistributed(project: Project, opts: DistributedBuildO
       listen: [opts.listen ?? (opts.coordinator ? '/ip4/0.0.0.0/tcp/0' : '/ip4/127.0.0.1/tcp/0')],
       ...(opts.liveness ? { liveness: opts.liveness } : {}),
       ...(lease?.clientNode ? { node: lease.clientNode } : {}),
+      // The coordinator of this build's own mesh runs in this process.
+      ...(local ? { inProcess: local.coordinator.inProcess } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     })
     const seeding = `seeding ${opts.seedPolicy}${opts.seedWindow !== undefined ? ` (window ${opts.seedWindow})` : ''}`

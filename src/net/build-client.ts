@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import type { MeshSession, MeshSessionEvents } from '../build/mesh-executor.js'
+import type { InProcessCoordinator } from './coordinator-service.js'
 import { Batcher } from './batcher.js'
 import { CasClient, MAX_BLOBS_PER_STREAM, serveCasFrom, type CasSource, type ExtraBlobs } from './cas-protocol.js'
 import { createMeshNode, learnPeer, parseMultiaddr, peerIdOfAddr, type Liveness, type MeshNode } from './node.js'
@@ -44,6 +45,13 @@ export interface OpenMeshBuildOptions {
    * stopped at close; it serves one build at a time.
    */
   node?: KeptBuildNode
+  /**
+   * The coordinator, when it runs in this process (an embedded one: the
+   * local mesh's): the build's calls and events are function calls, not
+   * messages to itself over loopback (coordinator-service.ts). A kept node
+   * brings its own (keepBuildNode).
+   */
+  inProcess?: InProcessCoordinator
   log?: Logger
 }
 
@@ -85,27 +93,37 @@ export interface KeptBuildNode {
   node: MeshNode
   /** The build open on it (one at a time). */
   open?: OnNode
+  /** Its coordinator, when in this process (OpenMeshBuildOptions.inProcess). */
+  inProcess?: InProcessCoordinator
 }
 
 /** Keep `node` for builds; `log` hears of what it serves whichever build is open. */
-export async function keepBuildNode(node: MeshNode, log?: Logger): Promise<KeptBuildNode> {
-  const kept: KeptBuildNode = { node }
-  await serveBuilds(node, () => kept.open, log?.child({ component: 'client' }))
+export async function keepBuildNode(node: MeshNode, log?: Logger, inProcess?: InProcessCoordinator): Promise<KeptBuildNode> {
+  const kept: KeptBuildNode = { node, ...(inProcess ? { inProcess } : {}) }
+  await serveBuilds(node, () => kept.open, log?.child({ component: 'client' }), inProcess)
   return kept
 }
 
-/** Serve the CAS and build events on `node` for the build `current()` gives when each request comes. */
-async function serveBuilds(node: MeshNode, current: () => OnNode | undefined, log: Logger | undefined): Promise<void> {
+/**
+ * Serve the CAS and build events on `node` for the build `current()` gives
+ * when each request comes; from a coordinator in this process, the events
+ * come as calls.
+ */
+async function serveBuilds(node: MeshNode, current: () => OnNode | undefined, log: Logger | undefined, inProcess?: InProcessCoordinator): Promise<void> {
   await serveCasFrom(node, current, log ? { log } : {})
+  const deliver = async (events: readonly BuildEvent[]): Promise<void> => {
+    const open = current()
+    if (!open) return
+    const prefix = `${open.buildId}/`
+    const mine = events.filter((e) => e.type === 'stalled' || (e.type === 'started' ? e.ids : [e.id]).some((id) => id.startsWith(prefix)))
+    if (mine.length > 0) await open.events(mine)
+  }
+  inProcess?.attach(node.peerId.toString(), deliver)
   await serveProtocol(
     node,
     BUILD_EVENTS_PROTOCOL,
     async (req) => {
-      const open = current()
-      if (!open) return { ok: true as const }
-      const prefix = `${open.buildId}/`
-      const mine = req.events.filter((e) => e.type === 'stalled' || (e.type === 'started' ? e.ids : [e.id]).some((id) => id.startsWith(prefix)))
-      if (mine.length > 0) await open.events(mine)
+      await deliver(req.events)
       return { ok: true as const }
     },
     log,
@@ -121,14 +139,21 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const buildId = randomBytes(6).toString('hex')
   let handlers: MeshSessionEvents | undefined
 
-  const call = <K extends BuildResponse['type']>(req: BuildRequest, expect: K): Promise<Extract<BuildResponse, { type: K }>> =>
-    requestExpecting(client, coordinatorAddr, req, expect, {
+  const inProcess = opts.node ? opts.node.inProcess : opts.inProcess
+  const call = async <K extends BuildResponse['type']>(req: BuildRequest, expect: K): Promise<Extract<BuildResponse, { type: K }>> => {
+    if (inProcess) {
+      const res = await inProcess.request(req, node.peerId.toString())
+      if (res.type !== expect) throw new ProtocolError(`${BUILD_PROTOCOL.id}: expected a ${expect} answer, got ${res.type}`)
+      return res as Extract<BuildResponse, { type: K }>
+    }
+    return requestExpecting(client, coordinatorAddr, req, expect, {
       timeoutMs: CALL_TIMEOUT_MS,
       attempts: CALL_ATTEMPTS,
       backoffMs: CALL_RETRY_MS,
       // Debug: the final failure is reported to the user; the attempts before it are detail.
       onRetry: (err, attempt) => log?.debug({ err, request: req.type, attempt }, 'coordinator call failed; retrying'),
     })
+  }
 
   const onNode: OnNode = {
     buildId,
@@ -148,10 +173,13 @@ export async function openMeshBuild(opts: OpenMeshBuildOptions): Promise<MeshBui
   const kept = opts.node
   if (kept?.open) throw new Error(`build ${kept.open.buildId} is still open on this node; one build at a time`)
   if (kept) kept.open = onNode
-  else await serveBuilds(node, () => onNode, log)
+  else await serveBuilds(node, () => onNode, log, inProcess)
   /** Done with the node: stopped if it is the build's, else left for the next build. */
   const leave = async (): Promise<void> => {
-    if (!kept) return node.stop()
+    if (!kept) {
+      inProcess?.attach(node.peerId.toString(), undefined)
+      return node.stop()
+    }
     if (kept.open === onNode) delete kept.open
   }
 

@@ -20,7 +20,7 @@ import type { BuildIo } from '../cli/build-io.js'
 import { connectDaemon, daemonFiles, folderId, settingsDiff, type FromDaemon, type HostedBuildRequest, type LocalMeshLease, type MeshDaemonInfo, type MeshHost, type MeshSettings, type ToDaemon } from './mesh-daemon.js'
 import { isStopped, startLocalMesh, type LocalMesh } from './local-mesh.js'
 import { keepBuildNode, type KeptBuildNode } from './build-client.js'
-import { createMeshNode, parseMultiaddr } from './node.js'
+import { createMeshNode } from './node.js'
 
 /** How often the daemon looks at its folder and its workers. */
 const WATCH_MS = 1_000
@@ -236,7 +236,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
 
   /** What a build in this process gets of the mesh `ready`: its address, the builds' node, and how it is done with it. */
   const leaseOf = async (ready: LocalMesh, release: LocalMeshLease['release']): Promise<LocalMeshLease & { clientNode: KeptBuildNode }> => ({
-    clientNode: await (clientNode ??= openClientNode(ready.addr)),
+    clientNode: await (clientNode ??= openClientNode(ready)),
     addr: ready.addr,
     daemonPid: process.pid,
     startedAt,
@@ -304,11 +304,11 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   }
 
   /** The builds' node, connected to the coordinator; one that fails to start is made again by the next build. */
-  const openClientNode = async (coordinator: string): Promise<KeptBuildNode> => {
+  // Its coordinator is in this process: the builds call it, not dial it (coordinator-service.ts, InProcessCoordinator).
+  const openClientNode = async (ready: LocalMesh): Promise<KeptBuildNode> => {
     try {
       const node = await createMeshNode({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.settings.liveness ? { liveness: opts.settings.liveness } : {}) })
-      await node.dial(parseMultiaddr(coordinator)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node could not reach the coordinator yet'))
-      return await keepBuildNode(node, log)
+      return await keepBuildNode(node, log, ready.coordinator.inProcess)
     } catch (err) {
       clientNode = undefined
       throw err
@@ -431,7 +431,7 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
   }
   log?.info({ addr: mesh.addr, workers: mesh.pids, idleS }, 'local mesh ready')
   // Made now, so the first build that comes need not wait for it.
-  if (opts.hostBuild) (clientNode ??= openClientNode(mesh.addr)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node did not start; the next build tries again'))
+  if (opts.hostBuild) (clientNode ??= openClientNode(mesh)).catch((err: unknown) => log?.warn({ err }, 'the builds\' node did not start; the next build tries again'))
   // Not beside a build that came while the mesh started (they would share the builds' node).
   if (opts.warmUp && !hosted && builds.size === 0) {
     const ready = mesh

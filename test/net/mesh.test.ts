@@ -152,6 +152,37 @@ describe('the mesh across OS processes (real libp2p over TCP)', { timeout: 90_00
     })
   })
 
+  it('with the coordinator in this process (the local mesh\'s): the build calls it and hears its events without a connection to it, and a refusal reads as over the network', async () => {
+    await withTwoWorkers('bldr-in-process-', async ({ coordinator, cas }) => {
+      const kept = await keepBuildNode(await createMeshNode({ listen: ['/ip4/127.0.0.1/tcp/0'] }), undefined, coordinator.inProcess)
+      const toCoordinator = (node: { getConnections(): { remotePeer: { toString(): string } }[] }): number => node.getConnections().filter((c) => c.remotePeer.toString() === coordinator.inProcess.id).length
+      try {
+        // Twice on the kept node, and once on a node of the build's own (given the coordinator as an option).
+        for (const own of [false, false, true]) {
+          const session = await openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', sandbox: 'local', platform: PLATFORM, ...(own ? { inProcess: coordinator.inProcess } : { node: kept }) })
+          const N = 6
+          const heard: string[] = []
+          const all = new Promise<void>((resolve, reject) => {
+            const late = setTimeout(() => reject(new Error(`heard ${heard.length} of ${N} results in 20 s`)), 20_000)
+            session.setHandlers({ started: () => {}, result: (id) => void (heard.push(id) === N && (clearTimeout(late), resolve())) })
+          })
+          for (let i = 0; i < N; i++) void session.submit({ id: `${session.buildId}/a${i}`, payload: { sleepMs: 10 } as unknown as ActionPayload })
+          await all
+          assert.deepEqual(heard.sort(), Array.from({ length: N }, (_, i) => `${session.buildId}/a${i}`).sort())
+          assert.equal(toCoordinator(session.node), 0, 'no connection to the coordinator: its calls and events are function calls')
+          assert.ok(Object.keys(await session.workerStats()).length === 2, "the workers' counters, through the coordinator")
+          const account = await session.close()
+          assert.equal(account?.recorded, N, "the coordinator's account of the build")
+        }
+        const refusal = /^Error: the coordinator at \S+ refused the build: no worker in this mesh offers sandbox docker on \S+ \(the mesh has local on \S+ \(2 workers\)\)$/
+        await assert.rejects(openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', sandbox: 'docker', platform: PLATFORM }), refusal)
+        await assert.rejects(openMeshBuild({ coordinator: coordinator.addrs[0]!, cas, policy: 'least-loaded', sandbox: 'docker', platform: PLATFORM, inProcess: coordinator.inProcess }), refusal)
+      } finally {
+        await kept.node.stop()
+      }
+    })
+  })
+
   it('the auto seed window queues one action per slot while actions are short and none once they run long', async (t) => {
     await withTwoWorkers('bldr-auto-window-', async ({ coordinator, workers, cas }) => {
       /**
