@@ -286,7 +286,10 @@ describe('the local mesh kept between builds', { timeout: 180_000 }, () => {
       // The mesh ran a build of its own once ready (src/build/warm-up.ts): an action per slot and their join, run, not cached; this build waited for it.
       assert.match(await readFile(daemonFiles(join(dir, '.bldr', 'mesh')).log, 'utf8'), /"actions":3,"ms":\d+,"msg":"warm-up build done"/)
       assert.match(r.stdout, /^bldr: built 4 actions in [\d.]+ s: 3 executed, 1 cached, 0 failed/m)
-      assert.equal(JSON.parse(await readFile(join(dir, 'hosted-stats.json'), 'utf8')).executed, 3)
+      const hostedStats = JSON.parse(await readFile(join(dir, 'hosted-stats.json'), 'utf8')) as { executed: number; mesh: { workers: { executed?: number }[] } }
+      assert.equal(hostedStats.executed, 3)
+      // The workers' counters are this build's: read as it opened (the mesh had run its warm-up and a build before) and as it ended.
+      assert.equal(hostedStats.mesh.workers.reduce((k, w) => k + (w.executed ?? 0), 0), 3, JSON.stringify(hostedStats.mesh.workers))
       assert.equal((await readFile(join(dir, 'all.txt'), 'utf8')).split('\n').filter(Boolean).length, 4)
 
       const failed = await runCli(['build', '-C', dir, 'bad', ...MESH])
