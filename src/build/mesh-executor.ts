@@ -15,7 +15,7 @@ import type { Digest } from '../cas/hasher.js'
 import type { CasStore } from '../cas/store.js'
 import { RemoteExecutionError } from '../errors.js'
 import { setTimeout as delay } from 'node:timers/promises'
-import { inputListingBytes, type ActionPayload, type ExecReport, type ResultReport } from '../worker/action-payload.js'
+import { inputListingBytes, LISTING_INLINE_MAX_BYTES, type ActionPayload, type ExecReport, type ResultReport } from '../worker/action-payload.js'
 import type { KeyedInput } from '../cas/action-cache.js'
 import { actionPlacement, type SandboxName, type SandboxResult } from '../../sandbox/types.js'
 import type { Executor } from './engine.js'
@@ -87,10 +87,10 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
    * per file in a build, so an unchanged listing is found by identity) and
    * its blob, stored here for workers to fetch.
    */
-  const listings = new WeakMap<readonly string[], { members: KeyedInput[]; digest: Digest }>()
+  const listings = new WeakMap<readonly string[], { members: KeyedInput[]; digest: Digest; text: string; sent: boolean }>()
   const stagedSets = new WeakMap<readonly string[], Set<string>>()
   /** An action's inputs: those its payload names, and (a ninja action's) staged files as a listing. */
-  const splitInputs = async (staged: readonly string[] | undefined, inputs: readonly KeyedInput[]): Promise<{ own: readonly KeyedInput[]; listed?: { digest: Digest; entries: number } }> => {
+  const splitInputs = async (staged: readonly string[] | undefined, inputs: readonly KeyedInput[]): Promise<{ own: readonly KeyedInput[]; listed?: { digest: Digest; entries: number; text?: string } }> => {
     if (!staged) return { own: inputs }
     let set = stagedSets.get(staged)
     if (!set) stagedSets.set(staged, (set = new Set(staged)))
@@ -103,10 +103,14 @@ export function createMeshExecutor(init: MeshExecutorInit): Executor {
     if (members.length === 0) return { own: inputs }
     let memo = listings.get(staged)
     if (!memo || memo.members.length !== members.length || memo.members.some((m, k) => m !== members[k])) {
-      memo = { members, digest: (await cas.putBytes(inputListingBytes(members))).digest }
+      const text = inputListingBytes(members)
+      memo = { members, digest: (await cas.putBytes(text)).digest, text, sent: false }
       listings.set(staged, memo)
     }
-    return { own, listed: { digest: memo.digest, entries: members.length } }
+    // The first payload that names it carries it (LISTING_INLINE_MAX_BYTES); other workers fetch it from here.
+    const inline = !memo.sent && Buffer.byteLength(memo.text) <= LISTING_INLINE_MAX_BYTES
+    memo.sent = true
+    return { own, listed: { digest: memo.digest, entries: members.length, ...(inline ? { text: memo.text } : {}) } }
   }
   let connected: Promise<MeshSession> | undefined
   const connect = (): Promise<MeshSession> =>

@@ -17,6 +17,13 @@ const outputRecord = z.object({ path: relPath, digest: digestSchema, size: z.num
 
 /** Most inputs one action may name (a ninja action names the whole source tree). */
 const MAX_INPUTS = 100_000
+/**
+ * Largest listing sent inline, in the first payload that names it (the
+ * listing of a 200-file CMake project's source tree is ~40 KB): the worker
+ * that runs that action need not fetch it, a round trip to the client on the
+ * way to the first action of every build whose sources changed.
+ */
+export const LISTING_INLINE_MAX_BYTES = 256 * 1024
 const inputEntry = z.object({ path: relPath, digest: digestSchema, executable: z.boolean(), from: peerId.optional() }).strict()
 type InputEntry = z.infer<typeof inputEntry>
 const inputList = z.array(inputEntry).max(MAX_INPUTS)
@@ -73,7 +80,15 @@ export const actionPayloadSchema = z
      * of them, fetched and read once per worker, instead of ~50 KiB in every
      * payload, encoded, encrypted and decoded along the way.
      */
-    listed: z.object({ digest: digestSchema, entries: z.number().int().min(1).max(MAX_INPUTS) }).strict().optional(),
+    listed: z
+      .object({
+        digest: digestSchema,
+        entries: z.number().int().min(1).max(MAX_INPUTS),
+        /** The listing itself, in the first payload that names it (LISTING_INLINE_MAX_BYTES); checked against `digest`. */
+        text: z.string().max(LISTING_INLINE_MAX_BYTES).optional(),
+      })
+      .strict()
+      .optional(),
     outputs: z.array(relPath).max(10_000),
     timeoutMs: z.number().int().min(1),
     capabilities: z

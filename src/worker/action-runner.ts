@@ -198,10 +198,23 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
 
   /** Input listings read, by digest; a fetch under way is shared. */
   const listings = new Map<Digest, Promise<InputEntry[]>>()
-  const listingOf = (digest: Digest, from: BlobHolder): Promise<InputEntry[]> => {
+  const listingOf = (digest: Digest, from: BlobHolder, text?: string): Promise<InputEntry[]> => {
     let p = listings.get(digest)
     if (!p) {
       p = (async () => {
+        // Sent inline (the first payload that names it): used if it is what its digest says, and stored after.
+        if (text !== undefined) {
+          if (init.cas.hasher.hash(text) === digest) {
+            const entries = parseInputListing(text)
+            if (typeof entries === 'string') throw new Error(`the input listing blake3 ${digest} is malformed: ${entries}`)
+            init.cas.putBytes(text).then(
+              () => init.lastListing?.note(digest),
+              (err: unknown) => init.log?.debug({ err, digest }, 'could not store an input listing sent inline'),
+            )
+            return entries
+          }
+          init.log?.warn({ digest, actual: init.cas.hasher.hash(text) }, 'an input listing sent inline does not match its digest; fetching it')
+        }
         if (!(await intact(digest))) {
           const err = (await init.blobs.fetchBlobs([digest], [from])).get(digest)
           if (err) throw err
@@ -222,7 +235,7 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
   const withListedInputs = async (payload: ActionPayload): Promise<ActionPayload> => {
     const listed = payload.listed
     if (!listed) return payload
-    const entries = await listingOf(listed.digest, client(payload))
+    const entries = await listingOf(listed.digest, client(payload), listed.text)
     if (entries.length !== listed.entries) throw new Error(`the input listing blake3 ${listed.digest} names ${entries.length} inputs, the payload says ${listed.entries}`)
     const own = new Set(payload.inputs.map((i) => i.path))
     return { ...payload, inputs: [...payload.inputs, ...entries.filter((e) => !own.has(e.path))] }

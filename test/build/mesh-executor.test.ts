@@ -17,7 +17,7 @@ import { DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_CAPABILITIES, HERMETIC_ENV, type Act
 import { parseInputListing, type ActionPayload } from '../../src/worker/action-payload.js'
 
 describe('the mesh executor', () => {
-  it('sends the staged source tree as one listing blob that every action shares; a payload names only its other inputs', async () => {
+  it('sends the staged source tree as one listing blob that every action shares, inline in the first payload only; a payload names only its other inputs', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bldr-mesh-executor-'))
     try {
       const cas = await openCasStore(join(dir, 'cas'), await createBlake3Hasher())
@@ -67,7 +67,9 @@ describe('the mesh executor', () => {
       const listing = parseInputListing((await cas.getBytes(x.listed.digest)).toString('utf8'))
       assert.ok(Array.isArray(listing))
       assert.deepEqual(listing, tree, 'in the staged order, every digest as hashed')
-      assert.ok(JSON.stringify(x).length < 2_000, `the payload stays small (${JSON.stringify(x).length} bytes)`)
+      assert.equal(x.listed.text, (await cas.getBytes(x.listed.digest)).toString('utf8'), 'the first payload carries the listing itself')
+      assert.equal(y.listed.text, undefined)
+      assert.ok(JSON.stringify(y).length < 2_000, `a payload after it stays small (${JSON.stringify(y).length} bytes)`)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -144,6 +144,21 @@ describe('the action runner of a worker', () => {
         assert.match(report(out.detail).error ?? '', /inputs unavailable: the input listing blake3 [0-9a-f]{64} (is malformed: entry 0: bad digest|names 3 inputs, the payload says 2)/)
       }
       assert.equal(readFileSync(noted, 'utf8'), `${listing}\n`, 'a malformed listing is not noted')
+
+      // Sent inline: used without a fetch if it is what its digest says; one that is not is fetched.
+      const tree2 = [...tree, { path: 'd.h', digest: (await peer.putBytes('/* d.h */\n')).digest, executable: false }]
+      const text = inputListingBytes(tree2)
+      const inline = { digest: (await peer.putBytes(text)).digest, entries: tree2.length, text }
+      const before = fetched.length
+      const out = await run({ id: 'b/inline', payload: payload({ argv: ['sh', '-c', 'cat a.h d.h > out.txt'], listed: inline, outputs: ['out.txt'] }) })
+      assert.equal(report(out.detail).exec?.exitCode, 0, JSON.stringify(out.detail))
+      assert.deepEqual(fetched.slice(before).map((f) => f.slice(0, 8)), [tree2[3]!.digest.slice(0, 8)], 'only d.h, not the listing')
+      const tree3 = [...tree, { path: 'e.h', digest: (await peer.putBytes('/* e.h */\n')).digest, executable: false }]
+      const third = (await peer.putBytes(inputListingBytes(tree3))).digest
+      const wrong = { digest: third, entries: tree3.length, text: inputListingBytes(tree2) }
+      const fallback = await run({ id: 'b/wrong-inline', payload: payload({ argv: ['sh', '-c', 'cat a.h e.h > out.txt'], listed: wrong, outputs: ['out.txt'] }) })
+      assert.equal(report(fallback.detail).exec?.exitCode, 0, JSON.stringify(fallback.detail))
+      assert.ok(fetched.some((f) => f.startsWith(third.slice(0, 8))), 'a listing sent inline that is not what its digest says is not used: the listing is fetched')
     }, undefined, new LastListing(noted))
     await rm(join(noted, '..'), { recursive: true, force: true })
   })
