@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { glob } from 'tinyglobby'
 import type { SourceTree } from '../src/graph/source-tree.js'
 import { stopLocalMesh } from '../src/net/mesh-daemon.js'
+import type { ServedSources } from '../src/build/served-sources.js'
 
 /** The repository root (tests run from dist/test/…). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -288,4 +289,15 @@ export async function terminate(proc: ChildProcess): Promise<number | null> {
 export async function executedIn(statsFile: string): Promise<string[]> {
   const stats = JSON.parse(await readFile(statsFile, 'utf8')) as { actions: { id: string; status: string }[] }
   return stats.actions.filter((a) => a.status === 'executed').map((a) => a.id).sort()
+}
+
+/** From now on, the project paths of the sources `served` is handed (each build hands over those it does not hold yet), in order. */
+export function handedOver(served: ServedSources, root: string): string[] {
+  const handed: string[] = []
+  const add = served.add.bind(served)
+  served.add = (digest, abs, bytes) => {
+    handed.push(relative(root, abs))
+    add(digest, abs, bytes)
+  }
+  return handed
 }

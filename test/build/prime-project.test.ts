@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { appendFile, cp, mkdtemp, readdir, readFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import { buildDistributed } from '../../src/build/distributed.js'
@@ -17,7 +17,7 @@ import { openProject } from '../../src/build/project.js'
 import { servedSourcesOf } from '../../src/build/served-sources.js'
 import { SETTLED_MS } from '../../src/build/source-digests.js'
 import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
-import { removeProject, REPO_ROOT, runCli } from '../helpers.js'
+import { handedOver, removeProject, REPO_ROOT, runCli } from '../helpers.js'
 
 describe('priming a project for its next build', { timeout: 180_000 }, () => {
   let dir: string
@@ -53,12 +53,7 @@ describe('priming a project for its next build', { timeout: 180_000 }, () => {
     assert.ok(primed.sources >= sources.length, `sources kept: ${primed.sources}, the source tree: ${sources.join(', ')}`)
 
     const served = servedSourcesOf(project.root, project.cas.hasher)
-    const handed: string[] = []
-    const add = served.add.bind(served)
-    served.add = (digest, abs, bytes) => {
-      handed.push(relative(project.root, abs))
-      add(digest, abs, bytes)
-    }
+    const handed = handedOver(served, project.root)
     await appendFile(join(dir, 'src', 'greet.c'), '\nint greet_primed(void) { return 1; }\n')
     const { summary } = await buildDistributed(await openProject({ dir: build, file: 'build.ninja' }), { localSlots: [1, 1], strategy: 'random', seedPolicy: DEFAULT_SEED_POLICY, meshIdleS: 0 })
     assert.equal(summary.ok, true)

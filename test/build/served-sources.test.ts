@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { buildDistributed } from '../../src/build/distributed.js'
@@ -11,7 +11,7 @@ import { SETTLED_MS } from '../../src/build/source-digests.js'
 import { servedSourcesOf, ServedSources } from '../../src/build/served-sources.js'
 import { DEFAULT_SEED_POLICY } from '../../src/net/seed-policy.js'
 import { createBlake3Hasher } from '../../src/cas/hasher.js'
-import { copyExample, withProject } from '../helpers.js'
+import { copyExample, handedOver, withProject } from '../helpers.js'
 
 describe('the sources a mesh client serves without storing them', () => {
   it('serves the bytes it was given while under its cap, and past it reads the file again, only while it still has those bytes', async () => {
@@ -58,12 +58,7 @@ describe('the sources a process serves from one build to the next', { timeout: 1
       const first = await openProject({ dir })
       assert.equal((await buildDistributed(first, opts)).summary.ok, true)
       const served = servedSourcesOf(first.root, first.cas.hasher)
-      const handed: string[] = []
-      const add = served.add.bind(served)
-      served.add = (digest, abs, bytes) => {
-        handed.push(relative(first.root, abs))
-        add(digest, abs, bytes)
-      }
+      const handed = handedOver(served, first.root)
       await appendFile(join(dir, 'src/lib/vars.c'), '\nint calc_kept_sources(void) { return 1; }\n')
       const second = await buildDistributed(await openProject({ dir }), opts)
       assert.equal(second.summary.ok, true)

@@ -221,6 +221,16 @@ describe('what a process verified, across the stores it opens on one folder', ()
     const counting = { algorithm: h.algorithm, count: 0, hash: (data: Uint8Array | string) => (counting.count++, h.hash(data)), createStream: () => h.createStream() }
     return counting
   }
+  /** A store on a new folder (removed after `fn`), hashing with a counting hasher. */
+  async function withCountingStore(fn: (w: { dir: string; cas: CasStore; hasher: Hasher & { count: number } }) => Promise<void>): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-verified-'))
+    try {
+      const hasher = await countingHasher()
+      await fn({ dir, cas: await openCasStore(join(dir, 'cas'), hasher), hasher })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
   /** A blob put into the store's folder by hand, as an earlier process left it: nothing here has hashed it. */
   async function leftBehind(cas: CasStore, text: string): Promise<string> {
     const digest = (await createBlake3Hasher()).hash(text)
@@ -230,10 +240,7 @@ describe('what a process verified, across the stores it opens on one folder', ()
   }
 
   it('a store opened again on the same folder does not hash again what the first one verified, and still catches a blob changed since', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-again-'))
-    try {
-      const hasher = await countingHasher()
-      const first = await openCasStore(join(dir, 'cas'), hasher)
+    await withCountingStore(async ({ dir, cas: first, hasher }) => {
       const digest = await leftBehind(first, 'stored by an earlier process')
       await first.verify(digest)
       assert.equal(hasher.count, 1)
@@ -249,16 +256,11 @@ describe('what a process verified, across the stores it opens on one folder', ()
       assert.equal(elsewhere, digest)
       await other.verify(elsewhere)
       assert.equal(hasher.count, 3)
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it('placing a new version of an output of the same size does not read the old one; an identical copy in place is kept', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-place-'))
-    try {
-      const hasher = await countingHasher()
-      const cas = await openCasStore(join(dir, 'cas'), hasher)
+    await withCountingStore(async ({ dir, cas, hasher }) => {
       const dest = join(dir, 'project', 'out.o')
       await mkdir(join(dir, 'project'))
       const v1 = await cas.putBytes('version 1')
@@ -277,16 +279,11 @@ describe('what a process verified, across the stores it opens on one folder', ()
       await writeFile(copy, 'version 3')
       assert.equal(await cas.placeOutput(v2.digest, copy, { executable: false }), 'link')
       assert.equal(await readFile(copy, 'utf8'), 'version 2')
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it('verifyPlaced takes an output in place that is a link to a blob as that blob, verified; not a copy, nor a link changed since', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bldr-cas-placed-'))
-    try {
-      const hasher = await countingHasher()
-      const cas = await openCasStore(join(dir, 'cas'), hasher)
+    await withCountingStore(async ({ dir, cas, hasher }) => {
       await mkdir(join(dir, 'project'))
       const digest = await leftBehind(cas, 'an output an earlier build placed')
       const dest = join(dir, 'project', 'out.o')
@@ -306,8 +303,6 @@ describe('what a process verified, across the stores it opens on one folder', ()
       await corrupt(dest2)
       assert.equal(await cas.verifyPlaced(dest2), undefined, 'its bytes no longer name its blob')
       await assert.rejects(cas.verify(other), DigestMismatchError)
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 })
