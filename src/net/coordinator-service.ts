@@ -444,7 +444,14 @@ export async function startCoordinatorService(opts: CoordinatorServiceOptions = 
       events: new Batcher<BuildEvent, void>(async (events) => {
         const sink = localSinks.get(client)
         if (sink) {
-          await sink(events)
+          try {
+            await sink(events)
+          } catch (err) {
+            // As when a client over the network keeps refusing them (it failed on them: no retry helps).
+            log?.error({ err, build: buildId, client }, 'the build client does not take events; closing its build')
+            closeBuild(buildId)
+            throw err
+          }
           return events.map(() => undefined)
         }
         for (let attempt = 1; ; attempt++) {
