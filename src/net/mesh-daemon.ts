@@ -371,12 +371,27 @@ async function connectOrWait(meshDir: string): Promise<DaemonChannel | undefined
   const files = daemonFiles(meshDir)
   const end = Date.now() + 15_000
   for (;;) {
+    // Read before the socket is tried: a daemon removes the file once it listens, so one that began to listen
+    // after a try failed is found by the next try. (Read after it, the file could be gone already, and a
+    // starting mesh was taken for none: bldr gc then collected its workers' stores while it started.)
+    const pid = startingPid(files.starting)
     const channel = await connectDaemon(files.socket)
     if (channel) return channel
-    const pid = Number(readFileSync(files.starting, { encoding: 'utf8', flag: 'r' }).trim() || NaN)
-    if (!Number.isInteger(pid) || !isAlive(pid) || !isMeshServe(pid) || Date.now() > end) return undefined
+    if (pid === undefined || !isAlive(pid) || !isMeshServe(pid) || Date.now() > end) return undefined
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/** The pid in a `daemon.starting` file, if there is one. */
+function startingPid(file: string): number | undefined {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+  const pid = Number(text.trim() || NaN)
+  return Number.isInteger(pid) ? pid : undefined
 }
 
 /** Whether process `pid` is a `bldr mesh serve` (a pid in a stale file may be another program's now). */
