@@ -11,7 +11,8 @@
  * - read and hash the ~400 sources its first action stages, to serve them to
  *   the workers (~22 ms; kept after, served-sources.ts).
  * Each is done here the same way, with nothing trusted that was not hashed
- * in this process. It writes nothing: no output is placed, no action runs.
+ * in this process. It runs no action and places no output (opening the
+ * project may compact its action-cache log, as any build's opening does).
  *
  * It stops early once `signal` is aborted (a build came, or the mesh stops):
  * whatever it did not do, the build does as before.
