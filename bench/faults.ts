@@ -22,14 +22,13 @@
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chaosProject } from './gen-chaos-project.js'
 import { isAlive } from '../src/cas/fs-util.js'
 import { tmpdir } from 'node:os'
 import { childPids, makeProject, startBldr, terminate, withProject, type Started } from '../test/helpers.js'
+import { REPO } from './repo.js'
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },

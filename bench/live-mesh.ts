@@ -35,7 +35,6 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../src/cas/store.js'
@@ -51,10 +50,7 @@ import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { BENCH_ECHO } from './fixtures/libp2p-echo.js'
 import type { ActionPayload } from '../src/worker/action-payload.js'
 import { spawnUntil, stopAll } from './process-timing.js'
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-/** The Node CLI (these processes take node flags). */
-const BLDR = join(REPO, 'bin', 'bldr.mjs')
+import { REPO, BLDR_NODE as BLDR } from './repo.js'
 
 const { values } = parseArgs({
   options: {

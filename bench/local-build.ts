@@ -18,13 +18,10 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rename, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { changeOneSource, generateCProject } from './gen-c-project.js'
 import { median, run } from './process-timing.js'
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BLDR = join(REPO, 'bin', 'bldr')
+import { REPO, BLDR } from './repo.js'
 
 const { values } = parseArgs({
   options: {

@@ -23,16 +23,11 @@ import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { changeOneSource, generateCProject, writeCMakeLists } from './gen-c-project.js'
 import { WORKER_NODE_FLAGS } from '../src/net/local-mesh.js'
 import { median, run, spawnUntil, stopAll } from './process-timing.js'
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BLDR = join(REPO, 'bin', 'bldr')
-/** The Node CLI, for the processes this bench starts with node flags. */
-const BLDR_NODE = join(REPO, 'bin', 'bldr.mjs')
+import { REPO, BLDR, BLDR_NODE } from './repo.js'
 
 const { values } = parseArgs({
   options: {

@@ -21,7 +21,6 @@ import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createBlake3Hasher } from '../src/cas/hasher.js'
 import { openCasStore, type CasStore } from '../src/cas/store.js'
@@ -31,8 +30,8 @@ import { createBwrapSandbox } from '../sandbox/bwrap.js'
 import { createDockerSandbox } from '../sandbox/docker.js'
 import { createLocalSandbox } from '../sandbox/local.js'
 import type { Sandbox, SandboxSpec } from '../sandbox/types.js'
+import { REPO } from './repo.js'
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const VARIANTS = ['plain', 'local', 'bwrap', 'docker-warm', 'docker-cold'] as const
 type Variant = (typeof VARIANTS)[number]
 

@@ -30,8 +30,7 @@
 import { spawn } from 'node:child_process'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DEFAULT_STRATEGY, STRATEGIES, type StrategyName } from '../strategies/index.js'
 import { DEFAULT_SEED_POLICY, DEFAULT_SEED_WINDOW, SEED_POLICIES, type SeedWindow } from '../src/net/seed-policy.js'
@@ -39,8 +38,7 @@ import { DEFAULT_NETWORK, SCHEDULERS, simulate, type Scheduler, type SimOptions,
 import { percentile } from '../src/percentile.js'
 import { barChart, lineChart } from './sim/svg.js'
 import { heavyTailed, monorepo, sleeps, uniform, type Workload } from './sim/workloads.js'
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { REPO } from './repo.js'
 
 const { values } = parseArgs({
   options: {

@@ -13,12 +13,9 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { median, run } from './process-timing.js'
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BLDR = join(REPO, 'bin', 'bldr')
+import { REPO, BLDR } from './repo.js'
 
 const { values } = parseArgs({
   options: {
