@@ -303,8 +303,11 @@ export async function serveLocalMesh(opts: ServeOptions): Promise<number> {
     }
   }
 
-  /** The builds' node, connected to the coordinator; one that fails to start is made again by the next build. */
-  // Its coordinator is in this process: the builds call it, not dial it (coordinator-service.ts, InProcessCoordinator).
+  /**
+   * The builds' node; one that fails to start is made again by the next
+   * build. It does not dial the coordinator: that is in this process, and the
+   * builds call it (coordinator-service.ts, InProcessCoordinator).
+   */
   const openClientNode = async (ready: LocalMesh): Promise<KeptBuildNode> => {
     try {
       const node = await createMeshNode({ listen: ['/ip4/127.0.0.1/tcp/0'], ...(opts.settings.liveness ? { liveness: opts.settings.liveness } : {}) })

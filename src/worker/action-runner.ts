@@ -202,24 +202,21 @@ export function createActionRunner(init: ActionRunnerInit): ActionRunner {
     let p = listings.get(digest)
     if (!p) {
       p = (async () => {
-        // Sent inline (the first payload that names it): used if it is what its digest says, and stored after.
-        if (text !== undefined) {
-          if (init.cas.hasher.hash(text) === digest) {
-            const entries = parseInputListing(text)
-            if (typeof entries === 'string') throw new Error(`the input listing blake3 ${digest} is malformed: ${entries}`)
-            init.cas.putBytes(text).then(
-              () => init.lastListing?.note(digest),
-              (err: unknown) => init.log?.debug({ err, digest }, 'could not store an input listing sent inline'),
-            )
-            return entries
+        // Sent inline (the first payload that names it): taken, and stored, if it is what its digest says.
+        const actual = text === undefined ? undefined : init.cas.hasher.hash(text)
+        let listing: string
+        if (text !== undefined && actual === digest) {
+          await init.cas.putBytes(text)
+          listing = text
+        } else {
+          if (text !== undefined) init.log?.warn({ digest, actual }, 'an input listing sent inline does not match its digest; fetching it')
+          if (!(await intact(digest))) {
+            const err = (await init.blobs.fetchBlobs([digest], [from])).get(digest)
+            if (err) throw err
           }
-          init.log?.warn({ digest, actual: init.cas.hasher.hash(text) }, 'an input listing sent inline does not match its digest; fetching it')
+          listing = (await init.cas.getBytes(digest)).toString('utf8')
         }
-        if (!(await intact(digest))) {
-          const err = (await init.blobs.fetchBlobs([digest], [from])).get(digest)
-          if (err) throw err
-        }
-        const entries = parseInputListing((await init.cas.getBytes(digest)).toString('utf8'))
+        const entries = parseInputListing(listing)
         if (typeof entries === 'string') throw new Error(`the input listing blake3 ${digest} is malformed: ${entries}`)
         init.lastListing?.note(digest)
         return entries
