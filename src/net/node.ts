@@ -2,7 +2,8 @@
  * A mesh node: the only place libp2p is configured. TCP, noise encryption,
  * yamux multiplexing (window updates at half the window, yamux-window.ts),
  * identify, and gossipsub for load announcements; short reads that build no
- * Error (short-reads.ts).
+ * Error (short-reads.ts); no peer-store write per stream for a protocol the
+ * peer's record already lists (known-protocols.ts).
  *
  * The stack is libp2p 3 with @libp2p/gossipsub (the continuation of
  * @chainsafe/libp2p-gossipsub, whose v14 works only with libp2p 2 and on 3
@@ -27,6 +28,7 @@ import { DEFAULT_LIVENESS, type Liveness } from './liveness.js'
 import { installHalfWindowUpdates } from './yamux-window.js'
 import { installCheapShortReads } from './short-reads.js'
 import { withCoalescedWrites } from './coalesced-writes.js'
+import { skipKnownProtocolMerges } from './known-protocols.js'
 
 export { DEFAULT_LIVENESS, type Liveness }
 
@@ -42,6 +44,8 @@ export interface MeshNodeInit {
   keyFile?: string
   /** Heartbeat interval and timeout (default DEFAULT_LIVENESS). */
   liveness?: Liveness
+  /** libp2p's own way: the peer store written for every stream opened (bench/stream-open compares it with known-protocols.ts). */
+  writeEveryStream?: boolean
 }
 
 
@@ -87,7 +91,7 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
   installHalfWindowUpdates()
   // No new Error per message received (see short-reads.ts).
   installCheapShortReads()
-  return createLibp2p({
+  const node = await createLibp2p({
     ...(init.keyFile ? { privateKey: await loadOrCreateKey(init.keyFile) } : {}),
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
     // Each tick's frames leave in one socket write (see coalesced-writes.ts).
@@ -108,6 +112,9 @@ export async function createMeshNode(init: MeshNodeInit = {}): Promise<MeshNode>
       pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, fastMsgIdFn: fastGossipId, ...GOSSIP_MESH }),
     },
   })
+  // No peer-store write per stream for a protocol the peer's record lists (see known-protocols.ts).
+  if (!init.writeEveryStream) skipKnownProtocolMerges(node.peerStore, node)
+  return node
 }
 
 export function parseMultiaddr(text: string): Multiaddr {
