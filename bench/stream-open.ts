@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createMeshNode } from '../src/net/node.js'
 import { percentile } from '../src/percentile.js'
+import { median } from './process-timing.js'
 import { REPO } from './repo.js'
 
 const VARIANTS = ['known-protocols', 'every-stream'] as const
@@ -77,8 +78,7 @@ async function main(): Promise<void> {
   }
   const rows = VARIANTS.map((v) => {
     const opens = runs[v].flatMap((r) => r.opensMs).sort((x, y) => x - y)
-    const cpu = runs[v].map((r) => r.cpuUsPerStream).sort((x, y) => x - y)
-    return { variant: v, openP50Ms: percentile(opens, 0.5) ?? 0, openP90Ms: percentile(opens, 0.9) ?? 0, cpuUsPerStreamMedian: cpu[Math.floor(cpu.length / 2)]! }
+    return { variant: v, openP50Ms: percentile(opens, 0.5) ?? 0, openP90Ms: percentile(opens, 0.9) ?? 0, cpuUsPerStreamMedian: median(runs[v].map((r) => r.cpuUsPerStream)) }
   })
   console.log('\n| variant | open p50 | open p90 | CPU per stream (both ends, median of rounds) |')
   console.log('|---|---:|---:|---:|')
